@@ -1,0 +1,48 @@
+// Element types. float32 is the default; float64 is for gradcheck and precise work; int64 holds
+// labels and indices; bool holds the masks that comparisons return.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <iosfwd>
+#include <string_view>
+
+namespace soma {
+
+enum class DType : uint8_t { Float32, Float64, Int64, Bool };
+
+inline constexpr DType kFloat32 = DType::Float32;
+inline constexpr DType kFloat64 = DType::Float64;
+inline constexpr DType kInt64 = DType::Int64;
+inline constexpr DType kBool = DType::Bool;
+
+/// Bytes per element.
+size_t element_size(DType dtype);
+/// "float32", "float64", "int64", "bool" (PyTorch's names without the "torch." prefix).
+std::string_view dtype_name(DType dtype);
+inline bool is_floating(DType dtype) {
+  return dtype == kFloat32 || dtype == kFloat64;
+}
+std::ostream& operator<<(std::ostream& os, DType dtype);
+
+/// The DType of a C++ element type: dtype_of<float>() == kFloat32.
+template <typename T>
+constexpr DType dtype_of();
+template <>
+constexpr DType dtype_of<float>() {
+  return kFloat32;
+}
+template <>
+constexpr DType dtype_of<double>() {
+  return kFloat64;
+}
+template <>
+constexpr DType dtype_of<int64_t>() {
+  return kInt64;
+}
+template <>
+constexpr DType dtype_of<bool>() {
+  return kBool;
+}
+
+}  // namespace soma

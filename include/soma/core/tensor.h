@@ -1,0 +1,199 @@
+// soma::Tensor: an n-dimensional array with reverse-mode autograd.
+//
+// A Tensor is a cheap handle (one shared pointer) to a TensorImpl: a reference-counted, 64-byte
+// aligned storage buffer, an element offset, a shape and strides (row-major when contiguous),
+// a dtype, and autograd metadata (requires_grad, .grad, the node that produced it). Copying a
+// Tensor copies the handle, like PyTorch; use clone() for a deep copy. Views (reshape of a
+// contiguous tensor, transpose, narrow, squeeze, detach) share storage with their base.
+//
+//   soma::Tensor x = soma::tensor(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3});
+//   soma::Tensor w = soma::randn({3, 4}).requires_grad_(true);
+//   soma::Tensor loss = soma::relu(soma::matmul(x, w)).sum();
+//   loss.backward();                       // w.grad() now holds d loss / d w, shape [3, 4]
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "soma/core/dtype.h"
+
+namespace soma {
+
+/// Sizes of a tensor's dimensions, outermost first.
+using Shape = std::vector<int64_t>;
+
+struct TensorImpl;
+namespace autograd {
+struct Node;
+}
+
+class Tensor {
+ public:
+  /// An undefined tensor (like a default-constructed torch::Tensor); most calls on it throw.
+  Tensor() = default;
+  explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
+
+  bool defined() const { return impl_ != nullptr; }
+
+  // ---- metadata -------------------------------------------------------------------------
+  const Shape& shape() const;
+  /// Size of dimension `dim` (negative counts from the end).
+  int64_t size(int64_t dim) const;
+  /// Strides in elements.
+  const Shape& strides() const;
+  int64_t stride(int64_t dim) const;
+  int64_t dim() const;
+  int64_t numel() const;
+  DType dtype() const;
+  bool is_contiguous() const;
+
+  // ---- element access -------------------------------------------------------------------
+  /// The single element of a one-element tensor, converted to T (float, double, int64_t, int,
+  /// bool).
+  template <typename T>
+  T item() const;
+  /// All elements in row-major order, converted to T.
+  template <typename T>
+  std::vector<T> to_vector() const;
+  /// Pointer to the first element; T must match dtype(). Elements are laid out by strides().
+  template <typename T>
+  T* data();
+  template <typename T>
+  const T* data() const;
+  /// The tensor itself when contiguous, else a contiguous copy (differentiable).
+  Tensor contiguous() const;
+  /// A deep copy with its own storage (differentiable).
+  Tensor clone() const;
+  /// A copy converted to `dtype` (the tensor itself when it already has that dtype).
+  Tensor to(DType dtype) const;
+
+  // ---- autograd -------------------------------------------------------------------------
+  bool requires_grad() const;
+  /// Marks a floating-point tensor as a leaf whose gradient is accumulated into grad().
+  Tensor& requires_grad_(bool requires_grad = true);
+  /// The accumulated gradient (undefined until a backward pass reaches this tensor).
+  Tensor grad() const;
+  /// Replaces the accumulated gradient (shape and dtype checked; undefined clears it).
+  void set_grad(const Tensor& grad);
+  /// Clears the gradient: sets it to undefined, or fills it with zeros when set_to_none=false.
+  void zero_grad(bool set_to_none = true);
+  /// Back-propagates from this tensor. `gradient` may be omitted for a one-element tensor.
+  /// The graph is freed afterwards unless retain_graph is true.
+  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
+  /// A tensor sharing storage with this one, outside the graph.
+  Tensor detach() const;
+  /// True for tensors not produced by a differentiable op.
+  bool is_leaf() const;
+  /// The node that produced this tensor, or nullptr for leaves.
+  const std::shared_ptr<autograd::Node>& grad_fn() const;
+
+  // ---- in-place ops (allowed on a leaf that requires grad only under NoGradGuard) ---------
+  Tensor& add_(const Tensor& other, double alpha = 1.0);
+  Tensor& add_(double value);
+  Tensor& sub_(const Tensor& other, double alpha = 1.0);
+  Tensor& sub_(double value);
+  Tensor& mul_(const Tensor& other);
+  Tensor& mul_(double value);
+  Tensor& div_(const Tensor& other);
+  Tensor& div_(double value);
+  Tensor& zero_();
+  Tensor& fill_(double value);
+  /// Copies `src` (broadcast to this shape, converted to this dtype) into this tensor.
+  Tensor& copy_(const Tensor& src);
+  Tensor& operator+=(const Tensor& other) { return add_(other); }
+  Tensor& operator-=(const Tensor& other) { return sub_(other); }
+  Tensor& operator*=(const Tensor& other) { return mul_(other); }
+  Tensor& operator/=(const Tensor& other) { return div_(other); }
+  Tensor& operator+=(double v) { return add_(v); }
+  Tensor& operator-=(double v) { return sub_(v); }
+  Tensor& operator*=(double v) { return mul_(v); }
+  Tensor& operator/=(double v) { return div_(v); }
+
+  // ---- method forms of the free functions in soma/ops ------------------------------------
+  Tensor neg() const;
+  Tensor exp() const;
+  Tensor log() const;
+  Tensor sqrt() const;
+  Tensor abs() const;
+  Tensor pow(double exponent) const;
+  Tensor pow(const Tensor& exponent) const;
+  Tensor clamp(double min, double max) const;
+  Tensor relu() const;
+  Tensor sigmoid() const;
+  Tensor tanh() const;
+  Tensor softmax(int64_t dim) const;
+  Tensor log_softmax(int64_t dim) const;
+  Tensor matmul(const Tensor& other) const;
+  Tensor sum() const;
+  Tensor sum(int64_t dim, bool keepdim = false) const;
+  Tensor mean() const;
+  Tensor mean(int64_t dim, bool keepdim = false) const;
+  Tensor max() const;
+  Tensor max(int64_t dim, bool keepdim = false) const;
+  Tensor min() const;
+  Tensor min(int64_t dim, bool keepdim = false) const;
+  Tensor argmax() const;
+  Tensor argmax(int64_t dim, bool keepdim = false) const;
+  Tensor reshape(const Shape& shape) const;
+  Tensor view(const Shape& shape) const;
+  Tensor flatten(int64_t start_dim = 0, int64_t end_dim = -1) const;
+  Tensor transpose(int64_t dim0, int64_t dim1) const;
+  Tensor t() const;
+  Tensor squeeze() const;
+  Tensor squeeze(int64_t dim) const;
+  Tensor unsqueeze(int64_t dim) const;
+  Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
+  Tensor slice(int64_t dim, int64_t start, int64_t end, int64_t step = 1) const;
+  Tensor index_select(int64_t dim, const Tensor& index) const;
+  Tensor eq(const Tensor& other) const;
+  Tensor ne(const Tensor& other) const;
+  Tensor gt(const Tensor& other) const;
+  Tensor lt(const Tensor& other) const;
+  Tensor ge(const Tensor& other) const;
+  Tensor le(const Tensor& other) const;
+
+  /// Internal handle (for soma's own code).
+  const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+/// Prints "tensor([[1., 2.], [3., 4.]], shape=[2, 2], dtype=float32)"; large tensors are
+/// summarised with "..." like PyTorch.
+std::ostream& operator<<(std::ostream& os, const Tensor& t);
+
+/// "[2, 3]"
+std::string shape_str(const Shape& shape);
+
+// ---- creation ---------------------------------------------------------------------------
+/// A tensor holding `values` (row-major) with `shape`; a 1-D tensor when shape is omitted.
+Tensor tensor(const std::vector<float>& values, const Shape& shape = {-1});
+Tensor tensor(const std::vector<double>& values, const Shape& shape = {-1});
+Tensor tensor(const std::vector<int64_t>& values, const Shape& shape = {-1});
+/// Uninitialised storage (from the caching allocator).
+Tensor empty(const Shape& shape, DType dtype = kFloat32);
+Tensor zeros(const Shape& shape, DType dtype = kFloat32);
+Tensor ones(const Shape& shape, DType dtype = kFloat32);
+Tensor full(const Shape& shape, double value, DType dtype = kFloat32);
+/// [0, 1, ..., end - 1] (int64 by default, like torch.arange with an integer end).
+Tensor arange(int64_t end, DType dtype = kInt64);
+/// start, start + step, ... while < end (> end for a negative step).
+Tensor arange(double start, double end, double step = 1.0, DType dtype = kFloat32);
+/// Uniform in [0, 1).
+Tensor rand(const Shape& shape, DType dtype = kFloat32);
+/// Standard normal.
+Tensor randn(const Shape& shape, DType dtype = kFloat32);
+/// Uniform integers in [low, high).
+Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype = kInt64);
+Tensor empty_like(const Tensor& t);
+Tensor zeros_like(const Tensor& t);
+Tensor ones_like(const Tensor& t);
+Tensor full_like(const Tensor& t, double value);
+Tensor rand_like(const Tensor& t);
+Tensor randn_like(const Tensor& t);
+
+}  // namespace soma

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages soma's build and tests need; prints nothing when all are there.
+#   scripts/bootstrap.sh         build + test dependencies
+#   scripts/bootstrap.sh --dev   also python3-torch (tests/ reference generator) and clang-format
+set -euo pipefail
+
+packages=(build-essential cmake ninja-build libopenblas-openmp-dev libgtest-dev
+          libbenchmark-dev zlib1g-dev)
+for arg in "$@"; do
+  case "$arg" in
+    --dev) packages+=(python3-torch clang-format) ;;
+    -h|--help) sed -n '2,4s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *) echo "bootstrap.sh: unknown argument '$arg' (use --dev)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "bootstrap.sh: installing ${missing[*]}"
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+  if command -v sudo >/dev/null 2>&1; then
+    sudo=(sudo)
+  else
+    echo "bootstrap.sh: not root and no sudo; install as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"

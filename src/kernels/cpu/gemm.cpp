@@ -1,0 +1,61 @@
+#include "kernels/cpu/gemm.h"
+
+#include <cblas.h>
+
+#include "soma/core/error.h"
+
+namespace soma::kernels::cpu {
+namespace {
+
+CBLAS_TRANSPOSE op(bool trans) {
+  return trans ? CblasTrans : CblasNoTrans;
+}
+
+void check_blas_size(int64_t m, int64_t n, int64_t k) {
+  constexpr int64_t kMax = (int64_t{1} << 31) - 1;  // CBLAS takes int (blasint) sizes
+  SOMA_CHECK(m <= kMax && n <= kMax && k <= kMax, "matmul: dimensions M=", m, " N=", n, " K=", k,
+             " exceed the BLAS limit of 2^31 - 1");
+}
+
+}  // namespace
+
+template <>
+void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                 int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  check_blas_size(m, n, k);
+  cblas_sgemm(CblasRowMajor, op(ta), op(tb), static_cast<int>(m), static_cast<int>(n),
+              static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
+              c, static_cast<int>(ldc));
+}
+
+template <>
+void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
+                  int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
+  check_blas_size(m, n, k);
+  cblas_dgemm(CblasRowMajor, op(ta), op(tb), static_cast<int>(m), static_cast<int>(n),
+              static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
+              c, static_cast<int>(ldc));
+}
+
+template <typename T>
+void gemm_reference(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                    int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      long double s = 0;
+      for (int64_t p = 0; p < k; ++p) {
+        const T av = ta ? a[p * lda + i] : a[i * lda + p];
+        const T bv = tb ? b[j * ldb + p] : b[p * ldb + j];
+        s += static_cast<long double>(av) * bv;
+      }
+      T& out = c[i * ldc + j];
+      out = static_cast<T>(alpha * s + (beta == T(0) ? 0 : beta * static_cast<long double>(out)));
+    }
+}
+
+template void gemm_reference<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*,
+                                    int64_t, const float*, int64_t, float, float*, int64_t);
+template void gemm_reference<double>(bool, bool, int64_t, int64_t, int64_t, double, const double*,
+                                     int64_t, const double*, int64_t, double, double*, int64_t);
+
+}  // namespace soma::kernels::cpu

@@ -1,0 +1,226 @@
+// Reductions (sum, mean, max, min, argmax) with their backward passes.
+#include "soma/ops/reduce.h"
+
+#include "autograd/node.h"
+#include "core/dispatch.h"
+#include "kernels/cpu/reduce.h"
+#include "ops/map.h"
+#include "soma/ops/elementwise.h"
+#include "soma/ops/shape.h"
+
+namespace soma {
+
+using autograd::Grads;
+using autograd::needs_grad;
+using autograd::record;
+
+namespace {
+
+struct Split {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+
+// [outer, n, inner] view of `shape` around `dim`.
+Split split(const Shape& shape, int64_t dim) {
+  Split s;
+  for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
+    if (d < dim) s.outer *= shape[d];
+    if (d == dim) s.n = shape[d];
+    if (d > dim) s.inner *= shape[d];
+  }
+  return s;
+}
+
+Shape reduced_shape(const Shape& shape, int64_t dim, bool keepdim) {
+  Shape out = shape;
+  if (out.empty()) return out;
+  if (keepdim)
+    out[dim] = 1;
+  else
+    out.erase(out.begin() + dim);
+  return out;
+}
+
+// `g` (the gradient of a reduction over `dim`) as a stride-0 view over `shape`.
+Tensor expand_back(const Tensor& g, const Shape& shape, int64_t dim, bool keepdim) {
+  Tensor gk = keepdim || shape.empty() || dim < 0 ? g : unsqueeze(g, dim);
+  return detail::make_view(gk, shape, ops::broadcast_strides(gk, shape), gk.impl()->offset);
+}
+
+Tensor sum_impl(const Tensor& x, bool all, int64_t dim, bool keepdim, const char* op) {
+  SOMA_CHECK(x.defined(), op, ": called with an undefined tensor");
+  const Tensor xc = x.contiguous();
+  const int64_t d = all ? 0 : detail::wrap_dim(dim, x.dim(), op);
+  const Split s = all ? Split{1, x.numel(), 1} : split(x.shape(), d);
+  const Shape shape = all ? Shape{} : reduced_shape(x.shape(), d, keepdim);
+  const DType out_dtype = x.dtype() == kBool ? kInt64 : x.dtype();
+  Tensor src = x.dtype() == kBool ? xc.to(kInt64) : xc;
+  Tensor out = detail::make_tensor(shape, out_dtype);
+  detail::dispatch_numeric(out_dtype, op, [&]<typename T>() {
+    kernels::cpu::sum_dim<T>(src.data<T>(), out.data<T>(), s.outer, s.n, s.inner);
+  });
+  if (needs_grad(x)) {
+    record(out, op, {x}, [shape = x.shape(), d = all ? -1 : d, keepdim](const Tensor& g) -> Grads {
+      return {expand_back(g, shape, d, keepdim)};
+    });
+  }
+  return out;
+}
+
+// max/min along a dim: values (differentiable) and indices.
+std::pair<Tensor, Tensor> extremum_impl(const Tensor& x, int64_t dim, bool keepdim, bool is_max,
+                                        const char* op) {
+  SOMA_CHECK(x.defined(), op, ": called with an undefined tensor");
+  const int64_t d = detail::wrap_dim(dim, x.dim(), op);
+  SOMA_CHECK(x.dim() == 0 || x.size(d) > 0, op, ": cannot reduce dimension ", dim,
+             " of size 0 (shape ", x.shape(), ")");
+  const Tensor xc = x.contiguous();
+  const Split s = x.dim() == 0 ? Split{} : split(x.shape(), d);
+  const Shape shape = reduced_shape(x.shape(), d, keepdim);
+  Tensor values = detail::make_tensor(shape, x.dtype());
+  Tensor indices = detail::make_tensor(shape, kInt64);
+  detail::dispatch_numeric(x.dtype(), op, [&]<typename T>() {
+    kernels::cpu::extremum_dim<T>(xc.data<T>(), values.data<T>(), indices.data<int64_t>(), s.outer,
+                                  s.n, s.inner, is_max);
+  });
+  if (needs_grad(x)) {
+    record(values, op, {x},
+           [shape = x.shape(), s, indices, dtype = x.dtype()](const Tensor& g) -> Grads {
+             // Scatter each gradient to the position its index picked.
+             Tensor gx = zeros(shape, dtype);
+             const Tensor gc = g.contiguous();
+             detail::dispatch_float(dtype, "max backward", [&]<typename T>() {
+               const T* pg = gc.data<T>();
+               const int64_t* pi = indices.data<int64_t>();
+               T* px = gx.data<T>();
+               for (int64_t o = 0; o < s.outer; ++o)
+                 for (int64_t i = 0; i < s.inner; ++i)
+                   px[(o * s.n + pi[o * s.inner + i]) * s.inner + i] = pg[o * s.inner + i];
+             });
+             return {gx};
+           });
+  }
+  return {values, indices};
+}
+
+// max/min over all elements; the gradient is split evenly between tied extrema.
+Tensor extremum_all(const Tensor& x, bool is_max, const char* op) {
+  SOMA_CHECK(x.defined() && x.numel() > 0, op, ": cannot reduce an empty tensor",
+             x.defined() ? " of shape " + shape_str(x.shape()) : std::string());
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    out = extremum_impl(x.reshape({-1}), 0, false, is_max, op).first;
+  }
+  if (needs_grad(x)) {
+    record(out, op, {x},
+           [x = x.detach(), v = out.detach()](const Tensor& g) -> Grads {
+             Tensor mask = eq(x, v).to(x.dtype());
+             return {mask * (g / sum(mask))};
+           },
+           {x});
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& x) {
+  return sum_impl(x, true, 0, false, "sum");
+}
+Tensor sum(const Tensor& x, int64_t dim, bool keepdim) {
+  return sum_impl(x, false, dim, keepdim, "sum");
+}
+
+Tensor mean(const Tensor& x) {
+  SOMA_CHECK(x.defined() && is_floating(x.dtype()), "mean: expected a floating-point tensor",
+             x.defined() ? ", got " + std::string(dtype_name(x.dtype())) : std::string());
+  return sum(x) / static_cast<double>(x.numel());
+}
+
+Tensor mean(const Tensor& x, int64_t dim, bool keepdim) {
+  SOMA_CHECK(x.defined() && is_floating(x.dtype()), "mean: expected a floating-point tensor",
+             x.defined() ? ", got " + std::string(dtype_name(x.dtype())) : std::string());
+  const int64_t d = detail::wrap_dim(dim, x.dim(), "mean");
+  return sum(x, dim, keepdim) / static_cast<double>(x.dim() == 0 ? 1 : x.size(d));
+}
+
+Tensor max(const Tensor& x) {
+  return extremum_all(x, true, "max");
+}
+Tensor min(const Tensor& x) {
+  return extremum_all(x, false, "min");
+}
+Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
+  return extremum_impl(x, dim, keepdim, true, "max").first;
+}
+Tensor min(const Tensor& x, int64_t dim, bool keepdim) {
+  return extremum_impl(x, dim, keepdim, false, "min").first;
+}
+
+Tensor argmax(const Tensor& x) {
+  SOMA_CHECK(x.defined(), "argmax: called with an undefined tensor");
+  NoGradGuard no_grad;
+  return extremum_impl(x.reshape({-1}), 0, false, true, "argmax").second;
+}
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) {
+  NoGradGuard no_grad;
+  return extremum_impl(x, dim, keepdim, true, "argmax").second;
+}
+Tensor argmin(const Tensor& x, int64_t dim, bool keepdim) {
+  NoGradGuard no_grad;
+  return extremum_impl(x, dim, keepdim, false, "argmin").second;
+}
+
+Tensor sum_to(const Tensor& x, const Shape& shape) {
+  if (x.shape() == shape) return x;
+  const int64_t lead = x.dim() - static_cast<int64_t>(shape.size());
+  SOMA_CHECK(lead >= 0, "sum_to: shape ", x.shape(), " cannot be summed to ", shape);
+  Tensor r = x;
+  if (lead > 0) {
+    Shape rest(x.shape().begin() + lead, x.shape().end());
+    Shape merged = rest;
+    merged.insert(merged.begin(), -1);
+    r = sum(reshape(r, merged), 0);
+  }
+  for (size_t d = 0; d < shape.size(); ++d) {
+    if (r.size(d) == shape[d]) continue;
+    SOMA_CHECK(shape[d] == 1, "sum_to: shape ", x.shape(), " cannot be summed to ", shape);
+    r = sum(r, static_cast<int64_t>(d), true);
+  }
+  return r;
+}
+
+// ---- method forms --------------------------------------------------------------------------
+Tensor Tensor::sum() const {
+  return soma::sum(*this);
+}
+Tensor Tensor::sum(int64_t dim, bool keepdim) const {
+  return soma::sum(*this, dim, keepdim);
+}
+Tensor Tensor::mean() const {
+  return soma::mean(*this);
+}
+Tensor Tensor::mean(int64_t dim, bool keepdim) const {
+  return soma::mean(*this, dim, keepdim);
+}
+Tensor Tensor::max() const {
+  return soma::max(*this);
+}
+Tensor Tensor::max(int64_t dim, bool keepdim) const {
+  return soma::max(*this, dim, keepdim);
+}
+Tensor Tensor::min() const {
+  return soma::min(*this);
+}
+Tensor Tensor::min(int64_t dim, bool keepdim) const {
+  return soma::min(*this, dim, keepdim);
+}
+Tensor Tensor::argmax() const {
+  return soma::argmax(*this);
+}
+Tensor Tensor::argmax(int64_t dim, bool keepdim) const {
+  return soma::argmax(*this, dim, keepdim);
+}
+
+}  // namespace soma

@@ -1,0 +1,309 @@
+// Shape ops: views (reshape, view, transpose, squeeze, unsqueeze, narrow, slice) and copies
+// (cat, index_select), each with its backward.
+#include "soma/ops/shape.h"
+
+#include <omp.h>
+
+#include <cstring>
+
+#include "autograd/node.h"
+#include "core/dispatch.h"
+#include "core/tensor_impl.h"
+#include "kernels/cpu/copy.h"
+#include "kernels/cpu/loop.h"
+
+namespace soma {
+
+using autograd::Grads;
+using autograd::needs_grad;
+using autograd::record;
+
+namespace {
+
+void check_defined(const Tensor& x, const char* op) {
+  SOMA_CHECK(x.defined(), op, ": called with an undefined tensor");
+}
+
+// Resolves one -1 in `shape` so that it holds `numel` elements.
+Shape infer_shape(const Shape& shape, int64_t numel, const Shape& from, const char* op) {
+  Shape out = shape;
+  int64_t known = 1, infer = -1;
+  for (size_t d = 0; d < out.size(); ++d) {
+    if (out[d] == -1) {
+      SOMA_CHECK(infer < 0, op, ": only one dimension can be -1, got ", shape);
+      infer = static_cast<int64_t>(d);
+    } else {
+      SOMA_CHECK(out[d] >= 0, op, ": invalid size ", out[d], " in shape ", shape);
+      known *= out[d];
+    }
+  }
+  if (infer >= 0) {
+    SOMA_CHECK(known != 0 && numel % known == 0, op, ": shape ", shape,
+               " is invalid for input of shape ", from, " (", numel, " elements)");
+    out[infer] = numel / known;
+  }
+  SOMA_CHECK(detail::checked_numel(out, op) == numel, op, ": shape ", shape,
+             " is invalid for input of shape ", from, " (", numel, " elements)");
+  return out;
+}
+
+// A view of x with new geometry whose gradient is reshaped back to x's shape.
+Tensor shaped_view(const Tensor& x, const Shape& shape, const Shape& strides, int64_t offset,
+                   const char* op) {
+  Tensor out = detail::make_view(x, shape, strides, offset);
+  if (needs_grad(x))
+    record(out, op, {x}, [s = x.shape()](const Tensor& g) -> Grads { return {reshape(g, s)}; });
+  return out;
+}
+
+}  // namespace
+
+Tensor view(const Tensor& x, const Shape& shape) {
+  check_defined(x, "view");
+  SOMA_CHECK(x.is_contiguous(), "view: tensor of shape ", x.shape(), " with strides ", x.strides(),
+             " is not contiguous; use reshape (which copies)");
+  const Shape s = infer_shape(shape, x.numel(), x.shape(), "view");
+  return shaped_view(x, s, detail::contiguous_strides(s), x.impl()->offset, "view");
+}
+
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  check_defined(x, "reshape");
+  const Shape s = infer_shape(shape, x.numel(), x.shape(), "reshape");
+  if (s == x.shape()) return x;
+  const Tensor c = x.contiguous();
+  return shaped_view(c, s, detail::contiguous_strides(s), c.impl()->offset, "reshape");
+}
+
+Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
+  check_defined(x, "flatten");
+  if (x.dim() == 0) return reshape(x, {1});
+  const int64_t s = detail::wrap_dim(start_dim, x.dim(), "flatten");
+  const int64_t e = detail::wrap_dim(end_dim, x.dim(), "flatten");
+  SOMA_CHECK(s <= e, "flatten: start_dim ", start_dim, " comes after end_dim ", end_dim,
+             " for shape ", x.shape());
+  Shape shape(x.shape().begin(), x.shape().begin() + s);
+  int64_t merged = 1;
+  for (int64_t d = s; d <= e; ++d) merged *= x.size(d);
+  shape.push_back(merged);
+  shape.insert(shape.end(), x.shape().begin() + e + 1, x.shape().end());
+  return reshape(x, shape);
+}
+
+Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
+  check_defined(x, "transpose");
+  if (x.dim() == 0) return x;
+  const int64_t a = detail::wrap_dim(dim0, x.dim(), "transpose");
+  const int64_t b = detail::wrap_dim(dim1, x.dim(), "transpose");
+  Shape shape = x.shape(), strides = x.strides();
+  std::swap(shape[a], shape[b]);
+  std::swap(strides[a], strides[b]);
+  Tensor out = detail::make_view(x, shape, strides, x.impl()->offset);
+  if (needs_grad(x))
+    record(out, "transpose", {x},
+           [a, b](const Tensor& g) -> Grads { return {transpose(g, a, b)}; });
+  return out;
+}
+
+Tensor t(const Tensor& x) {
+  check_defined(x, "t");
+  SOMA_CHECK(x.dim() <= 2, "t: expects a tensor with at most 2 dims, got shape ", x.shape(),
+             "; use transpose(dim0, dim1)");
+  return x.dim() < 2 ? x : transpose(x, 0, 1);
+}
+
+Tensor squeeze(const Tensor& x) {
+  check_defined(x, "squeeze");
+  Shape shape, strides;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (x.size(d) == 1) continue;
+    shape.push_back(x.size(d));
+    strides.push_back(x.stride(d));
+  }
+  return shaped_view(x, shape, strides, x.impl()->offset, "squeeze");
+}
+
+Tensor squeeze(const Tensor& x, int64_t dim) {
+  check_defined(x, "squeeze");
+  if (x.dim() == 0) return x;
+  const int64_t d = detail::wrap_dim(dim, x.dim(), "squeeze");
+  if (x.size(d) != 1) return x;
+  Shape shape = x.shape(), strides = x.strides();
+  shape.erase(shape.begin() + d);
+  strides.erase(strides.begin() + d);
+  return shaped_view(x, shape, strides, x.impl()->offset, "squeeze");
+}
+
+Tensor unsqueeze(const Tensor& x, int64_t dim) {
+  check_defined(x, "unsqueeze");
+  const int64_t d = detail::wrap_dim(dim, x.dim() + 1, "unsqueeze");
+  Shape shape = x.shape(), strides = x.strides();
+  const int64_t stride = d < x.dim() ? x.stride(d) * x.size(d) : 1;
+  shape.insert(shape.begin() + d, 1);
+  strides.insert(strides.begin() + d, stride);
+  return shaped_view(x, shape, strides, x.impl()->offset, "unsqueeze");
+}
+
+Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
+  check_defined(x, "narrow");
+  SOMA_CHECK(x.dim() > 0, "narrow: cannot narrow a 0-d tensor");
+  const int64_t d = detail::wrap_dim(dim, x.dim(), "narrow");
+  SOMA_CHECK(start >= 0 && length >= 0 && start + length <= x.size(d), "narrow: start ", start,
+             " and length ", length, " are out of range for dimension ", dim, " of size ",
+             x.size(d), " (shape ", x.shape(), ")");
+  return slice(x, d, start, start + length, 1);
+}
+
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
+  check_defined(x, "slice");
+  SOMA_CHECK(x.dim() > 0, "slice: cannot slice a 0-d tensor");
+  SOMA_CHECK(step > 0, "slice: step must be positive, got ", step);
+  const int64_t d = detail::wrap_dim(dim, x.dim(), "slice");
+  const int64_t n = x.size(d);
+  if (start < 0) start += n;
+  if (end < 0) end += n;
+  start = std::clamp<int64_t>(start, 0, n);
+  end = std::clamp<int64_t>(end, start, n);
+  Shape shape = x.shape(), strides = x.strides();
+  shape[d] = (end - start + step - 1) / step;
+  strides[d] *= step;
+  Tensor out = detail::make_view(x, shape, strides, x.impl()->offset + start * x.stride(d));
+  if (needs_grad(x)) {
+    record(out, "slice", {x}, [s = x.shape(), d, start, end, step](const Tensor& g) -> Grads {
+      Tensor gx = zeros(s, g.dtype());
+      slice(gx, d, start, end, step).copy_(g);
+      return {gx};
+    });
+  }
+  return out;
+}
+
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
+  SOMA_CHECK(!tensors.empty(), "cat: expected a non-empty list of tensors");
+  const Tensor& first = tensors[0];
+  check_defined(first, "cat");
+  SOMA_CHECK(first.dim() > 0,
+             "cat: zero-dimensional tensor (at position 0) cannot be concatenated");
+  const int64_t d = detail::wrap_dim(dim, first.dim(), "cat");
+  Shape shape = first.shape();
+  shape[d] = 0;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    check_defined(t, "cat");
+    SOMA_CHECK(t.dtype() == first.dtype(), "cat: tensor ", i, " has dtype ", t.dtype(),
+               ", tensor 0 has ", first.dtype());
+    bool ok = t.dim() == first.dim();
+    for (int64_t k = 0; ok && k < t.dim(); ++k) ok = k == d || t.size(k) == first.size(k);
+    SOMA_CHECK(ok, "cat: tensor ", i, " has shape ", t.shape(), " but tensor 0 has shape ",
+               first.shape(), " (sizes must match except in dimension ", d, ")");
+    shape[d] += t.size(d);
+  }
+  Tensor out = detail::make_tensor(shape, first.dtype());
+  std::vector<int64_t> sizes;
+  int64_t offset = 0;
+  for (const Tensor& t : tensors) {
+    Tensor part = detail::make_view(out, t.shape(), out.strides(), offset * out.stride(d));
+    kernels::cpu::copy(part, t);
+    sizes.push_back(t.size(d));
+    offset += t.size(d);
+  }
+  if (needs_grad(tensors)) {
+    record(out, "cat", tensors, [d, sizes](const Tensor& g) -> Grads {
+      Grads grads;
+      int64_t start = 0;
+      for (int64_t n : sizes) {
+        grads.push_back(narrow(g, d, start, n));
+        start += n;
+      }
+      return grads;
+    });
+  }
+  return out;
+}
+
+Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  check_defined(x, "index_select");
+  check_defined(index, "index_select");
+  SOMA_CHECK(index.dtype() == kInt64, "index_select: index must be int64, got ", index.dtype());
+  SOMA_CHECK(index.dim() <= 1, "index_select: index must be 1-D, got shape ", index.shape());
+  const int64_t d = detail::wrap_dim(dim, x.dim(), "index_select");
+  const int64_t size = x.dim() == 0 ? 1 : x.size(d);
+  const std::vector<int64_t> idx = index.to_vector<int64_t>();
+  for (int64_t i : idx)
+    SOMA_CHECK(i >= 0 && i < size, "index_select: index ", i, " is out of range for dimension ",
+               dim, " of size ", size, " (shape ", x.shape(), ")");
+  const Tensor xc = x.contiguous();
+  Shape shape = x.shape();
+  if (!shape.empty()) shape[d] = static_cast<int64_t>(idx.size());
+  int64_t outer = 1, inner = 1;
+  for (int64_t k = 0; k < x.dim(); ++k) {
+    if (k < d) outer *= x.size(k);
+    if (k > d) inner *= x.size(k);
+  }
+  const int64_t m = static_cast<int64_t>(idx.size());
+  const size_t row_bytes = static_cast<size_t>(inner) * element_size(x.dtype());
+  Tensor out = detail::make_tensor(shape, x.dtype());
+  const char* src = xc.impl()->bytes();
+  char* dst = out.impl()->bytes();
+#pragma omp parallel for if (outer * m * inner > kernels::cpu::kParallelGrain && !omp_in_parallel())
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t j = 0; j < m; ++j)
+      std::memcpy(dst + (o * m + j) * row_bytes, src + (o * size + idx[j]) * row_bytes, row_bytes);
+  if (needs_grad(x)) {
+    record(out, "index_select", {x},
+           [s = x.shape(), idx, outer, inner, size](const Tensor& g) -> Grads {
+             // index_add: rows picked several times receive the sum of their gradients
+             Tensor gx = zeros(s, g.dtype());
+             const Tensor gc = g.contiguous();
+             const int64_t m = static_cast<int64_t>(idx.size());
+             detail::dispatch_float(g.dtype(), "index_select backward", [&]<typename T>() {
+               const T* pg = gc.data<T>();
+               T* px = gx.data<T>();
+               for (int64_t o = 0; o < outer; ++o)
+                 for (int64_t j = 0; j < m; ++j) {
+                   T* row = px + (o * size + idx[j]) * inner;
+                   const T* grow = pg + (o * m + j) * inner;
+                   for (int64_t i = 0; i < inner; ++i) row[i] += grow[i];
+                 }
+             });
+             return {gx};
+           });
+  }
+  return out;
+}
+
+// ---- method forms --------------------------------------------------------------------------
+Tensor Tensor::reshape(const Shape& s) const {
+  return soma::reshape(*this, s);
+}
+Tensor Tensor::view(const Shape& s) const {
+  return soma::view(*this, s);
+}
+Tensor Tensor::flatten(int64_t s, int64_t e) const {
+  return soma::flatten(*this, s, e);
+}
+Tensor Tensor::transpose(int64_t a, int64_t b) const {
+  return soma::transpose(*this, a, b);
+}
+Tensor Tensor::t() const {
+  return soma::t(*this);
+}
+Tensor Tensor::squeeze() const {
+  return soma::squeeze(*this);
+}
+Tensor Tensor::squeeze(int64_t d) const {
+  return soma::squeeze(*this, d);
+}
+Tensor Tensor::unsqueeze(int64_t d) const {
+  return soma::unsqueeze(*this, d);
+}
+Tensor Tensor::narrow(int64_t d, int64_t s, int64_t n) const {
+  return soma::narrow(*this, d, s, n);
+}
+Tensor Tensor::slice(int64_t d, int64_t s, int64_t e, int64_t st) const {
+  return soma::slice(*this, d, s, e, st);
+}
+Tensor Tensor::index_select(int64_t d, const Tensor& i) const {
+  return soma::index_select(*this, d, i);
+}
+
+}  // namespace soma
