@@ -9,6 +9,18 @@
 
 namespace soma::autograd {
 
+Node::~Node() {
+  std::vector<std::shared_ptr<Node>> pending = std::move(next);
+  while (!pending.empty()) {
+    std::shared_ptr<Node> n = std::move(pending.back());
+    pending.pop_back();
+    if (n && n.use_count() == 1) {  // last owner: take its edges before it dies
+      for (auto& e : n->next) pending.push_back(std::move(e));
+      n->next.clear();
+    }
+  }
+}
+
 bool needs_grad(const std::vector<Tensor>& inputs) {
   if (!is_grad_enabled()) return false;
   for (const Tensor& t : inputs)

@@ -32,6 +32,13 @@ struct Node {
   std::shared_ptr<TensorImpl> leaf;
   Shape shape;  // shape of the output (checked against incoming gradients)
   DType dtype = kFloat32;
+
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  /// Frees the chain of nodes behind this one iteratively, so a graph of a million ops does
+  /// not overflow the stack with nested destructors.
+  ~Node();
 };
 
 /// True when grad mode is on and any of `inputs` requires grad.
