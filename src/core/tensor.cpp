@@ -349,6 +349,10 @@ Tensor tensor(const std::vector<int64_t>& values, const Shape& shape) {
   return from_values(values, shape);
 }
 
+Tensor tensor(std::initializer_list<float> values, const Shape& shape) {
+  return from_values(std::vector<float>(values), shape);
+}
+
 Tensor empty(const Shape& shape, DType dtype) {
   return detail::make_tensor(shape, dtype);
 }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -174,6 +175,8 @@ std::string shape_str(const Shape& shape);
 Tensor tensor(const std::vector<float>& values, const Shape& shape = {-1});
 Tensor tensor(const std::vector<double>& values, const Shape& shape = {-1});
 Tensor tensor(const std::vector<int64_t>& values, const Shape& shape = {-1});
+/// A float32 tensor from a braced list: soma::tensor({1, 2, 3, 4}, {2, 2}).
+Tensor tensor(std::initializer_list<float> values, const Shape& shape = {-1});
 /// Uninitialised storage (from the caching allocator).
 Tensor empty(const Shape& shape, DType dtype = kFloat32);
 Tensor zeros(const Shape& shape, DType dtype = kFloat32);

@@ -22,8 +22,9 @@ void forward_row(const T* x, T* y, int64_t n, int64_t s, bool log) {
   double sum = 0;
   if (log) {
     for (int64_t k = 0; k < n; ++k) sum += std::exp(x[k * s] - m);
-    const T lse = m + static_cast<T>(std::log(sum));
-    for (int64_t k = 0; k < n; ++k) y[k * s] = x[k * s] - lse;
+    // (x - m) - log(sum), not x - (m + log(sum)): m + log(sum) would round to m's grid
+    const T log_sum = static_cast<T>(std::log(sum));
+    for (int64_t k = 0; k < n; ++k) y[k * s] = (x[k * s] - m) - log_sum;
   } else {
     for (int64_t k = 0; k < n; ++k) {
       const T e = std::exp(x[k * s] - m);
