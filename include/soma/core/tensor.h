@@ -163,8 +163,8 @@ class Tensor {
   std::shared_ptr<TensorImpl> impl_;
 };
 
-/// Prints "tensor([[1., 2.], [3., 4.]], shape=[2, 2], dtype=float32)"; large tensors are
-/// summarised with "..." like PyTorch.
+/// Prints "tensor([[1, 2.5],\n        [3, 4]], shape=[2, 2], dtype=float32)": one row per line,
+/// 4 significant digits; tensors over 1000 elements show the first and last 3 of each dim.
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
 
 /// "[2, 3]"
