@@ -1,0 +1,97 @@
+#include "soma/nn/layers.h"
+
+#include <cmath>
+
+#include "soma/core/error.h"
+#include "soma/nn/functional.h"
+#include "soma/nn/init.h"
+#include "soma/ops/activation.h"
+
+namespace soma::nn {
+
+namespace F = functional;
+
+Linear::Linear(int64_t in, int64_t out, LinearOptions options)
+    : in_features(in), out_features(out) {
+  SOMA_CHECK(in > 0 && out > 0, "Linear: in_features and out_features must be positive, got ", in,
+             " and ", out);
+  SOMA_CHECK(is_floating(options.dtype), "Linear: dtype must be float32 or float64, got ",
+             options.dtype);
+  weight = register_parameter("weight", empty({out, in}, options.dtype));
+  if (options.bias) bias = register_parameter("bias", empty({out}, options.dtype));
+  reset_parameters();
+}
+
+void Linear::reset_parameters() {
+  // PyTorch: kaiming_uniform_(weight, a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)); bias the same.
+  init::kaiming_uniform_(weight, std::sqrt(5.0));
+  if (bias.defined()) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));
+    init::uniform_(bias, -bound, bound);
+  }
+}
+
+Tensor Linear::forward(const Tensor& input) {
+  SOMA_CHECK(input.defined() && input.dim() >= 1 && input.size(-1) == in_features, describe(),
+             ": input of shape ", input.defined() ? input.shape() : Shape{}, " has ",
+             input.defined() && input.dim() >= 1 ? input.size(-1) : 0, " features, expected ",
+             in_features);
+  return F::linear(input, weight, bias);
+}
+
+std::string Linear::describe() const {
+  return "Linear(" + std::to_string(in_features) + " -> " + std::to_string(out_features) +
+         (bias.defined() ? "" : ", bias=false") + ")";
+}
+
+Tensor ReLU::forward(const Tensor& input) {
+  return relu(input);
+}
+Tensor Sigmoid::forward(const Tensor& input) {
+  return sigmoid(input);
+}
+Tensor Tanh::forward(const Tensor& input) {
+  return soma::tanh(input);
+}
+Tensor GELU::forward(const Tensor& input) {
+  return gelu(input);
+}
+Tensor LeakyReLU::forward(const Tensor& input) {
+  return leaky_relu(input, negative_slope);
+}
+std::string LeakyReLU::describe() const {
+  return "LeakyReLU(negative_slope=" + std::to_string(negative_slope) + ")";
+}
+Tensor Softmax::forward(const Tensor& input) {
+  return softmax(input, dim);
+}
+std::string Softmax::describe() const {
+  return "Softmax(dim=" + std::to_string(dim) + ")";
+}
+Tensor LogSoftmax::forward(const Tensor& input) {
+  return log_softmax(input, dim);
+}
+std::string LogSoftmax::describe() const {
+  return "LogSoftmax(dim=" + std::to_string(dim) + ")";
+}
+Tensor Flatten::forward(const Tensor& input) {
+  return F::flatten(input, start_dim, end_dim);
+}
+std::string Flatten::describe() const {
+  return "Flatten(start_dim=" + std::to_string(start_dim) + ", end_dim=" + std::to_string(end_dim) +
+         ")";
+}
+
+Dropout::Dropout(double p) : p(p) {
+  SOMA_CHECK(p >= 0.0 && p < 1.0, "Dropout: probability p must be in [0, 1), got ", p);
+}
+Tensor Dropout::forward(const Tensor& input) {
+  return F::dropout(input, p, is_training());
+}
+std::string Dropout::describe() const {
+  std::ostringstream os;
+  os << "Dropout(p=" << p << ")";
+  return os.str();
+}
+
+}  // namespace soma::nn

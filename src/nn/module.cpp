@@ -1,0 +1,314 @@
+#include "soma/nn/module.h"
+
+#include <cxxabi.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <iomanip>
+#include <ostream>
+#include <set>
+#include <sstream>
+#include <typeinfo>
+
+#include "core/tensor_impl.h"
+#include "soma/autograd/grad_mode.h"
+#include "soma/core/error.h"
+
+namespace soma::nn {
+namespace {
+
+void check_name(const std::string& name, const char* what) {
+  SOMA_CHECK(!name.empty() && name.find('.') == std::string::npos, "Module::register_", what,
+             ": invalid name '", name, "' (must be non-empty and contain no '.')");
+}
+
+template <typename List>
+bool has_name(const List& list, const std::string& name) {
+  return std::any_of(list.begin(), list.end(), [&](const auto& e) { return e.first == name; });
+}
+
+std::string with_thousands(int64_t n) {
+  std::string s = std::to_string(n), out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (i && (s.size() - i) % 3 == 0) out += ',';
+    out += s[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor Module::forward(const Tensor&) {
+  detail::fail(describe(), ": forward is not implemented (override forward in the module)");
+}
+
+std::string Module::describe() const {
+  // The class name of a user-defined module, e.g. "MyDenseLayer".
+  int status = 0;
+  char* name = abi::__cxa_demangle(typeid(*this).name(), nullptr, nullptr, &status);
+  std::string out = status == 0 && name ? name : "Module";
+  std::free(name);
+  return out;
+}
+
+Tensor Module::register_parameter(const std::string& name, Tensor tensor, bool requires_grad) {
+  check_name(name, "parameter");
+  SOMA_CHECK(tensor.defined(), "Module::register_parameter: '", name, "' is an undefined tensor");
+  SOMA_CHECK(
+      !has_name(parameters_, name) && !has_name(buffers_, name) && !has_name(children_, name),
+      "Module::register_parameter: '", name, "' is already registered");
+  if (requires_grad) {
+    SOMA_CHECK(is_floating(tensor.dtype()), "Module::register_parameter: '", name,
+               "' must be floating-point to require grad, got ", tensor.dtype());
+    if (!tensor.is_leaf()) tensor = tensor.detach();
+    tensor.requires_grad_(true);
+  }
+  parameters_.emplace_back(name, tensor);
+  return tensor;
+}
+
+Tensor Module::register_buffer(const std::string& name, Tensor tensor) {
+  check_name(name, "buffer");
+  SOMA_CHECK(
+      !has_name(parameters_, name) && !has_name(buffers_, name) && !has_name(children_, name),
+      "Module::register_buffer: '", name, "' is already registered");
+  buffers_.emplace_back(name, tensor);
+  return tensor;
+}
+
+std::shared_ptr<Module> Module::register_module(const std::string& name,
+                                                std::shared_ptr<Module> module) {
+  check_name(name, "module");
+  SOMA_CHECK(module != nullptr, "Module::register_module: '", name, "' is null");
+  SOMA_CHECK(module.get() != this, "Module::register_module: a module cannot contain itself");
+  SOMA_CHECK(
+      !has_name(parameters_, name) && !has_name(buffers_, name) && !has_name(children_, name),
+      "Module::register_module: '", name, "' is already registered");
+  children_.emplace_back(name, module);
+  return module;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters(bool recurse) const {
+  std::vector<std::pair<std::string, Tensor>> out = parameters_;
+  if (recurse)
+    for (const auto& [name, child] : children_)
+      for (auto& [n, t] : child->named_parameters(true)) out.emplace_back(name + "." + n, t);
+  return out;
+}
+
+std::vector<Tensor> Module::parameters(bool recurse) const {
+  std::vector<Tensor> out;
+  for (auto& [name, t] : named_parameters(recurse)) out.push_back(t);
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Module::named_buffers(bool recurse) const {
+  std::vector<std::pair<std::string, Tensor>> out = buffers_;
+  if (recurse)
+    for (const auto& [name, child] : children_)
+      for (auto& [n, t] : child->named_buffers(true)) out.emplace_back(name + "." + n, t);
+  return out;
+}
+
+std::vector<std::shared_ptr<Module>> Module::children() const {
+  std::vector<std::shared_ptr<Module>> out;
+  for (const auto& [name, child] : children_) out.push_back(child);
+  return out;
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+void Module::zero_grad(bool set_to_none) {
+  for (Tensor& p : parameters()) p.zero_grad(set_to_none);
+}
+
+void Module::to(DType dtype) {
+  SOMA_CHECK(is_floating(dtype),
+             "Module::to: modules can be converted to float32 or float64 only, ", "got ", dtype);
+  auto convert = [dtype](const Tensor& t) {
+    if (!is_floating(t.dtype()) || t.dtype() == dtype) return;
+    // Swap the storage inside the same TensorImpl, so every handle sees the new dtype.
+    Tensor converted = t.detach().to(dtype).contiguous();
+    TensorImpl& impl = *t.impl();
+    impl.storage = converted.impl()->storage;
+    impl.offset = converted.impl()->offset;
+    impl.strides = converted.impl()->strides;
+    impl.contiguous = true;
+    impl.dtype = dtype;
+    impl.grad = Tensor();
+  };
+  for (auto& [name, t] : named_parameters()) convert(t);
+  for (auto& [name, t] : named_buffers()) convert(t);
+}
+
+StateDict Module::state_dict() const {
+  StateDict out;
+  for (auto& [name, t] : named_parameters()) out[name] = t.detach();
+  for (auto& [name, t] : named_buffers()) out[name] = t.detach();
+  return out;
+}
+
+void Module::load_state_dict(const StateDict& state, bool strict) {
+  std::vector<std::pair<std::string, Tensor>> own = named_parameters();
+  for (auto& b : named_buffers()) own.push_back(b);
+  std::vector<std::string> missing, unexpected;
+  std::set<std::string> own_names;
+  for (auto& [name, t] : own) {
+    own_names.insert(name);
+    if (!state.count(name)) missing.push_back(name);
+  }
+  for (auto& [name, t] : state)
+    if (!own_names.count(name)) unexpected.push_back(name);
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + ("\"" + v[i] + "\"");
+    return s;
+  };
+  SOMA_CHECK(!strict || (missing.empty() && unexpected.empty()),
+             "load_state_dict: ", missing.empty() ? "" : "missing keys: " + join(missing),
+             missing.empty() || unexpected.empty() ? "" : "; ",
+             unexpected.empty() ? "" : "unexpected keys: " + join(unexpected));
+  // Check everything before changing anything, so a failed load leaves the module intact.
+  for (auto& [name, t] : own) {
+    auto it = state.find(name);
+    if (it == state.end()) continue;
+    const Tensor& src = it->second;
+    SOMA_CHECK(src.defined(), "load_state_dict: \"", name, "\" is an undefined tensor");
+    SOMA_CHECK(src.shape() == t.shape(), "load_state_dict: size mismatch for \"", name,
+               "\": checkpoint has shape ", src.shape(), ", the module has ", t.shape());
+    SOMA_CHECK(src.dtype() == t.dtype(), "load_state_dict: dtype mismatch for \"", name,
+               "\": checkpoint has ", src.dtype(), ", the module has ", t.dtype());
+  }
+  NoGradGuard no_grad;
+  for (auto& [name, t] : own) {
+    auto it = state.find(name);
+    if (it != state.end() && it->second.impl() != t.impl()) Tensor(t).copy_(it->second);
+  }
+}
+
+int64_t Module::num_parameters(bool trainable_only) const {
+  int64_t n = 0;
+  for (const Tensor& p : parameters())
+    if (!trainable_only || p.requires_grad()) n += p.numel();
+  return n;
+}
+
+Tensor Module::summarize(const Tensor& input, const std::string& prefix,
+                         std::vector<std::vector<std::string>>& rows) {
+  Tensor out = forward(input);
+  rows.push_back({prefix.empty() ? "(model)" : prefix, describe(), shape_str(out.shape()),
+                  with_thousands(num_parameters())});
+  return out;
+}
+
+std::string Module::summary(const Shape& input_shape) const {
+  NoGradGuard no_grad;
+  std::vector<std::vector<std::string>> rows;
+  Module& self = const_cast<Module&>(*this);
+  const bool was_training = is_training();
+  self.eval();
+  DType dtype = kFloat32;
+  for (const Tensor& p : parameters()) {
+    dtype = p.dtype();
+    break;
+  }
+  try {
+    self.summarize(zeros(input_shape, dtype), "", rows);
+  } catch (...) {
+    self.train(was_training);
+    throw;
+  }
+  self.train(was_training);
+  std::vector<std::vector<std::string>> table = {{"Layer", "Type", "Output Shape", "Param #"}};
+  table.insert(table.end(), rows.begin(), rows.end());
+  size_t width[4] = {0, 0, 0, 0};
+  for (auto& r : table)
+    for (size_t c = 0; c < 4; ++c) width[c] = std::max(width[c], r[c].size());
+  const size_t total_width = width[0] + width[1] + width[2] + width[3] + 6;
+  std::ostringstream os;
+  auto line = [&](char ch) { os << std::string(total_width, ch) << '\n'; };
+  os << "Model summary (input " << shape_str(input_shape) << ")\n";
+  line('=');
+  for (size_t i = 0; i < table.size(); ++i) {
+    const auto& r = table[i];
+    os << std::left << std::setw(static_cast<int>(width[0])) << r[0] << "  "
+       << std::setw(static_cast<int>(width[1])) << r[1] << "  "
+       << std::setw(static_cast<int>(width[2])) << r[2] << "  " << std::right
+       << std::setw(static_cast<int>(width[3])) << r[3] << '\n';
+    if (i == 0) line('-');
+  }
+  line('=');
+  os << "Total params: " << with_thousands(num_parameters()) << '\n'
+     << "Trainable params: " << with_thousands(num_parameters(true)) << '\n'
+     << "Non-trainable params: " << with_thousands(num_parameters() - num_parameters(true)) << '\n';
+  return os.str();
+}
+
+namespace {
+
+void print_tree(std::ostream& os, const Module& m, int indent) {
+  os << m.describe();
+  if (m.named_children().empty()) return;
+  os << "(\n";
+  for (const auto& [name, child] : m.named_children()) {
+    os << std::string(indent + 2, ' ') << '(' << name << "): ";
+    print_tree(os, *child, indent + 2);
+    os << '\n';
+  }
+  os << std::string(indent, ' ') << ')';
+}
+
+}  // namespace
+
+std::ostream& operator<<(std::ostream& os, const Module& module) {
+  print_tree(os, module, 0);
+  return os;
+}
+
+// ---- Sequential ----------------------------------------------------------------------------
+void Sequential::push_back(std::shared_ptr<Module> module) {
+  register_module(std::to_string(size()), std::move(module));
+}
+
+Tensor Sequential::forward(const Tensor& input) {
+  Tensor x = input;
+  for (const auto& [name, child] : named_children()) x = child->forward(x);
+  return x;
+}
+
+std::shared_ptr<Module> Sequential::ptr(int64_t index) const {
+  const int64_t n = static_cast<int64_t>(size());
+  SOMA_CHECK(index >= -n && index < n, "Sequential: index ", index, " is out of range for ", n,
+             " modules");
+  return named_children()[static_cast<size_t>(index < 0 ? index + n : index)].second;
+}
+
+void Sequential::throw_wrong_type(int64_t index) const {
+  detail::fail("Sequential::at: module ", index, " is ", ptr(index)->describe(),
+               ", not the requested type");
+}
+
+Tensor Sequential::summarize(const Tensor& input, const std::string& prefix,
+                             std::vector<std::vector<std::string>>& rows) {
+  Tensor x = input;
+  for (const auto& [name, child] : named_children())
+    x = child->summarize(x, prefix.empty() ? name : prefix + "." + name, rows);
+  return x;
+}
+
+// ---- ModuleList ----------------------------------------------------------------------------
+void ModuleList::push_back(std::shared_ptr<Module> module) {
+  register_module(std::to_string(size()), std::move(module));
+}
+
+std::shared_ptr<Module> ModuleList::ptr(int64_t index) const {
+  const int64_t n = static_cast<int64_t>(size());
+  SOMA_CHECK(index >= -n && index < n, "ModuleList: index ", index, " is out of range for ", n,
+             " modules");
+  return named_children()[static_cast<size_t>(index < 0 ? index + n : index)].second;
+}
+
+}  // namespace soma::nn
