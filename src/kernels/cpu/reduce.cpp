@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <type_traits>
 #include <vector>
 
@@ -17,36 +18,72 @@ bool parallel(int64_t work, int64_t tasks) {
   return tasks > 1 && work >= kParallelGrain && !omp_in_parallel() && omp_get_max_threads() > 1;
 }
 
+// Sums n contiguous values: 16 lanes in T over blocks of 1024 (vectorised), blocks combined in
+// Acc (double for floats), so the error stays at a few ulps for any n.
+template <typename T>
+Acc<T> sum_contiguous(const T* x, int64_t n) {
+  constexpr int kLanes = 16;
+  constexpr int64_t kBlock = 1024;
+  Acc<T> total = 0;
+  for (int64_t b = 0; b < n; b += kBlock) {
+    const int64_t e = std::min(n, b + kBlock);
+    T lanes[kLanes] = {};
+    int64_t k = b;
+    for (; k + kLanes <= e; k += kLanes)
+      for (int j = 0; j < kLanes; ++j) lanes[j] += x[k + j];
+    Acc<T> s = 0;
+    for (; k < e; ++k) s += x[k];
+    for (int j = 0; j < kLanes; ++j) s += lanes[j];
+    total += s;
+  }
+  return total;
+}
+
 }  // namespace
 
 template <typename T>
 void sum_dim(const T* x, T* out, int64_t outer, int64_t n, int64_t inner) {
-  if (inner == 1) {
-#pragma omp parallel for if (parallel(outer * n, outer))
-    for (int64_t o = 0; o < outer; ++o) {
-      const T* row = x + o * n;
-      // four partial sums break the dependency chain
-      Acc<T> s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      int64_t k = 0;
-      for (; k + 4 <= n; k += 4) {
-        s0 += row[k];
-        s1 += row[k + 1];
-        s2 += row[k + 2];
-        s3 += row[k + 3];
-      }
-      for (; k < n; ++k) s0 += row[k];
-      out[o] = static_cast<T>((s0 + s1) + (s2 + s3));
+  if (inner == 1 && outer == 1) {
+    // One long row: a fixed split into kParts parts summed in order, so the result does not
+    // depend on the number of threads.
+    constexpr int kParts = 64;
+    Acc<T> part[kParts];
+    const int64_t step = (n + kParts - 1) / kParts;
+#pragma omp parallel for if (parallel(n, kParts))
+    for (int p = 0; p < kParts; ++p) {
+      const int64_t b = std::min(n, p * step), e = std::min(n, b + step);
+      part[p] = sum_contiguous(x + b, e - b);
     }
+    Acc<T> total = 0;
+    for (int p = 0; p < kParts; ++p) total += part[p];
+    out[0] = static_cast<T>(total);
     return;
   }
-#pragma omp parallel for if (parallel(outer * n * inner, outer))
+  if (inner == 1) {
+#pragma omp parallel for if (parallel(outer * n, outer))
+    for (int64_t o = 0; o < outer; ++o) out[o] = static_cast<T>(sum_contiguous(x + o * n, n));
+    return;
+  }
+  // Columns: chunks of kCols outputs; rows accumulate in T for kRows rows (vectorised across the
+  // chunk), then flush into Acc.
+  constexpr int64_t kCols = 256, kRows = 64;
+  const int64_t chunks = (inner + kCols - 1) / kCols;
+#pragma omp parallel for collapse(2) if (parallel(outer * n * inner, outer * chunks))
   for (int64_t o = 0; o < outer; ++o) {
-    std::vector<Acc<T>> acc(static_cast<size_t>(inner), Acc<T>(0));
-    for (int64_t k = 0; k < n; ++k) {
-      const T* row = x + (o * n + k) * inner;
-      for (int64_t i = 0; i < inner; ++i) acc[i] += row[i];
+    for (int64_t c = 0; c < chunks; ++c) {
+      const int64_t i0 = c * kCols, w = std::min(kCols, inner - i0);
+      Acc<T> acc[kCols] = {};
+      for (int64_t k0 = 0; k0 < n; k0 += kRows) {
+        T part[kCols] = {};
+        const int64_t k1 = std::min(n, k0 + kRows);
+        for (int64_t k = k0; k < k1; ++k) {
+          const T* row = x + (o * n + k) * inner + i0;
+          for (int64_t i = 0; i < w; ++i) part[i] += row[i];
+        }
+        for (int64_t i = 0; i < w; ++i) acc[i] += part[i];
+      }
+      for (int64_t i = 0; i < w; ++i) out[o * inner + i0 + i] = static_cast<T>(acc[i]);
     }
-    for (int64_t i = 0; i < inner; ++i) out[o * inner + i] = static_cast<T>(acc[i]);
   }
 }
 

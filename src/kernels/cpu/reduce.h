@@ -1,5 +1,6 @@
 // Reductions along one dimension of a contiguous buffer viewed as [outer, n, inner] (internal).
-// Floating-point sums accumulate in double, so a float32 sum is correctly rounded for any n.
+// Floating-point sums add 16 lanes in T over short blocks and combine the blocks in double, so
+// the error stays at a few ulps for any n; results do not depend on the thread count.
 #pragma once
 
 #include <cstdint>
