@@ -178,12 +178,13 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, BCEOption
     });
   });
   if (needs_grad(input)) {
-    // dl/dp = (p - t) / max(p (1 - p), 1e-12)   (PyTorch's binary_cross_entropy_backward)
+    // dl/dp = (p - t) / max(p (1 - p), eps)   (PyTorch's binary_cross_entropy_backward, whose
+    // eps is the float 1e-12f in every dtype)
     record(l, "binary_cross_entropy", {input},
            [p = input.detach(), t = target.detach()](const Tensor& g) -> Grads {
              const Tensor d = detail::dispatch_float(p.dtype(), "bce backward", [&]<typename T>() {
                return ops::map2<T>(p, t, [](T pv, T tv) {
-                 return (pv - tv) / std::max((T(1) - pv) * pv, T(1e-12));
+                 return (pv - tv) / std::max((T(1) - pv) * pv, static_cast<T>(1e-12f));
                });
              });
              return {g * d};

@@ -8,16 +8,13 @@
 // case is one gtest instance: Torch/GoldenTest.MatchesTorch/<case>_<dtype>.
 #include <gtest/gtest.h>
 
-#include <cmath>
-#include <cstdlib>
-#include <fstream>
 #include <functional>
 #include <map>
 #include <set>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "reference/reference_file.h"
 #include "soma/soma.h"
 
 namespace {
@@ -143,228 +140,29 @@ const std::map<std::string, OpFn>& ops() {
 
 // Tolerances: |actual - expected| <= atol + rtol * |expected|. Every op currently uses these;
 // loosen one op here only for a real reason, with a comment saying which.
-struct Tolerance {
-  double rtol;
-  double atol;
-};
-Tolerance tolerance(const std::string& /*op*/, soma::DType dtype) {
+golden::Tolerance tolerance(const std::string& /*op*/, soma::DType dtype) {
   if (dtype == soma::kFloat32) return {1e-5, 1e-6};
   return {1e-12, 1e-12};
 }
 
-// ---- the reference file -------------------------------------------------------------------
-struct RefTensor {
-  int index = 0;  // input index for "in" and "grad"
-  soma::DType dtype = soma::kFloat32;
-  soma::Shape shape;
-  std::vector<double> values;  // exact for float32/float64; int64 and bool as whole numbers
-};
-
-struct Case {
-  std::string name;
-  std::string op;
-  soma::DType dtype = soma::kFloat32;
-  std::vector<RefTensor> inputs;
-  RefTensor out;
-  RefTensor gout;
-  std::vector<RefTensor> grads;
-  int line = 0;  // line of the "case" header, for messages
-
-  std::string label() const { return name + " (op " + op + ", " + dtype_str() + ")"; }
-  std::string dtype_str() const { return std::string(soma::dtype_name(dtype)); }
-};
-
-struct RefFile {
-  std::string path;
-  std::string error;  // non-empty when the file could not be read or parsed
-  std::vector<Case> cases;
-};
+// ---- the reference file (parsed by tests/reference/reference_file.h) -----------------------
+using golden::Case;
+using golden::make_tensor;
+using golden::RefFile;
+using golden::RefTensor;
 
 // The checked-in file; the environment variable SOMA_GOLDEN_REFERENCE may name another one
 // (e.g. a scratch copy with a perturbed value, to see the test fail).
-std::string reference_path() {
-  if (const char* env = std::getenv("SOMA_GOLDEN_REFERENCE"); env != nullptr && *env != '\0')
-    return env;
-  return std::string(SOMA_TEST_DATA_DIR) + "/reference/ops_reference.txt";
-}
-
-bool parse_dtype(const std::string& s, soma::DType* dtype) {
-  if (s == "float32")
-    *dtype = soma::kFloat32;
-  else if (s == "float64")
-    *dtype = soma::kFloat64;
-  else if (s == "int64")
-    *dtype = soma::kInt64;
-  else if (s == "bool")
-    *dtype = soma::kBool;
-  else
-    return false;
-  return true;
-}
-
-// Reads "<k> <dtype> <ndim> <dims...> <values...>" (the part after the role word).
-bool parse_tensor(std::istringstream& in, RefTensor* t, std::string* error) {
-  std::string dtype;
-  int64_t ndim = -1;
-  if (!(in >> t->index >> dtype >> ndim) || ndim < 0 || !parse_dtype(dtype, &t->dtype)) {
-    *error = "bad tensor header";
-    return false;
-  }
-  int64_t numel = 1;
-  for (int64_t d = 0; d < ndim; ++d) {
-    int64_t size = -1;
-    if (!(in >> size) || size < 0) {
-      *error = "bad dimension";
-      return false;
-    }
-    t->shape.push_back(size);
-    numel *= size;
-  }
-  std::string token;
-  while (in >> token) {
-    char* end = nullptr;
-    const double v = std::strtod(token.c_str(), &end);  // decimal, hex, inf and nan
-    if (end == token.c_str() || *end != '\0') {
-      *error = "bad value '" + token + "'";
-      return false;
-    }
-    t->values.push_back(v);
-  }
-  if (static_cast<int64_t>(t->values.size()) != numel) {
-    *error = std::to_string(t->values.size()) + " values for shape " + soma::shape_str(t->shape);
-    return false;
-  }
-  return true;
-}
-
-RefFile parse_reference(const std::string& path) {
-  RefFile file;
-  file.path = path;
-  std::ifstream in(path);
-  if (!in) {
-    file.error = "cannot open " + path;
-    return file;
-  }
-  std::string line;
-  int line_no = 0;
-  Case current;
-  bool in_case = false;
-  auto fail = [&](const std::string& msg) {
-    file.error = path + ":" + std::to_string(line_no) + ": " + msg;
-    file.cases.clear();
-    return file;
-  };
-  while (std::getline(in, line)) {
-    ++line_no;
-    std::istringstream ls(line);
-    std::string role;
-    if (!(ls >> role) || role[0] == '#') continue;
-    if (role == "case") {
-      if (in_case) return fail("'case' before 'end'");
-      current = Case{};
-      std::string dtype;
-      if (!(ls >> current.name >> current.op >> dtype) || !parse_dtype(dtype, &current.dtype))
-        return fail("bad case header");
-      current.line = line_no;
-      in_case = true;
-    } else if (role == "end") {
-      if (!in_case) return fail("'end' outside a case");
-      if (current.out.shape.empty() && current.out.values.empty()) return fail("case has no out");
-      if (current.gout.values.size() != current.out.values.size())
-        return fail("case has no (or a mis-sized) gout");
-      file.cases.push_back(current);
-      in_case = false;
-    } else if (role == "in" || role == "out" || role == "gout" || role == "grad") {
-      if (!in_case) return fail("tensor outside a case");
-      RefTensor t;
-      std::string error;
-      if (!parse_tensor(ls, &t, &error)) return fail(role + ": " + error);
-      if (role == "in") {
-        if (t.index != static_cast<int>(current.inputs.size())) return fail("inputs out of order");
-        current.inputs.push_back(t);
-      } else if (role == "out") {
-        current.out = t;
-      } else if (role == "gout") {
-        current.gout = t;
-      } else {
-        current.grads.push_back(t);
-      }
-    } else {
-      return fail("unknown line type '" + role + "'");
-    }
-  }
-  if (in_case) return fail("file ends inside a case");
-  return file;
-}
-
 const RefFile& reference() {
-  static const RefFile file = parse_reference(reference_path());
+  static const RefFile file =
+      golden::parse_reference(golden::reference_path("SOMA_GOLDEN_REFERENCE", "ops_reference.txt"),
+                              {.roles = {"in", "out", "gout", "grad"}, .require_gout = true});
   return file;
 }
 
-// ---- helpers ------------------------------------------------------------------------------
-Tensor make_tensor(const RefTensor& r) {
-  switch (r.dtype) {
-    case soma::kFloat32:
-      return soma::tensor(std::vector<float>(r.values.begin(), r.values.end()), r.shape);
-    case soma::kFloat64:
-      return soma::tensor(r.values, r.shape);
-    case soma::kInt64:
-      return soma::tensor(std::vector<int64_t>(r.values.begin(), r.values.end()), r.shape);
-    case soma::kBool:
-      return soma::tensor(std::vector<int64_t>(r.values.begin(), r.values.end()), r.shape)
-          .to(soma::kBool);
-  }
-  return Tensor();
-}
-
-std::string index_str(const soma::Shape& shape, int64_t flat) {
-  std::vector<int64_t> idx(shape.size());
-  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
-    idx[d] = flat % shape[d];
-    flat /= shape[d];
-  }
-  return soma::shape_str(idx);
-}
-
-// Compares `actual` with the reference `expected`; returns a failure message or "".
 std::string compare(const Case& c, const std::string& what, const Tensor& actual,
                     const RefTensor& expected) {
-  std::ostringstream msg;
-  msg.precision(17);
-  msg << c.label() << ", " << what << ": ";
-  if (!actual.defined()) return msg.str() + "undefined tensor";
-  if (actual.dtype() != expected.dtype) {
-    msg << "dtype " << actual.dtype() << ", expected " << soma::dtype_name(expected.dtype);
-    return msg.str();
-  }
-  if (actual.shape() != expected.shape) {
-    msg << "shape " << soma::shape_str(actual.shape()) << ", expected "
-        << soma::shape_str(expected.shape);
-    return msg.str();
-  }
-  const Tolerance tol = tolerance(c.op, c.dtype);
-  const std::vector<double> got = actual.to_vector<double>();
-  double max_err = 0.0;
-  int64_t first_bad = -1;
-  int64_t bad = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    const double e = expected.values[i];
-    const double err = std::abs(got[i] - e);
-    const bool same_inf = std::isinf(e) && got[i] == e;
-    const bool ok = same_inf || err <= tol.atol + tol.rtol * std::abs(e);  // false for nan
-    if (!same_inf) max_err = std::isnan(err) ? err : std::max(max_err, err);
-    if (!ok) {
-      if (first_bad < 0) first_bad = static_cast<int64_t>(i);
-      ++bad;
-    }
-  }
-  if (first_bad < 0) return "";
-  msg << bad << " of " << got.size() << " elements beyond rtol " << tol.rtol << " atol " << tol.atol
-      << ", shape " << soma::shape_str(expected.shape) << ", max abs error " << max_err
-      << "; first bad index " << index_str(expected.shape, first_bad) << ": got " << got[first_bad]
-      << ", torch " << expected.values[first_bad];
-  return msg.str();
+  return golden::compare(c, what, actual, expected, tolerance(c.op, c.dtype));
 }
 
 // ---- the tests ----------------------------------------------------------------------------
@@ -412,9 +210,9 @@ TEST_P(GoldenTest, MatchesTorch) {
   } catch (const std::exception& e) {
     FAIL() << c.label() << ": forward threw: " << e.what();
   }
-  const std::string out_err = compare(c, "output", out, c.out);
+  const std::string out_err = compare(c, "output", out, c.outs.at(0));
   EXPECT_TRUE(out_err.empty()) << out_err;
-  if (!out.defined() || out.shape() != c.out.shape) return;
+  if (!out.defined() || out.shape() != c.outs.at(0).shape) return;
 
   try {
     out.backward(make_tensor(c.gout));

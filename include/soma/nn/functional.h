@@ -38,7 +38,7 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, LossOptions options =
 Tensor l1_loss(const Tensor& input, const Tensor& target, LossOptions options = {});
 
 struct BCEOptions {
-  Tensor weight;  // rescales each element (broadcast to input)
+  Tensor weight{};  // rescales each element (broadcast to input)
   Reduction reduction = Reduction::Mean;
 };
 /// -(t log p + (1 - t) log(1 - p)) for probabilities p in [0, 1] and targets t in [0, 1];
@@ -46,8 +46,8 @@ struct BCEOptions {
 Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, BCEOptions options = {});
 
 struct BCEWithLogitsOptions {
-  Tensor weight;      // rescales each element (broadcast to input)
-  Tensor pos_weight;  // weight of positive examples, broadcast over the last dim
+  Tensor weight{};      // rescales each element (broadcast to input)
+  Tensor pos_weight{};  // weight of positive examples, broadcast over the last dim
   Reduction reduction = Reduction::Mean;
 };
 /// Sigmoid + binary cross-entropy in one stable formula (logits of +-1000 are fine):
@@ -56,7 +56,7 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
                                         BCEWithLogitsOptions options = {});
 
 struct CrossEntropyOptions {
-  Tensor weight;                 // [C] class weights
+  Tensor weight{};               // [C] class weights
   int64_t ignore_index = -100;   // targets equal to this contribute nothing
   double label_smoothing = 0.0;  // in [0, 1]: mixes the target with the uniform one
   Reduction reduction = Reduction::Mean;
@@ -67,7 +67,7 @@ struct CrossEntropyOptions {
 Tensor cross_entropy(const Tensor& input, const Tensor& target, CrossEntropyOptions options = {});
 
 struct NLLOptions {
-  Tensor weight;  // [C] class weights
+  Tensor weight{};  // [C] class weights
   int64_t ignore_index = -100;
   Reduction reduction = Reduction::Mean;
 };

@@ -1,0 +1,274 @@
+// Reading the golden reference files written by tests/reference/make_reference.py
+// (ops_reference.txt for tests/ops/golden_test.cpp, nn_reference.txt for
+// tests/nn/nn_golden_test.cpp), and comparing soma tensors with them.
+//
+// A file is a list of cases; each case is a header line, tensor lines and "end":
+//   case <name> <op> <dtype>
+//   <role> <k-or-key> <dtype> <ndim> <dims...> <values...>
+//   end
+// Roles: in, out, gout, grad (k is an index) and param, pgrad (k is a state-dict key such as
+// "0.weight"); key lines ("key <key> <dtype> <ndim> <dims...>") carry a shape and no values.
+// Each test says which roles its file may use (ParseRules). Header-only: tests/**/*_test.cpp
+// are the only sources compiled into soma_tests.
+#pragma once
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "soma/soma.h"
+
+namespace golden {
+
+struct RefTensor {
+  std::string key;  // the token after the role: an index ("0") or a state-dict key ("0.weight")
+  int index = -1;   // the key as a number when it is one
+  soma::DType dtype = soma::kFloat32;
+  soma::Shape shape;
+  std::vector<double> values;  // exact for float32/float64; int64 and bool as whole numbers
+};
+
+struct Case {
+  std::string name;
+  std::string op;
+  soma::DType dtype = soma::kFloat32;
+  std::vector<RefTensor> inputs;  // "in", in index order
+  std::vector<RefTensor> outs;    // "out", in index order
+  RefTensor gout;                 // "gout" (gradient of outs[0]) when has_gout
+  bool has_gout = false;
+  std::vector<RefTensor> grads;        // "grad": gradients of inputs
+  std::vector<RefTensor> params;       // "param": module parameters by key
+  std::vector<RefTensor> param_grads;  // "pgrad": gradients of module parameters by key
+  std::vector<RefTensor> keys;         // "key": state-dict entries (shape and dtype only)
+  int line = 0;                        // line of the "case" header, for messages
+
+  std::string label() const { return name + " (op " + op + ", " + dtype_str() + ")"; }
+  std::string dtype_str() const { return std::string(soma::dtype_name(dtype)); }
+};
+
+struct RefFile {
+  std::string path;
+  std::string error;  // non-empty when the file could not be read or parsed
+  std::vector<Case> cases;
+};
+
+// What a file may contain.
+struct ParseRules {
+  std::set<std::string> roles;  // allowed tensor roles besides "case" and "end"
+  bool require_gout = true;     // every case with an output has a gout of out 0's size
+};
+
+// `default_name` under tests/reference/, unless the environment variable `env_var` names
+// another file (e.g. a scratch copy with a perturbed value, to see the test fail).
+inline std::string reference_path(const char* env_var, const std::string& default_name) {
+  if (const char* env = std::getenv(env_var); env != nullptr && *env != '\0') return env;
+  return std::string(SOMA_TEST_DATA_DIR) + "/reference/" + default_name;
+}
+
+inline bool parse_dtype(const std::string& s, soma::DType* dtype) {
+  if (s == "float32")
+    *dtype = soma::kFloat32;
+  else if (s == "float64")
+    *dtype = soma::kFloat64;
+  else if (s == "int64")
+    *dtype = soma::kInt64;
+  else if (s == "bool")
+    *dtype = soma::kBool;
+  else
+    return false;
+  return true;
+}
+
+// Reads "<k> <dtype> <ndim> <dims...> <values...>" (the part after the role word); with
+// `with_values` false there must be no values.
+inline bool parse_tensor(std::istringstream& in, bool with_values, RefTensor* t,
+                         std::string* error) {
+  std::string dtype;
+  int64_t ndim = -1;
+  if (!(in >> t->key >> dtype >> ndim) || ndim < 0 || !parse_dtype(dtype, &t->dtype)) {
+    *error = "bad tensor header";
+    return false;
+  }
+  if (!t->key.empty() && std::all_of(t->key.begin(), t->key.end(), ::isdigit))
+    t->index = std::atoi(t->key.c_str());
+  int64_t numel = 1;
+  for (int64_t d = 0; d < ndim; ++d) {
+    int64_t size = -1;
+    if (!(in >> size) || size < 0) {
+      *error = "bad dimension";
+      return false;
+    }
+    t->shape.push_back(size);
+    numel *= size;
+  }
+  std::string token;
+  while (in >> token) {
+    char* end = nullptr;
+    const double v = std::strtod(token.c_str(), &end);  // decimal, hex, inf and nan
+    if (end == token.c_str() || *end != '\0') {
+      *error = "bad value '" + token + "'";
+      return false;
+    }
+    t->values.push_back(v);
+  }
+  const int64_t expected = with_values ? numel : 0;
+  if (static_cast<int64_t>(t->values.size()) != expected) {
+    *error = std::to_string(t->values.size()) + " values for shape " + soma::shape_str(t->shape);
+    return false;
+  }
+  return true;
+}
+
+inline RefFile parse_reference(const std::string& path, const ParseRules& rules) {
+  RefFile file;
+  file.path = path;
+  std::ifstream in(path);
+  if (!in) {
+    file.error = "cannot open " + path;
+    return file;
+  }
+  std::string line;
+  int line_no = 0;
+  Case current;
+  bool in_case = false;
+  auto fail = [&](const std::string& msg) {
+    file.error = path + ":" + std::to_string(line_no) + ": " + msg;
+    file.cases.clear();
+    return file;
+  };
+  auto indexed = [](const RefTensor& t) { return t.index >= 0; };
+  while (std::getline(in, line)) {
+    ++line_no;
+    std::istringstream ls(line);
+    std::string role;
+    if (!(ls >> role) || role[0] == '#') continue;
+    if (role == "case") {
+      if (in_case) return fail("'case' before 'end'");
+      current = Case{};
+      std::string dtype;
+      if (!(ls >> current.name >> current.op >> dtype) || !parse_dtype(dtype, &current.dtype))
+        return fail("bad case header");
+      current.line = line_no;
+      in_case = true;
+    } else if (role == "end") {
+      if (!in_case) return fail("'end' outside a case");
+      if (current.outs.empty() && current.keys.empty()) return fail("case has no out");
+      if (!current.outs.empty() && rules.require_gout && !current.has_gout)
+        return fail("case has no (or a mis-sized) gout");
+      if (current.has_gout && current.gout.values.size() != current.outs[0].values.size())
+        return fail("case has no (or a mis-sized) gout");
+      file.cases.push_back(current);
+      in_case = false;
+    } else if (rules.roles.count(role)) {
+      if (!in_case) return fail("tensor outside a case");
+      RefTensor t;
+      std::string error;
+      if (!parse_tensor(ls, role != "key", &t, &error)) return fail(role + ": " + error);
+      if (role == "in") {
+        if (t.index != static_cast<int>(current.inputs.size())) return fail("inputs out of order");
+        current.inputs.push_back(t);
+      } else if (role == "out") {
+        if (t.index != static_cast<int>(current.outs.size())) return fail("outputs out of order");
+        current.outs.push_back(t);
+      } else if (role == "gout") {
+        if (t.index != 0) return fail("gout of an output other than 0");
+        current.gout = t;
+        current.has_gout = true;
+      } else if (role == "grad") {
+        if (!indexed(t)) return fail("grad of a non-numeric input '" + t.key + "'");
+        current.grads.push_back(t);
+      } else if (role == "param") {
+        current.params.push_back(t);
+      } else if (role == "pgrad") {
+        current.param_grads.push_back(t);
+      } else if (role == "key") {
+        current.keys.push_back(t);
+      } else {
+        return fail("unknown line type '" + role + "'");
+      }
+    } else {
+      return fail("unknown line type '" + role + "'");
+    }
+  }
+  if (in_case) return fail("file ends inside a case");
+  return file;
+}
+
+inline soma::Tensor make_tensor(const RefTensor& r) {
+  switch (r.dtype) {
+    case soma::kFloat32:
+      return soma::tensor(std::vector<float>(r.values.begin(), r.values.end()), r.shape);
+    case soma::kFloat64:
+      return soma::tensor(r.values, r.shape);
+    case soma::kInt64:
+      return soma::tensor(std::vector<int64_t>(r.values.begin(), r.values.end()), r.shape);
+    case soma::kBool:
+      return soma::tensor(std::vector<int64_t>(r.values.begin(), r.values.end()), r.shape)
+          .to(soma::kBool);
+  }
+  return soma::Tensor();
+}
+
+inline std::string index_str(const soma::Shape& shape, int64_t flat) {
+  std::vector<int64_t> idx(shape.size());
+  for (int64_t d = static_cast<int64_t>(shape.size()) - 1; d >= 0; --d) {
+    idx[d] = flat % shape[d];
+    flat /= shape[d];
+  }
+  return soma::shape_str(idx);
+}
+
+// |actual - expected| <= atol + rtol * |expected|.
+struct Tolerance {
+  double rtol;
+  double atol;
+};
+
+// Compares `actual` with the reference `expected`; returns a failure message or "". The
+// message names the case, `what`, the shape, the max error and the first bad index.
+inline std::string compare(const Case& c, const std::string& what, const soma::Tensor& actual,
+                           const RefTensor& expected, Tolerance tol) {
+  std::ostringstream msg;
+  msg.precision(17);
+  msg << c.label() << ", " << what << ": ";
+  if (!actual.defined()) return msg.str() + "undefined tensor";
+  if (actual.dtype() != expected.dtype) {
+    msg << "dtype " << actual.dtype() << ", expected " << soma::dtype_name(expected.dtype);
+    return msg.str();
+  }
+  if (actual.shape() != expected.shape) {
+    msg << "shape " << soma::shape_str(actual.shape()) << ", expected "
+        << soma::shape_str(expected.shape);
+    return msg.str();
+  }
+  const std::vector<double> got = actual.to_vector<double>();
+  double max_err = 0.0;
+  int64_t first_bad = -1;
+  int64_t bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const double e = expected.values[i];
+    const double err = std::abs(got[i] - e);
+    const bool same_inf = std::isinf(e) && got[i] == e;
+    const bool ok = same_inf || err <= tol.atol + tol.rtol * std::abs(e);  // false for nan
+    if (!same_inf) max_err = std::isnan(err) ? err : std::max(max_err, err);
+    if (!ok) {
+      if (first_bad < 0) first_bad = static_cast<int64_t>(i);
+      ++bad;
+    }
+  }
+  if (first_bad < 0) return "";
+  msg << bad << " of " << got.size() << " elements beyond rtol " << tol.rtol << " atol " << tol.atol
+      << ", shape " << soma::shape_str(expected.shape) << ", max abs error " << max_err
+      << "; first bad index " << index_str(expected.shape, first_bad) << ": got " << got[first_bad]
+      << ", torch " << expected.values[first_bad];
+  return msg.str();
+}
+
+}  // namespace golden
