@@ -31,6 +31,8 @@ decltype(auto) dispatch_all(DType dtype, F&& f) {
       return f.template operator()<int64_t>();
     case kBool:
       return f.template operator()<bool>();
+    case kUInt8:
+      return f.template operator()<uint8_t>();
   }
   fail("dispatch: unknown dtype");
 }

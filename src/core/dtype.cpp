@@ -12,6 +12,7 @@ size_t element_size(DType dtype) {
     case kInt64:
       return 8;
     case kBool:
+    case kUInt8:
       return 1;
   }
   return 1;
@@ -27,6 +28,8 @@ std::string_view dtype_name(DType dtype) {
       return "int64";
     case kBool:
       return "bool";
+    case kUInt8:
+      return "uint8";
   }
   return "unknown";
 }

@@ -1,11 +1,14 @@
 #include "soma/core/random.h"
 
 #include <cmath>
+#include <iomanip>
+#include <sstream>
 #include <mutex>
 #include <numbers>
 #include <random>
 
 #include "core/random_fill.h"
+#include "soma/core/error.h"
 
 namespace soma {
 namespace {
@@ -47,6 +50,28 @@ void manual_seed(uint64_t seed) {
   std::lock_guard<std::mutex> lock(g.mutex);
   g.engine.seed(static_cast<std::mt19937::result_type>(seed));
   g.has_spare_normal = false;
+}
+
+std::string get_rng_state() {
+  Generator& g = generator();
+  std::lock_guard<std::mutex> lock(g.mutex);
+  std::ostringstream os;
+  os << std::setprecision(17) << g.engine << ' ' << g.has_spare_normal << ' ' << g.spare_normal;
+  return os.str();
+}
+
+void set_rng_state(const std::string& state) {
+  std::istringstream is(state);
+  std::mt19937 engine;
+  bool has_spare = false;
+  double spare = 0;
+  is >> engine >> has_spare >> spare;
+  SOMA_CHECK(!is.fail(), "set_rng_state: malformed generator state (", state.size(), " bytes)");
+  Generator& g = generator();
+  std::lock_guard<std::mutex> lock(g.mutex);
+  g.engine = engine;
+  g.has_spare_normal = has_spare;
+  g.spare_normal = spare;
 }
 
 namespace detail {

@@ -136,6 +136,7 @@ template double Tensor::item<double>() const;
 template int64_t Tensor::item<int64_t>() const;
 template int Tensor::item<int>() const;
 template bool Tensor::item<bool>() const;
+template uint8_t Tensor::item<uint8_t>() const;
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {
@@ -147,6 +148,7 @@ std::vector<T> Tensor::to_vector() const {
 template std::vector<float> Tensor::to_vector<float>() const;
 template std::vector<double> Tensor::to_vector<double>() const;
 template std::vector<int64_t> Tensor::to_vector<int64_t>() const;
+template std::vector<uint8_t> Tensor::to_vector<uint8_t>() const;
 
 template <typename T>
 T* Tensor::data() {
@@ -163,10 +165,12 @@ template float* Tensor::data<float>();
 template double* Tensor::data<double>();
 template int64_t* Tensor::data<int64_t>();
 template bool* Tensor::data<bool>();
+template uint8_t* Tensor::data<uint8_t>();
 template const float* Tensor::data<float>() const;
 template const double* Tensor::data<double>() const;
 template const int64_t* Tensor::data<int64_t>() const;
 template const bool* Tensor::data<bool>() const;
+template const uint8_t* Tensor::data<uint8_t>() const;
 
 namespace {
 

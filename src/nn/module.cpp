@@ -48,7 +48,10 @@ std::string Module::describe() const {
   char* name = abi::__cxa_demangle(typeid(*this).name(), nullptr, nullptr, &status);
   std::string out = status == 0 && name ? name : "Module";
   std::free(name);
-  return out;
+  // "(anonymous namespace)::app::MyDenseLayer" -> "MyDenseLayer" (template arguments kept)
+  const size_t args = out.find('<');
+  const size_t colon = out.rfind("::", args);
+  return colon == std::string::npos ? out : out.substr(colon + 2);
 }
 
 Tensor Module::register_parameter(const std::string& name, Tensor tensor, bool requires_grad) {
@@ -88,12 +91,37 @@ std::shared_ptr<Module> Module::register_module(const std::string& name,
   return module;
 }
 
-std::vector<std::pair<std::string, Tensor>> Module::named_parameters(bool recurse) const {
-  std::vector<std::pair<std::string, Tensor>> out = parameters_;
-  if (recurse)
-    for (const auto& [name, child] : children_)
-      for (auto& [n, t] : child->named_parameters(true)) out.emplace_back(name + "." + n, t);
+namespace {
+
+// (name, tensor) pairs of `list` of every module under `m`; with `unique`, a tensor shared by
+// several modules (tied weights) is listed once, under its first name, like PyTorch.
+template <typename Get>
+std::vector<std::pair<std::string, Tensor>> collect(const Module& m, bool recurse, bool unique,
+                                                    Get get) {
+  std::vector<std::pair<std::string, Tensor>> all;
+  std::vector<std::pair<std::string, const Module*>> stack{{"", &m}};
+  while (!stack.empty()) {
+    auto [prefix, mod] = stack.back();
+    stack.pop_back();
+    for (const auto& [n, t] : get(*mod)) all.emplace_back(prefix + n, t);
+    if (!recurse) break;
+    const auto& kids = mod->named_children();
+    for (auto it = kids.rbegin(); it != kids.rend(); ++it)
+      stack.emplace_back(prefix + it->first + ".", it->second.get());
+  }
+  if (!unique) return all;
+  std::vector<std::pair<std::string, Tensor>> out;
+  std::set<const TensorImpl*> seen;
+  for (auto& e : all)
+    if (seen.insert(e.second.impl().get()).second) out.push_back(std::move(e));
   return out;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, Tensor>> Module::named_parameters(bool recurse) const {
+  return collect(
+      *this, recurse, true, [](const Module& m) -> const auto& { return m.parameters_; });
 }
 
 std::vector<Tensor> Module::parameters(bool recurse) const {
@@ -103,11 +131,8 @@ std::vector<Tensor> Module::parameters(bool recurse) const {
 }
 
 std::vector<std::pair<std::string, Tensor>> Module::named_buffers(bool recurse) const {
-  std::vector<std::pair<std::string, Tensor>> out = buffers_;
-  if (recurse)
-    for (const auto& [name, child] : children_)
-      for (auto& [n, t] : child->named_buffers(true)) out.emplace_back(name + "." + n, t);
-  return out;
+  return collect(
+      *this, recurse, true, [](const Module& m) -> const auto& { return m.buffers_; });
 }
 
 std::vector<std::shared_ptr<Module>> Module::children() const {
@@ -145,15 +170,19 @@ void Module::to(DType dtype) {
 }
 
 StateDict Module::state_dict() const {
+  // Every name, tied tensors included (as PyTorch's state_dict).
   StateDict out;
-  for (auto& [name, t] : named_parameters()) out[name] = t.detach();
-  for (auto& [name, t] : named_buffers()) out[name] = t.detach();
+  for (auto& [name, t] : collect(
+           *this, true, false, [](const Module& m) -> const auto& { return m.parameters_; }))
+    out[name] = t.detach();
+  for (auto& [name, t] : collect(
+           *this, true, false, [](const Module& m) -> const auto& { return m.buffers_; }))
+    out[name] = t.detach();
   return out;
 }
 
 void Module::load_state_dict(const StateDict& state, bool strict) {
-  std::vector<std::pair<std::string, Tensor>> own = named_parameters();
-  for (auto& b : named_buffers()) own.push_back(b);
+  const StateDict own = state_dict();
   std::vector<std::string> missing, unexpected;
   std::set<std::string> own_names;
   for (auto& [name, t] : own) {

@@ -53,8 +53,9 @@ Tensor sum_impl(const Tensor& x, bool all, int64_t dim, bool keepdim, const char
   const int64_t d = all ? 0 : detail::wrap_dim(dim, x.dim(), op);
   const Split s = all ? Split{1, x.numel(), 1} : split(x.shape(), d);
   const Shape shape = all ? Shape{} : reduced_shape(x.shape(), d, keepdim);
-  const DType out_dtype = x.dtype() == kBool ? kInt64 : x.dtype();
-  Tensor src = x.dtype() == kBool ? xc.to(kInt64) : xc;
+  const bool widen = x.dtype() == kBool || x.dtype() == kUInt8;  // sums of bytes are int64
+  const DType out_dtype = widen ? kInt64 : x.dtype();
+  Tensor src = widen ? xc.to(kInt64) : xc;
   Tensor out = detail::make_tensor(shape, out_dtype);
   detail::dispatch_numeric(out_dtype, op, [&]<typename T>() {
     kernels::cpu::sum_dim<T>(src.data<T>(), out.data<T>(), s.outer, s.n, s.inner);

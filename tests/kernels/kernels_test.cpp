@@ -602,6 +602,9 @@ std::vector<double> values_of(const Tensor& t) {
     case soma::kBool:
       std::copy_n(t.data<bool>(), t.numel(), out.begin());
       break;
+    case soma::kUInt8:
+      std::copy_n(t.data<uint8_t>(), t.numel(), out.begin());
+      break;
   }
   return out;
 }

@@ -212,6 +212,9 @@ inline soma::Tensor make_tensor(const RefTensor& r) {
     case soma::kBool:
       return soma::tensor(std::vector<int64_t>(r.values.begin(), r.values.end()), r.shape)
           .to(soma::kBool);
+    case soma::kUInt8:
+      return soma::tensor(std::vector<int64_t>(r.values.begin(), r.values.end()), r.shape)
+          .to(soma::kUInt8);
   }
   return soma::Tensor();
 }

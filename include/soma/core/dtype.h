@@ -1,5 +1,6 @@
 // Element types. float32 is the default; float64 is for gradcheck and precise work; int64 holds
-// labels and indices; bool holds the masks that comparisons return.
+// labels and indices; bool holds the masks that comparisons return; uint8 holds raw pixels
+// (images stay uint8 in memory and become float32 per batch).
 #pragma once
 
 #include <cstddef>
@@ -9,16 +10,17 @@
 
 namespace soma {
 
-enum class DType : uint8_t { Float32, Float64, Int64, Bool };
+enum class DType : uint8_t { Float32, Float64, Int64, Bool, UInt8 };
 
 inline constexpr DType kFloat32 = DType::Float32;
 inline constexpr DType kFloat64 = DType::Float64;
 inline constexpr DType kInt64 = DType::Int64;
 inline constexpr DType kBool = DType::Bool;
+inline constexpr DType kUInt8 = DType::UInt8;
 
 /// Bytes per element.
 size_t element_size(DType dtype);
-/// "float32", "float64", "int64", "bool" (PyTorch's names without the "torch." prefix).
+/// "float32", "float64", "int64", "bool", "uint8" (PyTorch's names without the "torch." prefix).
 std::string_view dtype_name(DType dtype);
 inline bool is_floating(DType dtype) {
   return dtype == kFloat32 || dtype == kFloat64;
@@ -43,6 +45,10 @@ constexpr DType dtype_of<int64_t>() {
 template <>
 constexpr DType dtype_of<bool>() {
   return kBool;
+}
+template <>
+constexpr DType dtype_of<uint8_t>() {
+  return kUInt8;
 }
 
 }  // namespace soma

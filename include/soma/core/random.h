@@ -9,11 +9,16 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace soma {
 
 /// Seeds the global generator (like torch.manual_seed).
 void manual_seed(uint64_t seed);
+/// The generator's full state as text (checkpoints store it so a resumed run draws the same
+/// numbers), and its inverse; a malformed state is an error.
+std::string get_rng_state();
+void set_rng_state(const std::string& state);
 
 namespace detail {
 /// Next raw 32-bit draw of the global generator.

@@ -42,12 +42,12 @@ class SGD : public detail::OptimizerImpl<SGD, SGDOptions, SGDState> {
 };
 
 struct AdamOptions {
-  double lr = 1e-3;                    // learning rate
-  double beta1 = 0.9;                  // decay of the running mean of gradients
-  double beta2 = 0.999;                // decay of the running mean of squared gradients
-  double eps = 1e-8;                   // added to the denominator
-  std::optional<double> weight_decay;  // unset: 0 for Adam (L2), 0.01 for AdamW (decoupled)
-  bool amsgrad = false;                // use the maximum of past squared-gradient averages
+  double lr = 1e-3;                      // learning rate
+  double beta1 = 0.9;                    // decay of the running mean of gradients
+  double beta2 = 0.999;                  // decay of the running mean of squared gradients
+  double eps = 1e-8;                     // added to the denominator
+  std::optional<double> weight_decay{};  // unset: 0 for Adam (L2), 0.01 for AdamW (decoupled)
+  bool amsgrad = false;                  // use the maximum of past squared-gradient averages
 };
 struct AdamState {
   int64_t step = 0;
