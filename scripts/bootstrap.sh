@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build libopenblas-openmp-dev libgtest-dev
-          libbenchmark-dev zlib1g-dev)
+          libbenchmark-dev zlib1g-dev nlohmann-json3-dev libcli11-dev dataset-fashion-mnist)
 for arg in "$@"; do
   case "$arg" in
     --dev) packages+=(python3-torch clang-format) ;;
