@@ -25,13 +25,13 @@ void OptimizerImpl<D, O, S>::set_group_lr(size_t g, double lr) {
              groups_.size(), " groups)");
   O o = groups_[g].options;
   o.lr = lr;
-  D::validate(o);
+  static_cast<const D*>(this)->validate(o);
   groups_[g].options = o;
 }
 
 template <typename D, typename O, typename S>
 void OptimizerImpl<D, O, S>::add_param_group(ParamGroup<O> group) {
-  D::validate(group.options);
+  static_cast<const D*>(this)->validate(group.options);
   std::set<const TensorImpl*> seen;
   for (const Tensor& p : parameters()) seen.insert(p.impl().get());
   for (size_t i = 0; i < group.params.size(); ++i) {
@@ -139,7 +139,7 @@ void OptimizerImpl<D, O, S>::load_state_dict(const OptimizerState& state) {
       else
         v = static_cast<V>(value);
     });
-    D::validate(options[g]);
+    static_cast<const D*>(this)->validate(options[g]);
   }
   size_t flat = 0;
   for (size_t g = 0; g < groups_.size(); ++g) {

@@ -102,14 +102,15 @@ AdamW::AdamW(std::vector<ParamGroup<AdamOptions>> groups) {
   }
 }
 
-void Adam::validate(const AdamOptions& o) {
-  check_nonneg(o.lr, "Adam", "learning rate");
-  check_nonneg(o.eps, "Adam", "epsilon value");
-  SOMA_CHECK(o.beta1 >= 0.0 && o.beta1 < 1.0, "Adam: invalid beta1 parameter: ", o.beta1,
+void Adam::validate(const AdamOptions& o) const {
+  const char* name = decoupled_ ? "AdamW" : "Adam";
+  check_nonneg(o.lr, name, "learning rate");
+  check_nonneg(o.eps, name, "epsilon value");
+  SOMA_CHECK(o.beta1 >= 0.0 && o.beta1 < 1.0, name, ": invalid beta1 parameter: ", o.beta1,
              " (must be in [0, 1))");
-  SOMA_CHECK(o.beta2 >= 0.0 && o.beta2 < 1.0, "Adam: invalid beta2 parameter: ", o.beta2,
+  SOMA_CHECK(o.beta2 >= 0.0 && o.beta2 < 1.0, name, ": invalid beta2 parameter: ", o.beta2,
              " (must be in [0, 1))");
-  check_nonneg(o.weight_decay.value_or(0.0), "Adam", "weight_decay value");
+  check_nonneg(o.weight_decay.value_or(0.0), name, "weight_decay value");
 }
 
 void Adam::init_state(const AdamOptions&, const Tensor&, AdamState&) {}

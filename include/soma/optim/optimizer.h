@@ -62,7 +62,7 @@ namespace detail {
 
 /// The machinery shared by the optimizers (CRTP): groups of options O, one state S per
 /// parameter, step() over parameters with gradients, and the state dict. Derived provides
-///   static void validate(const O&);
+///   void validate(const O&) const;                          // or static
 ///   void update(const O&, Tensor& param, const Tensor& grad, S& state);
 ///   template <class F> static void visit_options(O&, F f);   // f("lr", double&) ...
 ///   template <class F> static void visit_state(S&, F f);     // f("exp_avg", Tensor&) ...

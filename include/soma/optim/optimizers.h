@@ -59,7 +59,7 @@ class Adam : public detail::OptimizerImpl<Adam, AdamOptions, AdamState> {
  public:
   explicit Adam(std::vector<Tensor> params, AdamOptions options = {});
   explicit Adam(std::vector<ParamGroup<AdamOptions>> groups);
-  static void validate(const AdamOptions& o);
+  void validate(const AdamOptions& o) const;  // errors name "Adam" or "AdamW"
   void update(const AdamOptions& o, Tensor& param, const Tensor& grad, AdamState& s);
   static void init_state(const AdamOptions& o, const Tensor& param, AdamState& s);
   template <typename F>
