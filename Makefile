@@ -1,10 +1,11 @@
-# Entry points: `make run` (train the example) and `make test` (build + run every test).
+# Entry points: `make run` (`soma train` on Fashion-MNIST with the defaults) and `make test`
+# (build + run every test).
 # Both install missing Debian packages first (scripts/bootstrap.sh), then build in Release.
 BUILD_DIR ?= build
 JOBS      ?= $(shell nproc)
 CMAKE_ARGS ?=
-RUN_TARGET ?= spiral
-RUN_ARGS  ?=
+RUN_TARGET ?= soma_cli
+RUN_ARGS  ?= train
 FORMAT_DIRS := include src tests examples bench tools
 
 .PHONY: all run test bench format clean bootstrap configure build loc
@@ -24,11 +25,12 @@ build: configure
 
 run: configure
 	cmake --build $(BUILD_DIR) -j$(JOBS) --target $(RUN_TARGET)
-	./$(BUILD_DIR)/$(RUN_TARGET) $(RUN_ARGS)
+	./$(BUILD_DIR)/soma $(RUN_ARGS)
 
 # ctest -j2: the install test has its own scratch dir and a RESOURCE_LOCK, and never builds
 # in $(BUILD_DIR), so it can run beside the gtest cases and the examples.
 test: build
+	@scripts/bootstrap.sh --test
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
 	@scripts/loc.sh
 

@@ -2,6 +2,7 @@
 # Installs the Debian packages soma's build and tests need; prints nothing when all are there.
 #   scripts/bootstrap.sh         build + test dependencies
 #   scripts/bootstrap.sh --dev   also python3-torch (tests/ reference generator) and clang-format
+#   scripts/bootstrap.sh --test  also chromium (the CLI test renders report.html headless)
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build libopenblas-openmp-dev libgtest-dev
@@ -9,7 +10,8 @@ packages=(build-essential cmake ninja-build libopenblas-openmp-dev libgtest-dev
 for arg in "$@"; do
   case "$arg" in
     --dev) packages+=(python3-torch clang-format) ;;
-    -h|--help) sed -n '2,4s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --test) packages+=(chromium) ;;  # renders report.html in the CLI test
+    -h|--help) sed -n '2,5s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "bootstrap.sh: unknown argument '$arg' (use --dev)" >&2; exit 2 ;;
   esac
 done

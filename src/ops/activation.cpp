@@ -44,7 +44,7 @@ Tensor activation(const Tensor& x, const char* op, bool save_output, F f, DF df)
 
 Tensor relu(const Tensor& x) {
   return activation(
-      x, "relu", true, [](auto v) { return v > 0 ? v : decltype(v)(0); },
+      x, "relu", true, [](auto v) { return v < 0 ? decltype(v)(0) : v; },  // NaN passes through
       [](auto g, auto y) { return y > 0 ? g : decltype(g)(0); });
 }
 

@@ -1,0 +1,106 @@
+// DataLoader: iterates over a Dataset in mini-batches, optionally shuffled (with an explicit
+// seed, reshuffled every epoch), with an optional per-batch transform and background prefetch.
+//
+// Epoch e visits the samples in epoch_order(e): 0, 1, ..., N-1 without shuffle; with shuffle, a
+// Fisher-Yates shuffle driven by std::mt19937_64(seed * 0x9E3779B97F4A7C15 + e) in which the
+// swap index for position i is drawn uniformly from [0, i] by rejection sampling on raw 64-bit
+// draws (no std::uniform_int_distribution), so the order depends only on (seed, e) and is the
+// same with every compiler and standard library. Batch b holds samples [b*B, min((b+1)*B, n))
+// of that order, where n = num_samples() (N, or N rounded down to a multiple of B with
+// drop_last).
+//
+//   soma::data::DataLoader loader(soma::data::TensorDataset(x, y),
+//                                 {.batch_size = 128, .shuffle = true, .seed = 42});
+//   for (int epoch = 0; epoch < 10; ++epoch)
+//     for (auto& [xb, yb] : loader) { /* xb [128, ...], yb [128] */ }
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "soma/data/dataset.h"
+
+namespace soma::data {
+
+struct DataLoaderOptions {
+  int64_t batch_size = 32;  // samples per batch (> 0)
+  bool shuffle = false;     // visit the samples in a new random order every epoch
+  uint64_t seed = 0;        // the order of epoch e depends only on (seed, e)
+  bool drop_last = false;   // drop the last batch when it has fewer than batch_size samples
+  bool prefetch = false;    // build the next batch on a background thread (same batches)
+  std::function<Batch(Batch)> transform{};  // applied to every batch (on the background
+                                            // thread when prefetching: must be thread-safe)
+};
+
+class DataLoader {
+ public:
+  /// Reads from a shared dataset (non-null); the loader keeps it alive.
+  DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions options = {});
+  /// Takes a copy of `dataset` (TensorDataset copies are cheap: tensors are handles).
+  template <typename D>
+  requires std::derived_from<D, Dataset> DataLoader(D dataset, DataLoaderOptions options = {})
+      : DataLoader(std::shared_ptr<const Dataset>(std::make_shared<const D>(std::move(dataset))),
+                   std::move(options)) {}
+
+  /// An input iterator over one epoch's batches. Copies share their position. The batch a
+  /// dereference returns stays valid until the next increment; an iterator must not outlive
+  /// its loader. Errors from the dataset or the transform surface from begin() or ++.
+  class Iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = Batch;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const Batch*;
+    using reference = const Batch&;
+
+    /// The end iterator.
+    Iterator() = default;
+    const Batch& operator*() const;
+    const Batch* operator->() const { return &**this; }
+    Iterator& operator++();
+    void operator++(int) { ++*this; }
+    /// Equal when both are past the end, or both are at the same batch of the same pass.
+    friend bool operator==(const Iterator& a, const Iterator& b);
+
+   private:
+    friend class DataLoader;
+    struct State;  // the pass's sample order, position, current and prefetched batch
+    explicit Iterator(std::shared_ptr<State> state) : state_(std::move(state)) {}
+    std::shared_ptr<State> state_;
+  };
+
+  /// Starts a pass over epoch epoch() and builds its first batch. When the pass reaches end(),
+  /// epoch() advances by one (unless set_epoch() was called meanwhile); leaving a pass early
+  /// does not advance it. An epoch with no batches advances it at once.
+  Iterator begin();
+  Iterator end() { return Iterator(); }
+
+  /// Batches per epoch: ceil(N / B), or floor(N / B) with drop_last.
+  int64_t size() const;
+  /// Samples per epoch: N, or B * floor(N / B) with drop_last.
+  int64_t num_samples() const;
+  /// The epoch the next begin() will run (0 at construction).
+  int64_t epoch() const { return epoch_; }
+  /// Sets the epoch the next begin() will run (>= 0), e.g. to resume a run exactly.
+  void set_epoch(int64_t epoch);
+  /// The order in which epoch `epoch` visits the samples (all N of them, including those that
+  /// drop_last leaves out): the identity without shuffle.
+  std::vector<int64_t> epoch_order(int64_t epoch) const;
+
+  const Dataset& dataset() const { return *dataset_; }
+  const DataLoaderOptions& options() const { return options_; }
+
+ private:
+  friend struct Iterator::State;
+  std::shared_ptr<const Dataset> dataset_;
+  DataLoaderOptions options_;
+  int64_t epoch_ = 0;
+};
+
+}  // namespace soma::data

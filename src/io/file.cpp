@@ -1,0 +1,114 @@
+// atomic_write and read_file on POSIX file descriptors.
+#include "soma/io/file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+
+#include "soma/core/error.h"
+
+namespace soma::io {
+namespace {
+
+std::string errno_str(int err) {
+  return std::strerror(err);
+}
+
+// Closes a descriptor on scope exit unless released.
+struct Fd {
+  int fd = -1;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+std::string parent_dir(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+}  // namespace
+
+void atomic_write(const std::string& path, std::string_view bytes) {
+  SOMA_CHECK(!path.empty(), "atomic_write: empty path");
+  static std::atomic<uint64_t> counter{0};
+  const std::string tmp =
+      path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter.fetch_add(1));
+  Fd file;
+  file.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (file.fd < 0) {
+    const int err = errno;
+    detail::fail("atomic_write: cannot create \"", tmp, "\" to write \"", path,
+                 "\": ", errno_str(err));
+  }
+  // From here on every failure removes the temporary file.
+  auto fail = [&](const char* what, int err) {
+    ::close(file.fd);
+    file.fd = -1;
+    ::unlink(tmp.c_str());
+    detail::fail("atomic_write: cannot ", what, " \"", path, "\": ", errno_str(err));
+  };
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(file.fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      fail("write", errno);
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(file.fd) != 0) fail("sync", errno);
+  const int fd = file.fd;
+  file.fd = -1;
+  if (::close(fd) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    detail::fail("atomic_write: cannot close \"", path, "\": ", errno_str(err));
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    detail::fail("atomic_write: cannot rename \"", tmp, "\" to \"", path, "\": ", errno_str(err));
+  }
+  // Make the rename itself durable (best effort: some file systems refuse fsync on a directory).
+  Fd dir;
+  dir.fd = ::open(parent_dir(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir.fd >= 0) ::fsync(dir.fd);
+}
+
+std::string read_file(const std::string& path) {
+  Fd file;
+  file.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (file.fd < 0) {
+    const int err = errno;
+    detail::fail("read_file: cannot open \"", path, "\": ", errno_str(err));
+  }
+  struct stat st {};
+  if (::fstat(file.fd, &st) != 0) {
+    const int err = errno;
+    detail::fail("read_file: cannot stat \"", path, "\": ", errno_str(err));
+  }
+  SOMA_CHECK(!S_ISDIR(st.st_mode), "read_file: \"", path, "\" is a directory");
+  std::string out;
+  if (S_ISREG(st.st_mode) && st.st_size > 0) out.reserve(static_cast<size_t>(st.st_size));
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(file.fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      detail::fail("read_file: cannot read \"", path, "\": ", errno_str(err));
+    }
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+}  // namespace soma::io

@@ -1,0 +1,221 @@
+// The training loop (fit) and evaluation over a loader (evaluate).
+#include "soma/train/fit.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include "soma/autograd/grad_mode.h"
+#include "soma/core/error.h"
+#include "soma/nn/utils.h"
+
+namespace soma::train {
+
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+double now_s() {
+  using clock = std::chrono::steady_clock;
+  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
+}
+
+// Puts the model back in the mode it had, however the scope is left.
+class ModeGuard {
+ public:
+  explicit ModeGuard(nn::Module& m) : m_(m), training_(m.is_training()) {}
+  ~ModeGuard() { m_.train(training_); }
+  ModeGuard(const ModeGuard&) = delete;
+  ModeGuard& operator=(const ModeGuard&) = delete;
+
+ private:
+  nn::Module& m_;
+  bool training_;
+};
+
+// The value of a scalar loss tensor; anything but one element is an error.
+double loss_value(const Tensor& l, const char* op) {
+  SOMA_CHECK(l.defined(), op, ": the loss function returned an undefined tensor");
+  SOMA_CHECK(l.numel() == 1, op, ": the loss function must return a scalar, got shape ", l.shape(),
+             " (use a reduction such as Reduction::Mean)");
+  switch (l.dtype()) {
+    case kFloat32:
+      return static_cast<double>(l.item<float>());
+    case kFloat64:
+      return l.item<double>();
+    default:
+      soma::detail::fail(op, ": the loss must be float32 or float64, got ", l.dtype());
+  }
+}
+
+// Whether accuracy (argmax over dim 1 vs int64 class ids) applies to this output and target.
+bool is_classification(const Tensor& out, const Tensor& y) {
+  return out.dim() == 2 && out.size(1) > 1 && is_floating(out.dtype()) && y.defined() &&
+         y.dtype() == kInt64 && y.dim() == 1 && y.size(0) == out.size(0);
+}
+
+// True when every element is finite. Tests the exponent bits (all ones: inf or NaN) with an
+// integer OR, which vectorises, instead of a branch per element.
+template <typename Bits>
+bool all_finite_bits(const void* data, int64_t n, Bits exp_mask) {
+  const Bits* p = static_cast<const Bits*>(data);
+  Bits bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad |= static_cast<Bits>((p[i] & exp_mask) == exp_mask);
+  return bad == 0;
+}
+
+bool all_finite(const Tensor& t) {
+  Tensor c = t.contiguous();
+  if (c.dtype() == kFloat32)
+    return all_finite_bits<uint32_t>(c.data<float>(), c.numel(), 0x7f800000u);
+  if (c.dtype() == kFloat64)
+    return all_finite_bits<uint64_t>(c.data<double>(), c.numel(), 0x7ff0000000000000ull);
+  return true;
+}
+
+std::string where(int64_t epoch, int64_t batch) {
+  return "at epoch " + std::to_string(epoch + 1) + ", batch " + std::to_string(batch + 1);
+}
+
+const char* nonfinite_name(double v) {
+  return std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
+}
+
+// Sums of one pass over a loader (or an epoch of training).
+struct Totals {
+  double loss_sum = 0;                           // sum of batch loss * batch samples
+  int64_t correct = 0, samples = 0, scored = 0;  // scored: samples with an accuracy
+  double loss() const { return samples ? loss_sum / static_cast<double>(samples) : kNaN; }
+  double accuracy() const {
+    return scored ? static_cast<double>(correct) / static_cast<double>(scored) : kNaN;
+  }
+  void add(double l, const Tensor& out, const Tensor& y) {
+    const int64_t n = out.dim() > 0 ? out.size(0) : 1;
+    loss_sum += l * static_cast<double>(n);
+    samples += n;
+    if (is_classification(out, y)) {
+      correct += count_correct(out, y);
+      scored += n;
+    }
+  }
+};
+
+}  // namespace
+
+EvalResult evaluate(nn::Module& model, data::DataLoader& loader, const LossFn& loss) {
+  SOMA_CHECK(static_cast<bool>(loss), "evaluate: the loss function is empty");
+  SOMA_CHECK(loader.num_samples() > 0, "evaluate: the loader has no samples");
+  ModeGuard mode(model);
+  model.eval();
+  NoGradGuard no_grad;
+  Totals t;
+  for (const data::Batch& b : loader) {
+    Tensor out = model.forward(b.x);
+    t.add(loss_value(loss(out, b.y), "evaluate"), out, b.y);
+  }
+  return {t.loss(), t.accuracy(), t.samples};
+}
+
+History fit(nn::Module& model, optim::Optimizer& optimizer, const LossFn& loss,
+            data::DataLoader& train, const FitOptions& options) {
+  SOMA_CHECK(static_cast<bool>(loss), "fit: the loss function is empty");
+  SOMA_CHECK(options.initial_epoch >= 0 && options.initial_epoch <= options.epochs,
+             "fit: need 0 <= initial_epoch <= epochs, got initial_epoch ", options.initial_epoch,
+             " and epochs ", options.epochs);
+  SOMA_CHECK(options.max_grad_norm >= 0 && std::isfinite(options.max_grad_norm),
+             "fit: max_grad_norm must be finite and >= 0 (0: no clipping), got ",
+             options.max_grad_norm);
+  SOMA_CHECK(train.size() > 0, "fit: the training loader has no batches (", train.num_samples(),
+             " samples, batch_size ", train.options().batch_size, ")");
+  for (const auto& cb : options.callbacks) SOMA_CHECK(cb != nullptr, "fit: a callback is null");
+
+  ModeGuard mode(model);
+  const std::vector<std::pair<std::string, Tensor>> named = model.named_parameters();
+  const std::vector<Tensor> params = optimizer.parameters();
+
+  History history;
+  std::vector<Callback*> callbacks = {&history};
+  for (const auto& cb : options.callbacks) callbacks.push_back(cb.get());
+
+  TrainState state{.model = model,
+                   .optimizer = optimizer,
+                   .epoch = options.initial_epoch,
+                   .epochs = options.epochs,
+                   .initial_epoch = options.initial_epoch,
+                   .batches_per_epoch = train.size(),
+                   .samples_per_epoch = train.num_samples(),
+                   .has_validation = options.validation != nullptr};
+  for (Callback* cb : callbacks) cb->on_train_begin(state);
+
+  for (int64_t epoch = options.initial_epoch; epoch < options.epochs && !state.stop_training;
+       ++epoch) {
+    state.epoch = epoch;
+    state.samples_seen = 0;
+    state.running_loss = state.running_accuracy = kNaN;
+    for (Callback* cb : callbacks) cb->on_epoch_begin(state, epoch);
+
+    model.train();
+    train.set_epoch(epoch);  // epoch e's order depends only on (seed, e): exact resume
+    const double lr = optimizer.lr();
+    const double t0 = now_s();
+    Totals totals;
+    int64_t batch = 0;
+    for (const data::Batch& b : train) {
+      optimizer.zero_grad();
+      Tensor out = model.forward(b.x);
+      Tensor l = loss(out, b.y);
+      const double lv = loss_value(l, "fit");
+      SOMA_CHECK(std::isfinite(lv), "fit: non-finite loss (", nonfinite_name(lv), ") ",
+                 where(epoch, batch),
+                 "; the weights are those after the last good step (lower the learning rate, "
+                 "clip gradients with max_grad_norm, or check the inputs for NaN)");
+      l.backward();
+      for (const auto& [name, p] : named) {
+        const Tensor g = p.grad();
+        SOMA_CHECK(!g.defined() || all_finite(g), "fit: non-finite gradient of \"", name, "\" ",
+                   where(epoch, batch), " (loss ", lv,
+                   "); the weights are those after the last good step");
+      }
+      if (options.max_grad_norm > 0) nn::utils::clip_grad_norm_(params, options.max_grad_norm);
+      optimizer.step();
+
+      totals.add(lv, out, b.y);
+      state.samples_seen = totals.samples;
+      state.running_loss = totals.loss();
+      state.running_accuracy = totals.accuracy();
+      for (Callback* cb : callbacks) cb->on_batch_end(state, batch, lv);
+      ++batch;
+      if (state.stop_training) break;
+    }
+    const double train_s = now_s() - t0;
+
+    Logs logs;
+    logs["loss"] = totals.loss();
+    if (totals.scored > 0) logs["accuracy"] = totals.accuracy();
+    if (options.validation) {
+      options.validation->set_epoch(epoch);
+      const EvalResult r = evaluate(model, *options.validation, loss);
+      logs["val_loss"] = r.loss;
+      if (!std::isnan(r.accuracy)) logs["val_accuracy"] = r.accuracy;
+    }
+    logs["lr"] = lr;
+    logs["seconds"] = now_s() - t0;
+    logs["samples_per_second"] = train_s > 0 ? static_cast<double>(totals.samples) / train_s : kNaN;
+
+    // Schedulers step before the callbacks, so a checkpoint written in on_epoch_end holds the
+    // learning rate of the next epoch.
+    if (options.scheduler) options.scheduler->step();
+    if (options.plateau)
+      options.plateau->step(options.validation ? logs["val_loss"] : logs["loss"]);
+
+    state.logs = logs;
+    for (Callback* cb : callbacks) cb->on_epoch_end(state, epoch, logs);
+  }
+  for (Callback* cb : callbacks) cb->on_train_end(state);
+  return history;
+}
+
+}  // namespace soma::train

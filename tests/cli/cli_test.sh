@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# End-to-end tests of the `soma` tool: outputs, eval/predict/summary, exact resume, bad input
+# (one-line message, non-zero exit, no partial files) and, when Chromium is installed, the
+# report rendered headless.
+#   tests/cli/cli_test.sh <path to soma> [fashion-mnist dir]
+set -u
+SOMA=${1:?usage: cli_test.sh SOMA [DATA_DIR]}
+DATA=${2:-/usr/share/datasets/fashion-mnist}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+pass() { printf 'ok    %s\n' "$1"; }
+fail() { printf 'FAIL  %s\n' "$1"; failures=$((failures + 1)); }
+
+# A small CSV: 3 Gaussian blobs in 4-D, header row, label last.
+awk 'BEGIN { srand(7); print "a,b,c,d,label";
+  for (i = 0; i < 600; i++) { k = i % 3; printf "%.5f,%.5f,%.5f,%.5f,%d\n",
+    k + rand() - 0.5, -k + rand() - 0.5, 2 * k + rand() - 0.5, rand(), k } }' > "$work/blobs.csv"
+
+# ---- training on CSV: outputs and metrics -------------------------------------------------
+if "$SOMA" train --csv "$work/blobs.csv" --label-column label --hidden 16 --epochs 4 \
+     --batch-size 32 --patience 0 --quiet --out "$work/run" 2> "$work/err"; then
+  pass "train on CSV exits 0"
+else
+  fail "train on CSV exits 0 ($(cat "$work/err"))"
+fi
+for f in model.safetensors checkpoint.safetensors history.csv metrics.json report.html; do
+  [ -s "$work/run/$f" ] && pass "run/$f written" || fail "run/$f written"
+done
+for k in test_accuracy test_loss epochs_run best_epoch train_seconds samples_per_second; do
+  grep -q "\"$k\"" "$work/run/metrics.json" && pass "metrics.json has $k" || fail "metrics.json has $k"
+done
+[ "$(ls -a "$work/run" | grep -c tmp)" = 0 ] && pass "no temporary files left" || fail "no temporary files left"
+lines=$(wc -l < "$work/run/history.csv")
+[ "$lines" = 5 ] && pass "history.csv has a header and 4 epochs" || fail "history.csv has 5 lines (got $lines)"
+
+# ---- eval / predict / summary -------------------------------------------------------------
+out=$("$SOMA" eval --model "$work/run/model.safetensors" --csv "$work/blobs.csv" --label-column label)
+echo "$out" | grep -q "accuracy" && pass "eval prints accuracy ($out)" || fail "eval prints accuracy"
+n=$("$SOMA" predict --model "$work/run/model.safetensors" --csv "$work/blobs.csv" --label-column label | wc -l)
+[ "$n" = 600 ] && pass "predict prints one class per row" || fail "predict prints 600 lines (got $n)"
+"$SOMA" summary --model "$work/run/model.safetensors" | grep -q "Total params" \
+  && pass "summary prints the layer table" || fail "summary prints the layer table"
+
+# ---- exact resume: 2 epochs + 2 more == 4 uninterrupted ------------------------------------
+# (a schedule that does not depend on --epochs, with dropout and shuffling on)
+common=(--csv "$work/blobs.csv" --label-column label --hidden 16 --batch-size 32 --patience 0 \
+        --dropout 0.3 --quiet --schedule exponential)
+"$SOMA" train "${common[@]}" --epochs 4 --out "$work/full" 2> "$work/err" || fail "4-epoch run ($(cat "$work/err"))"
+"$SOMA" train "${common[@]}" --epochs 2 --out "$work/part" 2> "$work/err" || fail "2-epoch run ($(cat "$work/err"))"
+"$SOMA" train "${common[@]}" --epochs 4 --out "$work/part" --resume 2> "$work/err" || fail "resume ($(cat "$work/err"))"
+if cmp -s "$work/full/model.safetensors" "$work/part/model.safetensors"; then
+  pass "resume gives bit-identical weights"
+else
+  fail "resume gives bit-identical weights"
+fi
+
+# ---- bad input: one line on stderr, non-zero exit, no core dump, no partial output ---------
+bad() {  # bad "name" args...
+  local name=$1; shift
+  "$SOMA" "$@" > "$work/out" 2> "$work/err"
+  local rc=$?
+  local nl; nl=$(wc -l < "$work/err")
+  if [ $rc -ne 0 ] && [ $rc -lt 128 ] && [ "$nl" = 1 ]; then
+    pass "$name -> exit $rc: $(cat "$work/err")"
+  else
+    fail "$name (exit $rc, $nl lines: $(head -c 300 "$work/err"))"
+  fi
+}
+printf 'a,b,label\n1,2,0\n3,x,1\n' > "$work/text.csv"
+printf 'a,b,label\n1,2,0\n3,4\n' > "$work/ragged.csv"
+: > "$work/empty.csv"
+printf 'a,b,label\n1,2,0\n3,4,-1\n' > "$work/neglabel.csv"
+printf 'a,b,label\n1,nan,0\n3,4,1\n' > "$work/nan.csv"
+mkdir -p "$work/notidx" && printf "garbage" > "$work/notidx/train-images-idx3-ubyte" && printf "garbage!" > "$work/notidx/train-labels-idx1-ubyte"
+bad "unknown subcommand" frobnicate
+bad "unknown flag" train --frobnicate 3
+bad "missing CSV file" train --csv "$work/nope.csv" --out "$work/o1"
+bad "directory instead of CSV" train --csv "$work" --out "$work/o2"
+bad "CSV with a text cell" train --csv "$work/text.csv" --label-column label --out "$work/o3"
+bad "ragged CSV" train --csv "$work/ragged.csv" --label-column label --out "$work/o4"
+bad "empty CSV" train --csv "$work/empty.csv" --out "$work/o5"
+bad "negative label" train --csv "$work/neglabel.csv" --label-column label --out "$work/o6"
+bad "NaN feature" train --csv "$work/nan.csv" --label-column label --out "$work/o7"
+bad "missing label column" train --csv "$work/blobs.csv" --label-column nope --out "$work/o8"
+bad "zero batch size" train --csv "$work/blobs.csv" --batch-size 0 --out "$work/o9"
+bad "negative batch size" train --csv "$work/blobs.csv" --batch-size -4 --out "$work/o10"
+bad "unknown optimizer" train --csv "$work/blobs.csv" --optimizer adamax --out "$work/o11"
+bad "negative lr" train --csv "$work/blobs.csv" --lr -1 --out "$work/o12"
+bad "dropout 1.5" train --csv "$work/blobs.csv" --dropout 1.5 --out "$work/o13"
+bad "bad hidden list" train --csv "$work/blobs.csv" --hidden 16,x --out "$work/o14"
+bad "unwritable output directory" train --csv "$work/blobs.csv" --out /proc/soma-cannot-write
+bad "IDX with a wrong magic" train --data "$work/notidx" --out "$work/o15"
+bad "missing model" eval --model "$work/nope.safetensors" --csv "$work/blobs.csv"
+bad "model is not safetensors" eval --model "$work/blobs.csv" --csv "$work/blobs.csv"
+head -c 100 "$work/run/model.safetensors" > "$work/trunc.safetensors"
+bad "truncated safetensors" eval --model "$work/trunc.safetensors" --csv "$work/blobs.csv"
+printf 'a,b,label\n1,2,0\n3,4,1\n' > "$work/two.csv"
+bad "features do not match the model" eval --model "$work/run/model.safetensors" --csv "$work/two.csv"
+bad "resume without a checkpoint" train --csv "$work/blobs.csv" --out "$work/empty-run" --resume
+printf '{"epochs": "many"}' > "$work/bad.json"
+bad "config with a bad value" train --config "$work/bad.json" --csv "$work/blobs.csv"
+printf 'epochs = \n' > "$work/bad.toml"
+bad "malformed TOML config" train --config "$work/bad.toml" --csv "$work/blobs.csv"
+for d in o1 o2 o3 o4 o5 o6 o7 o8 o9 o10 o11 o12 o13 o14 o15; do
+  if [ -d "$work/$d" ] && [ -n "$(ls -A "$work/$d")" ]; then fail "no output left in $d"; fi
+done
+
+# ---- config file: flags override it --------------------------------------------------------
+printf 'hidden = [8]\nepochs = 1\nbatch_size = 64\nquiet = true\n' > "$work/run.toml"
+"$SOMA" train --config "$work/run.toml" --epochs 2 --csv "$work/blobs.csv" --label-column label \
+  --out "$work/cfg" 2> "$work/err" && grep -q '"epochs_run": 2' "$work/cfg/metrics.json" \
+  && pass "TOML config read, --epochs overrides it" || fail "TOML config ($(cat "$work/err"))"
+
+# ---- Fashion-MNIST, one epoch, and the report in headless Chromium -------------------------
+if [ -d "$DATA" ]; then
+  "$SOMA" train --data "$DATA" --epochs 1 --quiet --out "$work/fm" 2> "$work/err" \
+    && pass "one epoch on Fashion-MNIST" || fail "one epoch on Fashion-MNIST ($(cat "$work/err"))"
+  chrome=$(command -v chromium || command -v chromium-browser || true)
+  if [ -n "$chrome" ] && [ -s "$work/fm/report.html" ]; then
+    dom=$(timeout 60 "$chrome" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+      --disable-background-networking --disable-component-update --disable-sync \
+      --user-data-dir="$work/chrome" --dump-dom "file://$work/fm/report.html" 2>/dev/null)
+    drawn=$(echo "$dom" | grep -o 'data-drawn="1"' | wc -l)
+    lines=$(echo "$dom" | grep -o '<polyline' | wc -l)
+    echo "$dom" | grep -q 'data-ready="1"' && pass "report script ran in Chromium" || fail "report script ran in Chromium"
+    [ "$drawn" -ge 1 ] && pass "Chromium drew $drawn misclassified images" || fail "Chromium drew the images"
+    [ "$lines" -ge 4 ] && pass "report has $lines curves" || fail "report curves ($lines)"
+  else
+    echo "skip  report rendering (no chromium)"
+  fi
+fi
+
+[ "$failures" = 0 ] && echo "all CLI checks passed" || echo "$failures CLI checks failed"
+exit $((failures > 0))

@@ -1,0 +1,259 @@
+// DataLoader: coverage, batch counts, seeded per-epoch shuffle, resume, prefetch, transform.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+
+#include "data/data_test_util.h"
+#include "soma/soma.h"
+
+namespace {
+
+using soma::Tensor;
+using soma::data::Batch;
+using soma::data::DataLoader;
+using soma::data::DataLoaderOptions;
+using soma::data::TensorDataset;
+using soma_test::expect_error;
+
+// x float32 [n, 2] = (i, -i), y int64 [n] = i: every batch can be checked against its labels.
+TensorDataset make_dataset(int64_t n) {
+  std::vector<float> x;
+  for (int64_t i = 0; i < n; ++i) {
+    x.push_back(float(i));
+    x.push_back(-float(i));
+  }
+  return TensorDataset(soma::tensor(x, {n, 2}), soma::arange(n));
+}
+
+struct Pass {
+  std::vector<int64_t> order;  // labels in visiting order
+  std::vector<int64_t> sizes;  // batch sizes
+};
+
+Pass run_pass(DataLoader& loader) {
+  Pass pass;
+  for (auto& [xb, yb] : loader) {
+    const auto y = yb.to_vector<int64_t>();
+    const auto x = xb.to_vector<float>();
+    EXPECT_EQ(xb.shape(), (soma::Shape{yb.size(0), 2}));
+    for (size_t k = 0; k < y.size(); ++k) {
+      EXPECT_EQ(x[2 * k], float(y[k]));
+      EXPECT_EQ(x[2 * k + 1], -float(y[k]));
+    }
+    pass.order.insert(pass.order.end(), y.begin(), y.end());
+    pass.sizes.push_back(yb.size(0));
+  }
+  return pass;
+}
+
+std::vector<int64_t> iota(int64_t n) {
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+TEST(DataLoaderTest, CoversDatasetOncePerEpoch) {
+  for (bool shuffle : {false, true}) {
+    DataLoader loader(make_dataset(10), {.batch_size = 3, .shuffle = shuffle, .seed = 5});
+    for (int epoch = 0; epoch < 3; ++epoch) {
+      Pass pass = run_pass(loader);
+      EXPECT_EQ(pass.sizes, (std::vector<int64_t>{3, 3, 3, 1}));
+      if (!shuffle) {
+        EXPECT_EQ(pass.order, iota(10));
+      }
+      std::sort(pass.order.begin(), pass.order.end());
+      EXPECT_EQ(pass.order, iota(10)) << "shuffle=" << shuffle << " epoch " << epoch;
+    }
+  }
+}
+
+TEST(DataLoaderTest, SizesWithAndWithoutDropLast) {
+  struct Case {
+    int64_t n, batch;
+    bool drop_last;
+    int64_t batches, samples;
+  };
+  for (const Case& c : {Case{10, 3, false, 4, 10}, Case{10, 3, true, 3, 9}, Case{9, 3, false, 3, 9},
+                        Case{9, 3, true, 3, 9}, Case{2, 3, false, 1, 2}, Case{2, 3, true, 0, 0},
+                        Case{1, 1, true, 1, 1}}) {
+    DataLoader loader(make_dataset(c.n),
+                      {.batch_size = c.batch, .shuffle = true, .drop_last = c.drop_last});
+    EXPECT_EQ(loader.size(), c.batches) << c.n << "/" << c.batch << " drop_last=" << c.drop_last;
+    EXPECT_EQ(loader.num_samples(), c.samples);
+    const Pass pass = run_pass(loader);
+    EXPECT_EQ(static_cast<int64_t>(pass.sizes.size()), c.batches);
+    EXPECT_EQ(static_cast<int64_t>(pass.order.size()), c.samples);
+    if (c.drop_last) {
+      for (int64_t s : pass.sizes) EXPECT_EQ(s, c.batch);
+    }
+    EXPECT_EQ(loader.epoch(), 1);  // a pass with no batches still counts as an epoch
+  }
+}
+
+TEST(DataLoaderTest, ShuffleDiffersBetweenEpochsAndIsReproducible) {
+  const DataLoaderOptions opts{.batch_size = 7, .shuffle = true, .seed = 42};
+  DataLoader a(make_dataset(100), opts), b(make_dataset(100), opts);
+  const Pass a0 = run_pass(a), a1 = run_pass(a);
+  EXPECT_NE(a0.order, a1.order);
+  EXPECT_NE(a0.order, iota(100));
+  EXPECT_EQ(a0.order, a.epoch_order(0));
+  EXPECT_EQ(a1.order, a.epoch_order(1));
+  EXPECT_EQ(run_pass(b).order, a0.order);  // same (seed, epoch), another loader
+  EXPECT_EQ(run_pass(b).order, a1.order);
+
+  DataLoader c(make_dataset(100), {.batch_size = 7, .shuffle = true, .seed = 43});
+  EXPECT_NE(run_pass(c).order, a0.order);
+  EXPECT_EQ(DataLoader(make_dataset(5)).epoch_order(3), iota(5));  // identity without shuffle
+}
+
+// The documented algorithm, written out again: mt19937_64(seed * 0x9E3779B97F4A7C15 + epoch),
+// Fisher-Yates from the back, j uniform in [0, i] by rejection of draws below 2^64 mod (i+1).
+TEST(DataLoaderTest, ShuffleFollowsTheDocumentedAlgorithm) {
+  const uint64_t seed = 3;
+  const int64_t epoch = 2, n = 50;
+  std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ULL + epoch);
+  std::vector<int64_t> expected = iota(n);
+  for (uint64_t i = n - 1; i >= 1; --i) {
+    const uint64_t bound = i + 1, threshold = (0 - bound) % bound;
+    uint64_t r;
+    do r = rng();
+    while (r < threshold);
+    std::swap(expected[i], expected[r % bound]);
+  }
+  DataLoader loader(make_dataset(n), {.shuffle = true, .seed = seed});
+  EXPECT_EQ(loader.epoch_order(epoch), expected);
+  // Pinned: mt19937_64 is fully specified by the standard, so this holds everywhere.
+  const std::vector<int64_t> order0 = loader.epoch_order(0);
+  const std::vector<int64_t> first(order0.begin(), order0.begin() + 8);
+  EXPECT_EQ(first, (std::vector<int64_t>{16, 23, 21, 15, 4, 48, 42, 25}));
+}
+
+TEST(DataLoaderTest, EpochCounterAndSetEpoch) {
+  DataLoader loader(make_dataset(20), {.batch_size = 4, .shuffle = true, .seed = 9});
+  EXPECT_EQ(loader.epoch(), 0);
+  run_pass(loader);
+  EXPECT_EQ(loader.epoch(), 1);
+  for (auto& batch : loader) {  // leaving a pass early does not finish the epoch
+    (void)batch;
+    break;
+  }
+  EXPECT_EQ(loader.epoch(), 1);
+  {
+    auto it = loader.begin();
+    EXPECT_EQ(loader.epoch(), 1);  // during the pass, epoch() is the running epoch
+    ++it;
+  }
+  run_pass(loader);
+  EXPECT_EQ(loader.epoch(), 2);
+
+  // Resume: a fresh loader set to epoch 5 gives the batches the original gives in epoch 5.
+  DataLoader resumed(make_dataset(20), {.batch_size = 4, .shuffle = true, .seed = 9});
+  resumed.set_epoch(5);
+  loader.set_epoch(5);
+  const Pass p5 = run_pass(resumed);
+  EXPECT_EQ(p5.order, run_pass(loader).order);
+  EXPECT_EQ(p5.order, loader.epoch_order(5));
+  EXPECT_EQ(resumed.epoch(), 6);
+  expect_error([&] { resumed.set_epoch(-1); }, {"DataLoader::set_epoch", "-1"});
+}
+
+TEST(DataLoaderTest, PrefetchGivesIdenticalBatches) {
+  auto transform = [](Batch b) {
+    b.x = b.x * 2.0;
+    return b;
+  };
+  DataLoaderOptions opts{.batch_size = 6, .shuffle = true, .seed = 1, .transform = transform};
+  DataLoader plain(make_dataset(50), opts);
+  opts.prefetch = true;
+  DataLoader prefetched(make_dataset(50), opts);
+  for (int epoch = 0; epoch < 3; ++epoch) {
+    std::vector<Batch> expected;
+    for (const Batch& b : plain) expected.push_back(b);
+    size_t k = 0;
+    for (const auto& [xb, yb] : prefetched) {
+      ASSERT_LT(k, expected.size());
+      EXPECT_EQ(xb.to_vector<float>(), expected[k].x.to_vector<float>()) << "batch " << k;
+      EXPECT_EQ(yb.to_vector<int64_t>(), expected[k].y.to_vector<int64_t>()) << "batch " << k;
+      ++k;
+    }
+    EXPECT_EQ(k, expected.size());
+  }
+  EXPECT_EQ(prefetched.epoch(), 3);
+  // Abandoning a prefetching pass midway is safe (the pending batch is waited for).
+  for (auto& batch : prefetched) {
+    (void)batch;
+    break;
+  }
+}
+
+TEST(DataLoaderTest, TransformAppliedToEveryBatch) {
+  Tensor x = soma::empty({10, 4}, soma::kUInt8);
+  for (int64_t i = 0; i < 40; ++i) x.data<uint8_t>()[i] = static_cast<uint8_t>(i * 6);
+  const TensorDataset ds(x, soma::arange(10));
+  const auto norm = soma::data::Normalization::fit(ds.x());
+  int calls = 0;
+  DataLoader loader(ds, {.batch_size = 4, .transform = [&](Batch b) {
+                           ++calls;
+                           b.x = norm.apply(b.x);
+                           return b;
+                         }});
+  int64_t seen = 0;
+  for (const auto& [xb, yb] : loader) {
+    EXPECT_EQ(xb.dtype(), soma::kFloat32);
+    const auto v = xb.to_vector<float>();
+    const auto y = yb.to_vector<int64_t>();
+    for (size_t k = 0; k < y.size(); ++k)
+      for (int64_t j = 0; j < 4; ++j) {
+        const double raw = static_cast<double>((y[k] * 4 + j) * 6);
+        EXPECT_NEAR(v[4 * k + j], (raw / 255.0 - norm.mean) / norm.std, 1e-6);
+      }
+    seen += yb.size(0);
+  }
+  EXPECT_EQ(seen, 10);
+  EXPECT_EQ(calls, 3);
+}
+
+TEST(DataLoaderTest, ErrorsFromTransformReachTheConsumer) {
+  for (bool prefetch : {false, true}) {
+    int calls = 0;
+    DataLoader loader(make_dataset(10),
+                      {.batch_size = 2, .prefetch = prefetch, .transform = [&calls](Batch b) {
+                         if (++calls == 3) soma::detail::fail("bad batch 2");
+                         return b;
+                       }});
+    expect_error([&] { run_pass(loader); }, {"bad batch 2"});
+    EXPECT_EQ(loader.epoch(), 0);
+  }
+}
+
+TEST(DataLoaderTest, BadOptionsAndIteratorMisuse) {
+  expect_error([] { DataLoader(make_dataset(4), {.batch_size = 0}); },
+               {"DataLoader", "batch_size", "0"});
+  expect_error([] { DataLoader(make_dataset(4), {.batch_size = -1}); },
+               {"DataLoader", "batch_size", "-1"});
+  expect_error([] { DataLoader(std::shared_ptr<const soma::data::Dataset>()); },
+               {"DataLoader", "null"});
+  DataLoader loader(make_dataset(4), {.batch_size = 4});
+  auto it = loader.begin();
+  ++it;
+  EXPECT_TRUE(it == loader.end());
+  expect_error([&] { *it; }, {"DataLoader::Iterator", "end"});
+  expect_error([&] { ++it; }, {"DataLoader::Iterator", "past the end"});
+}
+
+TEST(DataLoaderTest, SharedDatasetsAndSubsets) {
+  auto ds = std::make_shared<TensorDataset>(make_dataset(12));
+  const auto parts = soma::data::random_split(ds, {8, 4}, 0);
+  DataLoader from_subset(parts[1], {.batch_size = 3});
+  const Pass pass = run_pass(from_subset);
+  EXPECT_EQ(pass.order, parts[1].indices());
+  DataLoader shared(ds, {.batch_size = 5});
+  EXPECT_EQ(shared.size(), 3);
+  EXPECT_EQ(&shared.dataset(), ds.get());
+  EXPECT_EQ(shared.options().batch_size, 5);
+  static_assert(std::input_iterator<DataLoader::Iterator>);
+}
+
+}  // namespace

@@ -1,0 +1,89 @@
+// io::atomic_write and io::read_file: contents, replacement, no temporary files left behind,
+// and clean failures that name the path.
+#include "soma/io/file.h"
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "io/io_test_util.h"
+#include "soma/soma.h"
+
+namespace {
+
+using iotest::error_of;
+namespace io = soma::io;
+
+TEST(AtomicWrite, WritesReplacesAndLeavesNoTemporaryFile) {
+  iotest::TempDir dir;
+  const std::string path = dir.file("out.bin");
+  io::atomic_write(path, "first");
+  EXPECT_EQ(io::read_file(path), "first");
+  io::atomic_write(path, std::string("sec\0nd", 6));
+  EXPECT_EQ(io::read_file(path), std::string("sec\0nd", 6));
+  io::atomic_write(path, "");
+  EXPECT_EQ(io::read_file(path), "");
+  EXPECT_EQ(dir.list(), std::vector<std::string>{"out.bin"});
+}
+
+TEST(AtomicWrite, LargeFile) {
+  iotest::TempDir dir;
+  std::string big(10 << 20, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 2654435761u >> 24);
+  io::atomic_write(dir.file("big"), big);
+  EXPECT_EQ(io::read_file(dir.file("big")), big);
+  EXPECT_EQ(dir.list(), std::vector<std::string>{"big"});
+}
+
+TEST(AtomicWrite, RelativePath) {
+  // A bare file name (no directory part) goes to the current directory.
+  iotest::TempDir dir;
+  const std::filesystem::path old = std::filesystem::current_path();
+  std::filesystem::current_path(dir.path());
+  EXPECT_NO_THROW(io::atomic_write("rel.txt", "x"));
+  std::filesystem::current_path(old);
+  EXPECT_EQ(io::read_file(dir.file("rel.txt")), "x");
+  EXPECT_EQ(dir.list(), std::vector<std::string>{"rel.txt"});
+}
+
+TEST(AtomicWrite, FailsCleanlyOnAMissingDirectory) {
+  const std::string path = "/proc/nonexistent/x";
+  const std::string e = error_of([&] { io::atomic_write(path, "data"); });
+  EXPECT_NE(e.find(path), std::string::npos) << e;
+  EXPECT_NE(e.find("No such file or directory"), std::string::npos) << e;
+}
+
+TEST(AtomicWrite, FailsCleanlyWhenTheParentIsAFile) {
+  iotest::TempDir dir;
+  io::atomic_write(dir.file("file"), "I am a file");
+  const std::string path = dir.file("file/x");
+  const std::string e = error_of([&] { io::atomic_write(path, "data"); });
+  EXPECT_NE(e.find(path), std::string::npos) << e;
+  EXPECT_NE(e.find("Not a directory"), std::string::npos) << e;
+  EXPECT_EQ(dir.list(), std::vector<std::string>{"file"});
+  EXPECT_EQ(io::read_file(dir.file("file")), "I am a file");
+}
+
+TEST(AtomicWrite, FailsCleanlyWhenThePathIsADirectoryAndRemovesTheTemporary) {
+  iotest::TempDir dir;
+  std::filesystem::create_directory(dir.file("sub"));
+  const std::string path = dir.file("sub");
+  const std::string e = error_of([&] { io::atomic_write(path, "data"); });
+  EXPECT_NE(e.find(path), std::string::npos) << e;
+  EXPECT_NE(e.find("Is a directory"), std::string::npos) << e;
+  EXPECT_EQ(dir.list(), std::vector<std::string>{"sub"}) << "the temporary file was removed";
+}
+
+TEST(AtomicWrite, ReadFileErrorsNameThePath) {
+  iotest::TempDir dir;
+  const std::string missing = dir.file("nope");
+  std::string e = error_of([&] { io::read_file(missing); });
+  EXPECT_NE(e.find("read_file: cannot open \"" + missing + "\": No such file or directory"),
+            std::string::npos)
+      << e;
+  e = error_of([&] { io::read_file(dir.path()); });
+  EXPECT_NE(e.find("read_file: \"" + dir.path() + "\" is a directory"), std::string::npos) << e;
+}
+
+}  // namespace

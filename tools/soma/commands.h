@@ -1,0 +1,29 @@
+// The subcommands of the `soma` tool. Each throws soma::Error on bad input; main() turns that
+// into a one-line message and a non-zero exit.
+#pragma once
+
+#include <string>
+
+#include "config.h"
+
+namespace soma::cli {
+
+/// Trains, evaluates on the test split and writes model.safetensors, checkpoint.safetensors,
+/// history.csv, metrics.json and report.html into config.out. Returns the output directory.
+std::string train(TrainConfig config);
+
+struct DataArgs {
+  std::string data;          // IDX directory (default: Fashion-MNIST)
+  std::string csv;           // or a CSV file
+  std::string label_column;  // its label column
+  std::string split = "test";
+};
+
+/// Prints "loss <x>  accuracy <y>  samples <n>" for the model on the data.
+void eval(const std::string& model_path, const DataArgs& data);
+/// Prints one predicted class per input row.
+void predict(const std::string& model_path, const DataArgs& data);
+/// Prints the model's layer table.
+void summary(const std::string& model_path);
+
+}  // namespace soma::cli

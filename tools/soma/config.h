@@ -1,0 +1,47 @@
+// TrainConfig: everything `soma train` needs, from defaults, a config file (.json or .toml)
+// and flags (flags win). Validation names the option and the value.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace soma::cli {
+
+struct TrainConfig {
+  // model
+  std::vector<int64_t> hidden{256, 128};  // hidden layer widths
+  std::string activation = "relu";        // relu, tanh, sigmoid, gelu, leaky_relu
+  double dropout = 0.2;                   // after every hidden layer; 0 disables
+  // optimisation
+  std::string optimizer = "adam";  // sgd, adam, adamw, rmsprop, adagrad, adadelta
+  double lr = 1e-3;
+  double momentum = 0.0;              // sgd, rmsprop
+  bool nesterov = false;              // sgd
+  double weight_decay = -1.0;         // < 0: the optimizer's default
+  double beta1 = 0.9, beta2 = 0.999;  // adam, adamw
+  std::string schedule = "cosine";    // none, step, exponential, cosine, plateau
+  int64_t batch_size = 128;
+  int64_t epochs = 20;
+  int64_t patience = 5;  // early stopping on validation loss; 0 disables
+  uint64_t seed = 0;
+  int threads = 0;  // 0: all cores
+  // data
+  std::string data = "/usr/share/datasets/fashion-mnist";  // directory with IDX files
+  std::string csv;                                         // or a CSV file
+  std::string label_column;                                // its label column (default: the last)
+  double validation = 0.1;                                 // held-out fraction of the training data
+  // output
+  std::string out;  // default runs/<timestamp>
+  bool resume = false;
+  bool quiet = false;
+};
+
+/// Loads a .json or .toml file (flat keys named like the flags, with '-' or '_').
+void load_config_file(const std::string& path, TrainConfig& config);
+/// Throws soma::Error for invalid values.
+void validate(const TrainConfig& config);
+/// The configuration as JSON text (saved in checkpoints, metrics and the report).
+std::string to_json(const TrainConfig& config);
+
+}  // namespace soma::cli

@@ -1,0 +1,401 @@
+// soma train / eval / predict / summary.
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "commands.h"
+#include "model_file.h"
+#include "report.h"
+#include "soma/data/csv.h"
+#include "soma/data/dataloader.h"
+#include "soma/data/idx.h"
+#include "soma/io/checkpoint.h"
+#include "soma/io/file.h"
+#include "soma/soma.h"
+#include "soma/train/callbacks.h"
+#include "soma/train/fit.h"
+#include "soma/train/metrics.h"
+
+namespace soma::cli {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+const std::vector<std::string> kFashionNames = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                                "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                                "Bag",         "Ankle boot"};
+
+struct Data {
+  Tensor x;          // [N, F] uint8 (images) or float32 (CSV)
+  Tensor y;          // [N] int64
+  int64_t side = 0;  // image side (28) or 0
+};
+
+Data load_data(const std::string& dir, const std::string& csv, const std::string& label_column,
+               const std::string& split) {
+  Data d;
+  if (!csv.empty()) {
+    data::CsvOptions o;
+    o.label_column = label_column;
+    data::CsvData c = data::read_csv(csv, o);
+    d.x = c.features;
+    d.y = c.labels;
+    return d;
+  }
+  data::MnistSplit m = data::load_mnist(dir, split);
+  SOMA_CHECK(m.images.dim() == 3 && m.images.size(1) == m.images.size(2), "data: ", dir,
+             ": expected square images, got shape ", m.images.shape());
+  d.side = m.images.size(1);
+  d.x = m.images.reshape({m.images.size(0), -1});
+  d.y = m.labels;
+  return d;
+}
+
+std::function<data::Batch(data::Batch)> normalizer(const data::Normalization& norm) {
+  return [norm](data::Batch b) { return data::Batch{norm.apply(b.x), b.y}; };
+}
+
+std::string timestamp() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  std::ostringstream os;
+  os << std::put_time(&tm, "%Y%m%d-%H%M%S");
+  return os.str();
+}
+
+void make_dirs(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  SOMA_CHECK(!ec && fs::is_directory(dir), "train: cannot create output directory ", dir, " (",
+             ec ? ec.message() : "not a directory", ")");
+  // Probe that it is writable before spending minutes training.
+  const std::string probe = (fs::path(dir) / ".soma-write-test").string();
+  io::atomic_write(probe, "ok");
+  fs::remove(probe, ec);
+}
+
+std::unique_ptr<optim::Optimizer> make_optimizer(const TrainConfig& c, std::vector<Tensor> params) {
+  const bool wd_set = c.weight_decay >= 0;
+  if (c.optimizer == "sgd")
+    return std::make_unique<optim::SGD>(
+        params, optim::SGDOptions{.lr = c.lr,
+                                  .momentum = c.momentum,
+                                  .dampening = 0.0,
+                                  .weight_decay = wd_set ? c.weight_decay : 0.0,
+                                  .nesterov = c.nesterov});
+  if (c.optimizer == "adam" || c.optimizer == "adamw") {
+    optim::AdamOptions o{.lr = c.lr, .beta1 = c.beta1, .beta2 = c.beta2};
+    if (wd_set) o.weight_decay = c.weight_decay;
+    if (c.optimizer == "adam") return std::make_unique<optim::Adam>(params, o);
+    return std::make_unique<optim::AdamW>(params, o);
+  }
+  if (c.optimizer == "rmsprop")
+    return std::make_unique<optim::RMSprop>(
+        params,
+        optim::RMSpropOptions{
+            .lr = c.lr, .weight_decay = wd_set ? c.weight_decay : 0.0, .momentum = c.momentum});
+  if (c.optimizer == "adagrad")
+    return std::make_unique<optim::Adagrad>(
+        params, optim::AdagradOptions{.lr = c.lr, .weight_decay = wd_set ? c.weight_decay : 0.0});
+  return std::make_unique<optim::Adadelta>(
+      params, optim::AdadeltaOptions{.lr = c.lr, .weight_decay = wd_set ? c.weight_decay : 0.0});
+}
+
+std::unique_ptr<optim::LRScheduler> make_scheduler(const TrainConfig& c, optim::Optimizer& opt) {
+  if (c.schedule == "step")
+    return std::make_unique<optim::StepLR>(
+        opt, optim::StepLROptions{.step_size = std::max<int64_t>(1, c.epochs / 3), .gamma = 0.1});
+  if (c.schedule == "exponential")
+    return std::make_unique<optim::ExponentialLR>(opt, optim::ExponentialLROptions{.gamma = 0.9});
+  if (c.schedule == "cosine")
+    return std::make_unique<optim::CosineAnnealingLR>(
+        opt, optim::CosineAnnealingLROptions{.T_max = c.epochs, .eta_min = 0.0});
+  return nullptr;
+}
+
+// Per-epoch logs kept by the tool itself (restored on --resume), and the per-epoch checkpoint.
+class RunRecorder : public soma::train::Callback {
+ public:
+  RunRecorder(std::string out, const TrainConfig& config, json history)
+      : out_(std::move(out)), config_json_(to_json(config)), history_(std::move(history)) {}
+
+  void on_epoch_end(soma::train::TrainState& state, int64_t epoch,
+                    const soma::train::Logs& logs) override {
+    json row = {{"epoch", epoch + 1}};
+    for (const auto& [k, v] : logs) row[k] = v;
+    history_.push_back(row);
+    // history.csv
+    std::ostringstream csv;
+    csv << "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds\n" << std::setprecision(8);
+    for (const json& r : history_) {
+      csv << r.value("epoch", 0);
+      for (const char* k : {"loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds"})
+        csv << ',' << r.value(k, std::nan(""));
+      csv << '\n';
+    }
+    io::atomic_write((fs::path(out_) / "history.csv").string(), csv.str());
+    // checkpoint: weights, optimizer, epoch, generator, history, config
+    io::Checkpoint ckpt;
+    ckpt.model = state.model.state_dict();
+    ckpt.optimizer = state.optimizer.state_dict();
+    ckpt.epoch = epoch + 1;
+    ckpt.rng_state = get_rng_state();
+    ckpt.extra = {{"history", history_.dump()}, {"config", config_json_}};
+    io::save_checkpoint((fs::path(out_) / "checkpoint.safetensors").string(), ckpt);
+  }
+
+  const json& history() const { return history_; }
+
+ private:
+  std::string out_, config_json_;
+  json history_;
+};
+
+std::vector<double> column(const json& history, const char* key) {
+  std::vector<double> v;
+  for (const json& r : history) v.push_back(r.value(key, std::nan("")));
+  return v;
+}
+
+}  // namespace
+
+std::string train(TrainConfig c) {
+  validate(c);
+  if (c.threads > 0) set_num_threads(c.threads);
+  if (c.out.empty()) {
+    SOMA_CHECK(!c.resume, "train: --resume needs --out DIR (the run to continue)");
+    c.out = "runs/" + timestamp();
+  }
+  make_dirs(c.out);
+  const std::string ckpt_path = (fs::path(c.out) / "checkpoint.safetensors").string();
+  manual_seed(c.seed);
+
+  // Data: a seeded validation split of the training set; normalisation from the training part.
+  const auto t_load = std::chrono::steady_clock::now();
+  Data all = load_data(c.data, c.csv, c.label_column, "train");
+  Data test = c.csv.empty() ? load_data(c.data, "", "", "test") : Data{};
+  auto [train_set, val_set] =
+      data::train_val_split(data::TensorDataset(all.x, all.y), c.validation, c.seed);
+  if (!c.csv.empty()) test = Data{val_set.x(), val_set.y(), 0};  // CSV: the held-out part
+  const data::Normalization norm = data::Normalization::fit(train_set.x());
+  const int64_t classes = std::max<int64_t>(2, all.y.max().item<int64_t>() + 1);
+  data::DataLoader train_loader(train_set, {.batch_size = c.batch_size,
+                                            .shuffle = true,
+                                            .seed = c.seed,
+                                            .drop_last = false,
+                                            .prefetch = true,
+                                            .transform = normalizer(norm)});
+  data::DataLoader val_loader(val_set, {.batch_size = 1024, .transform = normalizer(norm)});
+  data::DataLoader test_loader(data::TensorDataset(test.x, test.y),
+                               {.batch_size = 1024, .transform = normalizer(norm)});
+  const double load_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
+
+  Architecture arch{all.x.size(1), c.hidden, classes, c.activation, c.dropout};
+  std::shared_ptr<nn::Sequential> model = build_mlp(arch);
+  std::unique_ptr<optim::Optimizer> optimizer = make_optimizer(c, model->parameters());
+  std::unique_ptr<optim::LRScheduler> scheduler = make_scheduler(c, *optimizer);
+  std::unique_ptr<optim::ReduceLROnPlateau> plateau;
+  if (c.schedule == "plateau")
+    plateau = std::make_unique<optim::ReduceLROnPlateau>(
+        *optimizer, optim::ReduceLROnPlateauOptions{.factor = 0.5, .patience = 2});
+
+  int64_t initial_epoch = 0;
+  json history = json::array();
+  if (c.resume) {
+    io::Checkpoint ckpt = io::load_checkpoint(ckpt_path);
+    model->load_state_dict(ckpt.model);
+    // Replay the schedule, then restore the optimizer (whose saved lr is the replayed one).
+    for (int64_t e = 0; e < ckpt.epoch && scheduler; ++e) scheduler->step();
+    optimizer->load_state_dict(ckpt.optimizer);
+    set_rng_state(ckpt.rng_state);
+    initial_epoch = ckpt.epoch;
+    if (auto it = ckpt.extra.find("history"); it != ckpt.extra.end()) {
+      try {
+        history = json::parse(it->second);
+      } catch (const json::exception&) {
+        detail::fail("train: ", ckpt_path, ": corrupt history in the checkpoint");
+      }
+    }
+    SOMA_CHECK(initial_epoch <= c.epochs, "train: the checkpoint in ", c.out, " has ",
+               initial_epoch, " epochs, more than --epochs ", c.epochs);
+    if (!c.quiet) std::cout << "resuming " << c.out << " after epoch " << initial_epoch << "\n";
+  }
+
+  auto recorder = std::make_shared<RunRecorder>(c.out, c, history);
+  std::shared_ptr<soma::train::EarlyStopping> early;
+  soma::train::FitOptions fit_options;
+  fit_options.epochs = c.epochs;
+  fit_options.validation = &val_loader;
+  fit_options.scheduler = scheduler.get();
+  fit_options.plateau = plateau.get();
+  fit_options.initial_epoch = initial_epoch;
+  if (c.patience > 0) {
+    soma::train::EarlyStoppingOptions eo;
+    eo.monitor = "val_loss";
+    eo.patience = c.patience;
+    eo.restore_best_weights = true;
+    early = std::make_shared<soma::train::EarlyStopping>(eo);
+    fit_options.callbacks.push_back(early);
+  }
+  fit_options.callbacks.push_back(recorder);
+  soma::train::ProgressBarOptions po;
+  po.enabled = !c.quiet;
+  auto progress = std::make_shared<soma::train::ProgressBar>(po);
+  fit_options.callbacks.push_back(progress);
+
+  if (!c.quiet)
+    std::cout << "soma train: " << train_set.size() << " training / " << val_set.size()
+              << " validation / " << test.y.numel() << " test samples, MLP " << arch.in_features;
+  if (!c.quiet) {
+    for (int64_t w : arch.hidden) std::cout << '-' << w;
+    std::cout << '-' << classes << ", " << c.optimizer << " lr " << c.lr << ", batch "
+              << c.batch_size << "\n";
+  }
+  auto loss_fn = [](const Tensor& out, const Tensor& y) {
+    return nn::functional::cross_entropy(out, y);
+  };
+  const auto t0 = std::chrono::steady_clock::now();
+  if (initial_epoch < c.epochs)
+    soma::train::fit(*model, *optimizer, loss_fn, train_loader, fit_options);
+  const double train_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  // Test set: loss, accuracy, confusion matrix, misclassified examples.
+  model->eval();
+  soma::train::EvalResult test_result = soma::train::evaluate(*model, test_loader, loss_fn);
+  soma::train::ConfusionMatrix cm(classes);
+  std::vector<Misclassified> wrong;
+  {
+    NoGradGuard no_grad;
+    const int64_t n = test.y.numel();
+    for (int64_t start = 0; start < n; start += 4096) {
+      const int64_t len = std::min<int64_t>(4096, n - start);
+      const Tensor xb = test.x.narrow(0, start, len), yb = test.y.narrow(0, start, len);
+      const Tensor pred = argmax(model->forward(norm.apply(xb)), 1);
+      cm.update(pred, yb);
+      if (test.side > 0 && wrong.size() < 36) {
+        const std::vector<int64_t> p = pred.to_vector<int64_t>(), t = yb.to_vector<int64_t>();
+        for (int64_t i = 0; i < len && wrong.size() < 36; ++i) {
+          if (p[i] == t[i]) continue;
+          wrong.push_back({xb.narrow(0, i, 1).to_vector<uint8_t>(), t[i], p[i]});
+        }
+      }
+    }
+  }
+
+  const json& hist = recorder->history();
+  const int64_t epochs_run = static_cast<int64_t>(hist.size());
+  int64_t best_epoch = epochs_run;
+  double best_val = INFINITY;
+  for (int64_t e = 0; e < epochs_run; ++e) {
+    const double v = hist[e].value("val_loss", INFINITY);
+    if (v < best_val) best_val = v, best_epoch = e + 1;
+  }
+  const bool stopped_early = epochs_run < c.epochs;
+  int64_t samples_trained = (epochs_run - initial_epoch) * train_set.size();
+  json metrics = {{"test_accuracy", test_result.accuracy},
+                  {"test_loss", test_result.loss},
+                  {"epochs_run", epochs_run},
+                  {"best_epoch", best_epoch},
+                  {"best_val_loss", best_val},
+                  {"stopped_early", stopped_early},
+                  {"train_seconds", train_seconds},
+                  {"data_seconds", load_seconds},
+                  {"samples_per_second", train_seconds > 0 ? samples_trained / train_seconds : 0.0},
+                  {"per_class_accuracy", cm.per_class_accuracy()},
+                  {"threads", get_num_threads()}};
+  save_model((fs::path(c.out) / "model.safetensors").string(), *model, arch, norm);
+  io::atomic_write((fs::path(c.out) / "metrics.json").string(), metrics.dump(2) + "\n");
+
+  ReportData report;
+  report.title = "soma train: " + (c.csv.empty() ? c.data : c.csv);
+  for (const char* k : {"loss", "accuracy", "val_loss", "val_accuracy"})
+    report.history[k] = column(hist, k);
+  report.best_epoch = best_epoch;
+  report.stopped_epoch = stopped_early ? epochs_run : -1;
+  report.confusion = cm.counts();
+  report.classes = classes;
+  if (c.csv.empty() && classes == 10) report.class_names = kFashionNames;
+  report.misclassified = wrong;
+  report.image_side = test.side;
+  report.summary = model->summary({1, arch.in_features});
+  report.config_json = to_json(c);
+  report.metrics_json = metrics.dump(2);
+  const std::string report_path = (fs::path(c.out) / "report.html").string();
+  io::atomic_write(report_path, render_report(report));
+
+  if (!c.quiet) {
+    std::cout << std::fixed << std::setprecision(4) << "test accuracy " << test_result.accuracy
+              << "  test loss " << test_result.loss << "  (" << epochs_run << " epochs, best "
+              << best_epoch << ", " << std::setprecision(1) << train_seconds << " s)\n"
+              << "wrote " << c.out << "/{model.safetensors, checkpoint.safetensors, history.csv, "
+              << "metrics.json, report.html}\nreport: " << fs::absolute(report_path).string()
+              << "\n";
+  }
+  return c.out;
+}
+
+namespace {
+
+struct Loaded {
+  ModelFile model;
+  Data data;
+};
+
+Loaded load_for_inference(const std::string& model_path, const DataArgs& args) {
+  Loaded l{load_model(model_path), {}};
+  l.data = load_data(args.data.empty() ? "/usr/share/datasets/fashion-mnist" : args.data, args.csv,
+                     args.label_column, args.split);
+  SOMA_CHECK(l.data.x.size(1) == l.model.arch.in_features, "data has ", l.data.x.size(1),
+             " features per sample, the model in ", model_path, " expects ",
+             l.model.arch.in_features);
+  return l;
+}
+
+}  // namespace
+
+void eval(const std::string& model_path, const DataArgs& args) {
+  Loaded l = load_for_inference(model_path, args);
+  const int64_t max_label = l.data.y.max().item<int64_t>();
+  SOMA_CHECK(max_label < l.model.arch.classes, "eval: label ", max_label,
+             " is out of range for the ", l.model.arch.classes, " classes of ", model_path);
+  data::DataLoader loader(data::TensorDataset(l.data.x, l.data.y),
+                          {.batch_size = 1024, .transform = normalizer(l.model.normalization)});
+  auto loss_fn = [](const Tensor& out, const Tensor& y) {
+    return nn::functional::cross_entropy(out, y);
+  };
+  soma::train::EvalResult r = soma::train::evaluate(*l.model.model, loader, loss_fn);
+  std::cout << std::fixed << std::setprecision(4) << "loss " << r.loss << "  accuracy "
+            << r.accuracy << "  samples " << r.samples << "\n";
+}
+
+void predict(const std::string& model_path, const DataArgs& args) {
+  Loaded l = load_for_inference(model_path, args);
+  NoGradGuard no_grad;
+  std::ostringstream out;
+  const int64_t n = l.data.x.size(0);
+  for (int64_t start = 0; start < n; start += 4096) {
+    const int64_t len = std::min<int64_t>(4096, n - start);
+    const Tensor logits =
+        l.model.model->forward(l.model.normalization.apply(l.data.x.narrow(0, start, len)));
+    for (int64_t p : argmax(logits, 1).to_vector<int64_t>()) out << p << '\n';
+  }
+  std::cout << out.str();
+}
+
+void summary(const std::string& model_path) {
+  ModelFile m = load_model(model_path);
+  std::cout << m.model->summary({1, m.arch.in_features});
+}
+
+}  // namespace soma::cli
