@@ -116,6 +116,16 @@ printf 'hidden = [8]\nepochs = 1\nbatch_size = 64\nquiet = true\n' > "$work/run.
 if [ -d "$DATA" ]; then
   "$SOMA" train --data "$DATA" --epochs 1 --quiet --out "$work/fm" 2> "$work/err" \
     && pass "one epoch on Fashion-MNIST" || fail "one epoch on Fashion-MNIST ($(cat "$work/err"))"
+  # interop with PyTorch, when /usr/bin/python3 has torch (python3-torch)
+  here=$(cd "$(dirname "$0")/.." && pwd)
+  if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    /usr/bin/python3 "$here/interop/fashion_interop.py" soma-to-torch "$SOMA" "$work/fm" > "$work/io1" 2>&1 \
+      && pass "soma model in torch: $(cat "$work/io1")" || fail "soma model in torch: $(tail -3 "$work/io1")"
+    /usr/bin/python3 "$here/interop/fashion_interop.py" torch-to-soma "$SOMA" "$work/tm" > "$work/io2" 2>&1 \
+      && pass "torch model in soma eval: $(cat "$work/io2")" || fail "torch model in soma eval: $(tail -3 "$work/io2")"
+  else
+    echo "skip  PyTorch interop (no python3-torch)"
+  fi
   chrome=$(command -v chromium || command -v chromium-browser || true)
   if [ -n "$chrome" ] && [ -s "$work/fm/report.html" ]; then
     dom=$(timeout 60 "$chrome" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
