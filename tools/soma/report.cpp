@@ -83,8 +83,12 @@ std::string line_chart(const std::string& title,
   if (marker_epoch >= 1 && n > 0) {
     const double x = sx(double(marker_epoch));
     os << "<line class=\"marker\" x1=\"" << x << "\" y1=\"" << T << "\" x2=\"" << x << "\" y2=\""
-       << H - B << "\" stroke=\"#888\" stroke-dasharray=\"4 3\"/><text x=\"" << x + 4 << "\" y=\""
-       << T + 12 << "\" font-size=\"11\" fill=\"#555\">" << escape(marker_label) << "</text>\n";
+       << H - B << "\" stroke=\"#888\" stroke-dasharray=\"4 3\"/>";
+    // label on the side of the line with room, at the bottom (the legend is at the top)
+    const bool left = x > (L + W - R) / 2;
+    os << "<text x=\"" << (left ? x - 4 : x + 4) << "\" y=\"" << H - B - 6 << "\" text-anchor=\""
+       << (left ? "end" : "start") << "\" font-size=\"11\" fill=\"#555\">" << escape(marker_label)
+       << "</text>\n";
   }
   os << "</svg>\n";
   return os.str();
