@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -780,7 +781,7 @@ TEST(NnDesignSnippet, RunsUnchanged) {
 
   std::vector<float> losses;
   // clang-format off
-  // ---- DESIGN.md, verbatim from here (save/load commented out until the io layer lands) -----
+  // ---- DESIGN.md, verbatim from here ---------------------------------------------------------
   soma::manual_seed(0);
   soma::Tensor x = soma::tensor(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3});   // row-major
   soma::Tensor w = soma::randn({3, 4}).requires_grad_(true);
@@ -800,8 +801,8 @@ TEST(NnDesignSnippet, RunsUnchanged) {
     opt.step();
     losses.push_back(loss.item<float>());  // (not in the snippet: checked below)
   }
-  // soma::save(model, "model.safetensors");   -- lands with the io issue
-  // soma::load(model, "model.safetensors");
+  soma::save(model, "model.safetensors");   // names = named_parameters(): "0.weight", "0.bias", ...
+  soma::load(model, "model.safetensors");   // shapes and names checked
 
   // Manual gradient descent, as in the lecture
   { soma::NoGradGuard g; for (auto& p : model.parameters()) p.sub_(p.grad() * 0.1f); }
@@ -823,6 +824,7 @@ TEST(NnDesignSnippet, RunsUnchanged) {
 
   nn::Sequential custom(MyDenseLayer(784, 32), nn::Linear(32, 10));
   EXPECT_EQ(custom(X).shape(), (Shape{6, 10}));
+  std::remove("model.safetensors");
 }
 
 }  // namespace
