@@ -20,6 +20,22 @@ void for_each_index(int64_t n, F f) {
   for (int64_t i = 0; i < n; ++i) f(i);
 }
 
+// f(begin, end) over one contiguous share of [0, n) per thread (all of it on the calling thread
+// for small n). Lets a kernel run a plain loop over restrict pointers, which the compiler
+// vectorises; f(i) through a by-reference lambda reloads every pointer after each store.
+template <typename F>
+void for_each_range(int64_t n, F f) {
+  if (n < kernels::cpu::kParallelGrain || omp_in_parallel() || omp_get_max_threads() == 1) {
+    f(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    f(n * t / nt, n * (t + 1) / nt);
+  }
+}
+
 void check_nonneg(double v, const char* opt, const char* name) {
   SOMA_CHECK(v >= 0.0 && std::isfinite(v), opt, ": invalid ", name, ": ", v);
 }
@@ -115,6 +131,41 @@ void Adam::validate(const AdamOptions& o) const {
 
 void Adam::init_state(const AdamOptions&, const Tensor&, AdamState&) {}
 
+namespace {
+
+enum class AdamMode { Plain, L2, Decoupled };  // no weight decay | Adam's L2 | AdamW's
+
+template <typename T>
+struct AdamScalars {
+  T b1, b2, one_b1, one_b2, decay, l2, bc2s, eps, neg_step;
+};
+
+// The Adam update over n contiguous elements. Same per-element arithmetic, in the same order,
+// as the scalar rule above; restrict pointers and compile-time modes let it vectorise.
+template <typename T, AdamMode kMode, bool kAmsgrad>
+void adam_kernel(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
+                 T* __restrict v, T* __restrict vmax, const AdamScalars<T> c) {
+  for (int64_t i = 0; i < n; ++i) {
+    T d = g[i];
+    T pi = p[i];
+    if constexpr (kMode == AdamMode::Decoupled) pi = pi * c.decay;
+    if constexpr (kMode == AdamMode::L2) d = d + c.l2 * pi;
+    const T mi = m[i] * c.b1 + c.one_b1 * d;
+    const T vi = v[i] * c.b2 + c.one_b2 * d * d;
+    m[i] = mi;
+    v[i] = vi;
+    T second = vi;
+    if constexpr (kAmsgrad) {
+      second = vmax[i] > vi ? vmax[i] : vi;
+      vmax[i] = second;
+    }
+    const T denom = std::sqrt(second) / c.bc2s + c.eps;
+    p[i] = pi + c.neg_step * mi / denom;
+  }
+}
+
+}  // namespace
+
 void Adam::update(const AdamOptions& o, Tensor& param, const Tensor& grad, AdamState& s) {
   if (!s.exp_avg.defined()) {
     s.exp_avg = zeros_like(param);
@@ -126,30 +177,41 @@ void Adam::update(const AdamOptions& o, Tensor& param, const Tensor& grad, AdamS
   const double bc1 = 1 - std::pow(o.beta1, step), bc2 = 1 - std::pow(o.beta2, step);
   const double step_size = o.lr / bc1, bc2_sqrt = std::sqrt(bc2);
   soma::detail::dispatch_float(param.dtype(), "Adam", [&]<typename T>() {
+    const AdamScalars<T> c{.b1 = T(o.beta1),
+                           .b2 = T(o.beta2),
+                           .one_b1 = T(1 - o.beta1),
+                           .one_b2 = T(1 - o.beta2),
+                           .decay = T(1 - o.lr * wd),
+                           .l2 = T(wd),
+                           .bc2s = T(bc2_sqrt),
+                           .eps = T(o.eps),
+                           .neg_step = T(-step_size)};
     T* p = ptr<T>(param);
     const T* g = ptr<T>(grad);
     T* m = ptr<T>(s.exp_avg);
     T* v = ptr<T>(s.exp_avg_sq);
     T* vmax = o.amsgrad ? ptr<T>(s.max_exp_avg_sq) : nullptr;
-    const T b1 = T(o.beta1), b2 = T(o.beta2), one_b1 = T(1 - o.beta1), one_b2 = T(1 - o.beta2),
-            decay = T(1 - o.lr * wd), l2 = T(wd), bc2s = T(bc2_sqrt), eps = T(o.eps),
-            neg_step = T(-step_size);
-    const bool decoupled = decoupled_;
-    for_each_index(param.numel(), [&](int64_t i) {
-      T d = g[i];
-      if (decoupled)
-        p[i] = p[i] * decay;
-      else if (wd != 0)
-        d = d + l2 * p[i];
-      m[i] = m[i] * b1 + one_b1 * d;
-      v[i] = v[i] * b2 + one_b2 * d * d;
-      T second = v[i];
-      if (vmax) {
-        vmax[i] = vmax[i] > v[i] ? vmax[i] : v[i];
-        second = vmax[i];
+    const AdamMode mode = decoupled_ ? AdamMode::Decoupled
+                          : wd != 0  ? AdamMode::L2
+                                     : AdamMode::Plain;
+    for_each_range(param.numel(), [&](int64_t begin, int64_t end) {
+      // One instantiation per (weight-decay mode, amsgrad), so the loop has no branches.
+      auto run = [&]<AdamMode kMode>() {
+        if (vmax)
+          adam_kernel<T, kMode, true>(end - begin, p + begin, g + begin, m + begin, v + begin,
+                                      vmax + begin, c);
+        else
+          adam_kernel<T, kMode, false>(end - begin, p + begin, g + begin, m + begin, v + begin,
+                                       nullptr, c);
+      };
+      switch (mode) {
+        case AdamMode::Plain:
+          return run.template operator()<AdamMode::Plain>();
+        case AdamMode::L2:
+          return run.template operator()<AdamMode::L2>();
+        case AdamMode::Decoupled:
+          return run.template operator()<AdamMode::Decoupled>();
       }
-      const T denom = std::sqrt(second) / bc2s + eps;
-      p[i] = p[i] + neg_step * m[i] / denom;
     });
   });
 }

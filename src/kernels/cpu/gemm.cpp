@@ -2,6 +2,8 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+
 #include "soma/core/error.h"
 
 namespace soma::kernels::cpu {
@@ -17,12 +19,33 @@ void check_blas_size(int64_t m, int64_t n, int64_t k) {
              " exceed the BLAS limit of 2^31 - 1");
 }
 
+// A single output row (m == 1), as in batch-1 inference, is a matrix-vector product:
+//   c[0, :] = alpha op(B)^T a + beta c[0, :],  a = op(A)[0, :] (stride lda when trans_a).
+// GEMM would pack all of B into its blocked layout first (a copy as large as the product
+// itself); GEMV reads B once in place. C is zeroed first when beta == 0, so stale NaNs in C
+// never leak in, whatever the BLAS does with beta == 0.
+template <typename T, typename Gemv>
+void row_gemv(Gemv gemv, bool ta, bool tb, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+              const T* b, int64_t ldb, T beta, T* c) {
+  if (beta == T(0)) std::fill_n(c, n, T(0));
+  const int inc_a = ta ? static_cast<int>(lda) : 1;
+  // op(B) = B^T: B is [n, k], c = B a.  op(B) = B: B is [k, n], c = B^T a.
+  if (tb)
+    gemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), alpha, b,
+         static_cast<int>(ldb), a, inc_a, beta, c, 1);
+  else
+    gemv(CblasRowMajor, CblasTrans, static_cast<int>(k), static_cast<int>(n), alpha, b,
+         static_cast<int>(ldb), a, inc_a, beta, c, 1);
+}
+
 }  // namespace
 
 template <>
 void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                  int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   check_blas_size(m, n, k);
+  if (m == 1 && n > 0 && k > 0)
+    return row_gemv<float>(cblas_sgemv, ta, tb, n, k, alpha, a, lda, b, ldb, beta, c);
   cblas_sgemm(CblasRowMajor, op(ta), op(tb), static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
               c, static_cast<int>(ldc));
@@ -32,6 +55,8 @@ template <>
 void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
                   int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
   check_blas_size(m, n, k);
+  if (m == 1 && n > 0 && k > 0)
+    return row_gemv<double>(cblas_dgemv, ta, tb, n, k, alpha, a, lda, b, ldb, beta, c);
   cblas_dgemm(CblasRowMajor, op(ta), op(tb), static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
               c, static_cast<int>(ldc));

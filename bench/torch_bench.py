@@ -1,0 +1,229 @@
+#!/usr/bin/python3
+"""PyTorch side of bench/compare_pytorch (issue 6). Mirrors tools/bench/soma_bench.cpp.
+
+    OMP_NUM_THREADS=T OPENBLAS_NUM_THREADS=T /usr/bin/python3 bench/torch_bench.py \
+        --threads T [--smoke] [--reps 3] JOB [JOB ...]
+
+JOB is a JSON object: {"workload": "train", "hidden": [256, 128], "batch": 128},
+{"workload": "latency"}, {"workload": "infer", "batch": 1024}, or {"workload": "trainer",
+"out": DIR} (the PyTorch equivalent of a default `soma train` run, see trainer()). Prints one
+JSON line per job, like soma_bench.
+
+Training data handling is the fast idiomatic one for in-memory data (not torch.utils.data's
+per-sample DataLoader, which would be several times slower): the uint8 images stay in memory,
+every epoch draws torch.randperm, and each batch is gathered with index_select and normalised
+((x / 255 - mean) / std, global mean/std) -- the same work soma's DataLoader transform does.
+"""
+import argparse
+import copy
+import gzip
+import json
+import math
+import os
+import statistics
+import struct
+import sys
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+DATA = "/usr/share/datasets/fashion-mnist"
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = struct.unpack(">" + "I" * ndim, raw[4:4 + 4 * ndim])
+    t = torch.frombuffer(bytearray(raw[4 + 4 * ndim:]), dtype=torch.uint8)
+    return t.reshape(shape)
+
+
+def load(split):
+    prefix = "train" if split == "train" else "t10k"
+    x = read_idx(os.path.join(DATA, f"{prefix}-images-idx3-ubyte.gz"))
+    y = read_idx(os.path.join(DATA, f"{prefix}-labels-idx1-ubyte.gz")).long()
+    return x.reshape(x.shape[0], -1), y
+
+
+def fit_norm(x):
+    xf = x.float() * (1.0 / 255.0)
+    return xf.mean().item(), xf.std(unbiased=False).item()
+
+
+def batches(x, y, batch, mean, std, generator=None):
+    n = x.shape[0]
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for i in range(0, n, batch):
+        idx = order[i:i + batch]
+        xb = x.index_select(0, idx).float().mul_(1.0 / 255.0).sub_(mean).div_(std)
+        yield xb, y.index_select(0, idx)
+
+
+def mlp(sizes, dropout=0.0):
+    layers = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))  # PyTorch default init
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+def emit(job, metric, values, params, threads, extra=None):
+    rec = {"impl": "torch", "workload": job["workload"], "batch": job.get("batch", 0),
+           "threads": threads, "metric": metric, "params": params, "values": values}
+    rec.update(extra or {})
+    print(json.dumps(rec), flush=True)
+
+
+def nparams(model):
+    return sum(p.numel() for p in model.parameters())
+
+
+def train_job(job, args):
+    x, y = load("train")
+    b = job["batch"]
+    if args.smoke:
+        x, y = x[:2 * b], y[:2 * b]
+    mean, std = fit_norm(x)
+    torch.manual_seed(0)
+    model = mlp([x.shape[1]] + job["hidden"] + [10])
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(0)
+
+    def epoch():
+        for xb, yb in batches(x, y, b, mean, std, g):
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    epoch()  # warm-up
+    rates = []
+    for _ in range(1 if args.smoke else args.reps):
+        t0 = time.perf_counter()
+        epoch()
+        rates.append(x.shape[0] / (time.perf_counter() - t0))
+    emit(job, "samples_per_s", rates, nparams(model), args.threads)
+
+
+def latency_job(job, args):
+    torch.manual_seed(0)
+    model = mlp([784, 256, 128, 10]).eval()
+    x = torch.randn(1, 784)
+    calls = 20 if args.smoke else 5000
+    medians = []
+    with torch.no_grad():
+        for _ in range(min(calls, 500)):
+            model(x)
+        for _ in range(1 if args.smoke else args.reps):
+            t = []
+            for _ in range(calls):
+                t0 = time.perf_counter()
+                model(x)
+                t.append((time.perf_counter() - t0) * 1e6)
+            medians.append(statistics.median(t))
+    job = dict(job, batch=1)
+    emit(job, "latency_us", medians, nparams(model), args.threads)
+
+
+def infer_job(job, args):
+    torch.manual_seed(0)
+    model = mlp([784, 256, 128, 10]).eval()
+    b = job["batch"]
+    x = torch.randn(b, 784)
+    iters = 2 if args.smoke else 200
+    rates = []
+    with torch.no_grad():
+        for _ in range(1 if args.smoke else 20):
+            model(x)
+        for _ in range(1 if args.smoke else args.reps):
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                model(x)
+            rates.append(b * iters / (time.perf_counter() - t0))
+    emit(job, "samples_per_s", rates, nparams(model), args.threads)
+
+
+def evaluate(model, x, y, mean, std):
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    with torch.no_grad():
+        for xb, yb in batches(x, y, 1024, mean, std):
+            out = model(xb)
+            loss_sum += F.cross_entropy(out, yb, reduction="sum").item()
+            correct += (out.argmax(1) == yb).sum().item()
+    return loss_sum / x.shape[0], correct / x.shape[0]
+
+
+def trainer(job, args):
+    """The default `soma train` (tools/soma/config.h, train_command.cpp) in PyTorch: MLP
+    784-256-128-10, ReLU, dropout 0.2 after each hidden layer, Adam lr 1e-3, batch 128,
+    CosineAnnealingLR(T_max=20), 20 epochs, seeded 10% validation split, normalisation fitted on
+    the training part, early stopping on val_loss with patience 5 restoring the best weights, a
+    checkpoint (model + optimizer) written after every epoch, test accuracy at the end."""
+    t_start = time.perf_counter()
+    out = job["out"]
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    x_all, y_all = load("train")
+    x_test, y_test = load("test")
+    n = x_all.shape[0]
+    n_val = round(n * 0.1)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
+    x, y = x_all[train_idx], y_all[train_idx]
+    xv, yv = x_all[val_idx], y_all[val_idx]
+    mean, std = fit_norm(x)
+    epochs, patience = job.get("epochs", 20), 5
+    model = mlp([784, 256, 128, 10], dropout=0.2)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=0.0)
+    g = torch.Generator().manual_seed(0)
+    best, best_state, wait, epochs_run = math.inf, None, 0, 0
+    for epoch in range(epochs):
+        model.train()
+        for xb, yb in batches(x, y, 128, mean, std, g):
+            loss = F.cross_entropy(model(xb), yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        val_loss, _ = evaluate(model, xv, yv, mean, std)
+        sched.step()
+        epochs_run += 1
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch + 1},
+                   os.path.join(out, "checkpoint.pt"))
+        wait += 1
+        if val_loss < best:
+            best, best_state, wait = val_loss, copy.deepcopy(model.state_dict()), 0
+        if wait >= patience and epoch > 0:
+            break
+    model.load_state_dict(best_state)
+    _, acc = evaluate(model, x_test, y_test, mean, std)
+    torch.save(model.state_dict(), os.path.join(out, "model.pt"))
+    emit(job, "trainer", [time.perf_counter() - t_start], nparams(model), args.threads,
+         {"test_accuracy": acc, "epochs_run": epochs_run})
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("jobs", nargs="+")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    fns = {"train": train_job, "latency": latency_job, "infer": infer_job, "trainer": trainer}
+    for j in args.jobs:
+        job = json.loads(j)
+        fns[job["workload"]](job, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

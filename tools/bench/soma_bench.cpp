@@ -1,0 +1,240 @@
+// soma side of bench/compare_pytorch (issue 6): one workload per invocation, one JSON line out.
+//
+//   soma_bench train   --hidden 256,128 --batch 128 [--reps 3] [--threads 2] [--smoke]
+//   soma_bench latency [--reps 3] [--calls 5000]     single-image inference, 784-256-128-10
+//   soma_bench infer   --batch 1024 [--reps 3]       batch inference throughput, 784-256-128-10
+//   soma_bench sgemm   [--n 2048] [--reps 5]         soma::matmul n^3 (the sgemm ceiling)
+//
+// train: Fashion-MNIST train split (60000), global mean/std normalisation applied per batch by
+// the DataLoader transform (as `soma train` does), shuffle + prefetch, Adam(1e-3), cross-entropy.
+// One warm-up epoch, then `reps` timed epochs (data loading and shuffling included); each timed
+// epoch is one repetition. --smoke: 2 batches per epoch, 1 rep. Values are per repetition; the
+// driver takes medians. Public API only.
+#include <soma/soma.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace nn = soma::nn;
+namespace data = soma::data;
+namespace F = soma::nn::functional;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+const char* kData = "/usr/share/datasets/fashion-mnist";
+
+struct Args {
+  std::string workload;
+  std::vector<int64_t> hidden{256, 128};
+  int64_t batch = 128;
+  int reps = 3;
+  int threads = 2;
+  int64_t calls = 5000;
+  int64_t n = 2048;
+  bool smoke = false;
+};
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+std::vector<int64_t> parse_list(const std::string& s) {
+  std::vector<int64_t> v;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) v.push_back(std::stoll(item));
+  return v;
+}
+
+std::shared_ptr<nn::Sequential> make_mlp(int64_t in, const std::vector<int64_t>& hidden,
+                                         int64_t out) {
+  auto model = std::make_shared<nn::Sequential>();
+  for (int64_t w : hidden) {
+    model->push_back(nn::Linear(in, w));  // PyTorch's default Linear init
+    model->push_back(nn::ReLU());
+    in = w;
+  }
+  model->push_back(nn::Linear(in, out));
+  return model;
+}
+
+std::string json_list(const std::vector<double>& v) {
+  std::ostringstream os;
+  os.precision(9);
+  os << '[';
+  for (size_t i = 0; i < v.size(); ++i) os << (i ? ", " : "") << v[i];
+  return os.str() + ']';
+}
+
+void emit(const Args& a, const char* metric, const std::vector<double>& values, int64_t params) {
+  std::printf(
+      "{\"impl\": \"soma\", \"workload\": \"%s\", \"batch\": %lld, \"threads\": %d, "
+      "\"metric\": \"%s\", \"params\": %lld, \"values\": %s}\n",
+      a.workload.c_str(), static_cast<long long>(a.batch), soma::get_num_threads(), metric,
+      static_cast<long long>(params), json_list(values).c_str());
+  std::fflush(stdout);
+}
+
+void run_train(const Args& a) {
+  data::MnistSplit m = data::load_mnist(kData, "train");
+  soma::Tensor x = m.images.reshape({m.images.size(0), -1});
+  soma::Tensor y = m.labels;
+  if (a.smoke) {  // 2 batches per epoch
+    const int64_t n = std::min<int64_t>(x.size(0), 2 * a.batch);
+    x = x.narrow(0, 0, n);
+    y = y.narrow(0, 0, n);
+  }
+  const data::Normalization norm = data::Normalization::fit(x);
+  data::DataLoader loader(data::TensorDataset(x, y), {.batch_size = a.batch,
+                                                      .shuffle = true,
+                                                      .seed = 0,
+                                                      .drop_last = false,
+                                                      .prefetch = true,
+                                                      .transform = [norm](data::Batch b) {
+                                                        return data::Batch{norm.apply(b.x), b.y};
+                                                      }});
+  soma::manual_seed(0);
+  auto model = make_mlp(x.size(1), a.hidden, 10);
+  model->train();
+  soma::optim::Adam opt(model->parameters(), {.lr = 1e-3});
+  auto epoch = [&] {
+    for (const data::Batch& b : loader) {
+      soma::Tensor loss = F::cross_entropy((*model)(b.x), b.y);
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+    }
+  };
+  epoch();  // warm-up
+  std::vector<double> rates;
+  const int reps = a.smoke ? 1 : a.reps;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    epoch();
+    rates.push_back(static_cast<double>(loader.num_samples()) / seconds_since(t0));
+  }
+  emit(a, "samples_per_s", rates, model->num_parameters());
+}
+
+void run_latency(const Args& a) {
+  soma::manual_seed(0);
+  auto model = make_mlp(784, {256, 128}, 10);
+  model->eval();
+  soma::NoGradGuard no_grad;
+  const soma::Tensor x = soma::randn({1, 784});
+  const int64_t calls = a.smoke ? 20 : a.calls;
+  const int reps = a.smoke ? 1 : a.reps;
+  for (int i = 0; i < std::min<int64_t>(calls, 500); ++i) (void)(*model)(x);  // warm-up
+  std::vector<double> medians;  // per repetition: median µs over `calls` timed calls
+  std::vector<double> t(static_cast<size_t>(calls));
+  for (int r = 0; r < reps; ++r) {
+    for (int64_t i = 0; i < calls; ++i) {
+      const auto t0 = Clock::now();
+      soma::Tensor out = (*model)(x);
+      t[static_cast<size_t>(i)] = seconds_since(t0) * 1e6;
+    }
+    std::nth_element(t.begin(), t.begin() + calls / 2, t.end());
+    medians.push_back(t[static_cast<size_t>(calls / 2)]);
+  }
+  emit(a, "latency_us", medians, model->num_parameters());
+}
+
+void run_infer(const Args& a) {
+  soma::manual_seed(0);
+  auto model = make_mlp(784, {256, 128}, 10);
+  model->eval();
+  soma::NoGradGuard no_grad;
+  const soma::Tensor x = soma::randn({a.batch, 784});
+  const int reps = a.smoke ? 1 : a.reps;
+  const int iters = a.smoke ? 2 : 200;
+  for (int i = 0; i < (a.smoke ? 1 : 20); ++i) (void)(*model)(x);
+  std::vector<double> rates;
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    for (int i = 0; i < iters; ++i) (void)(*model)(x);
+    rates.push_back(static_cast<double>(a.batch) * iters / seconds_since(t0));
+  }
+  emit(a, "samples_per_s", rates, model->num_parameters());
+}
+
+void run_sgemm(const Args& a) {
+  const int64_t n = a.smoke ? 256 : a.n;
+  const soma::Tensor p = soma::randn({n, n}), q = soma::randn({n, n});
+  (void)soma::matmul(p, q);  // warm-up
+  std::vector<double> gflops;
+  const int reps = a.smoke ? 1 : std::max(a.reps, 5);
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    soma::Tensor c = soma::matmul(p, q);
+    gflops.push_back(2.0 * n * n * n / seconds_since(t0) / 1e9);
+  }
+  Args b = a;
+  b.batch = n;
+  emit(b, "gflop_per_s", gflops, 0);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args a;
+  if (argc < 2) {
+    std::fprintf(stderr, "usage: soma_bench train|latency|infer|sgemm [options]\n");
+    return 2;
+  }
+  a.workload = argv[1];
+  for (int i = 2; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "soma_bench: %s needs a value\n", k.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (k == "--hidden")
+      a.hidden = parse_list(next());
+    else if (k == "--batch")
+      a.batch = std::stoll(next());
+    else if (k == "--reps")
+      a.reps = std::stoi(next());
+    else if (k == "--threads")
+      a.threads = std::stoi(next());
+    else if (k == "--calls")
+      a.calls = std::stoll(next());
+    else if (k == "--n")
+      a.n = std::stoll(next());
+    else if (k == "--smoke")
+      a.smoke = true;
+    else {
+      std::fprintf(stderr, "soma_bench: unknown option %s\n", k.c_str());
+      return 2;
+    }
+  }
+  soma::set_num_threads(a.threads);
+  try {
+    if (a.workload == "train")
+      run_train(a);
+    else if (a.workload == "latency") {
+      a.batch = 1;
+      run_latency(a);
+    } else if (a.workload == "infer")
+      run_infer(a);
+    else if (a.workload == "sgemm")
+      run_sgemm(a);
+    else {
+      std::fprintf(stderr, "soma_bench: unknown workload %s\n", a.workload.c_str());
+      return 2;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "soma_bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
