@@ -8,10 +8,9 @@
 //   GB     10^9 bytes per second, counting the bytes each op must read + write (minimum traffic)
 // bench/torch_kernels.py times the same shapes in PyTorch; docs/PERFORMANCE.md has the numbers.
 #include <benchmark/benchmark.h>
+#include <soma/soma.h>
 
 #include <cstdint>
-
-#include <soma/soma.h>
 
 namespace {
 
@@ -19,15 +18,15 @@ constexpr double kFloatBytes = 4.0;
 
 void set_gflops(benchmark::State& state, double flop_per_iter) {
   // kIsIterationInvariantRate: value * iterations / seconds, i.e. GFLOP per second.
-  state.counters["GFLOP"] = benchmark::Counter(flop_per_iter / 1e9,
-                                                 benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::OneK::kIs1000);
+  state.counters["GFLOP"] =
+      benchmark::Counter(flop_per_iter / 1e9, benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::OneK::kIs1000);
 }
 
 void set_gbytes(benchmark::State& state, double bytes_per_iter) {
-  state.counters["GB"] = benchmark::Counter(bytes_per_iter / 1e9,
-                                              benchmark::Counter::kIsIterationInvariantRate,
-                                              benchmark::Counter::OneK::kIs1000);
+  state.counters["GB"] =
+      benchmark::Counter(bytes_per_iter / 1e9, benchmark::Counter::kIsIterationInvariantRate,
+                         benchmark::Counter::OneK::kIs1000);
 }
 
 int threads_arg(benchmark::State& state) {
@@ -50,10 +49,16 @@ void run_matmul(benchmark::State& state, int64_t m, int64_t k, int64_t n) {
   set_gflops(state, 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k));
 }
 
-void BM_matmul_128x784x256(benchmark::State& state) { run_matmul(state, 128, 784, 256); }
-void BM_matmul_1024cubed(benchmark::State& state) { run_matmul(state, 1024, 1024, 1024); }
+void BM_matmul_128x784x256(benchmark::State& state) {
+  run_matmul(state, 128, 784, 256);
+}
+void BM_matmul_1024cubed(benchmark::State& state) {
+  run_matmul(state, 1024, 1024, 1024);
+}
 // The "ceiling": a large square product that OpenBLAS runs near peak.
-void BM_matmul_2048cubed(benchmark::State& state) { run_matmul(state, 2048, 2048, 2048); }
+void BM_matmul_2048cubed(benchmark::State& state) {
+  run_matmul(state, 2048, 2048, 2048);
+}
 
 // a [M, K] @ b.t() with b stored [N, K]: the transposed operand is a view that soma passes to
 // cblas_sgemm as a transpose flag (the shape of x @ W^T / grad @ W^T in the backward pass).

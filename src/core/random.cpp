@@ -2,10 +2,10 @@
 
 #include <cmath>
 #include <iomanip>
-#include <sstream>
 #include <mutex>
 #include <numbers>
 #include <random>
+#include <sstream>
 
 #include "core/random_fill.h"
 #include "soma/core/error.h"

@@ -245,7 +245,7 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   const char* src = xc.impl()->bytes();
   char* dst = out.impl()->bytes();
 #pragma omp parallel for collapse(2) if (outer * m * inner > kernels::cpu::kParallelGrain && \
-                                             !omp_in_parallel())
+                                         !omp_in_parallel())
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t j = 0; j < m; ++j)
       std::memcpy(dst + (o * m + j) * row_bytes, src + (o * size + idx[j]) * row_bytes, row_bytes);

@@ -29,8 +29,9 @@ Tensor input(const Shape& shape, Range range) {
   if (range == Range::AwayFromZero) {
     // |x| in [0.2, 1.2], random sign: keeps kinks (relu, abs, clamp) out of the eps window
     Tensor mag = soma::rand(shape, soma::kFloat64) + 0.2;
-    Tensor sign = soma::where(soma::gt(soma::randn(shape, soma::kFloat64), 0.0),
-                              soma::ones(shape, soma::kFloat64), soma::full(shape, -1.0, soma::kFloat64));
+    Tensor sign =
+        soma::where(soma::gt(soma::randn(shape, soma::kFloat64), 0.0),
+                    soma::ones(shape, soma::kFloat64), soma::full(shape, -1.0, soma::kFloat64));
     x = mag * sign;
   }
   return x.detach().requires_grad_(true);
@@ -40,6 +41,7 @@ const Tensor kIdx = soma::tensor(std::vector<int64_t>{2, 0, 2, 1}, {4});
 
 std::vector<Case> cases() {
   using V = const std::vector<Tensor>&;
+  // clang-format off
   return {
       // arithmetic, same shape and broadcast
       {"add", {{3, 4}, {3, 4}}, [](V x) { return x[0] + x[1]; }},
@@ -142,6 +144,7 @@ std::vector<Case> cases() {
       {"mlp_layer", {{4, 3}, {3, 5}, {5}},
        [](V x) { return -soma::log_softmax(soma::relu(soma::matmul(x[0], x[1]) + x[2]), 1).mean(); }},
   };
+  // clang-format on
 }
 
 class Gradcheck : public ::testing::TestWithParam<Case> {};
@@ -162,7 +165,9 @@ TEST_P(Gradcheck, MatchesFiniteDifferences) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, Gradcheck, ::testing::ValuesIn(cases()),
-                         [](const ::testing::TestParamInfo<Case>& info) { return info.param.name; });
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return info.param.name;
+                         });
 
 // gradcheck itself must catch a wrong gradient: abs(x) with the gradient of x is detected.
 TEST(GradcheckSelf, ReportsWrongGradient) {
@@ -185,8 +190,9 @@ TEST(GradcheckSelf, ReportsWrongGradient) {
 
 TEST(GradcheckSelf, RejectsFloat32Inputs) {
   Tensor x = soma::randn({3}).requires_grad_(true);
-  EXPECT_THROW(soma::autograd::gradcheck([](const std::vector<Tensor>& in) { return in[0] * 2.0; }, {x}),
-               soma::Error);
+  EXPECT_THROW(
+      soma::autograd::gradcheck([](const std::vector<Tensor>& in) { return in[0] * 2.0; }, {x}),
+      soma::Error);
 }
 
 }  // namespace
