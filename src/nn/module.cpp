@@ -308,11 +308,21 @@ Tensor Sequential::forward(const Tensor& input) {
   return x;
 }
 
-std::shared_ptr<Module> Sequential::ptr(int64_t index) const {
-  const int64_t n = static_cast<int64_t>(size());
-  SOMA_CHECK(index >= -n && index < n, "Sequential: index ", index, " is out of range for ", n,
+namespace {
+
+// The index-th child (negative counts from the end) of a container named `what`.
+std::shared_ptr<Module> child_at(const Module& m, int64_t index, const char* what) {
+  const auto& kids = m.named_children();
+  const int64_t n = static_cast<int64_t>(kids.size());
+  SOMA_CHECK(index >= -n && index < n, what, ": index ", index, " is out of range for ", n,
              " modules");
-  return named_children()[static_cast<size_t>(index < 0 ? index + n : index)].second;
+  return kids[static_cast<size_t>(index < 0 ? index + n : index)].second;
+}
+
+}  // namespace
+
+std::shared_ptr<Module> Sequential::ptr(int64_t index) const {
+  return child_at(*this, index, "Sequential");
 }
 
 void Sequential::throw_wrong_type(int64_t index) const {
@@ -334,10 +344,7 @@ void ModuleList::push_back(std::shared_ptr<Module> module) {
 }
 
 std::shared_ptr<Module> ModuleList::ptr(int64_t index) const {
-  const int64_t n = static_cast<int64_t>(size());
-  SOMA_CHECK(index >= -n && index < n, "ModuleList: index ", index, " is out of range for ", n,
-             " modules");
-  return named_children()[static_cast<size_t>(index < 0 ? index + n : index)].second;
+  return child_at(*this, index, "ModuleList");
 }
 
 }  // namespace soma::nn

@@ -201,6 +201,16 @@ inline RefFile parse_reference(const std::string& path, const ParseRules& rules)
   return file;
 }
 
+// The first problem with a loaded file (a parse error, no cases, a duplicate case), or "".
+inline std::string file_problem(const RefFile& file) {
+  if (!file.error.empty()) return file.error;
+  if (file.cases.empty()) return "no cases in " + file.path;
+  std::set<std::string> seen;
+  for (const Case& c : file.cases)
+    if (!seen.insert(c.name + "_" + c.dtype_str()).second) return "duplicate " + c.label();
+  return "";
+}
+
 inline soma::Tensor make_tensor(const RefTensor& r) {
   switch (r.dtype) {
     case soma::kFloat32:
