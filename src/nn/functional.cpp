@@ -7,10 +7,12 @@
 
 #include "autograd/node.h"
 #include "core/dispatch.h"
+#include "kernels/cpu/dropout.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/softmax.h"
 #include "ops/map.h"
 #include "soma/core/error.h"
+#include "soma/core/random.h"
 #include "soma/ops/activation.h"
 #include "soma/ops/elementwise.h"
 #include "soma/ops/reduce.h"
@@ -98,13 +100,15 @@ Tensor dropout(const Tensor& x, double p, bool training) {
   SOMA_CHECK(x.defined(), "dropout: called with an undefined tensor");
   if (!training || p == 0.0) return x;
   // mask = (u >= p) / (1 - p): keep with probability 1 - p, scaled so the mean is unchanged.
-  Tensor mask = detail::dispatch_float(x.dtype(), "dropout", [&]<typename T>() {
-    const T scale = static_cast<T>(1.0 / (1.0 - p)), pt = static_cast<T>(p);
-    return ops::map1<T>(rand(x.shape(), x.dtype()),
-                        [pt, scale](T u) { return u >= pt ? scale : T(0); });
-  });
-  Tensor out = detail::dispatch_float(x.dtype(), "dropout", [&]<typename T>() {
-    return ops::map2<T>(x, mask, [](T a, T m) { return a * m; });
+  // u comes from a counter-based stream keyed by two draws of the global generator, so
+  // manual_seed / get_rng_state make it reproducible and the thread count does not matter.
+  const uint64_t key =
+      (static_cast<uint64_t>(soma::detail::random_u32()) << 32) | soma::detail::random_u32();
+  const Tensor xc = x.contiguous();
+  Tensor out = empty(x.shape(), x.dtype());
+  Tensor mask = empty(x.shape(), x.dtype());
+  detail::dispatch_float(x.dtype(), "dropout", [&]<typename T>() {
+    kernels::cpu::dropout<T>(xc.data<T>(), out.data<T>(), mask.data<T>(), x.numel(), p, key);
   });
   if (needs_grad(x))
     record(out, "dropout", {x}, [mask](const Tensor& g) -> Grads { return {g * mask}; }, {mask});

@@ -3,6 +3,8 @@
 //   sum_dim       vs sum_dim_reference
 //   extremum_dim  vs a plain loop written here (NaN wins, first index on ties)
 //   softmax       vs softmax_reference; backward vs the explicit formula and finite differences
+//   dropout       vs its documented draw, computed here with philox4x32_reference, whose
+//                 output is checked against Random123's published known-answer vectors
 //   the strided elementwise engine (add, mul, relu, where, contiguous, copy_) vs loops over
 //   indices computed here from a layout this file describes on its own
 // and results that must not depend on the number of threads.
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "core/tensor_impl.h"
+#include "kernels/cpu/dropout.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/softmax.h"
@@ -822,3 +825,74 @@ TEST(KernelsThreads, RandnDoesNotDependOnThreadCount) {
 }
 
 }  // namespace
+
+// ---- dropout (Philox4x32-10) -------------------------------------------------------------
+// The known-answer vectors published with the Random123 library (Salmon et al. 2011,
+// tests/kat_vectors: "philox4x32 10"): counter, key, expected output.
+TEST(KernelsDropout, PhiloxReferenceMatchesRandom123KnownAnswers) {
+  struct Kat {
+    uint32_t ctr[4], key[2], want[4];
+  };
+  const Kat kats[] = {
+      {{0, 0, 0, 0}, {0, 0}, {0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8}},
+      {{0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff},
+       {0xffffffff, 0xffffffff},
+       {0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd}},
+      {{0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344},
+       {0xa4093822, 0x299f31d0},
+       {0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1}},
+  };
+  for (const Kat& k : kats) {
+    uint32_t got[4];
+    soma::kernels::cpu::philox4x32_reference(k.ctr, k.key, got);
+    for (int r = 0; r < 4; ++r)
+      EXPECT_EQ(got[r], k.want[r]) << "word " << r << " of counter " << k.ctr[0];
+  }
+}
+
+// Word w (0..63) of chunk c under `key`, per the layout in dropout.h.
+uint32_t dropout_word(uint64_t c, int w, uint64_t key) {
+  const uint64_t block = c * 16 + static_cast<uint64_t>(w % 16);
+  const uint32_t ctr[4] = {static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32), 0, 0};
+  const uint32_t k[2] = {static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32)};
+  uint32_t out[4];
+  soma::kernels::cpu::philox4x32_reference(ctr, k, out);
+  return out[w / 16];
+}
+
+template <typename T>
+void check_dropout(int64_t n, double p, uint64_t key) {
+  std::vector<T> x(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) x[i] = static_cast<T>(1 + i % 13);
+  const T scale = static_cast<T>(1.0 / (1.0 - p));
+  std::vector<T> ref_out(x.size()), ref_mask(x.size());
+  for (int64_t i = 0; i < n; ++i) {
+    T u;
+    if constexpr (sizeof(T) == 4) {
+      u = static_cast<float>(dropout_word(i / 64, static_cast<int>(i % 64), key) >> 8) * 0x1.0p-24f;
+    } else {
+      const uint64_t hi = dropout_word(i / 32, static_cast<int>(i % 32), key);
+      const uint64_t lo = dropout_word(i / 32, static_cast<int>(i % 32) + 32, key);
+      u = static_cast<double>(((hi << 32) | lo) >> 11) * 0x1.0p-53;
+    }
+    ref_mask[i] = u >= static_cast<T>(p) ? scale : T(0);
+    ref_out[i] = x[i] * ref_mask[i];
+  }
+  ThreadsGuard guard;
+  for (int threads : {1, 2, 3}) {
+    soma::set_num_threads(threads);
+    std::vector<T> out(x.size()), mask(x.size());
+    soma::kernels::cpu::dropout<T>(x.data(), out.data(), mask.data(), n, p, key);
+    EXPECT_EQ(out, ref_out) << "n " << n << " p " << p << " threads " << threads;
+    EXPECT_EQ(mask, ref_mask) << "n " << n << " p " << p << " threads " << threads;
+  }
+}
+
+TEST(KernelsDropout, MatchesDocumentedDrawAtAnyThreadCount) {
+  for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{63}, int64_t{65}, int64_t{1000}, int64_t{40000},
+                    int64_t{100003}}) {
+    check_dropout<float>(n, 0.2, 0x0123456789abcdefULL);
+    check_dropout<double>(n, 0.5, 0xfedcba9876543210ULL);
+  }
+  check_dropout<float>(5000, 0.0, 1);  // p = 0 keeps everything (u >= 0 always)
+}
