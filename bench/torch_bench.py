@@ -6,7 +6,7 @@
 
 JOB is a JSON object: {"workload": "train", "hidden": [256, 128], "batch": 128},
 {"workload": "latency"}, {"workload": "infer", "batch": 1024}, or {"workload": "trainer",
-"out": DIR} (the PyTorch equivalent of a default `soma train` run, see trainer()). Prints one
+"out": DIR, "seed": S} (the PyTorch equivalent of a default `soma train` run, see trainer()). Prints one
 JSON line per job, like soma_bench.
 
 Training data handling is the fast idiomatic one for in-memory data (not torch.utils.data's
@@ -170,12 +170,13 @@ def trainer(job, args):
     t_start = time.perf_counter()
     out = job["out"]
     os.makedirs(out, exist_ok=True)
-    torch.manual_seed(0)
+    seed = job.get("seed", 0)
+    torch.manual_seed(seed)
     x_all, y_all = load("train")
     x_test, y_test = load("test")
     n = x_all.shape[0]
     n_val = round(n * 0.1)
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     val_idx, train_idx = perm[:n_val].sort().values, perm[n_val:].sort().values
     x, y = x_all[train_idx], y_all[train_idx]
     xv, yv = x_all[val_idx], y_all[val_idx]
@@ -184,7 +185,7 @@ def trainer(job, args):
     model = mlp([784, 256, 128, 10], dropout=0.2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=0.0)
-    g = torch.Generator().manual_seed(0)
+    g = torch.Generator().manual_seed(seed)
     best, best_state, wait, epochs_run = math.inf, None, 0, 0
     for epoch in range(epochs):
         model.train()

@@ -6,10 +6,10 @@
 //   soma_bench sgemm   [--n 2048] [--reps 5]         soma::matmul n^3 (the sgemm ceiling)
 //
 // train: Fashion-MNIST train split (60000), global mean/std normalisation applied per batch by
-// the DataLoader transform (as `soma train` does), shuffle + prefetch, Adam(1e-3), cross-entropy.
-// One warm-up epoch, then `reps` timed epochs (data loading and shuffling included); each timed
-// epoch is one repetition. --smoke: 2 batches per epoch, 1 rep. Values are per repetition; the
-// driver takes medians. Public API only.
+// the DataLoader transform (as `soma train` does), shuffle (prefetch only with a spare core, as
+// `soma train`), Adam(1e-3), cross-entropy. One warm-up epoch, then `reps` timed epochs (data
+// loading and shuffling included); each timed epoch is one repetition. --smoke: 2 batches per
+// epoch, 1 rep. Values are per repetition; the driver takes medians. Public API only.
 #include <soma/soma.h>
 
 #include <algorithm>
@@ -19,6 +19,7 @@
 #include <cstring>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace nn = soma::nn;
@@ -92,14 +93,16 @@ void run_train(const Args& a) {
     y = y.narrow(0, 0, n);
   }
   const data::Normalization norm = data::Normalization::fit(x);
-  data::DataLoader loader(data::TensorDataset(x, y), {.batch_size = a.batch,
-                                                      .shuffle = true,
-                                                      .seed = 0,
-                                                      .drop_last = false,
-                                                      .prefetch = true,
-                                                      .transform = [norm](data::Batch b) {
-                                                        return data::Batch{norm.apply(b.x), b.y};
-                                                      }});
+  data::DataLoader loader(
+      data::TensorDataset(x, y),
+      {.batch_size = a.batch,
+       .shuffle = true,
+       .seed = 0,
+       .drop_last = false,
+       .prefetch = soma::get_num_threads() < static_cast<int>(std::thread::hardware_concurrency()),
+       .transform = [norm](data::Batch b) {
+         return data::Batch{norm.apply(b.x), b.y};
+       }});
   soma::manual_seed(0);
   auto model = make_mlp(x.size(1), a.hidden, 10);
   model->train();

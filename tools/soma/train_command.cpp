@@ -9,6 +9,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "commands.h"
 #include "model_file.h"
@@ -61,6 +62,12 @@ Data load_data(const std::string& dir, const std::string& csv, const std::string
 
 std::function<data::Batch(data::Batch)> normalizer(const data::Normalization& norm) {
   return [norm](data::Batch b) { return data::Batch{norm.apply(b.x), b.y}; };
+}
+
+// The DataLoader's prefetch thread helps only when the compute pool leaves a core free; with
+// every core busy it competes with the pool (-5 % samples/s on 2 cores, docs/PERFORMANCE.md).
+bool spare_core() {
+  return get_num_threads() < static_cast<int>(std::thread::hardware_concurrency());
 }
 
 std::string timestamp() {
@@ -192,7 +199,7 @@ std::string train(TrainConfig c) {
                                             .shuffle = true,
                                             .seed = c.seed,
                                             .drop_last = false,
-                                            .prefetch = true,
+                                            .prefetch = spare_core(),
                                             .transform = normalizer(norm)});
   data::DataLoader val_loader(val_set, {.batch_size = 1024, .transform = normalizer(norm)});
   data::DataLoader test_loader(data::TensorDataset(test.x, test.y),

@@ -33,7 +33,9 @@ struct DataLoaderOptions {
   bool shuffle = false;     // visit the samples in a new random order every epoch
   uint64_t seed = 0;        // the order of epoch e depends only on (seed, e)
   bool drop_last = false;   // drop the last batch when it has fewer than batch_size samples
-  bool prefetch = false;    // build the next batch on a background thread (same batches)
+  bool prefetch = false;    // build the next batch on a background thread (same batches);
+                            // pays only when a core is left over: with every core in the
+                            // compute pool the extra thread slows training (docs/PERFORMANCE.md)
   std::function<Batch(Batch)> transform{};  // applied to every batch (on the background
                                             // thread when prefetching: must be thread-safe)
 };
