@@ -152,6 +152,8 @@ void gemm_suite() {
       check_gemm<T>(ta, tb, 65, 1000, 7, T(0.5), T(2), 0, rng);
       check_gemm<T>(ta, tb, 63, 65, 1000, T(1), T(0), 5, rng);
       check_gemm<T>(ta, tb, 1, 1, 1000, T(-1), T(1), 1, rng);
+      // >= 128 rows per thread and >= 2^20 multiply-adds: rows split over the threads.
+      check_gemm<T>(ta, tb, 301, 70, 65, T(0.5), T(-2), 3, rng);
     }
 }
 
@@ -784,9 +786,10 @@ TEST(KernelsThreads, ResultsDoNotDependOnThreadCount) {
   const Tensor b = soma::randn({300, 1000}).t();  // non-contiguous
   const Tensor c = soma::randn({300});
   const Tensor m1 = soma::randn({300, 200}), m2 = soma::randn({200, 100});
+  const Tensor big1 = soma::randn({515, 300}), big2 = soma::randn({200, 300}).t();
 
   struct Results {
-    Tensor elementwise, sum_all, sum0, sum1, matmul;
+    Tensor elementwise, sum_all, sum0, sum1, matmul, matmul_rows;
   };
   auto run = [&](int threads) {
     soma::set_num_threads(threads);
@@ -797,6 +800,7 @@ TEST(KernelsThreads, ResultsDoNotDependOnThreadCount) {
     r.sum0 = a.sum(0);
     r.sum1 = b.sum(1);
     r.matmul = soma::matmul(m1, m2);
+    r.matmul_rows = soma::matmul(big1, big2);  // 2 threads: rows split, one BLAS call each
     return r;
   };
   const Results one = run(1), two = run(2);
@@ -804,10 +808,17 @@ TEST(KernelsThreads, ResultsDoNotDependOnThreadCount) {
   EXPECT_TRUE(bitwise_equal<float>(one.sum_all, two.sum_all));
   EXPECT_TRUE(bitwise_equal<float>(one.sum0, two.sum0));
   EXPECT_TRUE(bitwise_equal<float>(one.sum1, two.sum1));
-  // BLAS may split K differently per thread count: equal up to rounding.
+  // BLAS's threads (and soma's row split) change where the kernel's edge tiles fall: equal up to
+  // rounding.
   const std::vector<float> p = one.matmul.to_vector<float>(), q = two.matmul.to_vector<float>();
   ASSERT_EQ(p.size(), q.size());
   for (size_t j = 0; j < p.size(); ++j) ASSERT_NEAR(p[j], q[j], 1e-4f) << "matmul element " << j;
+  // 2 threads: rows split over the threads, one single-threaded BLAS call each.
+  const std::vector<float> r = one.matmul_rows.to_vector<float>(),
+                           s = two.matmul_rows.to_vector<float>();
+  ASSERT_EQ(r.size(), s.size());
+  for (size_t j = 0; j < r.size(); ++j)
+    ASSERT_NEAR(r[j], s[j], 1e-4f) << "matmul_rows element " << j;
 }
 
 TEST(KernelsThreads, RandnDoesNotDependOnThreadCount) {
