@@ -65,7 +65,7 @@ template <typename Bits>
 bool all_finite_bits(const void* data, int64_t n, Bits exp_mask) {
   const Bits* p = static_cast<const Bits*>(data);
   Bits bad = 0;
-#pragma omp parallel for simd reduction(| : bad) if (n >= 65536 && !omp_in_parallel())
+#pragma omp simd reduction(| : bad)
   for (int64_t i = 0; i < n; ++i) bad |= static_cast<Bits>((p[i] & exp_mask) == exp_mask);
   return bad == 0;
 }
