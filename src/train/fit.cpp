@@ -1,8 +1,6 @@
 // The training loop (fit) and evaluation over a loader (evaluate).
 #include "soma/train/fit.h"
 
-#include <omp.h>
-
 #include <chrono>
 #include <cmath>
 #include <cstring>
