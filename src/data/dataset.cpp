@@ -196,12 +196,25 @@ Tensor Normalization::apply(const Tensor& x) const {
   float* po = out.data<float>();
   const int64_t n = x.numel();
   const double sc = scale, mu = mean, sd = std;  // locals: the loop vectorises
+  // uint8 (images): 256 possible inputs. When x * (scale / std) - mean / std (one FMA, no
+  // division) rounds to the same float as the formula for all 256 of them, which is checked
+  // here and fails only if some value lies within ~1e-16 of a rounding boundary, use it.
+  bool fast = x.dtype() == kUInt8;
+  const double a = sc / sd, b = -mu / sd;
+  for (int v = 0; fast && v < 256; ++v)
+    fast = static_cast<float>(std::fma(v, a, b)) == static_cast<float>((v * sc - mu) / sd);
   soma::detail::dispatch_all(x.dtype(), [&]<typename T>() {
     const T* p = xc.data<T>();
     // Elementwise, so splitting over threads changes nothing in the result.
+    if (fast) {
 #pragma omp parallel for schedule(static) if (n >= 32768 && !omp_in_parallel())
-    for (int64_t i = 0; i < n; ++i)
-      po[i] = static_cast<float>((static_cast<double>(p[i]) * sc - mu) / sd);
+      for (int64_t i = 0; i < n; ++i)
+        po[i] = static_cast<float>(std::fma(static_cast<double>(p[i]), a, b));
+    } else {
+#pragma omp parallel for schedule(static) if (n >= 32768 && !omp_in_parallel())
+      for (int64_t i = 0; i < n; ++i)
+        po[i] = static_cast<float>((static_cast<double>(p[i]) * sc - mu) / sd);
+    }
   });
   return out;
 }

@@ -185,6 +185,23 @@ TEST(DataNormalizationTest, Uint8ScaleMatchesHandLoop) {
   EXPECT_NEAR(soma::data::Normalization::fit(y).std, 1.0, 1e-6);
 }
 
+// apply() takes a division-free path for uint8; its result must still be exactly the documented
+// formula, for every byte value and for fitted and unusual parameters.
+TEST(DataNormalizationTest, Uint8IsExactlyTheFormulaForEveryByte) {
+  Tensor x = soma::empty({256}, soma::kUInt8);
+  for (int v = 0; v < 256; ++v) x.data<uint8_t>()[v] = static_cast<uint8_t>(v);
+  std::vector<soma::data::Normalization> norms = {soma::data::Normalization::fit(x)};
+  for (double mean : {0.2860402, 0.1307, -3.0, 1e-9})
+    for (double std : {0.3530239, 0.3081, 7.0, 1e-3}) norms.push_back({mean, std, 1.0 / 255.0});
+  norms.push_back({0.5, 0.25, 1.0});
+  for (const auto& norm : norms) {
+    const std::vector<float> out = norm.apply(x).to_vector<float>();
+    for (int v = 0; v < 256; ++v)
+      ASSERT_EQ(out[v], static_cast<float>((v * norm.scale - norm.mean) / norm.std))
+          << "byte " << v << " mean " << norm.mean << " std " << norm.std;
+  }
+}
+
 TEST(DataNormalizationTest, FloatConstantAndErrors) {
   const auto norm = soma::data::Normalization::fit(soma::tensor({1.0f, 2.0f, 3.0f, 4.0f}));
   EXPECT_DOUBLE_EQ(norm.scale, 1.0);
