@@ -8,7 +8,7 @@ RUN_TARGET ?= soma_cli
 RUN_ARGS  ?= train
 FORMAT_DIRS := include src tests examples bench tools
 
-.PHONY: all run test bench format clean bootstrap configure build loc
+.PHONY: all run test bench compare format clean bootstrap configure build loc
 
 all: build
 
@@ -40,6 +40,13 @@ bench: build
 	  [ -x "$$b" ] || continue; found=1; echo "== $$b"; "$$b"; \
 	done; \
 	[ $$found = 1 ] || echo "no benchmarks built (bench/*.cpp, needs libbenchmark-dev)"
+
+# soma vs PyTorch, side by side (docs/PERFORMANCE.md): installs python3-torch, builds, runs the
+# whole harness (~5 min). COMPARE_ARGS=--smoke for a quick run.
+COMPARE_ARGS ?=
+compare: build
+	@scripts/bootstrap.sh --dev
+	bench/compare_pytorch $(COMPARE_ARGS)
 
 format:
 	@dirs=$$(for d in $(FORMAT_DIRS); do [ -d $$d ] && echo $$d; done); \
