@@ -19,6 +19,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/tensor_impl.h"
@@ -152,8 +153,9 @@ void gemm_suite() {
       check_gemm<T>(ta, tb, 65, 1000, 7, T(0.5), T(2), 0, rng);
       check_gemm<T>(ta, tb, 63, 65, 1000, T(1), T(0), 5, rng);
       check_gemm<T>(ta, tb, 1, 1, 1000, T(-1), T(1), 1, rng);
-      // >= 128 rows per thread and >= 2^20 multiply-adds: rows split over the threads.
+      // >= 128 rows (columns) per thread and >= 2^20 multiply-adds: split over the threads.
       check_gemm<T>(ta, tb, 301, 70, 65, T(0.5), T(-2), 3, rng);
+      check_gemm<T>(ta, tb, 70, 301, 65, T(1), T(1), 2, rng);
     }
 }
 
@@ -787,9 +789,10 @@ TEST(KernelsThreads, ResultsDoNotDependOnThreadCount) {
   const Tensor c = soma::randn({300});
   const Tensor m1 = soma::randn({300, 200}), m2 = soma::randn({200, 100});
   const Tensor big1 = soma::randn({515, 300}), big2 = soma::randn({200, 300}).t();
+  const Tensor wide1 = soma::randn({200, 300}), wide2 = soma::randn({300, 515});
 
   struct Results {
-    Tensor elementwise, sum_all, sum0, sum1, matmul, matmul_rows;
+    Tensor elementwise, sum_all, sum0, sum1, matmul, matmul_rows, matmul_cols;
   };
   auto run = [&](int threads) {
     soma::set_num_threads(threads);
@@ -800,7 +803,8 @@ TEST(KernelsThreads, ResultsDoNotDependOnThreadCount) {
     r.sum0 = a.sum(0);
     r.sum1 = b.sum(1);
     r.matmul = soma::matmul(m1, m2);
-    r.matmul_rows = soma::matmul(big1, big2);  // 2 threads: rows split, one BLAS call each
+    r.matmul_rows = soma::matmul(big1, big2);    // 2 threads: rows split, one BLAS call each
+    r.matmul_cols = soma::matmul(wide1, wide2);  // columns split
     return r;
   };
   const Results one = run(1), two = run(2);

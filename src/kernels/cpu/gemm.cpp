@@ -39,35 +39,49 @@ void row_gemv(Gemv gemv, bool ta, bool tb, int64_t n, int64_t k, T alpha, const 
          static_cast<int>(ldb), a, inc_a, beta, c, 1);
 }
 
-// C = alpha op(A) op(B) + beta C with the rows of C split over the OpenMP threads: thread t
-// makes rows [m t / T, m (t + 1) / T) with a single-threaded BLAS call (OpenBLAS's OpenMP build
-// runs single-threaded inside a parallel region).
+// C = alpha op(A) op(B) + beta C split over the OpenMP threads along C's longer side: thread t
+// makes rows (or columns) [len t / T, len (t + 1) / T) with a single-threaded BLAS call
+// (OpenBLAS's OpenMP build runs single-threaded inside a parallel region). Each thread packs
+// its own copy of the operand that is not split, so the split goes along the longer side of C:
+// rows when m >= n (every thread packs op(B), k x n), columns otherwise (op(A), m x k).
 //
 // Why: OpenBLAS's own threading synchronises its threads several times inside one product
 // (they share packed panels). When one of our threads is preempted for a moment (a VM's other
-// tenants, a kernel daemon), every such sync waits for it; independent row blocks meet once,
-// at the end. On this project's 2-core machine that is +5-7 % training throughput for batch
-// 256-512, and up to +20 % for batch 32, when the machine is busy, and no loss when it is
-// quiet (docs/PERFORMANCE.md). Products with fewer rows per thread stay with OpenBLAS, which
-// also splits columns. Like OpenBLAS's own threading, the split can change the last bit of
-// some elements against a one-thread call (the kernel's edge tiles fall elsewhere).
+// tenants, a kernel daemon), every such sync waits for it; independent blocks meet once, at
+// the end. On this project's 2-core machine that is 5-7 % off a training step at batch
+// 128-512, and 18 % at batch 32, when the machine is busy, and 0.3-3 % when it is quiet
+// (docs/PERFORMANCE.md). Products with under 128 rows (columns) per thread stay with OpenBLAS.
+// Like OpenBLAS's own threading, the split can change the last bit of some elements against
+// a one-thread call (the kernel's edge tiles fall elsewhere).
 template <typename T, typename Gemm>
-bool gemm_by_rows(Gemm gemm, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-                  int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-  constexpr int64_t kMinRows = 128;               // per thread
+bool gemm_split(Gemm gemm, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  constexpr int64_t kMinPerThread = 128;          // rows or columns
   constexpr int64_t kMinWork = int64_t{1} << 20;  // multiply-adds; below it one call is cheaper
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (threads < 2 || m < kMinRows * threads || m * n * k < kMinWork) return false;
+  const bool by_cols = n > m;
+  if (threads < 2 || (by_cols ? n : m) < kMinPerThread * threads || m * n * k < kMinWork)
+    return false;
 #pragma omp parallel num_threads(threads)
   {
     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int64_t r0 = m * t / nt, r1 = m * (t + 1) / nt;
-    // Row r of op(A) starts at a + r * lda (A as stored) or a + r (A transposed).
-    const T* ar = ta ? a + r0 : a + r0 * lda;
-    if (r1 > r0)
+    if (!by_cols) {
+      const int64_t r0 = m * t / nt, r1 = m * (t + 1) / nt;
+      // Row r of op(A) starts at a + r * lda (A as stored) or a + r (A transposed).
+      const T* ar = ta ? a + r0 : a + r0 * lda;
       gemm(CblasRowMajor, op(ta), op(tb), static_cast<int>(r1 - r0), static_cast<int>(n),
            static_cast<int>(k), alpha, ar, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
            c + r0 * ldc, static_cast<int>(ldc));
+    } else {
+      // Column edges on multiples of 16 (whole vectors); column j of op(B) starts at
+      // b + j * ldb (B transposed) or b + j.
+      const int64_t c0 = (n * t / nt) & ~int64_t{15};
+      const int64_t c1 = t + 1 == nt ? n : (n * (t + 1) / nt) & ~int64_t{15};
+      const T* bc = tb ? b + c0 * ldb : b + c0;
+      gemm(CblasRowMajor, op(ta), op(tb), static_cast<int>(m), static_cast<int>(c1 - c0),
+           static_cast<int>(k), alpha, a, static_cast<int>(lda), bc, static_cast<int>(ldb), beta,
+           c + c0, static_cast<int>(ldc));
+    }
   }
   return true;
 }
@@ -80,8 +94,7 @@ void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
   check_blas_size(m, n, k);
   if (m == 1 && n > 0 && k > 0)
     return row_gemv<float>(cblas_sgemv, ta, tb, n, k, alpha, a, lda, b, ldb, beta, c);
-  if (gemm_by_rows<float>(cblas_sgemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
-    return;
+  if (gemm_split<float>(cblas_sgemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
   cblas_sgemm(CblasRowMajor, op(ta), op(tb), static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
               c, static_cast<int>(ldc));
@@ -93,8 +106,7 @@ void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alph
   check_blas_size(m, n, k);
   if (m == 1 && n > 0 && k > 0)
     return row_gemv<double>(cblas_dgemv, ta, tb, n, k, alpha, a, lda, b, ldb, beta, c);
-  if (gemm_by_rows<double>(cblas_dgemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
-    return;
+  if (gemm_split<double>(cblas_dgemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
   cblas_dgemm(CblasRowMajor, op(ta), op(tb), static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
               c, static_cast<int>(ldc));
