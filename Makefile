@@ -8,7 +8,7 @@ RUN_TARGET ?= soma_cli
 RUN_ARGS  ?= train
 FORMAT_DIRS := include src tests examples bench tools
 
-.PHONY: all run test bench compare format clean bootstrap configure build loc
+.PHONY: all run test bench compare sanitize fuzz format clean bootstrap configure build loc
 
 all: build
 
@@ -47,6 +47,38 @@ COMPARE_ARGS ?=
 compare: build
 	@scripts/bootstrap.sh --dev
 	bench/compare_pytorch $(COMPARE_ARGS)
+
+# The whole test suite built with AddressSanitizer + UndefinedBehaviorSanitizer (any report
+# fails the test). CI runs it after `make test`.
+SAN_DIR ?= build-asan
+sanitize: bootstrap
+	@scripts/bootstrap.sh --test
+	@test -f $(SAN_DIR)/build.ninja || cmake -S . -B $(SAN_DIR) -G Ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOMA_SANITIZE=ON -DSOMA_BUILD_BENCH=OFF
+	cmake --build $(SAN_DIR) -j$(JOBS)
+	ctest --test-dir $(SAN_DIR) --output-on-failure -j2 -E '^(install|bench)\.'
+
+# libFuzzer targets (clang, ASan + UBSan), each run FUZZ_SECONDS on a scratch copy of its
+# checked-in seed corpus (tests/fuzz/corpus/<target>; new inputs stay in the scratch dir).
+# A crash leaves its input as crash-* in FUZZ_DIR: add it to tests/fuzz/regressions/<target>.
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := idx csv safetensors checkpoint config
+fuzz:
+	@scripts/bootstrap.sh --fuzz
+	@test -f $(FUZZ_DIR)/build.ninja || cmake -S . -B $(FUZZ_DIR) -G Ninja \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DSOMA_FUZZ=ON \
+	  -DSOMA_BUILD_TESTS=OFF -DSOMA_BUILD_EXAMPLES=OFF -DSOMA_BUILD_BENCH=OFF
+	cmake --build $(FUZZ_DIR) -j$(JOBS) --target $(addsuffix _fuzz,$(FUZZ_TARGETS))
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(FUZZ_DIR)/corpus-$$t; \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  if (cd $(FUZZ_DIR) && ./tests/fuzz/$${t}_fuzz -max_total_time=$(FUZZ_SECONDS) \
+	        -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+	        corpus-$$t $(CURDIR)/tests/fuzz/corpus/$$t > fuzz-$$t.log 2>&1); then \
+	    grep -E '^stat::(number_of_executed_units|peak_rss_mb)' $(FUZZ_DIR)/fuzz-$$t.log; \
+	  else tail -40 $(FUZZ_DIR)/fuzz-$$t.log; echo "fuzz $$t: FAILED"; exit 1; fi; \
+	done
 
 format:
 	@dirs=$$(for d in $(FORMAT_DIRS); do [ -d $$d ] && echo $$d; done); \

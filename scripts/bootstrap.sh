@@ -3,6 +3,7 @@
 #   scripts/bootstrap.sh         build + test dependencies
 #   scripts/bootstrap.sh --dev   also python3-torch (tests/ reference generator) and clang-format
 #   scripts/bootstrap.sh --test  also chromium (the CLI test renders report.html headless)
+#   scripts/bootstrap.sh --fuzz  also clang with libFuzzer and libomp (make fuzz)
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build libopenblas-openmp-dev libgtest-dev
@@ -11,8 +12,9 @@ for arg in "$@"; do
   case "$arg" in
     --dev) packages+=(python3-torch clang-format) ;;
     --test) packages+=(chromium) ;;  # renders report.html in the CLI test
-    -h|--help) sed -n '2,5s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    *) echo "bootstrap.sh: unknown argument '$arg' (use --dev)" >&2; exit 2 ;;
+    --fuzz) packages+=(clang libclang-rt-14-dev libomp-14-dev) ;;
+    -h|--help) sed -n '2,6s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *) echo "bootstrap.sh: unknown argument '$arg' (use --dev, --test or --fuzz)" >&2; exit 2 ;;
   esac
 done
 

@@ -69,6 +69,14 @@ class Reader {
     return done;
   }
 
+  bool gzipped() const { return gz_; }
+  // Size of the file on disk (compressed size for .gz).
+  uint64_t disk_size() const {
+    std::error_code ec;
+    const auto n = std::filesystem::file_size(path_, ec);
+    return ec ? 0 : static_cast<uint64_t>(n);
+  }
+
   // Counts the bytes left until the end of the file.
   uint64_t count_rest() {
     std::vector<char> buf(1 << 16);
@@ -166,6 +174,19 @@ Tensor read_idx(const std::string& path) {
                " needs more than 2^34 bytes (16 GiB); refusing to allocate (corrupt header?)");
   }
   const uint64_t header_bytes = 4 + dims_bytes;
+  // Nothing is allocated for data the file cannot hold: a plain file must have the bytes; a
+  // gzip stream inflates at most ~1032:1 (deflate's limit), so its size bounds the data.
+  const uint64_t disk = in.disk_size();
+  if (!in.gzipped()) {
+    SOMA_CHECK(header_bytes + nbytes <= disk, "read_idx: ", path, ": truncated data: shape ", shape,
+               " of ", type.name, " needs ", nbytes, " bytes after the ", header_bytes,
+               "-byte header, got ", disk > header_bytes ? disk - header_bytes : 0);
+  } else {
+    constexpr uint64_t kMaxInflate = 1032;
+    SOMA_CHECK(header_bytes + nbytes <= kMaxInflate * disk + 1024, "read_idx: ", path,
+               ": the header's shape ", shape, " of ", type.name, " needs ", nbytes,
+               " bytes, more than a ", disk, "-byte gzip file can hold (corrupt header?)");
+  }
 
   // Raw bytes: straight into the tensor for uint8, else into a buffer to convert.
   Tensor out = empty(shape, type.dtype);

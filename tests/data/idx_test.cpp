@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "core/allocator.h"
 #include "data/data_test_util.h"
 #include "soma/soma.h"
 
@@ -145,6 +146,32 @@ TEST(IdxTest, EveryMalformedFileIsAnError) {
   }
   expect_error([&] { soma::data::read_idx(dir.file("missing")); },
                {"read_idx", "cannot open", "missing"});
+}
+
+// A header that claims far more data than the file holds (3 GiB of uint8, 12 GiB of float32,
+// both under the 16 GiB cap) is rejected before the tensor is allocated: from the plain file's
+// size, or from the most a gzip file of that size can inflate to. (Found by the idx fuzzer as
+// an out-of-memory.)
+TEST(IdxTest, ClaimBeyondTheFileIsRejectedBeforeAllocating) {
+  ScratchDir dir;
+  for (const auto& [name, bytes] :
+       {std::pair<std::string, std::string>{"u8", header(0x08, {1024, 1024, 3072}) + "abcd"},
+        {"f32", header(0x0D, {1024, 1024, 3072}) + "abcd"}}) {
+    for (bool gz : {false, true}) {
+      SCOPED_TRACE(name + (gz ? ".gz" : ""));
+      const std::string path = dir.file(name + (gz ? ".gz" : ""));
+      if (gz)
+        write_gz(path, bytes);
+      else
+        dir.write(name, bytes);
+      const size_t allocations = soma::detail::system_allocations();
+      expect_error(
+          [&] { soma::data::read_idx(path); },
+          gz ? std::vector<std::string>{"read_idx", "[1024, 1024, 3072]", "gzip file can hold"}
+             : std::vector<std::string>{"read_idx", "truncated", "[1024, 1024, 3072]", "got 4"});
+      EXPECT_EQ(soma::detail::system_allocations(), allocations);
+    }
+  }
 }
 
 TEST(IdxMnistTest, FashionMnistTrainAndTest) {

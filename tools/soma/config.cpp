@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <charconv>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -36,17 +37,21 @@ json parse_toml(const std::string& text, const std::string& path) {
     const std::string key = trim(line.substr(0, eq)), value = trim(line.substr(eq + 1));
     SOMA_CHECK(!key.empty() && !value.empty(), "config: ", path, ":", lineno,
                ": expected `key = value`");
-    std::string as_json = value;
-    if (value.front() == '\'' && value.back() == '\'' && value.size() >= 2)
-      as_json = json(value.substr(1, value.size() - 2)).dump();
     try {
-      out[key] = json::parse(as_json);
+      // 'single-quoted' is a literal string; dump() also rejects bytes that are not UTF-8.
+      const bool literal = value.size() >= 2 && value.front() == '\'' && value.back() == '\'';
+      out[key] = json::parse(literal ? json(value.substr(1, value.size() - 2)).dump() : value);
     } catch (const json::exception&) {
       detail::fail("config: ", path, ":", lineno, ": cannot parse the value of '", key,
                    "': ", value);
     }
   }
   return out;
+}
+
+// For messages: never throws, even on strings that are not UTF-8.
+std::string shown(const json& v) {
+  return v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace
@@ -67,29 +72,31 @@ void load_config_file(const std::string& path, TrainConfig& c) {
     j = parse_toml(text, path);
   }
   SOMA_CHECK(j.is_object(), "config: ", path, ": expected an object of options");
-  for (auto& [raw_key, v] : j.items()) {
+  for (auto& item : j.items()) {  // not a structured binding: clang 14 cannot capture one
+    const std::string raw_key = item.key();
+    const json& v = item.value();
     std::string key = raw_key;
     for (char& ch : key)
       if (ch == '-') ch = '_';
     auto num = [&]() {
       SOMA_CHECK(v.is_number(), "config: ", path, ": '", raw_key, "' must be a number, got ",
-                 v.dump());
+                 shown(v));
       return v.get<double>();
     };
     auto integer = [&]() {
       const double d = num();
-      SOMA_CHECK(d == std::floor(d), "config: ", path, ": '", raw_key, "' must be an integer, got ",
-                 v.dump());
+      SOMA_CHECK(d == std::floor(d) && std::abs(d) < 0x1p62, "config: ", path, ": '", raw_key,
+                 "' must be an integer, got ", shown(v));
       return static_cast<int64_t>(d);
     };
     auto str = [&]() {
       SOMA_CHECK(v.is_string(), "config: ", path, ": '", raw_key, "' must be a string, got ",
-                 v.dump());
+                 shown(v));
       return v.get<std::string>();
     };
     auto boolean = [&]() {
       SOMA_CHECK(v.is_boolean(), "config: ", path, ": '", raw_key, "' must be true or false, got ",
-                 v.dump());
+                 shown(v));
       return v.get<bool>();
     };
     if (key == "hidden") {
@@ -97,7 +104,14 @@ void load_config_file(const std::string& path, TrainConfig& c) {
       if (v.is_string()) {
         std::istringstream ss(v.get<std::string>());
         std::string part;
-        while (std::getline(ss, part, ',')) c.hidden.push_back(std::stoll(part));
+        while (std::getline(ss, part, ',')) {
+          int64_t width = 0;
+          const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), width);
+          SOMA_CHECK(!part.empty() && ec == std::errc() && end == part.data() + part.size(),
+                     "config: ", path, ": 'hidden' must be comma-separated widths, got \"",
+                     shown(v), "\"");
+          c.hidden.push_back(width);
+        }
       } else {
         SOMA_CHECK(v.is_array(), "config: ", path, ": 'hidden' must be a list of widths");
         for (auto& w : v) {
@@ -134,9 +148,12 @@ void load_config_file(const std::string& path, TrainConfig& c) {
       c.patience = integer();
     else if (key == "seed")
       c.seed = static_cast<uint64_t>(integer());
-    else if (key == "threads")
-      c.threads = static_cast<int>(integer());
-    else if (key == "data")
+    else if (key == "threads") {
+      const int64_t t = integer();
+      SOMA_CHECK(t >= 0 && t <= 4096, "config: ", path, ": 'threads' must be in [0, 4096], got ",
+                 t);
+      c.threads = static_cast<int>(t);
+    } else if (key == "data")
       c.data = str();
     else if (key == "csv")
       c.csv = str();
@@ -205,7 +222,7 @@ std::string to_json(const TrainConfig& c) {
             {"label_column", c.label_column},
             {"validation", c.validation},
             {"out", c.out}};
-  return j.dump(2);
+  return j.dump(2, ' ', false, json::error_handler_t::replace);  // any path bytes
 }
 
 }  // namespace soma::cli
