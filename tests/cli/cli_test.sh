@@ -102,7 +102,32 @@ printf '{"epochs": "many"}' > "$work/bad.json"
 bad "config with a bad value" train --config "$work/bad.json" --csv "$work/blobs.csv"
 printf 'epochs = \n' > "$work/bad.toml"
 bad "malformed TOML config" train --config "$work/bad.toml" --csv "$work/blobs.csv"
-for d in o1 o2 o3 o4 o5 o6 o7 o8 o9 o10 o11 o12 o13 o14 o15; do
+printf 'a,b,label\n1,2,0\n3,4,99999999999\n' > "$work/biglabel.csv"
+bad "label out of range" train --csv "$work/biglabel.csv" --label-column label --out "$work/o16"
+printf 'a,b,label\n1,2,0\n3,4,1.5\n' > "$work/fraclabel.csv"
+bad "fractional label" train --csv "$work/fraclabel.csv" --label-column label --out "$work/o17"
+bad "lr = nan" train --csv "$work/blobs.csv" --lr nan --out "$work/o18"
+# IDX files: header bytes written with printf (big-endian sizes).
+idx_header() {  # prints printf escapes: idx_header NDIM D1 D2 ...
+  printf '\\x00\\x00\\x08\\x%02x' "$1"; shift
+  for d in "$@"; do printf '\\x%02x\\x%02x\\x%02x\\x%02x' $((d >> 24 & 255)) $((d >> 16 & 255)) $((d >> 8 & 255)) $((d & 255)); done
+}
+mkdir -p "$work/tidx" "$work/cidx"
+{ printf "$(idx_header 3 10 28 28)"; head -c 100 /dev/zero; } > "$work/tidx/train-images-idx3-ubyte"
+{ printf "$(idx_header 1 10)"; head -c 10 /dev/zero; } > "$work/tidx/train-labels-idx1-ubyte"
+bad "truncated IDX" train --data "$work/tidx" --out "$work/o19"
+{ printf "$(idx_header 3 3 2 2)"; head -c 12 /dev/zero; } > "$work/cidx/train-images-idx3-ubyte"
+{ printf "$(idx_header 1 4)"; head -c 4 /dev/zero; } > "$work/cidx/train-labels-idx1-ubyte"
+bad "image and label counts differ" train --data "$work/cidx" --out "$work/o20"
+# A checkpoint of another architecture: --resume (a copy of) the --hidden 16 run with --hidden 32.
+cp -r "$work/run" "$work/arch"
+bad "checkpoint of another architecture" train --csv "$work/blobs.csv" --label-column label \
+  --hidden 32 --epochs 5 --out "$work/arch" --resume
+# safetensors whose two tensors share bytes [8, 12).
+h='{"0.weight":{"dtype":"F32","shape":[1,4],"data_offsets":[0,16]},"0.bias":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}'
+{ printf "\\x$(printf %02x ${#h})\\x00\\x00\\x00\\x00\\x00\\x00\\x00"; printf '%s' "$h"; head -c 16 /dev/zero; } > "$work/overlap.safetensors"
+bad "safetensors with overlapping offsets" eval --model "$work/overlap.safetensors" --csv "$work/blobs.csv"
+for d in o1 o2 o3 o4 o5 o6 o7 o8 o9 o10 o11 o12 o13 o14 o15 o16 o17 o18 o19 o20; do
   if [ -d "$work/$d" ] && [ -n "$(ls -A "$work/$d")" ]; then fail "no output left in $d"; fi
 done
 

@@ -200,7 +200,11 @@ std::string train(TrainConfig c) {
       data::train_val_split(data::TensorDataset(all.x, all.y), c.validation, c.seed);
   if (!c.csv.empty()) test = Data{val_set.x(), val_set.y(), 0};  // CSV: the held-out part
   const data::Normalization norm = data::Normalization::fit(train_set.x());
-  const int64_t classes = std::max<int64_t>(2, all.y.max().item<int64_t>() + 1);
+  const int64_t max_label = all.y.max().item<int64_t>();
+  constexpr int64_t kMaxClasses = int64_t{1} << 20;
+  SOMA_CHECK(max_label < kMaxClasses, "train: label ", max_label, " means ", max_label + 1,
+             " classes; labels are class ids 0..N-1 with N at most ", kMaxClasses);
+  const int64_t classes = std::max<int64_t>(2, max_label + 1);
   data::DataLoader train_loader(train_set, {.batch_size = c.batch_size,
                                             .shuffle = true,
                                             .seed = c.seed,
