@@ -1,5 +1,6 @@
 // Graph construction (record) and the backward engine: a topological walk from the root that
 // calls each node's closure once all of its consumers have contributed their gradients.
+#include <cmath>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -44,8 +45,44 @@ std::shared_ptr<Node> edge_of(const Tensor& t) {
   return acc;
 }
 
+namespace {
+
+// Anomaly mode: "nan", "inf" or "-inf" for the first non-finite element of a floating tensor
+// (its row-major index in *where), or nullptr when every element is finite.
+const char* first_nonfinite(const Tensor& t, int64_t* where) {
+  if (!t.defined() || (t.dtype() != kFloat32 && t.dtype() != kFloat64)) return nullptr;
+  const Tensor c = t.contiguous();
+  const int64_t n = c.numel();
+  auto scan = [&](const auto* p) -> const char* {
+    for (int64_t i = 0; i < n; ++i)
+      if (!std::isfinite(p[i])) {
+        *where = i;
+        return std::isnan(p[i]) ? "nan" : p[i] > 0 ? "inf" : "-inf";
+      }
+    return nullptr;
+  };
+  return c.dtype() == kFloat32 ? scan(c.data<float>()) : scan(c.data<double>());
+}
+
+// Forward check: the op's inputs were finite (or the first offender comes from outside the
+// graph), and its output is.
+void check_forward(const Tensor& out, const char* name, const std::vector<Tensor>& inputs) {
+  int64_t i = 0;
+  for (size_t k = 0; k < inputs.size(); ++k)
+    if (const char* what = first_nonfinite(inputs[k], &i))
+      detail::fail("detect_anomaly: input ", k, " of ", name, " already holds ", what,
+                   " (element ", i, " of shape ", inputs[k].shape(),
+                   "); it comes from outside the recorded graph: check the data");
+  if (const char* what = first_nonfinite(out, &i))
+    detail::fail("detect_anomaly: the forward of ", name, " produced ", what, " (element ", i,
+                 " of its output of shape ", out.shape(), ") from finite inputs");
+}
+
+}  // namespace
+
 void record(Tensor& out, const char* name, const std::vector<Tensor>& inputs, BackwardFn backward,
             const std::vector<Tensor>& saved) {
+  if (is_anomaly_enabled()) check_forward(out, name, inputs);
   auto node = std::make_shared<Node>();
   node->name = name;
   node->next.reserve(inputs.size());
@@ -122,6 +159,17 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       input_grads = node->backward(g);
       SOMA_CHECK(input_grads.size() == node->next.size(), "backward of ", node->name, ": returned ",
                  input_grads.size(), " gradients for ", node->next.size(), " inputs");
+      if (is_anomaly_enabled()) {
+        int64_t at = 0;
+        if (const char* what = first_nonfinite(g, &at))
+          detail::fail("detect_anomaly: the gradient reaching the backward of ", node->name,
+                       " holds ", what, " (element ", at, " of shape ", g.shape(), ")");
+        for (size_t k = 0; k < input_grads.size(); ++k)
+          if (const char* what = first_nonfinite(input_grads[k], &at))
+            detail::fail("detect_anomaly: the backward of ", node->name, " returned ", what,
+                         " in the gradient for input ", k, " (element ", at, " of shape ",
+                         input_grads[k].shape(), ")");
+      }
     }
     if (!retain_graph) {
       node->backward = nullptr;

@@ -3,6 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
 #include <vector>
 
 #include "soma/soma.h"
@@ -161,3 +164,55 @@ TEST(Autograd, MlpMatchesHandWrittenBackprop) {
 }
 
 }  // namespace
+
+// ---- anomaly detection (soma::DetectAnomalyGuard, like torch.autograd.detect_anomaly) ------
+namespace {
+std::string anomaly_error(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const soma::Error& e) {
+    return e.what();
+  }
+  return "";
+}
+}  // namespace
+
+TEST(AutogradAnomaly, ForwardNamesTheOpThatProducedNaN) {
+  soma::DetectAnomalyGuard anomaly;
+  Tensor x = soma::tensor({1.0f, -4.0f}).requires_grad_(true);
+  const std::string e = anomaly_error([&] { (void)soma::sqrt(x * 2.0f); });
+  EXPECT_NE(e.find("detect_anomaly: the forward of sqrt produced nan (element 1"), std::string::npos)
+      << e;
+}
+
+TEST(AutogradAnomaly, BackwardNamesTheOpThatReturnedInf) {
+  Tensor x = soma::tensor({0.0f, 4.0f}).requires_grad_(true);
+  Tensor y = soma::sqrt(x).sum();  // forward finite; d sqrt(x)/dx = 1 / (2 sqrt(x)) is inf at 0
+  soma::DetectAnomalyGuard anomaly;
+  const std::string e = anomaly_error([&] { y.backward(); });
+  EXPECT_NE(e.find("detect_anomaly: the backward of sqrt returned inf in the gradient for input 0 "
+                   "(element 0 of shape [2])"),
+            std::string::npos)
+      << e;
+}
+
+TEST(AutogradAnomaly, NonFiniteDataIsReportedAsComingFromOutside) {
+  soma::DetectAnomalyGuard anomaly;
+  Tensor w = soma::ones({2}).requires_grad_(true);
+  const Tensor data = soma::tensor({1.0f, std::numeric_limits<float>::quiet_NaN()});
+  const std::string e = anomaly_error([&] { (void)(w * data); });
+  EXPECT_NE(e.find("input 1 of mul already holds nan"), std::string::npos) << e;
+  EXPECT_NE(e.find("check the data"), std::string::npos) << e;
+}
+
+TEST(AutogradAnomaly, OffByDefaultAndRestoredByTheGuard) {
+  EXPECT_FALSE(soma::autograd::is_anomaly_enabled());
+  {
+    soma::DetectAnomalyGuard anomaly;
+    EXPECT_TRUE(soma::autograd::is_anomaly_enabled());
+  }
+  EXPECT_FALSE(soma::autograd::is_anomaly_enabled());
+  Tensor x = soma::tensor({0.0f, 4.0f}).requires_grad_(true);
+  soma::sqrt(x).sum().backward();  // inf gradient, no error: that is PyTorch's default too
+  EXPECT_TRUE(std::isinf(x.grad().to_vector<float>()[0]));
+}

@@ -127,6 +127,15 @@ bad "checkpoint of another architecture" train --csv "$work/blobs.csv" --label-c
 h='{"0.weight":{"dtype":"F32","shape":[1,4],"data_offsets":[0,16]},"0.bias":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}'
 { printf "\\x$(printf %02x ${#h})\\x00\\x00\\x00\\x00\\x00\\x00\\x00"; printf '%s' "$h"; head -c 16 /dev/zero; } > "$work/overlap.safetensors"
 bad "safetensors with overlapping offsets" eval --model "$work/overlap.safetensors" --csv "$work/blobs.csv"
+# A run whose loss becomes NaN stops naming the epoch and batch; --detect-anomaly names the op.
+bad "loss becomes NaN (sgd, lr 1e10)" train --csv "$work/blobs.csv" --label-column label \
+  --optimizer sgd --lr 1e10 --quiet --out "$work/nan-run"
+grep -Eq "non-finite loss \(nan\) at epoch [0-9]+, batch [0-9]+" "$work/err" \
+  && pass "the NaN message names epoch and batch" || fail "NaN message: $(cat "$work/err")"
+bad "--detect-anomaly" train --csv "$work/blobs.csv" --label-column label --optimizer sgd \
+  --lr 1e10 --quiet --detect-anomaly --out "$work/anomaly-run"
+grep -q "detect_anomaly: the forward of linear produced inf" "$work/err" \
+  && pass "--detect-anomaly names the op" || fail "--detect-anomaly: $(cat "$work/err")"
 for d in o1 o2 o3 o4 o5 o6 o7 o8 o9 o10 o11 o12 o13 o14 o15 o16 o17 o18 o19 o20; do
   if [ -d "$work/$d" ] && [ -n "$(ls -A "$work/$d")" ]; then fail "no output left in $d"; fi
 done

@@ -165,6 +165,8 @@ void load_config_file(const std::string& path, TrainConfig& c) {
       c.out = str();
     else if (key == "quiet")
       c.quiet = boolean();
+    else if (key == "detect_anomaly")
+      c.detect_anomaly = boolean();
     else
       detail::fail("config: ", path, ": unknown option '", raw_key, "'");
   }

@@ -35,6 +35,7 @@ struct TrainConfig {
   std::string out;  // default runs/<timestamp>
   bool resume = false;
   bool quiet = false;
+  bool detect_anomaly = false;  // check every op's output and gradient for NaN / inf
 };
 
 /// Loads a .json or .toml file (flat keys named like the flags, with '-' or '_').

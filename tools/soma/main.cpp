@@ -74,6 +74,9 @@ int run(int argc, char** argv) {
   train->add_option("--out", config.out, "output directory (default: runs/<timestamp>)");
   train->add_flag("--resume", config.resume, "continue the run in --out from its checkpoint");
   train->add_flag("--quiet", config.quiet, "no progress output");
+  train->add_flag("--detect-anomaly", config.detect_anomaly,
+                  "stop at the first op whose output or gradient is NaN or infinite, naming it "
+                  "(slower)");
 
   std::string model;
   soma::cli::DataArgs data_args;

@@ -179,6 +179,7 @@ std::vector<double> column(const json& history, const char* key) {
 std::string train(TrainConfig c) {
   validate(c);
   if (c.threads > 0) set_num_threads(c.threads);
+  autograd::set_detect_anomaly(c.detect_anomaly);
   if (c.out.empty()) {
     SOMA_CHECK(!c.resume, "train: --resume needs --out DIR (the run to continue)");
     c.out = "runs/" + timestamp();
