@@ -181,7 +181,8 @@ TEST(AutogradAnomaly, ForwardNamesTheOpThatProducedNaN) {
   soma::DetectAnomalyGuard anomaly;
   Tensor x = soma::tensor({1.0f, -4.0f}).requires_grad_(true);
   const std::string e = anomaly_error([&] { (void)soma::sqrt(x * 2.0f); });
-  EXPECT_NE(e.find("detect_anomaly: the forward of sqrt produced nan (element 1"), std::string::npos)
+  EXPECT_NE(e.find("detect_anomaly: the forward of sqrt produced nan (element 1"),
+            std::string::npos)
       << e;
 }
 

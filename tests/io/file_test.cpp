@@ -3,6 +3,7 @@
 #include "soma/io/file.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <string>
 #include <vector>
@@ -25,6 +26,25 @@ TEST(AtomicWrite, WritesReplacesAndLeavesNoTemporaryFile) {
   io::atomic_write(path, "");
   EXPECT_EQ(io::read_file(path), "");
   EXPECT_EQ(dir.list(), std::vector<std::string>{"out.bin"});
+}
+
+// What a run killed mid-write leaves: "<name>.tmp.<pid>.<n>" of a dead process is removed;
+// the temporaries of a live process (this one) and every other name stay.
+TEST(AtomicWrite, RemoveStaleTemporaries) {
+  iotest::TempDir dir;
+  const std::string live = std::to_string(::getpid());
+  // Above Linux's largest pid_max (2^22), so no process has this pid.
+  const std::string dead = "4194400";
+  for (const std::string name :
+       {"checkpoint.safetensors.tmp." + dead + ".3", "history.csv.tmp." + dead + ".0",
+        "model.safetensors.tmp." + live + ".1", "notes.tmp.abc.1", "tmp.1.2", "keep.txt",
+        "model.safetensors"})
+    io::atomic_write(dir.file(name), "x");
+  EXPECT_EQ(io::remove_stale_temporaries(dir.path()), 2);
+  EXPECT_EQ(dir.list(), (std::vector<std::string>{"keep.txt", "model.safetensors",
+                                                  "model.safetensors.tmp." + live + ".1",
+                                                  "notes.tmp.abc.1", "tmp.1.2"}));
+  EXPECT_EQ(io::remove_stale_temporaries(dir.file("missing")), 0);  // no directory: nothing
 }
 
 TEST(AtomicWrite, LargeFile) {

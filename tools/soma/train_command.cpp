@@ -185,6 +185,7 @@ std::string train(TrainConfig c) {
     c.out = "runs/" + timestamp();
   }
   make_dirs(c.out);
+  io::remove_stale_temporaries(c.out);  // left by a run killed mid-write
   const std::string ckpt_path = (fs::path(c.out) / "checkpoint.safetensors").string();
   manual_seed(c.seed);
 

@@ -16,6 +16,12 @@ namespace soma::io {
 /// soma::Error names the path and strerror(errno); `path` is then untouched.
 void atomic_write(const std::string& path, std::string_view bytes);
 
+/// Removes the temporary files that atomic_write left in `dir` when its process was killed
+/// mid-write ("<name>.tmp.<pid>.<n>" whose pid no longer runs); returns how many. Files of a
+/// live process, and every other file, are left alone. `soma train` calls it on its output
+/// directory before it writes anything.
+int remove_stale_temporaries(const std::string& dir);
+
 /// Reads a whole file. Errors name the path: missing, a directory, unreadable.
 std::string read_file(const std::string& path);
 

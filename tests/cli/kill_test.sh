@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Crash safety of `soma train`: start a run that checkpoints every epoch, SIGKILL it at a
+# random moment (TRIALS times; some kills land inside a checkpoint write), and check after each
+# kill that --resume finishes the run from the latest checkpoint and that no temporary file is
+# left behind. A checkpoint that does not load makes the resume fail.
+#   tests/cli/kill_test.sh <path to soma> [trials]
+set -u
+SOMA=${1:?usage: kill_test.sh SOMA [TRIALS]}
+TRIALS=${2:-20}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+failures=0
+pass() { printf 'ok    %s\n' "$1"; }
+fail() { printf 'FAIL  %s\n' "$1"; failures=$((failures + 1)); }
+
+# 600 rows, 3 blobs; a wide model so each checkpoint write (12.7 MB, fsync'ed) takes a while
+# (a whole run: ~2-3 s).
+awk 'BEGIN { srand(11); print "a,b,c,d,label";
+  for (i = 0; i < 600; i++) { k = i % 3; printf "%.5f,%.5f,%.5f,%.5f,%d\n",
+    k + rand() - 0.5, -k + rand() - 0.5, 2 * k + rand() - 0.5, rand(), k } }' > "$work/blobs.csv"
+args=(train --csv "$work/blobs.csv" --label-column label --hidden 1024,1024 --batch-size 64
+      --epochs 30 --patience 0 --quiet --threads 1)
+
+RANDOM=7  # reproducible kill times
+killed_mid_run=0
+mid_write=0  # kills that left a temporary file: they landed inside a write
+for trial in $(seq 1 "$TRIALS"); do
+  run="$work/run$trial"
+  "$SOMA" "${args[@]}" --out "$run" 2> "$work/err$trial" &
+  pid=$!
+  if [ $((trial % 2)) = 0 ]; then
+    # Even trials: kill inside a write, as soon as a temporary file appears (after a random
+    # number of completed epochs).
+    skip=$((RANDOM % 20)); ms="a write"
+    for _ in $(seq 1 30000); do
+      if compgen -G "$run/*.tmp.*" > /dev/null; then
+        [ "$skip" = 0 ] && break
+        skip=$((skip - 1)); ms="a write"
+        while compgen -G "$run/*.tmp.*" > /dev/null; do :; done
+      fi
+      kill -0 "$pid" 2> /dev/null || break
+    done
+  else
+    # Odd trials: kill after 50-1550 ms.
+    ms=$((50 + RANDOM % 1500))
+    sleep "$((ms / 1000)).$(printf '%03d' $((ms % 1000)))"
+    ms="$ms ms"
+  fi
+  kill -9 "$pid" 2> /dev/null
+  wait "$pid" 2> /dev/null
+  [ $? = 137 ] && killed_mid_run=$((killed_mid_run + 1))  # 128 + SIGKILL: it was still running
+  # What the kill left: at most the one temporary file being written.
+  left=$(ls -a "$run" 2> /dev/null | grep -c '\.tmp\.' || true)
+  epochs_before=0
+  [ -f "$run/history.csv" ] && epochs_before=$(($(wc -l < "$run/history.csv") - 1))
+  # Resume (or, if no epoch had finished, start) and finish the run.
+  resume=()
+  [ -f "$run/checkpoint.safetensors" ] && resume=(--resume)
+  if "$SOMA" "${args[@]}" --out "$run" "${resume[@]}" 2> "$work/resume$trial"; then
+    lines=$(wc -l < "$run/history.csv")
+    stray=$(ls -a "$run" | grep -c '\.tmp\.' || true)
+    if [ "$lines" = 31 ] && [ "$stray" = 0 ] && [ -s "$run/metrics.json" ]; then
+      pass "trial $trial: killed at $ms, after $epochs_before epochs, resumed to 30, no temporary files"
+    else
+      fail "trial $trial: history has $lines lines, $stray temporary files"
+    fi
+  else
+    fail "trial $trial: resume after $epochs_before epochs failed: $(head -c 300 "$work/resume$trial")"
+  fi
+  [ "$left" != 0 ] && mid_write=$((mid_write + 1))
+  rm -rf "$run"
+done
+[ "$killed_mid_run" -ge $((TRIALS / 2)) ] && pass "$killed_mid_run of $TRIALS runs were killed mid-run, $mid_write of them inside a file write" \
+  || fail "only $killed_mid_run of $TRIALS runs were still running when killed (runs too fast?)"
+
+if [ "$failures" -ne 0 ]; then
+  echo "$failures crash-safety checks failed"
+  exit 1
+fi
+echo "all crash-safety checks passed"
