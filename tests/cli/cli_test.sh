@@ -55,6 +55,20 @@ else
   fail "resume gives bit-identical weights"
 fi
 
+# ---- determinism: the same seed and flags give bit-identical weights ------------------------
+# (twice at 2 threads and twice at 1 thread, with a layer wide enough that its GEMMs are split
+# over the threads; 1 vs 2 threads may differ in the last bits of GEMM results, see README)
+for t in 1 2; do
+  for r in a b; do
+    "$SOMA" train --csv "$work/blobs.csv" --label-column label --hidden 1024 --batch-size 300 \
+      --dropout 0.3 --patience 0 --quiet --epochs 2 --threads $t --out "$work/det$t$r" \
+      2> "$work/err" || fail "determinism run ($(cat "$work/err"))"
+  done
+  cmp -s "$work/det${t}a/model.safetensors" "$work/det${t}b/model.safetensors" \
+    && pass "two runs at $t thread(s), same seed: bit-identical weights" \
+    || fail "two runs at $t thread(s), same seed: weights differ"
+done
+
 # ---- bad input: one line on stderr, non-zero exit, no core dump, no partial output ---------
 bad() {  # bad "name" args...
   local name=$1; shift
