@@ -35,10 +35,10 @@ TEST(AtomicWrite, RemoveStaleTemporaries) {
   const std::string live = std::to_string(::getpid());
   // Above Linux's largest pid_max (2^22), so no process has this pid.
   const std::string dead = "4194400";
-  for (const std::string name :
-       {"checkpoint.safetensors.tmp." + dead + ".3", "history.csv.tmp." + dead + ".0",
-        "model.safetensors.tmp." + live + ".1", "notes.tmp.abc.1", "tmp.1.2", "keep.txt",
-        "model.safetensors"})
+  for (const std::string& name : std::vector<std::string>{
+           "checkpoint.safetensors.tmp." + dead + ".3", "history.csv.tmp." + dead + ".0",
+           "model.safetensors.tmp." + live + ".1", "notes.tmp.abc.1", "tmp.1.2", "keep.txt",
+           "model.safetensors"})
     io::atomic_write(dir.file(name), "x");
   EXPECT_EQ(io::remove_stale_temporaries(dir.path()), 2);
   EXPECT_EQ(dir.list(), (std::vector<std::string>{"keep.txt", "model.safetensors",
