@@ -3,6 +3,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <limits>
 
@@ -66,6 +67,9 @@ bool parse_number(const std::string& s, double& v) {
 }  // namespace
 
 CsvData read_csv(const std::string& path, const CsvOptions& options) {
+  std::error_code ec;
+  SOMA_CHECK(!std::filesystem::is_directory(path, ec), "read_csv: ", path,
+             " is a directory, not a CSV file");
   std::ifstream in(path, std::ios::binary);
   SOMA_CHECK(in.is_open(), "read_csv: cannot open ", path);
   std::string line;

@@ -91,6 +91,7 @@ bad "unknown subcommand" frobnicate
 bad "unknown flag" train --frobnicate 3
 bad "missing CSV file" train --csv "$work/nope.csv" --out "$work/o1"
 bad "directory instead of CSV" train --csv "$work" --out "$work/o2"
+grep -q "is a directory" "$work/err" && pass "the message says it is a directory" || fail "directory message: $(cat "$work/err")"
 bad "CSV with a text cell" train --csv "$work/text.csv" --label-column label --out "$work/o3"
 bad "ragged CSV" train --csv "$work/ragged.csv" --label-column label --out "$work/o4"
 bad "empty CSV" train --csv "$work/empty.csv" --out "$work/o5"
