@@ -70,8 +70,8 @@ void check_forward(const Tensor& out, const char* name, const std::vector<Tensor
   int64_t i = 0;
   for (size_t k = 0; k < inputs.size(); ++k)
     if (const char* what = first_nonfinite(inputs[k], &i))
-      detail::fail("detect_anomaly: input ", k, " of ", name, " already holds ", what,
-                   " (element ", i, " of shape ", inputs[k].shape(),
+      detail::fail("detect_anomaly: input ", k, " of ", name, " already holds ", what, " (element ",
+                   i, " of shape ", inputs[k].shape(),
                    "); it comes from outside the recorded graph: check the data");
   if (const char* what = first_nonfinite(out, &i))
     detail::fail("detect_anomaly: the forward of ", name, " produced ", what, " (element ", i,

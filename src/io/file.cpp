@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -118,23 +119,25 @@ int remove_stale_temporaries(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   int removed = 0;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    // <name>.tmp.<pid>.<n>: find ".tmp.", then two runs of digits separated by one dot.
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    // <name>.tmp.<pid>.<n>: ".tmp.", then a pid and a counter, both decimal.
     const size_t at = name.rfind(".tmp.");
     if (at == std::string::npos || at == 0) continue;
-    const std::string rest = name.substr(at + 5);
-    const size_t dot = rest.find('.');
-    auto digits = [](const std::string& s) {
-      return !s.empty() && s.size() <= 19 && s.find_first_not_of("0123456789") == std::string::npos;
-    };
-    if (dot == std::string::npos || !digits(rest.substr(0, dot)) || !digits(rest.substr(dot + 1)))
-      continue;
-    const long long pid = std::stoll(rest.substr(0, dot));
+    const char* p = name.data() + at + 5;
+    const char* stop = name.data() + name.size();
+    auto digit = [stop](const char* q) { return q < stop && *q >= '0' && *q <= '9'; };
+    int64_t pid = 0, n = 0;
+    if (!digit(p)) continue;
+    const auto r1 = std::from_chars(p, stop, pid);  // out of range: not ours, kept
+    if (r1.ec != std::errc() || r1.ptr == stop || *r1.ptr != '.' || !digit(r1.ptr + 1)) continue;
+    const auto r2 = std::from_chars(r1.ptr + 1, stop, n);
+    if (r2.ec != std::errc() || r2.ptr != stop) continue;
     const bool alive =
         pid > 0 && pid <= INT32_MAX && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM);
-    if (alive || !entry.is_regular_file(ec)) continue;
-    if (fs::remove(entry.path(), ec)) ++removed;
+    std::error_code ignored;
+    if (alive || !it->is_regular_file(ignored)) continue;
+    if (fs::remove(it->path(), ignored)) ++removed;
   }
   return removed;
 }

@@ -6,16 +6,9 @@
 set -u
 SOMA=${1:?usage: cli_test.sh SOMA [DATA_DIR]}
 DATA=${2:-/usr/share/datasets/fashion-mnist}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-pass() { printf 'ok    %s\n' "$1"; }
-fail() { printf 'FAIL  %s\n' "$1"; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh"
 
-# A small CSV: 3 Gaussian blobs in 4-D, header row, label last.
-awk 'BEGIN { srand(7); print "a,b,c,d,label";
-  for (i = 0; i < 600; i++) { k = i % 3; printf "%.5f,%.5f,%.5f,%.5f,%d\n",
-    k + rand() - 0.5, -k + rand() - 0.5, 2 * k + rand() - 0.5, rand(), k } }' > "$work/blobs.csv"
+blobs_csv "$work/blobs.csv" 7
 
 # ---- training on CSV: outputs and metrics -------------------------------------------------
 if "$SOMA" train --csv "$work/blobs.csv" --label-column label --hidden 16 --epochs 4 \

@@ -7,17 +7,11 @@
 set -u
 SOMA=${1:?usage: kill_test.sh SOMA [TRIALS]}
 TRIALS=${2:-20}
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-failures=0
-pass() { printf 'ok    %s\n' "$1"; }
-fail() { printf 'FAIL  %s\n' "$1"; failures=$((failures + 1)); }
+. "$(dirname "$0")/lib.sh"
 
 # 600 rows, 3 blobs; a wide model so each checkpoint write (12.7 MB, fsync'ed) takes a while
 # (a whole run: ~2-3 s).
-awk 'BEGIN { srand(11); print "a,b,c,d,label";
-  for (i = 0; i < 600; i++) { k = i % 3; printf "%.5f,%.5f,%.5f,%.5f,%d\n",
-    k + rand() - 0.5, -k + rand() - 0.5, 2 * k + rand() - 0.5, rand(), k } }' > "$work/blobs.csv"
+blobs_csv "$work/blobs.csv" 11
 args=(train --csv "$work/blobs.csv" --label-column label --hidden 1024,1024 --batch-size 64
       --epochs 30 --patience 0 --quiet --threads 1)
 

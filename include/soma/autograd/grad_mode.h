@@ -35,7 +35,9 @@ class NoGradGuard {
 /// Turns anomaly detection on for its lifetime (like `with torch.autograd.detect_anomaly():`).
 class DetectAnomalyGuard {
  public:
-  DetectAnomalyGuard() : prev_(autograd::is_anomaly_enabled()) { autograd::set_detect_anomaly(true); }
+  DetectAnomalyGuard() : prev_(autograd::is_anomaly_enabled()) {
+    autograd::set_detect_anomaly(true);
+  }
   ~DetectAnomalyGuard() { autograd::set_detect_anomaly(prev_); }
   DetectAnomalyGuard(const DetectAnomalyGuard&) = delete;
   DetectAnomalyGuard& operator=(const DetectAnomalyGuard&) = delete;
