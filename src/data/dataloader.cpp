@@ -19,16 +19,21 @@ namespace {
 struct Plan {
   std::shared_ptr<const Dataset> dataset;
   std::function<Batch(Batch)> transform;
-  std::vector<int64_t> order;  // the epoch's sample order, truncated to num_samples()
-  int64_t batch_size = 0;
+  std::vector<int64_t> order;   // this rank's samples of the epoch, in visiting order
+  std::vector<int64_t> starts;  // batch b is order[starts[b], starts[b + 1])
   int64_t num_batches = 0;
 
   Batch make(int64_t b) const {
-    const int64_t n = static_cast<int64_t>(order.size());
-    const int64_t start = b * batch_size;
-    const int64_t stop = std::min(n, start + batch_size);
-    const std::vector<int64_t> indices(order.begin() + start, order.begin() + stop);
-    Batch batch = dataset->get_batch(indices);
+    const auto start = order.begin() + starts[b], stop = order.begin() + starts[b + 1];
+    Batch batch;
+    if (start == stop) {
+      // This rank's share of a last global batch smaller than the number of ranks: 0 rows.
+      batch = dataset->get_batch({0});
+      batch.x = batch.x.narrow(0, 0, 0);
+      if (batch.y.defined()) batch.y = batch.y.narrow(0, 0, 0);
+    } else {
+      batch = dataset->get_batch(std::vector<int64_t>(start, stop));
+    }
     if (transform) batch = transform(std::move(batch));
     return batch;
   }
@@ -103,16 +108,56 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
   SOMA_CHECK(dataset_ != nullptr, "DataLoader: dataset is null");
   SOMA_CHECK(options_.batch_size > 0, "DataLoader: batch_size must be positive, got ",
              options_.batch_size);
+  SOMA_CHECK(options_.num_replicas >= 1, "DataLoader: num_replicas must be >= 1, got ",
+             options_.num_replicas);
+  SOMA_CHECK(options_.rank >= 0 && options_.rank < options_.num_replicas,
+             "DataLoader: rank must be in [0, num_replicas = ", options_.num_replicas, "), got ",
+             options_.rank);
+  SOMA_CHECK(options_.batch_size <= (int64_t{1} << 62) / options_.num_replicas,
+             "DataLoader: batch_size ", options_.batch_size, " times num_replicas ",
+             options_.num_replicas, " overflows");
 }
 
-int64_t DataLoader::num_samples() const {
-  const int64_t n = dataset_->size();
-  return options_.drop_last ? n / options_.batch_size * options_.batch_size : n;
+int64_t DataLoader::global_num_samples() const {
+  const int64_t n = dataset_->size(), g = options_.batch_size * options_.num_replicas;
+  return options_.drop_last ? n / g * g : n;
 }
 
 int64_t DataLoader::size() const {
-  const int64_t n = dataset_->size(), b = options_.batch_size;
-  return options_.drop_last ? n / b : (n + b - 1) / b;
+  const int64_t n = dataset_->size(), g = options_.batch_size * options_.num_replicas;
+  return options_.drop_last ? n / g : (n + g - 1) / g;
+}
+
+namespace {
+
+// Rank r's slice of a global batch of m samples shared by w ranks: [lo, hi) within it.
+std::pair<int64_t, int64_t> slice(int64_t m, int64_t w, int64_t r) {
+  return {r * m / w, (r + 1) * m / w};
+}
+
+}  // namespace
+
+int64_t DataLoader::num_samples() const {
+  const int64_t w = options_.num_replicas, g = options_.batch_size * w;
+  const int64_t n = global_num_samples(), full = n / g, rest = n - full * g;
+  const auto [lo, hi] = slice(rest, w, options_.rank);
+  return full * options_.batch_size + (hi - lo);
+}
+
+std::vector<int64_t> DataLoader::shard_order(int64_t epoch, std::vector<int64_t>* starts) const {
+  std::vector<int64_t> all = epoch_order(epoch);
+  const int64_t w = options_.num_replicas, g = options_.batch_size * w;
+  const int64_t n = global_num_samples(), batches = size();
+  std::vector<int64_t> mine;
+  mine.reserve(static_cast<size_t>(num_samples()));
+  if (starts) starts->assign(1, 0);
+  for (int64_t b = 0; b < batches; ++b) {
+    const int64_t first = b * g, m = std::min(g, n - first);
+    const auto [lo, hi] = slice(m, w, options_.rank);
+    mine.insert(mine.end(), all.begin() + first + lo, all.begin() + first + hi);
+    if (starts) starts->push_back(static_cast<int64_t>(mine.size()));
+  }
+  return mine;
 }
 
 void DataLoader::set_epoch(int64_t epoch) {
@@ -135,9 +180,7 @@ DataLoader::Iterator DataLoader::begin() {
   auto plan = std::make_shared<Plan>();
   plan->dataset = dataset_;
   plan->transform = options_.transform;
-  plan->order = epoch_order(epoch_);
-  plan->order.resize(static_cast<size_t>(num_samples()));
-  plan->batch_size = options_.batch_size;
+  plan->order = shard_order(epoch_, &plan->starts);
   plan->num_batches = size();
   auto state = std::make_shared<Iterator::State>();
   state->loader = this;

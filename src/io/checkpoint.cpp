@@ -16,32 +16,8 @@ bool is_reserved(const std::string& key) {
   return key == "format" || key == "epoch" || key == "rng_state";
 }
 
-}  // namespace
-
-void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
-  SOMA_CHECK(ckpt.epoch >= 0, "save_checkpoint: ", path, ": epoch must be >= 0, got ", ckpt.epoch);
-  TensorMap tensors;
-  for (const auto& [key, t] : ckpt.model) tensors.emplace(std::string(kModelPrefix) + key, t);
-  for (const auto& [key, t] : ckpt.optimizer)
-    tensors.emplace(std::string(kOptimizerPrefix) + key, t);
-  Metadata metadata;
-  for (const auto& [key, value] : ckpt.extra) {
-    SOMA_CHECK(!is_reserved(key), "save_checkpoint: ", path, ": extra entry \"", key,
-               "\" is reserved (format, epoch, rng_state)");
-    metadata[key] = value;
-  }
-  metadata["format"] = kCheckpointFormat;
-  metadata["epoch"] = std::to_string(ckpt.epoch);
-  metadata["rng_state"] = ckpt.rng_state;
-  try {
-    save_safetensors(path, tensors, metadata);
-  } catch (const Error& e) {
-    detail::fail("save_checkpoint: ", e.what());
-  }
-}
-
-Checkpoint load_checkpoint(const std::string& path) {
-  SafetensorsFile file = load_safetensors(path);
+// The checkpoint in a parsed safetensors file; errors name `path`.
+Checkpoint from_file(SafetensorsFile file, const std::string& path) {
   const std::string where = "load_checkpoint: " + path + ": ";
   auto format = file.metadata.find("format");
   SOMA_CHECK(format != file.metadata.end(), where,
@@ -73,6 +49,38 @@ Checkpoint load_checkpoint(const std::string& path) {
     }
   }
   return ckpt;
+}
+
+}  // namespace
+
+void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
+  SOMA_CHECK(ckpt.epoch >= 0, "save_checkpoint: ", path, ": epoch must be >= 0, got ", ckpt.epoch);
+  TensorMap tensors;
+  for (const auto& [key, t] : ckpt.model) tensors.emplace(std::string(kModelPrefix) + key, t);
+  for (const auto& [key, t] : ckpt.optimizer)
+    tensors.emplace(std::string(kOptimizerPrefix) + key, t);
+  Metadata metadata;
+  for (const auto& [key, value] : ckpt.extra) {
+    SOMA_CHECK(!is_reserved(key), "save_checkpoint: ", path, ": extra entry \"", key,
+               "\" is reserved (format, epoch, rng_state)");
+    metadata[key] = value;
+  }
+  metadata["format"] = kCheckpointFormat;
+  metadata["epoch"] = std::to_string(ckpt.epoch);
+  metadata["rng_state"] = ckpt.rng_state;
+  try {
+    save_safetensors(path, tensors, metadata);
+  } catch (const Error& e) {
+    detail::fail("save_checkpoint: ", e.what());
+  }
+}
+
+Checkpoint load_checkpoint(const std::string& path) {
+  return from_file(load_safetensors(path), path);
+}
+
+Checkpoint parse_checkpoint(std::string_view bytes, const std::string& name_for_errors) {
+  return from_file(parse_safetensors(bytes, name_for_errors), name_for_errors);
 }
 
 }  // namespace soma::io

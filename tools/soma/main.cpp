@@ -8,8 +8,13 @@
 #include <iostream>
 #include <sstream>
 
+#include <chrono>
+#include <optional>
+#include <thread>
+
 #include "commands.h"
 #include "soma/core/error.h"
+#include "soma/dist/dist.h"
 
 namespace {
 
@@ -62,11 +67,13 @@ int run(int argc, char** argv) {
   train->add_option("--beta1", config.beta1, "Adam beta1");
   train->add_option("--beta2", config.beta2, "Adam beta2");
   train->add_option("--schedule", config.schedule, "none, step, exponential, cosine or plateau");
-  train->add_option("--batch-size", config.batch_size, "mini-batch size");
+  train->add_option("--batch-size", config.batch_size,
+                    "mini-batch size (per rank under mpirun: the global batch is ranks times it)");
   train->add_option("--epochs", config.epochs, "maximum number of epochs");
   train->add_option("--patience", config.patience, "early-stopping patience in epochs (0: off)");
   train->add_option("--seed", config.seed, "seed of every random choice");
-  train->add_option("--threads", config.threads, "threads (0: all cores)");
+  train->add_option("--threads", config.threads,
+                    "threads (0: all cores; under mpirun, per rank: 0 is its share of the node)");
   train->add_option("--data", config.data, "directory with IDX files");
   train->add_option("--csv", config.csv, "CSV file instead of IDX files");
   train->add_option("--label-column", config.label_column, "label column of the CSV");
@@ -97,7 +104,8 @@ int run(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "soma: error: " << e.what() << " (see soma --help)\n";
+    // The same on every rank under mpirun: rank 0 says it.
+    if (soma::dist::rank() == 0) std::cerr << "soma: error: " << e.what() << " (see soma --help)\n";
     return 2;
   }
   if (train->parsed()) {
@@ -127,13 +135,27 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Under mpirun every rank runs this; MPI starts only then (a plain run never loads it).
+  std::optional<soma::dist::Environment> mpi;
   try {
+    if (soma::dist::launched_by_mpirun()) mpi.emplace(argc, argv);
     return run(argc, argv);
   } catch (const std::exception& e) {
     std::string msg = e.what();
     for (char& c : msg)
       if (c == '\n') c = ' ';
-    std::cerr << "soma: error: " << msg << "\n";
-    return 1;
+    const int world = soma::dist::world_size(), rank = soma::dist::rank();
+    if (world == 1) {
+      std::cerr << "soma: error: " << msg << "\n";
+      return 1;
+    }
+    // The other ranks may be waiting in a collective for this one: end the whole job. Most
+    // errors (bad flags, a missing file, a diverged loss) strike every rank alike; ranks other
+    // than 0 wait a second first, so that then rank 0's abort ends them and the message is
+    // printed once. An error of one rank alone is still printed, a second later.
+    if (rank != 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+    std::cerr << "soma: error: " << (rank != 0 ? "rank " + std::to_string(rank) + ": " : "")
+              << msg << "\n";
+    soma::dist::abort(1);
   }
 }

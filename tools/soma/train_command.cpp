@@ -67,8 +67,10 @@ std::function<data::Batch(data::Batch)> normalizer(const data::Normalization& no
 
 // The DataLoader's prefetch thread helps only when the compute pool leaves a core free; with
 // every core busy it competes with the pool (-5 % samples/s on 2 cores, docs/PERFORMANCE.md).
+// Under mpirun the ranks on a node share its cores.
 bool spare_core() {
-  return get_num_threads() < static_cast<int>(std::thread::hardware_concurrency());
+  const int cores = static_cast<int>(std::thread::hardware_concurrency()) / dist::local_size();
+  return get_num_threads() < cores;
 }
 
 std::string timestamp() {
@@ -180,12 +182,20 @@ std::string train(TrainConfig c) {
   validate(c);
   if (c.threads > 0) set_num_threads(c.threads);
   autograd::set_detect_anomaly(c.detect_anomaly);
+  // Data-parallel under mpirun: every rank trains on its shard; rank 0 alone prints and
+  // writes (the output directory, checkpoints, metrics, report).
+  const int world = dist::world_size(), rank = dist::rank();
+  const bool main_rank = rank == 0;
+  if (!main_rank) c.quiet = true;
   if (c.out.empty()) {
     SOMA_CHECK(!c.resume, "train: --resume needs --out DIR (the run to continue)");
     c.out = "runs/" + timestamp();
   }
-  make_dirs(c.out);
-  io::remove_stale_temporaries(c.out);  // left by a run killed mid-write
+  dist::broadcast_bytes(c.out);  // rank 0's timestamp
+  if (main_rank) {
+    make_dirs(c.out);
+    io::remove_stale_temporaries(c.out);  // left by a run killed mid-write
+  }
   const std::string ckpt_path = (fs::path(c.out) / "checkpoint.safetensors").string();
   manual_seed(c.seed);
 
@@ -212,8 +222,13 @@ std::string train(TrainConfig c) {
                                             .seed = c.seed,
                                             .drop_last = false,
                                             .prefetch = spare_core(),
-                                            .transform = normalizer(norm)});
-  data::DataLoader val_loader(val_set, {.batch_size = 1024, .transform = normalizer(norm)});
+                                            .transform = normalizer(norm),
+                                            .num_replicas = world,
+                                            .rank = rank});
+  data::DataLoader val_loader(val_set, {.batch_size = 1024,
+                                        .transform = normalizer(norm),
+                                        .num_replicas = world,
+                                        .rank = rank});
   data::DataLoader test_loader(data::TensorDataset(test.x, test.y),
                                {.batch_size = 1024, .transform = normalizer(norm)});
   const double load_seconds =
@@ -231,7 +246,11 @@ std::string train(TrainConfig c) {
   int64_t initial_epoch = 0;
   json history = json::array();
   if (c.resume) {
-    io::Checkpoint ckpt = io::load_checkpoint(ckpt_path);
+    // Rank 0 reads the checkpoint and sends its bytes: the other ranks need no shared disk.
+    std::string bytes;
+    if (main_rank) bytes = io::read_file(ckpt_path);
+    dist::broadcast_bytes(bytes);
+    io::Checkpoint ckpt = io::parse_checkpoint(bytes, ckpt_path);
     model->load_state_dict(ckpt.model);
     // Replay the schedule, then restore the optimizer (whose saved lr is the replayed one).
     for (int64_t e = 0; e < ckpt.epoch && scheduler; ++e) scheduler->step();
@@ -266,11 +285,11 @@ std::string train(TrainConfig c) {
     early = std::make_shared<soma::train::EarlyStopping>(eo);
     fit_options.callbacks.push_back(early);
   }
-  fit_options.callbacks.push_back(recorder);
+  if (main_rank) fit_options.callbacks.push_back(recorder);
   soma::train::ProgressBarOptions po;
   po.enabled = !c.quiet;
   auto progress = std::make_shared<soma::train::ProgressBar>(po);
-  fit_options.callbacks.push_back(progress);
+  if (main_rank) fit_options.callbacks.push_back(progress);
 
   if (!c.quiet)
     std::cout << "soma train: " << train_set.size() << " training / " << val_set.size()
@@ -278,7 +297,11 @@ std::string train(TrainConfig c) {
   if (!c.quiet) {
     for (int64_t w : arch.hidden) std::cout << '-' << w;
     std::cout << '-' << classes << ", " << c.optimizer << " lr " << c.lr << ", batch "
-              << c.batch_size << "\n";
+              << c.batch_size;
+    if (world > 1)
+      std::cout << " per rank x " << world << " ranks (global batch " << c.batch_size * world
+                << ")";
+    std::cout << "\n";
   }
   auto loss_fn = [](const Tensor& out, const Tensor& y) {
     return nn::functional::cross_entropy(out, y);
@@ -288,6 +311,7 @@ std::string train(TrainConfig c) {
     soma::train::fit(*model, *optimizer, loss_fn, train_loader, fit_options);
   const double train_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (!main_rank) return c.out;  // rank 0 tests the model and writes the outputs
 
   // Test set: loss, accuracy, confusion matrix, misclassified examples.
   model->eval();
@@ -332,7 +356,9 @@ std::string train(TrainConfig c) {
                   {"data_seconds", load_seconds},
                   {"samples_per_second", train_seconds > 0 ? samples_trained / train_seconds : 0.0},
                   {"per_class_accuracy", cm.per_class_accuracy()},
-                  {"threads", get_num_threads()}};
+                  {"threads", get_num_threads()},
+                  {"ranks", world}};
+  if (world > 1) metrics["allreduce_seconds"] = dist::comm_stats().seconds;
   save_model((fs::path(c.out) / "model.safetensors").string(), *model, arch, norm);
   io::atomic_write((fs::path(c.out) / "metrics.json").string(), metrics.dump(2) + "\n");
 

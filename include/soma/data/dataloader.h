@@ -9,6 +9,16 @@
 // of that order, where n = num_samples() (N, or N rounded down to a multiple of B with
 // drop_last).
 //
+// Distributed sampler (data-parallel training, soma/dist/dist.h): with num_replicas = W > 1,
+// batch_size B is the per-rank batch and a global batch holds G = W*B samples. Every rank
+// computes the same epoch order (same seed), global batch b is positions [b*G, min((b+1)*G,
+// n)) of it (n = N, or N rounded down to a multiple of G with drop_last), and rank r's batch b
+// is that global batch's r-th slice [b*G + floor(r*m/W), b*G + floor((r+1)*m/W)), m its
+// length. So the ranks' shards are disjoint and together cover the epoch, every rank runs the
+// same number of batches, and W ranks see, batch for batch, the samples one process sees with
+// batch size G. When the last global batch has fewer than W samples some ranks get an empty
+// batch (x and y with 0 rows), which train::fit takes part in with weight 0.
+//
 //   soma::data::DataLoader loader(soma::data::TensorDataset(x, y),
 //                                 {.batch_size = 128, .shuffle = true, .seed = 42});
 //   for (int epoch = 0; epoch < 10; ++epoch)
@@ -38,6 +48,8 @@ struct DataLoaderOptions {
                             // compute pool the extra thread slows training (docs/PERFORMANCE.md)
   std::function<Batch(Batch)> transform{};  // applied to every batch (on the background
                                             // thread when prefetching: must be thread-safe)
+  int64_t num_replicas = 1;  // ranks sharing each global batch (dist::world_size())
+  int64_t rank = 0;          // this rank's shard, in [0, num_replicas) (dist::rank())
 };
 
 class DataLoader {
@@ -83,10 +95,15 @@ class DataLoader {
   Iterator begin();
   Iterator end() { return Iterator(); }
 
-  /// Batches per epoch: ceil(N / B), or floor(N / B) with drop_last.
+  /// Batches per epoch: ceil(N / G), or floor(N / G) with drop_last (G = B * num_replicas).
   int64_t size() const;
-  /// Samples per epoch: N, or B * floor(N / B) with drop_last.
+  /// This rank's samples per epoch: N, or B * floor(N / B) with drop_last, for one replica.
   int64_t num_samples() const;
+  /// Samples per epoch over all replicas: N, or G * floor(N / G) with drop_last.
+  int64_t global_num_samples() const;
+  /// This rank's samples of epoch `epoch`, in the order it visits them, and where each of its
+  /// batches starts in that list (size() + 1 offsets; batch b is [starts[b], starts[b+1])).
+  std::vector<int64_t> shard_order(int64_t epoch, std::vector<int64_t>* starts = nullptr) const;
   /// The epoch the next begin() will run (0 at construction).
   int64_t epoch() const { return epoch_; }
   /// Sets the epoch the next begin() will run (>= 0), e.g. to resume a run exactly.

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 
 #include "soma/core/tensor.h"
 #include "soma/io/safetensors.h"
@@ -42,5 +43,9 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
 /// checkpoint (no or another "format"), a missing or malformed "epoch", tensors outside
 /// "model." / "optimizer.".
 Checkpoint load_checkpoint(const std::string& path);
+
+/// load_checkpoint of a file's bytes (e.g. read by rank 0 and broadcast to the other ranks);
+/// `name_for_errors` stands for the file in messages.
+Checkpoint parse_checkpoint(std::string_view bytes, const std::string& name_for_errors);
 
 }  // namespace soma::io

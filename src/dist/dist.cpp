@@ -1,0 +1,419 @@
+// soma::dist over MPI (SOMA_WITH_MPI), or as a one-process job without it.
+#include "soma/dist/dist.h"
+
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <thread>
+
+#include "soma/autograd/grad_mode.h"
+#include "soma/core/error.h"
+#include "soma/core/threading.h"
+
+#ifdef SOMA_WITH_MPI
+#include <mpi.h>
+#endif
+
+namespace soma::dist {
+
+namespace {
+
+CommStats g_stats;
+
+[[maybe_unused]] double now_s() {
+  using clock = std::chrono::steady_clock;
+  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
+}
+
+// The size of the job the launcher started, or 0 when no launcher's variable is set.
+int launcher_world_size() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"}) {
+    if (const char* v = std::getenv(var)) {
+      const long n = std::strtol(v, nullptr, 10);
+      if (n > 0) return static_cast<int>(n);
+    }
+  }
+  return std::getenv("PMIX_RANK") ? 1 : 0;
+}
+
+// The CPUs this process may run on (its affinity mask; mpirun binds ranks to cores).
+int usable_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+// The first element of a contiguous float32 or float64 tensor.
+[[maybe_unused]] void* raw_data(Tensor& t) {
+  if (t.dtype() == kFloat64) return t.data<double>();
+  return t.data<float>();
+}
+
+// A run of consecutive tensors of one dtype that travel in one message.
+struct Bucket {
+  size_t begin = 0, end = 0;  // tensor indices [begin, end)
+  DType dtype = kFloat32;
+  int64_t numel = 0;
+};
+
+std::vector<Bucket> make_buckets(const std::vector<Tensor>& tensors, int64_t bucket_bytes,
+                                 const char* op) {
+  SOMA_CHECK(bucket_bytes > 0, op, ": bucket_bytes must be positive, got ", bucket_bytes);
+  std::vector<Bucket> buckets;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    const Tensor& t = tensors[i];
+    SOMA_CHECK(t.defined(), op, ": tensor ", i, " is undefined");
+    SOMA_CHECK(t.dtype() == kFloat32 || t.dtype() == kFloat64, op, ": tensor ", i,
+               " must be float32 or float64, got ", t.dtype());
+    const int64_t bytes = t.numel() * static_cast<int64_t>(element_size(t.dtype()));
+    if (buckets.empty() || buckets.back().dtype != t.dtype() ||
+        (buckets.back().numel * static_cast<int64_t>(element_size(t.dtype())) + bytes >
+             bucket_bytes &&
+         buckets.back().numel > 0)) {
+      buckets.push_back({i, i, t.dtype(), 0});
+    }
+    buckets.back().end = i + 1;
+    buckets.back().numel += t.numel();
+  }
+  return buckets;
+}
+
+#ifdef SOMA_WITH_MPI
+
+bool g_initialized_here = false;  // init() started MPI (so finalize() ends it)
+int g_rank = 0, g_world = 1, g_local_rank = 0, g_local_size = 1;
+
+bool mpi_active() {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  return initialized && !finalized;
+}
+
+// Throws soma::Error naming the MPI call when it did not succeed.
+void check(int rc, const char* call) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING] = {};
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  detail::fail("dist: ", call, " failed on rank ", g_rank, " of ", g_world, ": ",
+               std::string(text, static_cast<size_t>(len)));
+}
+
+MPI_Datatype mpi_type(DType d) {
+  return d == kFloat64 ? MPI_DOUBLE : MPI_FLOAT;
+}
+
+// MPI counts are int: a message over 2^30 elements goes in pieces.
+constexpr int64_t kMaxCount = int64_t{1} << 30;
+
+void allreduce_in_place(void* data, int64_t count, DType dtype, const char* call) {
+  char* p = static_cast<char*>(data);
+  const size_t elem = element_size(dtype);
+  for (int64_t done = 0; done < count;) {
+    const int n = static_cast<int>(std::min(kMaxCount, count - done));
+    check(MPI_Allreduce(MPI_IN_PLACE, p + done * elem, n, mpi_type(dtype), MPI_SUM,
+                        MPI_COMM_WORLD),
+          call);
+    done += n;
+    ++g_stats.messages;
+  }
+}
+
+void broadcast(void* data, int64_t count, MPI_Datatype type, size_t elem, int root,
+               const char* call) {
+  char* p = static_cast<char*>(data);
+  for (int64_t done = 0; done < count;) {
+    const int n = static_cast<int>(std::min(kMaxCount, count - done));
+    check(MPI_Bcast(p + done * elem, n, type, root, MPI_COMM_WORLD), call);
+    done += n;
+  }
+}
+
+void terminate_handler() {
+  std::string what = "unknown exception";
+  if (std::exception_ptr e = std::current_exception()) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      what = ex.what();
+    } catch (...) {
+    }
+  } else {
+    what = "std::terminate called";
+  }
+  std::fprintf(stderr, "soma::dist: rank %d of %d: uncaught exception: %s\n", g_rank, g_world,
+               what.c_str());
+  std::fflush(stderr);
+  if (mpi_active()) MPI_Abort(MPI_COMM_WORLD, 1);
+  std::abort();
+}
+
+#endif  // SOMA_WITH_MPI
+
+void check_root(int root, const char* op) {
+  SOMA_CHECK(root >= 0 && root < world_size(), op, ": root ", root, " is not a rank of this ",
+             world_size(), "-rank job");
+}
+
+}  // namespace
+
+bool available() {
+#ifdef SOMA_WITH_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool launched_by_mpirun() {
+  return launcher_world_size() > 0;
+}
+
+void init(int* argc, char*** argv) {
+#ifdef SOMA_WITH_MPI
+  if (mpi_active()) return;
+  int provided = 0;
+  check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  g_initialized_here = true;
+  // Errors come back as return codes (turned into soma::Error) instead of killing the job
+  // from inside MPI with a bare message.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  check(MPI_Comm_rank(MPI_COMM_WORLD, &g_rank), "MPI_Comm_rank");
+  check(MPI_Comm_size(MPI_COMM_WORLD, &g_world), "MPI_Comm_size");
+  MPI_Comm node = MPI_COMM_NULL;
+  check(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node),
+        "MPI_Comm_split_type");
+  MPI_Comm_rank(node, &g_local_rank);
+  MPI_Comm_size(node, &g_local_size);
+  MPI_Comm_free(&node);
+  if (g_world > 1) std::set_terminate(terminate_handler);
+#else
+  (void)argc, (void)argv;
+  const int n = launcher_world_size();
+  SOMA_CHECK(n <= 1, "dist::init: this process was started by mpirun as one of ", n,
+             " ranks, but soma was built without MPI (SOMA_WITH_MPI=OFF; install "
+             "libopenmpi-dev and rebuild), so every rank would train alone");
+#endif
+  if (!std::getenv("SOMA_NUM_THREADS") && !std::getenv("OMP_NUM_THREADS")) {
+    const int share = static_cast<int>(std::thread::hardware_concurrency()) / local_size();
+    set_num_threads(std::max(1, std::min(usable_cpus(), share)));
+  }
+}
+
+void finalize() {
+#ifdef SOMA_WITH_MPI
+  if (!mpi_active() || !g_initialized_here) return;
+  MPI_Barrier(MPI_COMM_WORLD);
+  MPI_Finalize();
+  g_rank = 0, g_world = 1, g_local_rank = 0, g_local_size = 1;
+#endif
+}
+
+bool is_initialized() {
+#ifdef SOMA_WITH_MPI
+  return mpi_active();
+#else
+  return false;
+#endif
+}
+
+Environment::Environment(int& argc, char**& argv) : uncaught_(std::uncaught_exceptions()) {
+  init(&argc, &argv);
+}
+
+Environment::Environment() : uncaught_(std::uncaught_exceptions()) {
+  init();
+}
+
+Environment::~Environment() {
+  if (std::uncaught_exceptions() > uncaught_ && world_size() > 1) {
+    std::fprintf(stderr, "soma::dist: rank %d of %d is leaving with an exception; ending the job\n",
+                 rank(), world_size());
+    abort(1);
+  }
+  finalize();
+}
+
+int rank() {
+#ifdef SOMA_WITH_MPI
+  return mpi_active() ? g_rank : 0;
+#else
+  return 0;
+#endif
+}
+
+int world_size() {
+#ifdef SOMA_WITH_MPI
+  return mpi_active() ? g_world : 1;
+#else
+  return 1;
+#endif
+}
+
+int local_rank() {
+#ifdef SOMA_WITH_MPI
+  return mpi_active() ? g_local_rank : 0;
+#else
+  return 0;
+#endif
+}
+
+int local_size() {
+#ifdef SOMA_WITH_MPI
+  return mpi_active() ? g_local_size : 1;
+#else
+  return 1;
+#endif
+}
+
+void barrier() {
+#ifdef SOMA_WITH_MPI
+  if (mpi_active()) check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+#endif
+}
+
+void broadcast_parameters(const std::vector<Tensor>& tensors, int root, int64_t bucket_bytes) {
+  check_root(root, "broadcast_parameters");
+  const std::vector<Bucket> buckets = make_buckets(tensors, bucket_bytes, "broadcast_parameters");
+  if (world_size() == 1) return;
+#ifdef SOMA_WITH_MPI
+  NoGradGuard no_grad;
+  for (const Bucket& b : buckets) {
+    Tensor flat = empty({b.numel}, b.dtype);
+    int64_t off = 0;
+    for (size_t i = b.begin; i < b.end; ++i) {
+      const int64_t n = tensors[i].numel();
+      flat.narrow(0, off, n).copy_(tensors[i].reshape({n}));
+      off += n;
+    }
+    broadcast(raw_data(flat), b.numel, mpi_type(b.dtype), element_size(b.dtype), root,
+              "broadcast_parameters: MPI_Bcast");
+    off = 0;
+    for (size_t i = b.begin; i < b.end; ++i) {
+      Tensor t = tensors[i];
+      const int64_t n = t.numel();
+      t.copy_(flat.narrow(0, off, n).reshape(t.shape()));
+      off += n;
+    }
+  }
+#endif
+}
+
+void broadcast_bytes([[maybe_unused]] std::string& bytes, int root) {
+  check_root(root, "broadcast_bytes");
+  if (world_size() == 1) return;
+#ifdef SOMA_WITH_MPI
+  int64_t size = static_cast<int64_t>(bytes.size());
+  check(MPI_Bcast(&size, 1, MPI_INT64_T, root, MPI_COMM_WORLD), "broadcast_bytes: MPI_Bcast");
+  bytes.resize(static_cast<size_t>(size));
+  broadcast(bytes.data(), size, MPI_CHAR, 1, root, "broadcast_bytes: MPI_Bcast");
+#endif
+}
+
+double allreduce_gradients(const std::vector<Tensor>& params, double weight,
+                           int64_t bucket_bytes) {
+  SOMA_CHECK(std::isnan(weight) || (weight >= 0 && std::isfinite(weight)),
+             "allreduce_gradients: weight must be finite and >= 0 (or NaN to mark a failed "
+             "step), got ",
+             weight);
+  const std::vector<Bucket> buckets = make_buckets(params, bucket_bytes, "allreduce_gradients");
+  for (size_t i = 0; i < params.size(); ++i) {
+    const Tensor g = params[i].grad();
+    SOMA_CHECK(!g.defined() || g.shape() == params[i].shape(), "allreduce_gradients: the gradient "
+               "of parameter ", i, " has shape ", g.shape(), ", the parameter ",
+               params[i].shape());
+  }
+  if (world_size() == 1) return weight;
+#ifdef SOMA_WITH_MPI
+  const double t0 = now_s();
+  ++g_stats.calls;
+  // Weights and which ranks hold each gradient, in one small message:
+  //   meta[0] = sum of weights, meta[1 + i] = ranks that have a gradient for parameter i.
+  std::vector<double> meta(params.size() + 1, 0.0);
+  meta[0] = weight;
+  for (size_t i = 0; i < params.size(); ++i) meta[i + 1] = params[i].grad().defined() ? 1 : 0;
+  allreduce_in_place(meta.data(), static_cast<int64_t>(meta.size()), kFloat64,
+                     "allreduce_gradients: MPI_Allreduce");
+  const double total = meta[0];
+  // Failed step somewhere (NaN weight), or nothing to average: leave the gradients alone.
+  if (!(total > 0)) {
+    g_stats.seconds += now_s() - t0;
+    return std::isnan(total) ? total : 0.0;
+  }
+  const double scale = weight / total;
+
+  NoGradGuard no_grad;
+  for (const Bucket& b : buckets) {
+    // Pack: flat = [w_r / W * grad_i ...], zeros for a gradient this rank lacks. The reduced
+    // bucket becomes the storage of the new gradients (views), so unpacking copies nothing.
+    Tensor flat = empty({b.numel}, b.dtype);
+    int64_t off = 0;
+    for (size_t i = b.begin; i < b.end; ++i) {
+      const Tensor g = params[i].grad();
+      const int64_t n = params[i].numel();
+      Tensor dst = flat.narrow(0, off, n);
+      if (g.defined() && scale != 0) {
+        dst.copy_(g.reshape({n}));
+        if (scale != 1) dst.mul_(scale);
+      } else {
+        dst.zero_();
+      }
+      off += n;
+    }
+    allreduce_in_place(raw_data(flat), b.numel, b.dtype, "allreduce_gradients: MPI_Allreduce");
+    g_stats.bytes += b.numel * static_cast<int64_t>(element_size(b.dtype));
+    off = 0;
+    for (size_t i = b.begin; i < b.end; ++i) {
+      Tensor p = params[i];
+      const int64_t n = p.numel();
+      if (meta[i + 1] > 0)
+        p.set_grad(flat.narrow(0, off, n).reshape(p.shape()));
+      else
+        p.set_grad(Tensor());
+      off += n;
+    }
+  }
+  g_stats.seconds += now_s() - t0;
+  return total;
+#else
+  return weight;
+#endif
+}
+
+void allreduce_sum(std::vector<double>& values) {
+  if (world_size() == 1 || values.empty()) return;
+#ifdef SOMA_WITH_MPI
+  const int64_t messages = g_stats.messages;
+  allreduce_in_place(values.data(), static_cast<int64_t>(values.size()), kFloat64,
+                     "allreduce_sum: MPI_Allreduce");
+  g_stats.messages = messages;  // counts gradient traffic only
+#endif
+}
+
+void abort(int code) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+#ifdef SOMA_WITH_MPI
+  if (mpi_active()) MPI_Abort(MPI_COMM_WORLD, code);
+#endif
+  std::_Exit(code);
+}
+
+CommStats comm_stats() {
+  return g_stats;
+}
+
+void reset_comm_stats() {
+  g_stats = CommStats{};
+}
+
+}  // namespace soma::dist
