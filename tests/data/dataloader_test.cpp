@@ -257,3 +257,77 @@ TEST(DataLoaderTest, SharedDatasetsAndSubsets) {
 }
 
 }  // namespace
+
+// The distributed sampler, all ranks simulated in one process: for every (N, B, W, drop_last),
+// the ranks run the same number of batches, their batch b together is exactly the one-process
+// batch b of size W*B, each rank's share is the documented slice, and num_samples() adds up.
+TEST(DataLoaderTest, ShardsAreDisjointCompleteAndMatchTheGlobalBatch) {
+  for (int64_t n : {1, 2, 7, 64, 101, 1000})
+    for (int64_t b : {1, 3, 32})
+      for (int64_t w : {1, 2, 3, 5})
+        for (bool drop_last : {false, true}) {
+          SCOPED_TRACE("N " + std::to_string(n) + " B " + std::to_string(b) + " W " +
+                       std::to_string(w) + " drop_last " + std::to_string(drop_last));
+          DataLoader single(make_dataset(n), {.batch_size = b * w, .shuffle = true, .seed = 4,
+                                              .drop_last = drop_last});
+          single.set_epoch(2);
+          const Pass whole = run_pass(single);
+          std::vector<Pass> ranks;
+          int64_t local_total = 0;
+          for (int64_t r = 0; r < w; ++r) {
+            DataLoader shard(make_dataset(n), {.batch_size = b, .shuffle = true, .seed = 4,
+                                               .drop_last = drop_last, .num_replicas = w,
+                                               .rank = r});
+            shard.set_epoch(2);
+            EXPECT_EQ(shard.size(), single.size());
+            EXPECT_EQ(shard.global_num_samples(), single.num_samples());
+            ranks.push_back(run_pass(shard));
+            ASSERT_EQ(static_cast<int64_t>(ranks.back().sizes.size()), single.size());
+            EXPECT_EQ(static_cast<int64_t>(ranks.back().order.size()), shard.num_samples());
+            EXPECT_EQ(shard.shard_order(2), ranks.back().order);
+            local_total += shard.num_samples();
+          }
+          EXPECT_EQ(local_total, single.num_samples());
+          // Batch k of rank r is slice [r*m/W, (r+1)*m/W) of global batch k (m its size).
+          std::vector<size_t> pos(static_cast<size_t>(w), 0);
+          size_t global_pos = 0;
+          for (size_t k = 0; k < whole.sizes.size(); ++k) {
+            const int64_t m = whole.sizes[k];
+            for (int64_t r = 0; r < w; ++r) {
+              const int64_t lo = r * m / w, hi = (r + 1) * m / w;
+              ASSERT_EQ(ranks[r].sizes[k], hi - lo);
+              for (int64_t i = lo; i < hi; ++i)
+                ASSERT_EQ(ranks[r].order[pos[r]++], whole.order[global_pos + i]);
+            }
+            global_pos += static_cast<size_t>(m);
+          }
+        }
+}
+
+// A last global batch with fewer samples than ranks leaves some ranks an empty batch: 0 rows,
+// the dataset's column shape and dtypes, through the transform.
+TEST(DataLoaderTest, EmptyShareOfTheLastBatch) {
+  DataLoader shard(make_dataset(7), {.batch_size = 2,
+                                     .transform = [](Batch b) { return Batch{b.x * 2.0f, b.y}; },
+                                     .num_replicas = 3,
+                                     .rank = 0});
+  // 7 = 6 + 1: the last global batch has 1 sample, which rank 2 gets.
+  EXPECT_EQ(shard.size(), 2);
+  EXPECT_EQ(shard.num_samples(), 2);
+  std::vector<soma::Shape> shapes;
+  for (auto& [xb, yb] : shard) {
+    shapes.push_back(xb.shape());
+    EXPECT_EQ(yb.size(0), xb.size(0));
+    EXPECT_EQ(yb.dtype(), soma::kInt64);
+  }
+  EXPECT_EQ(shapes, (std::vector<soma::Shape>{{2, 2}, {0, 2}}));
+}
+
+TEST(DataLoaderTest, BadShardOptions) {
+  expect_error([] { DataLoader(make_dataset(4), {.num_replicas = 0}); },
+               {"DataLoader", "num_replicas", "0"});
+  expect_error([] { DataLoader(make_dataset(4), {.num_replicas = 2, .rank = 2}); },
+               {"DataLoader", "rank", "[0, num_replicas = 2)", "2"});
+  expect_error([] { DataLoader(make_dataset(4), {.num_replicas = 2, .rank = -1}); },
+               {"DataLoader", "rank", "-1"});
+}
