@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages soma's build and tests need; prints nothing when all are there.
-#   scripts/bootstrap.sh         build + test dependencies
+#   scripts/bootstrap.sh         build + test dependencies (OpenMPI: soma::dist, mpirun)
 #   scripts/bootstrap.sh --dev   also python3-torch (tests/ reference generator) and clang-format
 #   scripts/bootstrap.sh --test  also chromium (the CLI test renders report.html headless)
 #   scripts/bootstrap.sh --fuzz  also clang with libFuzzer and libomp (make fuzz)
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build libopenblas-openmp-dev libgtest-dev
-          libbenchmark-dev zlib1g-dev nlohmann-json3-dev libcli11-dev dataset-fashion-mnist)
+          libbenchmark-dev zlib1g-dev nlohmann-json3-dev libcli11-dev dataset-fashion-mnist
+          libopenmpi-dev openmpi-bin)
 for arg in "$@"; do
   case "$arg" in
     --dev) packages+=(python3-torch clang-format) ;;

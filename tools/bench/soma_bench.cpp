@@ -4,12 +4,17 @@
 //   soma_bench latency [--reps 3] [--calls 5000]     single-image inference, 784-256-128-10
 //   soma_bench infer   --batch 1024 [--reps 3]       batch inference throughput, 784-256-128-10
 //   soma_bench sgemm   [--n 2048] [--reps 5]         soma::matmul n^3 (the sgemm ceiling)
+//   soma_bench dist    --batch 128 [--reps 3]        train under mpirun (bench/dist_throughput)
 //
 // train: Fashion-MNIST train split (60000), global mean/std normalisation applied per batch by
 // the DataLoader transform (as `soma train` does), shuffle (prefetch only with a spare core, as
 // `soma train`), Adam(1e-3), cross-entropy. One warm-up epoch, then `reps` timed epochs (data
 // loading and shuffling included); each timed epoch is one repetition. --smoke: 2 batches per
 // epoch, 1 rep. Values are per repetition; the driver takes medians. Public API only.
+//
+// dist: the same training through train::fit on this rank's shard (--batch is per rank), run
+// plainly (one process) or as `mpirun -np N soma_bench dist`. Rank 0 prints, per timed epoch,
+// the job's training samples/s and the fraction of the epoch spent in allreduce_gradients.
 #include <soma/soma.h>
 
 #include <algorithm>
@@ -17,6 +22,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -126,6 +132,51 @@ void run_train(const Args& a) {
   emit(a, "samples_per_s", rates, model->num_parameters());
 }
 
+void run_dist(const Args& a) {
+  data::MnistSplit m = data::load_mnist(kData, "train");
+  soma::Tensor x = m.images.reshape({m.images.size(0), -1});
+  soma::Tensor y = m.labels;
+  const int world = soma::dist::world_size(), rank = soma::dist::rank();
+  if (a.smoke) {
+    const int64_t n = std::min<int64_t>(x.size(0), 2 * a.batch * world);
+    x = x.narrow(0, 0, n);
+    y = y.narrow(0, 0, n);
+  }
+  const data::Normalization norm = data::Normalization::fit(x);
+  const int cores = static_cast<int>(std::thread::hardware_concurrency()) / soma::dist::local_size();
+  data::DataLoader loader(data::TensorDataset(x, y),
+                          {.batch_size = a.batch,
+                           .shuffle = true,
+                           .seed = 0,
+                           .prefetch = soma::get_num_threads() < cores,
+                           .transform = [norm](data::Batch b) {
+                             return data::Batch{norm.apply(b.x), b.y};
+                           },
+                           .num_replicas = world,
+                           .rank = rank});
+  soma::manual_seed(0);
+  auto model = make_mlp(x.size(1), a.hidden, 10);
+  soma::optim::Adam opt(model->parameters(), {.lr = 1e-3});
+  auto loss = [](const soma::Tensor& out, const soma::Tensor& t) { return F::cross_entropy(out, t); };
+  const int reps = a.smoke ? 1 : a.reps;
+  soma::train::fit(*model, opt, loss, loader, {.epochs = 1});  // warm-up
+  std::vector<double> rates, fractions;
+  for (int r = 0; r < reps; ++r) {
+    soma::dist::reset_comm_stats();
+    const auto t0 = Clock::now();
+    soma::train::History h =
+        soma::train::fit(*model, opt, loss, loader, {.epochs = r + 2, .initial_epoch = r + 1});
+    const double seconds = seconds_since(t0);
+    rates.push_back(h["samples_per_second"].back());
+    fractions.push_back(soma::dist::comm_stats().seconds / seconds);
+  }
+  if (rank != 0) return;
+  Args b = a;
+  b.workload = "dist" + std::to_string(world);
+  emit(b, "samples_per_s", rates, model->num_parameters());
+  emit(b, "allreduce_fraction", fractions, model->num_parameters());
+}
+
 void run_latency(const Args& a) {
   soma::manual_seed(0);
   auto model = make_mlp(784, {256, 128}, 10);
@@ -220,10 +271,14 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  soma::set_num_threads(a.threads);
+  std::optional<soma::dist::Environment> mpi;
   try {
+    if (soma::dist::launched_by_mpirun()) mpi.emplace(argc, argv);
+    soma::set_num_threads(a.threads);
     if (a.workload == "train")
       run_train(a);
+    else if (a.workload == "dist")
+      run_dist(a);
     else if (a.workload == "latency") {
       a.batch = 1;
       run_latency(a);
@@ -237,6 +292,7 @@ int main(int argc, char** argv) {
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "soma_bench: %s\n", e.what());
+    if (soma::dist::world_size() > 1) soma::dist::abort(1);
     return 1;
   }
   return 0;
