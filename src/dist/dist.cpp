@@ -128,6 +128,58 @@ void allreduce_in_place(void* data, int64_t count, DType dtype, const char* call
   }
 }
 
+// dst[i] = scale * src[i] for i < n: packing a gradient into its bucket in one pass.
+template <typename T>
+void scaled_copy(T* __restrict dst, const T* __restrict src, int64_t n, T scale) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dst[i] = scale * src[i];
+}
+
+// dst[i] += src[i] for i < n.
+template <typename T>
+void add_into(T* __restrict dst, const T* __restrict src, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
+// Ring allreduce (sum) of `count` elements in place: a reduce-scatter of N chunks in N - 1
+// steps (rank r sends chunk (r - s) mod N to rank r + 1 and adds chunk (r - s - 1) mod N from
+// rank r - 1), then an allgather of the reduced chunks in N - 1 more. Each rank sends
+// 2 (N - 1) / N of the data: the bandwidth-optimal cost docs/DISTRIBUTED.md models. Every
+// element is summed in one fixed order and the result is copied, not recomputed, so all ranks
+// end with the same bits (MPI_Allreduce does not promise that).
+template <typename T>
+void ring_allreduce(T* data, int64_t count, MPI_Datatype type, const char* call) {
+  const int n = g_world, r = g_rank;
+  const int next = (r + 1) % n, prev = (r + n - 1) % n;
+  auto lo = [&](int c) { return count * c / n; };
+  auto len = [&](int c) { return lo(c + 1) - lo(c); };
+  thread_local std::vector<T> incoming;
+  incoming.resize(static_cast<size_t>((count + n - 1) / n));  // the longest chunk
+  auto exchange = [&](int send_chunk, int recv_chunk, T* recv_into) {
+    for (int64_t done = 0; done < std::max(len(send_chunk), len(recv_chunk));) {
+      const int64_t s = std::clamp<int64_t>(len(send_chunk) - done, 0, kMaxCount);
+      const int64_t q = std::clamp<int64_t>(len(recv_chunk) - done, 0, kMaxCount);
+      check(MPI_Sendrecv(data + lo(send_chunk) + done, static_cast<int>(s), type, next, 0,
+                         recv_into + done, static_cast<int>(q), type, prev, 0, MPI_COMM_WORLD,
+                         MPI_STATUS_IGNORE),
+            call);
+      ++g_stats.messages;
+      done += std::max(s, q);
+    }
+  };
+  for (int step = 0; step < n - 1; ++step) {
+    const int send_chunk = ((r - step) % n + n) % n, recv_chunk = ((r - step - 1) % n + n) % n;
+    exchange(send_chunk, recv_chunk, incoming.data());
+    add_into(data + lo(recv_chunk), incoming.data(), len(recv_chunk));
+  }
+  // Rank r now holds the full sum of chunk (r + 1) mod N; pass the sums around the ring.
+  for (int step = 0; step < n - 1; ++step) {
+    const int send_chunk = ((r + 1 - step) % n + n) % n, recv_chunk = ((r - step) % n + n) % n;
+    exchange(send_chunk, recv_chunk, data + lo(recv_chunk));
+  }
+}
+
 void broadcast(void* data, int64_t count, MPI_Datatype type, size_t elem, int root,
                const char* call) {
   char* p = static_cast<char*>(data);
@@ -360,16 +412,21 @@ double allreduce_gradients(const std::vector<Tensor>& params, double weight,
     for (size_t i = b.begin; i < b.end; ++i) {
       const Tensor g = params[i].grad();
       const int64_t n = params[i].numel();
-      Tensor dst = flat.narrow(0, off, n);
       if (g.defined() && scale != 0) {
-        dst.copy_(g.reshape({n}));
-        if (scale != 1) dst.mul_(scale);
+        const Tensor src = g.contiguous();
+        if (b.dtype == kFloat64)
+          scaled_copy(flat.data<double>() + off, src.data<double>(), n, scale);
+        else
+          scaled_copy(flat.data<float>() + off, src.data<float>(), n, static_cast<float>(scale));
       } else {
-        dst.zero_();
+        flat.narrow(0, off, n).zero_();
       }
       off += n;
     }
-    allreduce_in_place(raw_data(flat), b.numel, b.dtype, "allreduce_gradients: MPI_Allreduce");
+    if (b.dtype == kFloat64)
+      ring_allreduce(flat.data<double>(), b.numel, MPI_DOUBLE, "allreduce_gradients: MPI_Sendrecv");
+    else
+      ring_allreduce(flat.data<float>(), b.numel, MPI_FLOAT, "allreduce_gradients: MPI_Sendrecv");
     g_stats.bytes += b.numel * static_cast<int64_t>(element_size(b.dtype));
     off = 0;
     for (size_t i = b.begin; i < b.end; ++i) {
