@@ -120,8 +120,7 @@ void allreduce_in_place(void* data, int64_t count, DType dtype, const char* call
   const size_t elem = element_size(dtype);
   for (int64_t done = 0; done < count;) {
     const int n = static_cast<int>(std::min(kMaxCount, count - done));
-    check(MPI_Allreduce(MPI_IN_PLACE, p + done * elem, n, mpi_type(dtype), MPI_SUM,
-                        MPI_COMM_WORLD),
+    check(MPI_Allreduce(MPI_IN_PLACE, p + done * elem, n, mpi_type(dtype), MPI_SUM, MPI_COMM_WORLD),
           call);
     done += n;
     ++g_stats.messages;
@@ -371,8 +370,7 @@ void broadcast_bytes([[maybe_unused]] std::string& bytes, int root) {
 #endif
 }
 
-double allreduce_gradients(const std::vector<Tensor>& params, double weight,
-                           int64_t bucket_bytes) {
+double allreduce_gradients(const std::vector<Tensor>& params, double weight, int64_t bucket_bytes) {
   SOMA_CHECK(std::isnan(weight) || (weight >= 0 && std::isfinite(weight)),
              "allreduce_gradients: weight must be finite and >= 0 (or NaN to mark a failed "
              "step), got ",
@@ -380,9 +378,10 @@ double allreduce_gradients(const std::vector<Tensor>& params, double weight,
   const std::vector<Bucket> buckets = make_buckets(params, bucket_bytes, "allreduce_gradients");
   for (size_t i = 0; i < params.size(); ++i) {
     const Tensor g = params[i].grad();
-    SOMA_CHECK(!g.defined() || g.shape() == params[i].shape(), "allreduce_gradients: the gradient "
-               "of parameter ", i, " has shape ", g.shape(), ", the parameter ",
-               params[i].shape());
+    SOMA_CHECK(!g.defined() || g.shape() == params[i].shape(),
+               "allreduce_gradients: the gradient "
+               "of parameter ",
+               i, " has shape ", g.shape(), ", the parameter ", params[i].shape());
   }
   if (world_size() == 1) return weight;
 #ifdef SOMA_WITH_MPI
@@ -423,10 +422,12 @@ double allreduce_gradients(const std::vector<Tensor>& params, double weight,
       }
       off += n;
     }
+    const double t_ring = now_s();
     if (b.dtype == kFloat64)
       ring_allreduce(flat.data<double>(), b.numel, MPI_DOUBLE, "allreduce_gradients: MPI_Sendrecv");
     else
       ring_allreduce(flat.data<float>(), b.numel, MPI_FLOAT, "allreduce_gradients: MPI_Sendrecv");
+    g_stats.ring_seconds += now_s() - t_ring;
     g_stats.bytes += b.numel * static_cast<int64_t>(element_size(b.dtype));
     off = 0;
     for (size_t i = b.begin; i < b.end; ++i) {

@@ -126,10 +126,10 @@ void check_shards(const data::DataLoader& loader, const char* op, const char* wh
   const auto& o = loader.options();
   const int world = dist::world_size(), rank = dist::rank();
   if (o.num_replicas == world && o.rank == rank) return;
-  soma::detail::fail(op, ": the ", which, " loader is sharded as rank ", o.rank, " of ", o.num_replicas,
-               " but this process is rank ", rank, " of ", world,
-               " (set DataLoaderOptions{.num_replicas = soma::dist::world_size(), .rank = "
-               "soma::dist::rank()})");
+  soma::detail::fail(op, ": the ", which, " loader is sharded as rank ", o.rank, " of ",
+                     o.num_replicas, " but this process is rank ", rank, " of ", world,
+                     " (set DataLoaderOptions{.num_replicas = soma::dist::world_size(), .rank = "
+                     "soma::dist::rank()})");
 }
 
 // Data-parallel runs: every rank draws its own dropout masks, yet the generator state between
@@ -143,7 +143,8 @@ class RankStreams {
     const uint64_t hi = soma::detail::random_u32(), lo = soma::detail::random_u32();
     shared_ = get_rng_state();
     // splitmix64 of (draw, rank): distinct, well-mixed seeds per rank and epoch.
-    uint64_t z = ((hi << 32) | lo) + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(dist::rank() + 1);
+    uint64_t z =
+        ((hi << 32) | lo) + 0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(dist::rank() + 1);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
     manual_seed(z ^ (z >> 31));

@@ -268,15 +268,19 @@ TEST(DataLoaderTest, ShardsAreDisjointCompleteAndMatchTheGlobalBatch) {
         for (bool drop_last : {false, true}) {
           SCOPED_TRACE("N " + std::to_string(n) + " B " + std::to_string(b) + " W " +
                        std::to_string(w) + " drop_last " + std::to_string(drop_last));
-          DataLoader single(make_dataset(n), {.batch_size = b * w, .shuffle = true, .seed = 4,
-                                              .drop_last = drop_last});
+          DataLoader single(
+              make_dataset(n),
+              {.batch_size = b * w, .shuffle = true, .seed = 4, .drop_last = drop_last});
           single.set_epoch(2);
           const Pass whole = run_pass(single);
           std::vector<Pass> ranks;
           int64_t local_total = 0;
           for (int64_t r = 0; r < w; ++r) {
-            DataLoader shard(make_dataset(n), {.batch_size = b, .shuffle = true, .seed = 4,
-                                               .drop_last = drop_last, .num_replicas = w,
+            DataLoader shard(make_dataset(n), {.batch_size = b,
+                                               .shuffle = true,
+                                               .seed = 4,
+                                               .drop_last = drop_last,
+                                               .num_replicas = w,
                                                .rank = r});
             shard.set_epoch(2);
             EXPECT_EQ(shard.size(), single.size());
@@ -308,7 +312,10 @@ TEST(DataLoaderTest, ShardsAreDisjointCompleteAndMatchTheGlobalBatch) {
 // the dataset's column shape and dtypes, through the transform.
 TEST(DataLoaderTest, EmptyShareOfTheLastBatch) {
   DataLoader shard(make_dataset(7), {.batch_size = 2,
-                                     .transform = [](Batch b) { return Batch{b.x * 2.0f, b.y}; },
+                                     .transform =
+                                         [](Batch b) {
+                                           return Batch{b.x * 2.0f, b.y};
+                                         },
                                      .num_replicas = 3,
                                      .rank = 0});
   // 7 = 6 + 1: the last global batch has 1 sample, which rank 2 gets.

@@ -98,12 +98,9 @@ int equivalence(int64_t local_batch, int64_t samples) {
   // W ranks: fit() on this rank's shards.
   auto model = make_model();
   soma::optim::Adam opt(model->parameters(), adam);
-  soma::data::DataLoader loader(soma::data::TensorDataset(d.x, d.y),
-                                {.batch_size = local_batch,
-                                 .shuffle = true,
-                                 .seed = 3,
-                                 .num_replicas = world,
-                                 .rank = rank});
+  soma::data::DataLoader loader(
+      soma::data::TensorDataset(d.x, d.y),
+      {.batch_size = local_batch, .shuffle = true, .seed = 3, .num_replicas = world, .rank = rank});
   soma::train::History h = soma::train::fit(*model, opt, loss_fn, loader, {.epochs = 1});
   const int64_t steps = loader.size();
 
@@ -113,9 +110,9 @@ int equivalence(int64_t local_batch, int64_t samples) {
     // One process, batch W*B, the lecture's loop written out.
     auto ref = make_model();
     soma::optim::Adam ref_opt(ref->parameters(), adam);
-    soma::data::DataLoader ref_loader(soma::data::TensorDataset(d.x, d.y),
-                                      {.batch_size = local_batch * world, .shuffle = true,
-                                       .seed = 3});
+    soma::data::DataLoader ref_loader(
+        soma::data::TensorDataset(d.x, d.y),
+        {.batch_size = local_batch * world, .shuffle = true, .seed = 3});
     int64_t ref_steps = 0;
     double ref_loss_sum = 0;
     for (const auto& [xb, yb] : ref_loader) {
@@ -126,8 +123,8 @@ int equivalence(int64_t local_batch, int64_t samples) {
       ref_opt.step();
       ++ref_steps;
     }
-    expect(steps == ref_steps, "steps " + std::to_string(steps) + " vs " +
-                                   std::to_string(ref_steps));
+    expect(steps == ref_steps,
+           "steps " + std::to_string(steps) + " vs " + std::to_string(ref_steps));
     const auto a = model->named_parameters(), b = ref->named_parameters();
     double worst = 0;
     for (size_t i = 0; i < a.size(); ++i) {
@@ -137,12 +134,12 @@ int equivalence(int64_t local_batch, int64_t samples) {
     }
     const double ref_loss = ref_loss_sum / static_cast<double>(samples);
     const double loss = h["loss"].back();
-    std::printf("equivalence: %d ranks x batch %lld vs 1 x batch %lld, %lld Adam steps on %lld "
-                "samples: weights max relative difference %.3g (limit 1e-5); epoch loss %.9g "
-                "vs %.9g\n",
-                world, static_cast<long long>(local_batch),
-                static_cast<long long>(local_batch * world), static_cast<long long>(steps),
-                static_cast<long long>(samples), worst, loss, ref_loss);
+    std::printf(
+        "equivalence: %d ranks x batch %lld vs 1 x batch %lld, %lld Adam steps on %lld "
+        "samples: weights max relative difference %.3g (limit 1e-5); epoch loss %.9g "
+        "vs %.9g\n",
+        world, static_cast<long long>(local_batch), static_cast<long long>(local_batch * world),
+        static_cast<long long>(steps), static_cast<long long>(samples), worst, loss, ref_loss);
     expect(worst <= 1e-5, "weights differ by more than 1e-5 relative");
     expect(std::fabs(loss - ref_loss) <= 1e-5 * std::fabs(ref_loss), "epoch losses differ");
     // A loss that barely moved would make the comparison weak.
@@ -211,9 +208,10 @@ int allreduce() {
   soma::dist::broadcast_bytes(bytes);
   expect(bytes == std::string("from rank 0\0with a zero", 23), "broadcast_bytes");
   if (rank == 0)
-    std::printf("allreduce: %d ranks, weighted mean max relative error %.3g over %lld messages; "
-                "NaN weight seen by all; broadcasts equal\n",
-                world, worst, static_cast<long long>(messages));
+    std::printf(
+        "allreduce: %d ranks, weighted mean max relative error %.3g over %lld messages; "
+        "NaN weight seen by all; broadcasts equal\n",
+        world, worst, static_cast<long long>(messages));
   return failures == 0 ? 0 : 1;
 }
 
@@ -222,12 +220,15 @@ int sharding(int64_t samples, int64_t local_batch) {
   Tensor x = soma::arange(0, static_cast<double>(samples)).reshape({samples, 1});
   Tensor y = soma::arange(samples);
   for (bool drop_last : {false, true}) {
-    soma::data::DataLoader loader(soma::data::TensorDataset(x, y),
-                                  {.batch_size = local_batch, .shuffle = true, .seed = 11,
-                                   .drop_last = drop_last, .num_replicas = world, .rank = rank});
-    soma::data::DataLoader single(soma::data::TensorDataset(x, y),
-                                  {.batch_size = local_batch * world, .shuffle = true, .seed = 11,
-                                   .drop_last = drop_last});
+    soma::data::DataLoader loader(soma::data::TensorDataset(x, y), {.batch_size = local_batch,
+                                                                    .shuffle = true,
+                                                                    .seed = 11,
+                                                                    .drop_last = drop_last,
+                                                                    .num_replicas = world,
+                                                                    .rank = rank});
+    soma::data::DataLoader single(
+        soma::data::TensorDataset(x, y),
+        {.batch_size = local_batch * world, .shuffle = true, .seed = 11, .drop_last = drop_last});
     for (int64_t epoch = 0; epoch < 3; ++epoch) {
       loader.set_epoch(epoch);
       single.set_epoch(epoch);
@@ -264,12 +265,13 @@ int sharding(int64_t samples, int64_t local_batch) {
              "shards are not a disjoint cover of the epoch (epoch " + std::to_string(epoch) +
                  ", drop_last " + std::to_string(drop_last) + ")");
       if (rank == 0 && epoch == 0)
-        std::printf("sharding: %d ranks x batch %lld, %lld samples, drop_last %d: %lld batches "
-                    "per rank, %lld samples seen once each, %lld seen twice or in another "
-                    "batch\n",
-                    world, static_cast<long long>(local_batch), static_cast<long long>(samples),
-                    drop_last, static_cast<long long>(batches), static_cast<long long>(covered),
-                    static_cast<long long>(bad));
+        std::printf(
+            "sharding: %d ranks x batch %lld, %lld samples, drop_last %d: %lld batches "
+            "per rank, %lld samples seen once each, %lld seen twice or in another "
+            "batch\n",
+            world, static_cast<long long>(local_batch), static_cast<long long>(samples), drop_last,
+            static_cast<long long>(batches), static_cast<long long>(covered),
+            static_cast<long long>(bad));
     }
   }
   return failures == 0 ? 0 : 1;
@@ -281,9 +283,9 @@ int fault(const std::string& mode) {
   const Data d = make_data(4096);
   auto model = make_model();
   soma::optim::Adam opt(model->parameters(), {.lr = 1e-3});
-  soma::data::DataLoader loader(soma::data::TensorDataset(d.x, d.y),
-                                {.batch_size = 16, .shuffle = true, .num_replicas = world,
-                                 .rank = rank});
+  soma::data::DataLoader loader(
+      soma::data::TensorDataset(d.x, d.y),
+      {.batch_size = 16, .shuffle = true, .num_replicas = world, .rank = rank});
   struct Strike : soma::train::Callback {
     std::string mode;
     void on_batch_end(soma::train::TrainState& s, int64_t batch, double) override {
@@ -296,8 +298,7 @@ int fault(const std::string& mode) {
         s.model.parameters()[0].fill_(std::nan(""));  // next forward: NaN loss on this rank
         return;
       }
-      throw soma::Error("dist_check: injected error on rank " +
-                        std::to_string(soma::dist::rank()));
+      throw soma::Error("dist_check: injected error on rank " + std::to_string(soma::dist::rank()));
     }
   };
   auto strike = std::make_shared<Strike>();

@@ -54,8 +54,11 @@ TEST(Dist, BadArguments) {
                {"allreduce_gradients", "bucket_bytes", "0"});
   expect_error([&] { soma::dist::allreduce_gradients({soma::arange(3)}); },
                {"allreduce_gradients", "tensor 0", "float32 or float64", "int64"});
-  expect_error([&] { soma::dist::broadcast_parameters({w, Tensor()}); },
-               {"broadcast_parameters", "tensor 1", "undefined"});
+  expect_error(
+      [&] {
+        soma::dist::broadcast_parameters({w, Tensor()});
+      },
+      {"broadcast_parameters", "tensor 1", "undefined"});
   expect_error([&] { soma::dist::broadcast_parameters({w}, 1); },
                {"broadcast_parameters", "root 1", "1-rank job"});
 }
@@ -78,7 +81,8 @@ TEST(Dist, ShardedLoaderInAOneRankJobIsAnError) {
   soma::manual_seed(0);
   soma::nn::Sequential model(soma::nn::Linear(2, 3));
   soma::optim::SGD opt(model.parameters(), {.lr = 0.1});
-  soma::data::TensorDataset ds(soma::randn({8, 2}), soma::tensor(std::vector<int64_t>{0, 1, 2, 0, 1, 2, 0, 1}));
+  soma::data::TensorDataset ds(soma::randn({8, 2}),
+                               soma::tensor(std::vector<int64_t>{0, 1, 2, 0, 1, 2, 0, 1}));
   soma::data::DataLoader half(ds, {.batch_size = 2, .num_replicas = 2, .rank = 1});
   auto loss = [](const Tensor& out, const Tensor& y) {
     return soma::nn::functional::cross_entropy(out, y);

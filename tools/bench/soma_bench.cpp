@@ -143,24 +143,28 @@ void run_dist(const Args& a) {
     y = y.narrow(0, 0, n);
   }
   const data::Normalization norm = data::Normalization::fit(x);
-  const int cores = static_cast<int>(std::thread::hardware_concurrency()) / soma::dist::local_size();
+  const int cores =
+      static_cast<int>(std::thread::hardware_concurrency()) / soma::dist::local_size();
   data::DataLoader loader(data::TensorDataset(x, y),
                           {.batch_size = a.batch,
                            .shuffle = true,
                            .seed = 0,
                            .prefetch = soma::get_num_threads() < cores,
-                           .transform = [norm](data::Batch b) {
-                             return data::Batch{norm.apply(b.x), b.y};
-                           },
+                           .transform =
+                               [norm](data::Batch b) {
+                                 return data::Batch{norm.apply(b.x), b.y};
+                               },
                            .num_replicas = world,
                            .rank = rank});
   soma::manual_seed(0);
   auto model = make_mlp(x.size(1), a.hidden, 10);
   soma::optim::Adam opt(model->parameters(), {.lr = 1e-3});
-  auto loss = [](const soma::Tensor& out, const soma::Tensor& t) { return F::cross_entropy(out, t); };
+  auto loss = [](const soma::Tensor& out, const soma::Tensor& t) {
+    return F::cross_entropy(out, t);
+  };
   const int reps = a.smoke ? 1 : a.reps;
   soma::train::fit(*model, opt, loss, loader, {.epochs = 1});  // warm-up
-  std::vector<double> rates, fractions;
+  std::vector<double> rates, fractions, ring_fractions;
   for (int r = 0; r < reps; ++r) {
     soma::dist::reset_comm_stats();
     const auto t0 = Clock::now();
@@ -169,12 +173,14 @@ void run_dist(const Args& a) {
     const double seconds = seconds_since(t0);
     rates.push_back(h["samples_per_second"].back());
     fractions.push_back(soma::dist::comm_stats().seconds / seconds);
+    ring_fractions.push_back(soma::dist::comm_stats().ring_seconds / seconds);
   }
   if (rank != 0) return;
   Args b = a;
   b.workload = "dist" + std::to_string(world);
   emit(b, "samples_per_s", rates, model->num_parameters());
   emit(b, "allreduce_fraction", fractions, model->num_parameters());
+  emit(b, "ring_fraction", ring_fractions, model->num_parameters());
 }
 
 void run_latency(const Args& a) {

@@ -4,12 +4,11 @@
 //   soma predict --model runs/X/model.safetensors --csv rows.csv --label-column label
 //   soma summary --model runs/X/model.safetensors
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstring>
 #include <iostream>
-#include <sstream>
-
-#include <chrono>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "commands.h"
@@ -154,8 +153,8 @@ int main(int argc, char** argv) {
     // than 0 wait a second first, so that then rank 0's abort ends them and the message is
     // printed once. An error of one rank alone is still printed, a second later.
     if (rank != 0) std::this_thread::sleep_for(std::chrono::seconds(1));
-    std::cerr << "soma: error: " << (rank != 0 ? "rank " + std::to_string(rank) + ": " : "")
-              << msg << "\n";
+    std::cerr << "soma: error: " << (rank != 0 ? "rank " + std::to_string(rank) + ": " : "") << msg
+              << "\n";
     soma::dist::abort(1);
   }
 }

@@ -225,10 +225,9 @@ std::string train(TrainConfig c) {
                                             .transform = normalizer(norm),
                                             .num_replicas = world,
                                             .rank = rank});
-  data::DataLoader val_loader(val_set, {.batch_size = 1024,
-                                        .transform = normalizer(norm),
-                                        .num_replicas = world,
-                                        .rank = rank});
+  data::DataLoader val_loader(
+      val_set,
+      {.batch_size = 1024, .transform = normalizer(norm), .num_replicas = world, .rank = rank});
   data::DataLoader test_loader(data::TensorDataset(test.x, test.y),
                                {.batch_size = 1024, .transform = normalizer(norm)});
   const double load_seconds =

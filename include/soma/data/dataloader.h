@@ -48,8 +48,8 @@ struct DataLoaderOptions {
                             // compute pool the extra thread slows training (docs/PERFORMANCE.md)
   std::function<Batch(Batch)> transform{};  // applied to every batch (on the background
                                             // thread when prefetching: must be thread-safe)
-  int64_t num_replicas = 1;  // ranks sharing each global batch (dist::world_size())
-  int64_t rank = 0;          // this rank's shard, in [0, num_replicas) (dist::rank())
+  int64_t num_replicas = 1;                 // ranks sharing each global batch (dist::world_size())
+  int64_t rank = 0;  // this rank's shard, in [0, num_replicas) (dist::rank())
 };
 
 class DataLoader {

@@ -127,10 +127,11 @@ void allreduce_sum(std::vector<double>& values);
 /// Time and volume of this process's gradient reductions since the last reset (for the
 /// allreduce fraction of a step, docs/PERFORMANCE.md).
 struct CommStats {
-  int64_t calls = 0;     // allreduce_gradients calls
-  int64_t messages = 0;  // MPI_Allreduce calls they made (buckets plus one for the weights)
-  int64_t bytes = 0;     // gradient bytes reduced
-  double seconds = 0;    // wall time inside allreduce_gradients (packing included)
+  int64_t calls = 0;        // allreduce_gradients calls
+  int64_t messages = 0;     // MPI_Allreduce calls they made (buckets plus one for the weights)
+  int64_t bytes = 0;        // gradient bytes reduced
+  double seconds = 0;       // wall time inside allreduce_gradients (packing included)
+  double ring_seconds = 0;  // of which in the ring exchange of the buckets (the transfer)
 };
 CommStats comm_stats();
 void reset_comm_stats();
