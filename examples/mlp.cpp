@@ -4,18 +4,24 @@
 //
 //   mlp           2000 steps; fails unless linear < 70% and deep > 95% training accuracy
 //   mlp --small   300 steps;  fails unless linear < 70% and deep > 90% training accuracy
+//   mlp --out DIR writes DIR/hidden_layers.svg: the decision regions of the three models
+// Either way it also fails unless the one-hidden-layer network beats the linear model by 25
+// points: a hidden layer is what separates the arms.
 //
 // Data (cs231n's spiral, as in examples/spiral.cpp): class j, point i of P: r = i / (P - 1),
 // angle = 4j + 4 r + N(0, 0.2^2), x = (r sin angle, r cos angle). x [N, 2], labels int64 [N].
 #include <soma/soma.h>
 
 #include <chrono>
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <random>
 #include <vector>
+
+#include "plot.h"
 
 namespace nn = soma::nn;
 namespace F = soma::nn::functional;
@@ -76,10 +82,14 @@ Result train(nn::Module& model, const Spiral& data, int steps, double lr) {
   return r;
 }
 
+double linear_acc_bound(double linear) {
+  return linear + 0.25;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool small = argc > 1 && std::strcmp(argv[1], "--small") == 0;
+  const bool small = plot::has_flag(argc, argv, "--small");
   const int steps = small ? 300 : 2000;
   const double lr = 0.5;
 
@@ -116,7 +126,47 @@ int main(int argc, char** argv) {
                 e.result.last_loss, 100.0 * e.result.accuracy, e.result.seconds);
   }
 
+  // Decision regions: each model's argmax over a grid of the plane, the points on top.
+  {
+    const std::vector<float> xs = data.x.to_vector<float>();
+    const std::vector<int64_t> ys = data.y.to_vector<int64_t>();
+    std::vector<double> px, py;
+    std::vector<int> label;
+    for (size_t i = 0; i < ys.size(); ++i)
+      px.push_back(xs[2 * i]), py.push_back(xs[2 * i + 1]), label.push_back(int(ys[i]));
+    std::vector<std::string> panels;
+    for (const Entry& e : entries) {
+      constexpr int kCells = 80;
+      std::vector<float> grid;
+      for (int i = 0; i < kCells; ++i)
+        for (int j = 0; j < kCells; ++j) {
+          grid.push_back(-1.1f + 2.2f * (i + 0.5f) / kCells);
+          grid.push_back(-1.1f + 2.2f * (j + 0.5f) / kCells);
+        }
+      soma::NoGradGuard no_grad;
+      const std::vector<int64_t> pred =
+          soma::argmax((*e.model)(soma::tensor(grid, {kCells * kCells, 2})), 1)
+              .to_vector<int64_t>();
+      auto predict = [&](double x1, double x2) {
+        const int i = std::clamp(int((x1 + 1.1) / 2.2 * kCells), 0, kCells - 1);
+        const int j = std::clamp(int((x2 + 1.1) / 2.2 * kCells), 0, kCells - 1);
+        return int(pred[static_cast<size_t>(i * kCells + j)]);
+      };
+      char title[96];
+      std::snprintf(title, sizeof title, "%s: %.0f%%", e.name, 100.0 * e.result.accuracy);
+      panels.push_back(plot::class_map(title, -1.1, 1.1, kCells, predict, px, py, label));
+    }
+    if (!plot::write_file(plot::out_dir(argc, argv) / "hidden_layers.svg",
+                          plot::page(panels, 300, 320)))
+      return 1;
+  }
+
   int failures = 0;
+  if (!(entries[1].result.accuracy > linear_acc_bound(entries[0].result.accuracy))) {
+    std::printf("FAIL: one hidden layer (%.4f) should beat the linear model (%.4f) by 25 points\n",
+                entries[1].result.accuracy, entries[0].result.accuracy);
+    ++failures;
+  }
   const double linear_acc = entries[0].result.accuracy, deep_acc = entries[2].result.accuracy;
   if (!(linear_acc < 0.70)) {
     std::printf("FAIL: a linear model should not fit the spiral (accuracy %.4f >= 0.70)\n",

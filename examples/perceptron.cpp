@@ -3,6 +3,8 @@
 //
 //   perceptron           2000 steps; fails unless training accuracy is 100%
 //   perceptron --small   500 steps; fails unless training accuracy is 100%
+//   perceptron --out DIR writes DIR/perceptron.svg: the neuron's two half-planes (its decision
+//                        boundary w0 + X^T W = 0) with the data on top
 //
 // Data: points uniform in [-1, 1]^2, labelled by the side of the line 1.5 x1 - x2 + 0.25 = 0;
 // points closer than 0.1 to the line are dropped, so the classes are separated by a margin.
@@ -13,6 +15,8 @@
 #include <cstdio>
 #include <cstring>
 #include <vector>
+
+#include "plot.h"
 
 namespace F = soma::nn::functional;
 
@@ -46,7 +50,7 @@ Data make_separable(int64_t candidates) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool small = argc > 1 && std::strcmp(argv[1], "--small") == 0;
+  const bool small = plot::has_flag(argc, argv, "--small");
   const int steps = small ? 500 : 2000;
   const double lr = 1.0;
 
@@ -95,6 +99,20 @@ int main(int argc, char** argv) {
     // w0 + w1 x1 + w2 x2 = 0  <=>  x2 = -(w0 + w1 x1) / w2
     std::printf("decision boundary: x2 = %.4f x1 + %.4f   (true line: x2 = %.4f x1 + %.4f)\n",
                 -w[0] / w[1], -b / w[1], -kA / kB, -kC / kB);
+  }
+  {
+    const std::vector<float> xs = data.x.to_vector<float>(), ys = data.y.to_vector<float>();
+    std::vector<double> px, py;
+    std::vector<int> label;
+    for (int64_t i = 0; i < n; ++i) {
+      px.push_back(xs[2 * i]), py.push_back(xs[2 * i + 1]), label.push_back(ys[i] > 0.5f);
+    }
+    auto predict = [&](double x1, double x2) { return b + w[0] * x1 + w[1] * x2 > 0 ? 1 : 0; };
+    if (!plot::write_file(plot::out_dir(argc, argv) / "perceptron.svg",
+                          plot::page({plot::class_map("perceptron: sigmoid(w0 + X^T W) > 0.5",
+                                                      -1, 1, 60, predict, px, py, label)},
+                                     300, 320)))
+      return 1;
   }
   const double acc = accuracy();
   std::printf("training accuracy %.2f%%, loss %.4f -> %.4f\n", 100.0 * acc, first_loss, last_loss);
