@@ -8,7 +8,7 @@ RUN_TARGET ?= soma_cli
 RUN_ARGS  ?= train
 FORMAT_DIRS := include src tests examples bench tools
 
-.PHONY: all run test bench compare sanitize fuzz format clean bootstrap configure build loc
+.PHONY: all run test bench compare sanitize fuzz docs format clean bootstrap configure build loc
 
 all: build
 
@@ -79,6 +79,12 @@ fuzz:
 	    grep -E '^stat::(number_of_executed_units|peak_rss_mb)' $(FUZZ_DIR)/fuzz-$$t.log; \
 	  else tail -40 $(FUZZ_DIR)/fuzz-$$t.log; echo "fuzz $$t: FAILED"; exit 1; fi; \
 	done
+
+# API reference from the headers (Doxygen from Debian): build/docs/html/index.html.
+docs:
+	@scripts/bootstrap.sh --docs
+	doxygen docs/Doxyfile
+	@echo "API reference: build/docs/html/index.html"
 
 format:
 	@dirs=$$(for d in $(FORMAT_DIRS); do [ -d $$d ] && echo $$d; done); \

@@ -4,6 +4,7 @@
 #   scripts/bootstrap.sh --dev   also python3-torch (tests/ reference generator) and clang-format
 #   scripts/bootstrap.sh --test  also chromium (the CLI test renders report.html headless)
 #   scripts/bootstrap.sh --fuzz  also clang with libFuzzer and libomp (make fuzz)
+#   scripts/bootstrap.sh --docs  also doxygen (make docs)
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build libopenblas-openmp-dev libgtest-dev
@@ -14,8 +15,9 @@ for arg in "$@"; do
     --dev) packages+=(python3-torch clang-format) ;;
     --test) packages+=(chromium) ;;  # renders report.html in the CLI test
     --fuzz) packages+=(clang libclang-rt-14-dev libomp-14-dev) ;;
-    -h|--help) sed -n '2,6s/^# \{0,1\}//p' "$0"; exit 0 ;;
-    *) echo "bootstrap.sh: unknown argument '$arg' (use --dev, --test or --fuzz)" >&2; exit 2 ;;
+    --docs) packages+=(doxygen) ;;
+    -h|--help) sed -n '2,7s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *) echo "bootstrap.sh: unknown argument '$arg' (use --dev, --test, --fuzz or --docs)" >&2; exit 2 ;;
   esac
 done
 
