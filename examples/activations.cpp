@@ -34,8 +34,8 @@ int main(int argc, char** argv) {
        [](double z) { return z > 0 ? 1.0 : 0.01; }},
       {"gelu", [](const soma::Tensor& z) { return soma::gelu(z); },
        [&](double z) {
-         return 0.5 * (1 + std::erf(z / std::sqrt(2.0))) + z * std::exp(-z * z / 2) /
-                                                              std::sqrt(2 * kPi);
+         return 0.5 * (1 + std::erf(z / std::sqrt(2.0))) +
+                z * std::exp(-z * z / 2) / std::sqrt(2 * kPi);
        }},
   };
   // z in [-4, 4], 161 points (0 included: relu'(0) = 0, as in PyTorch).

@@ -36,16 +36,18 @@ int main(int argc, char** argv) {
   const soma::Tensor X = soma::tensor(xs, {n, 1}), Y = soma::tensor(ys, {n, 1});
   // Least squares in closed form: the bottom of the bowl.
   double sx = 0, sy = 0, sxx = 0, sxy = 0;
-  for (int64_t i = 0; i < n; ++i) sx += xs[i], sy += ys[i], sxx += xs[i] * xs[i], sxy += xs[i] * ys[i];
+  for (int64_t i = 0; i < n; ++i)
+    sx += xs[i], sy += ys[i], sxx += xs[i] * xs[i], sxy += xs[i] * ys[i];
   const double w_star = (n * sxy - sx * sy) / (n * sxx - sx * sx), b_star = (sy - w_star * sx) / n;
   auto J = [&](double w, double b) {
     double s = 0;
     for (int64_t i = 0; i < n; ++i) s += (w * xs[i] + b - ys[i]) * (w * xs[i] + b - ys[i]);
     return s / static_cast<double>(n);
   };
-  std::printf("loss_landscape: J(w, b) = mean((w x + b - y)^2), optimum w* = %.4f, b* = %.4f, "
-              "J* = %.5f\n",
-              w_star, b_star, J(w_star, b_star));
+  std::printf(
+      "loss_landscape: J(w, b) = mean((w x + b - y)^2), optimum w* = %.4f, b* = %.4f, "
+      "J* = %.5f\n",
+      w_star, b_star, J(w_star, b_star));
 
   struct Run {
     std::string name;
@@ -74,10 +76,11 @@ int main(int argc, char** argv) {
       }
     }
     const double dist = std::hypot(r.path.x.back() - w_star, r.path.y.back() - b_star);
-    std::printf("%-19s after %d steps: w = %9.4f, b = %9.4f, loss %.5g (start %.5g), distance "
-                "to optimum %.3g\n",
-                r.name.c_str(), kSteps, r.path.x.back(), r.path.y.back(), r.loss.y.back(),
-                r.loss.y.front(), dist);
+    std::printf(
+        "%-19s after %d steps: w = %9.4f, b = %9.4f, loss %.5g (start %.5g), distance "
+        "to optimum %.3g\n",
+        r.name.c_str(), kSteps, r.path.x.back(), r.path.y.back(), r.loss.y.back(), r.loss.y.front(),
+        dist);
   }
   int failures = 0;
   auto dist = [&](const Run& r) {
@@ -88,7 +91,8 @@ int main(int argc, char** argv) {
     ++failures;
   }
   bool falling = true;
-  for (size_t i = 1; i < runs[0].loss.y.size(); ++i) falling &= runs[0].loss.y[i] < runs[0].loss.y[i - 1];
+  for (size_t i = 1; i < runs[0].loss.y.size(); ++i)
+    falling &= runs[0].loss.y[i] < runs[0].loss.y[i - 1];
   if (!(dist(runs[0]) > 0.1 && falling)) {
     std::printf("FAIL: the small learning rate should descend at every step and still be far\n");
     ++failures;
@@ -99,11 +103,11 @@ int main(int argc, char** argv) {
   }
 
   std::vector<plot::Series> paths;
-  plot::Chart curves{.title = "loss per step", .xlabel = "step", .ylabel = "J (log)", .log_y = true};
+  plot::Chart curves{
+      .title = "loss per step", .xlabel = "step", .ylabel = "J (log)", .log_y = true};
   for (const Run& r : runs) paths.push_back(r.path), curves.series.push_back(r.loss);
-  const std::string landscape =
-      plot::contour("J(w, b) and the paths of gradient descent", "w", "b", -1, 4, -3, 1.5, 90, J,
-                    paths);
+  const std::string landscape = plot::contour("J(w, b) and the paths of gradient descent", "w", "b",
+                                              -1, 4, -3, 1.5, 90, J, paths);
   if (!plot::write_file(plot::out_dir(argc, argv) / "loss_landscape.svg",
                         plot::page({landscape, plot::line_chart(curves)}, 430, 430)))
     return 1;

@@ -76,8 +76,8 @@ int main(int argc, char** argv) {
   int failures = 0;
   for (size_t i = 1; i < runs.size(); ++i)
     if (!(runs[i].by_epoch.y.back() < runs[0].by_epoch.y.back())) {
-      std::printf("FAIL: %s should end below full-batch GD after %d epochs\n",
-                  runs[i].name.c_str(), epochs);
+      std::printf("FAIL: %s should end below full-batch GD after %d epochs\n", runs[i].name.c_str(),
+                  epochs);
       ++failures;
     }
   plot::Chart a{.title = "training loss per epoch", .xlabel = "epoch", .ylabel = "loss"};

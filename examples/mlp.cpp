@@ -12,8 +12,8 @@
 // angle = 4j + 4 r + N(0, 0.2^2), x = (r sin angle, r cos angle). x [N, 2], labels int64 [N].
 #include <soma/soma.h>
 
-#include <chrono>
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>

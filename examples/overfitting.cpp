@@ -12,8 +12,8 @@
 #include <soma/soma.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <random>
 #include <string>
@@ -51,7 +51,9 @@ int main(int argc, char** argv) {
   soma::data::DataLoader train_loader(make_data(100, 1),
                                       {.batch_size = 25, .shuffle = true, .seed = 2});
   soma::data::DataLoader val_loader(make_data(1000, 2), {.batch_size = 1000});
-  auto loss = [](const soma::Tensor& out, const soma::Tensor& y) { return F::cross_entropy(out, y); };
+  auto loss = [](const soma::Tensor& out, const soma::Tensor& y) {
+    return F::cross_entropy(out, y);
+  };
 
   struct Run {
     std::string name;

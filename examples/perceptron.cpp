@@ -109,8 +109,8 @@ int main(int argc, char** argv) {
     }
     auto predict = [&](double x1, double x2) { return b + w[0] * x1 + w[1] * x2 > 0 ? 1 : 0; };
     if (!plot::write_file(plot::out_dir(argc, argv) / "perceptron.svg",
-                          plot::page({plot::class_map("perceptron: sigmoid(w0 + X^T W) > 0.5",
-                                                      -1, 1, 60, predict, px, py, label)},
+                          plot::page({plot::class_map("perceptron: sigmoid(w0 + X^T W) > 0.5", -1,
+                                                      1, 60, predict, px, py, label)},
                                      300, 320)))
       return 1;
   }

@@ -42,10 +42,14 @@ struct Chart {
 inline std::string esc(const std::string& s) {
   std::string o;
   for (char c : s) {
-    if (c == '<') o += "&lt;";
-    else if (c == '>') o += "&gt;";
-    else if (c == '&') o += "&amp;";
-    else o += c;
+    if (c == '<')
+      o += "&lt;";
+    else if (c == '>')
+      o += "&gt;";
+    else if (c == '&')
+      o += "&amp;";
+    else
+      o += c;
   }
   return o;
 }
@@ -81,9 +85,9 @@ inline std::string axes(const Frame& f, const std::string& title, const std::str
     const double x = f.x0 + (f.x1 - f.x0) * i / 4;
     s << "<text x='" << f.px(x) << "' y='" << f.h - f.bottom + 14
       << "' text-anchor='middle' font-size='10'>" << num(x) << "</text>";
-    const double y = f.log_y ? std::pow(10, std::log10(f.y0) +
-                                                (std::log10(f.y1) - std::log10(f.y0)) * i / 4)
-                             : f.y0 + (f.y1 - f.y0) * i / 4;
+    const double y =
+        f.log_y ? std::pow(10, std::log10(f.y0) + (std::log10(f.y1) - std::log10(f.y0)) * i / 4)
+                : f.y0 + (f.y1 - f.y0) * i / 4;
     s << "<text x='" << f.left - 4 << "' y='" << f.py(y) + 3
       << "' text-anchor='end' font-size='10'>" << num(y) << "</text>";
   }
@@ -179,8 +183,8 @@ inline std::string class_map(const std::string& title, double lo, double hi, int
   for (int i = 0; i < cells; ++i)
     for (int j = 0; j < cells; ++j) {
       const int k = predict(lo + (i + 0.5) * step, lo + (j + 0.5) * step);
-      s << "<rect x='" << f.px(lo + i * step) << "' y='" << f.py(lo + (j + 1) * step)
-        << "' width='" << cw + 0.5 << "' height='" << ch + 0.5 << "' fill='"
+      s << "<rect x='" << f.px(lo + i * step) << "' y='" << f.py(lo + (j + 1) * step) << "' width='"
+        << cw + 0.5 << "' height='" << ch + 0.5 << "' fill='"
         << kColors[static_cast<size_t>(k) % kColors.size()] << "' fill-opacity='0.25'/>";
     }
   for (size_t i = 0; i < px.size(); ++i)
@@ -203,8 +207,8 @@ inline std::string contour(const std::string& title, const std::string& xl, cons
   double lo = INFINITY, hi = -INFINITY;
   for (int i = 0; i < cells; ++i)
     for (int j = 0; j < cells; ++j) {
-      const double val = std::log10(z(x0 + (i + 0.5) * (x1 - x0) / cells,
-                                      y0 + (j + 0.5) * (y1 - y0) / cells) + 1e-12);
+      const double val = std::log10(
+          z(x0 + (i + 0.5) * (x1 - x0) / cells, y0 + (j + 0.5) * (y1 - y0) / cells) + 1e-12);
       v[static_cast<size_t>(i * cells + j)] = val;
       lo = std::min(lo, val), hi = std::max(hi, val);
     }
@@ -219,8 +223,8 @@ inline std::string contour(const std::string& title, const std::string& xl, cons
       const int g = 255 - band * 17;
       char color[16];
       std::snprintf(color, sizeof color, "#%02x%02xff", g, g);
-      s << "<rect x='" << f.left + i * cw << "' y='" << f.h - f.bottom - (j + 1) * ch
-        << "' width='" << cw + 0.5 << "' height='" << ch + 0.5 << "' fill='" << color << "'/>";
+      s << "<rect x='" << f.left + i * cw << "' y='" << f.h - f.bottom - (j + 1) * ch << "' width='"
+        << cw + 0.5 << "' height='" << ch + 0.5 << "' fill='" << color << "'/>";
     }
   std::vector<Series> colored = paths;
   for (size_t i = 0; i < colored.size(); ++i)
