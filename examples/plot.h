@@ -7,11 +7,12 @@
 //   plot::write_file("loss.svg", plot::page({plot::line_chart(c)}));
 #pragma once
 
+#include <soma/io/file.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <functional>
 #include <limits>
 #include <sstream>
@@ -33,7 +34,7 @@ struct Series {
 
 struct Chart {
   std::string title, xlabel, ylabel;
-  std::vector<Series> series;
+  std::vector<Series> series{};
   bool log_y = false;
   std::vector<std::pair<double, std::string>> vlines{};  // dashed vertical markers
   double width = 420, height = 300;
@@ -63,7 +64,7 @@ inline std::string num(double v) {
 // Plot area inside a w x h panel, and the data -> pixel maps.
 struct Frame {
   double w, h, left = 58, right = 12, top = 28, bottom = 42;
-  double x0, x1, y0, y1;
+  double x0 = 0, x1 = 1, y0 = 0, y1 = 1;
   bool log_y = false;
   double px(double x) const { return left + (x - x0) / (x1 - x0) * (w - left - right); }
   double py(double y) const {
@@ -256,15 +257,15 @@ inline std::string page(const std::vector<std::string>& panels, double width_eac
   return s.str();
 }
 
-/// Writes `text` to `path` (creating its directory); false and a message on failure.
+/// Writes `text` to `path` atomically (soma::io::atomic_write: a temporary file renamed into
+/// place), creating its directory; false and the error on failure.
 inline bool write_file(const std::filesystem::path& path, const std::string& text) {
   std::error_code ec;
   if (path.has_parent_path()) std::filesystem::create_directories(path.parent_path(), ec);
-  std::ofstream out(path, std::ios::binary);
-  out << text;
-  out.close();
-  if (!out) {
-    std::fprintf(stderr, "cannot write %s\n", path.string().c_str());
+  try {
+    soma::io::atomic_write(path.string(), text);
+  } catch (const soma::Error& e) {
+    std::fprintf(stderr, "%s\n", e.what());
     return false;
   }
   std::printf("wrote %s\n", path.string().c_str());

@@ -64,10 +64,12 @@ struct Bucket {
   int64_t numel = 0;
 };
 
-std::vector<Bucket> make_buckets(const std::vector<Tensor>& tensors, int64_t bucket_bytes,
-                                 const char* op) {
+// Splits `tensors` into buckets (into `buckets`, whose capacity is reused: no allocation per
+// training step once warm).
+void make_buckets(const std::vector<Tensor>& tensors, int64_t bucket_bytes, const char* op,
+                  std::vector<Bucket>& buckets) {
   SOMA_CHECK(bucket_bytes > 0, op, ": bucket_bytes must be positive, got ", bucket_bytes);
-  std::vector<Bucket> buckets;
+  buckets.clear();
   for (size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
     SOMA_CHECK(t.defined(), op, ": tensor ", i, " is undefined");
@@ -83,13 +85,14 @@ std::vector<Bucket> make_buckets(const std::vector<Tensor>& tensors, int64_t buc
     buckets.back().end = i + 1;
     buckets.back().numel += t.numel();
   }
-  return buckets;
 }
+
+// This process's place in the job, valid while MPI is active (see active()).
+int g_rank = 0, g_world = 1, g_local_rank = 0, g_local_size = 1;
 
 #ifdef SOMA_WITH_MPI
 
 bool g_initialized_here = false;  // init() started MPI (so finalize() ends it)
-int g_rank = 0, g_world = 1, g_local_rank = 0, g_local_size = 1;
 
 bool mpi_active() {
   int initialized = 0, finalized = 0;
@@ -115,16 +118,18 @@ MPI_Datatype mpi_type(DType d) {
 // MPI counts are int: a message over 2^30 elements goes in pieces.
 constexpr int64_t kMaxCount = int64_t{1} << 30;
 
-void allreduce_in_place(void* data, int64_t count, DType dtype, const char* call) {
+// Sums `count` elements over ranks in place; returns the number of MPI_Allreduce calls.
+int64_t allreduce_in_place(void* data, int64_t count, DType dtype, const char* call) {
   char* p = static_cast<char*>(data);
   const size_t elem = element_size(dtype);
-  for (int64_t done = 0; done < count;) {
+  int64_t messages = 0;
+  for (int64_t done = 0; done < count; ++messages) {
     const int n = static_cast<int>(std::min(kMaxCount, count - done));
     check(MPI_Allreduce(MPI_IN_PLACE, p + done * elem, n, mpi_type(dtype), MPI_SUM, MPI_COMM_WORLD),
           call);
     done += n;
-    ++g_stats.messages;
   }
+  return messages;
 }
 
 // dst[i] = scale * src[i] for i < n: packing a gradient into its bucket in one pass.
@@ -210,6 +215,15 @@ void terminate_handler() {
 
 #endif  // SOMA_WITH_MPI
 
+// Whether this process is part of an MPI job (MPI initialised and not yet finalised).
+bool active() {
+#ifdef SOMA_WITH_MPI
+  return mpi_active();
+#else
+  return false;
+#endif
+}
+
 void check_root(int root, const char* op) {
   SOMA_CHECK(root >= 0 && root < world_size(), op, ": root ", root, " is not a rank of this ",
              world_size(), "-rank job");
@@ -270,11 +284,7 @@ void finalize() {
 }
 
 bool is_initialized() {
-#ifdef SOMA_WITH_MPI
-  return mpi_active();
-#else
-  return false;
-#endif
+  return active();
 }
 
 Environment::Environment(int& argc, char**& argv) : uncaught_(std::uncaught_exceptions()) {
@@ -295,46 +305,31 @@ Environment::~Environment() {
 }
 
 int rank() {
-#ifdef SOMA_WITH_MPI
-  return mpi_active() ? g_rank : 0;
-#else
-  return 0;
-#endif
+  return active() ? g_rank : 0;
 }
 
 int world_size() {
-#ifdef SOMA_WITH_MPI
-  return mpi_active() ? g_world : 1;
-#else
-  return 1;
-#endif
+  return active() ? g_world : 1;
 }
 
 int local_rank() {
-#ifdef SOMA_WITH_MPI
-  return mpi_active() ? g_local_rank : 0;
-#else
-  return 0;
-#endif
+  return active() ? g_local_rank : 0;
 }
 
 int local_size() {
-#ifdef SOMA_WITH_MPI
-  return mpi_active() ? g_local_size : 1;
-#else
-  return 1;
-#endif
+  return active() ? g_local_size : 1;
 }
 
 void barrier() {
 #ifdef SOMA_WITH_MPI
-  if (mpi_active()) check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
+  if (active()) check(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier");
 #endif
 }
 
 void broadcast_parameters(const std::vector<Tensor>& tensors, int root, int64_t bucket_bytes) {
   check_root(root, "broadcast_parameters");
-  const std::vector<Bucket> buckets = make_buckets(tensors, bucket_bytes, "broadcast_parameters");
+  std::vector<Bucket> buckets;
+  make_buckets(tensors, bucket_bytes, "broadcast_parameters", buckets);
   if (world_size() == 1) return;
 #ifdef SOMA_WITH_MPI
   NoGradGuard no_grad;
@@ -375,7 +370,9 @@ double allreduce_gradients(const std::vector<Tensor>& params, double weight, int
              "allreduce_gradients: weight must be finite and >= 0 (or NaN to mark a failed "
              "step), got ",
              weight);
-  const std::vector<Bucket> buckets = make_buckets(params, bucket_bytes, "allreduce_gradients");
+  // Called every training step: the bucket list and the weights message reuse their storage.
+  thread_local std::vector<Bucket> buckets;
+  make_buckets(params, bucket_bytes, "allreduce_gradients", buckets);
   for (size_t i = 0; i < params.size(); ++i) {
     const Tensor g = params[i].grad();
     SOMA_CHECK(!g.defined() || g.shape() == params[i].shape(),
@@ -389,11 +386,12 @@ double allreduce_gradients(const std::vector<Tensor>& params, double weight, int
   ++g_stats.calls;
   // Weights and which ranks hold each gradient, in one small message:
   //   meta[0] = sum of weights, meta[1 + i] = ranks that have a gradient for parameter i.
-  std::vector<double> meta(params.size() + 1, 0.0);
+  thread_local std::vector<double> meta;
+  meta.assign(params.size() + 1, 0.0);
   meta[0] = weight;
   for (size_t i = 0; i < params.size(); ++i) meta[i + 1] = params[i].grad().defined() ? 1 : 0;
-  allreduce_in_place(meta.data(), static_cast<int64_t>(meta.size()), kFloat64,
-                     "allreduce_gradients: MPI_Allreduce");
+  g_stats.messages += allreduce_in_place(meta.data(), static_cast<int64_t>(meta.size()), kFloat64,
+                                         "allreduce_gradients: MPI_Allreduce");
   const double total = meta[0];
   // Failed step somewhere (NaN weight), or nothing to average: leave the gradients alone.
   if (!(total > 0)) {
@@ -450,10 +448,8 @@ double allreduce_gradients(const std::vector<Tensor>& params, double weight, int
 void allreduce_sum(std::vector<double>& values) {
   if (world_size() == 1 || values.empty()) return;
 #ifdef SOMA_WITH_MPI
-  const int64_t messages = g_stats.messages;
   allreduce_in_place(values.data(), static_cast<int64_t>(values.size()), kFloat64,
-                     "allreduce_sum: MPI_Allreduce");
-  g_stats.messages = messages;  // counts gradient traffic only
+                     "allreduce_sum: MPI_Allreduce");  // not gradient traffic: not counted
 #endif
 }
 

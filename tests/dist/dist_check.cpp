@@ -142,9 +142,6 @@ int equivalence(int64_t local_batch, int64_t samples) {
         static_cast<long long>(steps), static_cast<long long>(samples), worst, loss, ref_loss);
     expect(worst <= 1e-5, "weights differ by more than 1e-5 relative");
     expect(std::fabs(loss - ref_loss) <= 1e-5 * std::fabs(ref_loss), "epoch losses differ");
-    // A loss that barely moved would make the comparison weak.
-    const double first = h["loss"].front();
-    expect(first > 0, "no loss logged");
   }
   return failures == 0 ? 0 : 1;
 }
