@@ -11,6 +11,7 @@ namespace {
 
 constexpr std::string_view kModelPrefix = "model.";
 constexpr std::string_view kOptimizerPrefix = "optimizer.";
+constexpr std::string_view kStatePrefix = "state.";
 
 bool is_reserved(const std::string& key) {
   return key == "format" || key == "epoch" || key == "rng_state";
@@ -43,9 +44,11 @@ Checkpoint from_file(SafetensorsFile file, const std::string& path) {
       ckpt.model.emplace(name.substr(kModelPrefix.size()), t);
     } else if (name.starts_with(kOptimizerPrefix)) {
       ckpt.optimizer.emplace(name.substr(kOptimizerPrefix.size()), t);
+    } else if (name.starts_with(kStatePrefix)) {
+      ckpt.state.emplace(name.substr(kStatePrefix.size()), t);
     } else {
       detail::fail(where, "unexpected tensor \"", name,
-                   "\" (names start with \"model.\" or \"optimizer.\")");
+                   "\" (names start with \"model.\", \"optimizer.\" or \"state.\")");
     }
   }
   return ckpt;
@@ -59,6 +62,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt) {
   for (const auto& [key, t] : ckpt.model) tensors.emplace(std::string(kModelPrefix) + key, t);
   for (const auto& [key, t] : ckpt.optimizer)
     tensors.emplace(std::string(kOptimizerPrefix) + key, t);
+  for (const auto& [key, t] : ckpt.state) tensors.emplace(std::string(kStatePrefix) + key, t);
   Metadata metadata;
   for (const auto& [key, value] : ckpt.extra) {
     SOMA_CHECK(!is_reserved(key), "save_checkpoint: ", path, ": extra entry \"", key,

@@ -9,6 +9,39 @@
 #include "soma/core/error.h"
 
 namespace soma::optim {
+namespace {
+
+Tensor f64(double v) {
+  return full({}, v, kFloat64);
+}
+Tensor i64(int64_t v) {
+  Tensor t = zeros({}, kInt64);
+  t.data<int64_t>()[0] = v;
+  return t;
+}
+
+const Tensor& entry(const SchedulerState& s, const std::string& who, const std::string& key,
+                    DType dtype) {
+  auto it = s.find(key);
+  SOMA_CHECK(it != s.end(), who, "::load_state_dict: missing key \"", key, "\"");
+  SOMA_CHECK(it->second.defined() && it->second.dim() == 0 && it->second.dtype() == dtype, who,
+             "::load_state_dict: \"", key, "\" must be a 0-d ", dtype_name(dtype), " tensor");
+  return it->second;
+}
+double get_f64(const SchedulerState& s, const std::string& who, const std::string& key) {
+  return entry(s, who, key, kFloat64).item<double>();
+}
+int64_t get_i64(const SchedulerState& s, const std::string& who, const std::string& key) {
+  return entry(s, who, key, kInt64).item<int64_t>();
+}
+// The number of "<prefix><g>" keys, which must be 0..n-1.
+size_t group_count(const SchedulerState& s, const std::string& prefix) {
+  size_t n = 0;
+  while (s.count(prefix + std::to_string(n))) ++n;
+  return n;
+}
+
+}  // namespace
 
 LRScheduler::LRScheduler(Optimizer& optimizer) : optimizer_(optimizer) {
   for (size_t g = 0; g < optimizer.num_param_groups(); ++g)
@@ -28,6 +61,37 @@ void LRScheduler::step() {
     optimizer_.set_group_lr(g, lr);
     last_lr_.push_back(lr);
   }
+}
+
+SchedulerState LRScheduler::state_dict() const {
+  SchedulerState s;
+  s["last_epoch"] = i64(last_epoch_);
+  s["step_count"] = i64(step_count_);
+  for (size_t g = 0; g < base_lrs_.size(); ++g) {
+    s["base_lrs." + std::to_string(g)] = f64(base_lrs_[g]);
+    s["last_lr." + std::to_string(g)] = f64(last_lr_.at(g));
+  }
+  return s;
+}
+
+void LRScheduler::load_state_dict(const SchedulerState& s) {
+  const std::string who = "LRScheduler";
+  const size_t groups = group_count(s, "base_lrs.");
+  SOMA_CHECK(groups == base_lrs_.size(), who, "::load_state_dict: the state has ", groups,
+             " parameter groups, the optimizer ", base_lrs_.size());
+  std::vector<double> base(groups), last(groups);
+  for (size_t g = 0; g < groups; ++g) {
+    base[g] = get_f64(s, who, "base_lrs." + std::to_string(g));
+    last[g] = get_f64(s, who, "last_lr." + std::to_string(g));
+  }
+  const int64_t last_epoch = get_i64(s, who, "last_epoch");
+  const int64_t step_count = get_i64(s, who, "step_count");
+  SOMA_CHECK(last_epoch >= 0 && step_count >= 1, who, "::load_state_dict: last_epoch ",
+             last_epoch, " and step_count ", step_count, " are not a stepped scheduler's");
+  base_lrs_ = std::move(base);
+  last_lr_ = std::move(last);
+  last_epoch_ = last_epoch;
+  step_count_ = step_count;
 }
 
 StepLR::StepLR(Optimizer& optimizer, StepLROptions options)
@@ -103,6 +167,37 @@ ReduceLROnPlateau::ReduceLROnPlateau(Optimizer& optimizer, ReduceLROnPlateauOpti
                                            : -std::numeric_limits<double>::infinity();
   for (size_t g = 0; g < optimizer.num_param_groups(); ++g)
     last_lr_.push_back(optimizer.group_lr(g));
+}
+
+SchedulerState ReduceLROnPlateau::state_dict() const {
+  SchedulerState s;
+  s["best"] = f64(best_);
+  s["num_bad_epochs"] = i64(num_bad_epochs_);
+  s["cooldown_counter"] = i64(cooldown_counter_);
+  s["last_epoch"] = i64(last_epoch_);
+  for (size_t g = 0; g < last_lr_.size(); ++g) s["last_lr." + std::to_string(g)] = f64(last_lr_[g]);
+  return s;
+}
+
+void ReduceLROnPlateau::load_state_dict(const SchedulerState& s) {
+  const std::string who = "ReduceLROnPlateau";
+  const size_t groups = group_count(s, "last_lr.");
+  SOMA_CHECK(groups == last_lr_.size(), who, "::load_state_dict: the state has ", groups,
+             " parameter groups, the optimizer ", last_lr_.size());
+  std::vector<double> last(groups);
+  for (size_t g = 0; g < groups; ++g) last[g] = get_f64(s, who, "last_lr." + std::to_string(g));
+  const double best = get_f64(s, who, "best");
+  const int64_t bad = get_i64(s, who, "num_bad_epochs");
+  const int64_t cooldown = get_i64(s, who, "cooldown_counter");
+  const int64_t last_epoch = get_i64(s, who, "last_epoch");
+  SOMA_CHECK(!std::isnan(best) && bad >= 0 && cooldown >= 0 && last_epoch >= 0, who,
+             "::load_state_dict: invalid state (best ", best, ", num_bad_epochs ", bad,
+             ", cooldown_counter ", cooldown, ", last_epoch ", last_epoch, ")");
+  best_ = best;
+  num_bad_epochs_ = bad;
+  cooldown_counter_ = cooldown;
+  last_epoch_ = last_epoch;
+  last_lr_ = std::move(last);
 }
 
 bool ReduceLROnPlateau::is_better(double a, double best) const {

@@ -232,6 +232,10 @@ bool EarlyStopping::improves(double value, double reference) const {
 }
 
 void EarlyStopping::on_train_begin(TrainState&) {
+  if (restored_) {  // a resumed run: continue with the loaded state
+    restored_ = false;
+    return;
+  }
   wait_ = 0;
   stopped_epoch_ = -1;
   best_epoch_ = -1;
@@ -265,6 +269,49 @@ void EarlyStopping::on_epoch_end(TrainState& state, int64_t epoch, const Logs& l
     stopped_epoch_ = epoch;
     state.stop_training = true;
   }
+}
+
+nn::StateDict EarlyStopping::state_dict() const {
+  nn::StateDict s;
+  s["best"] = full({}, best_, kFloat64);
+  auto i64 = [](int64_t v) {
+    Tensor t = zeros({}, kInt64);
+    t.data<int64_t>()[0] = v;
+    return t;
+  };
+  s["best_epoch"] = i64(best_epoch_);
+  s["wait"] = i64(wait_);
+  s["stopped_epoch"] = i64(stopped_epoch_);
+  for (const auto& [name, t] : best_weights_) s["best_weights." + name] = t;
+  return s;
+}
+
+void EarlyStopping::load_state_dict(const nn::StateDict& s) {
+  auto get = [&](const std::string& key, DType dtype) -> const Tensor& {
+    auto it = s.find(key);
+    SOMA_CHECK(it != s.end(), "EarlyStopping::load_state_dict: missing key \"", key, "\"");
+    SOMA_CHECK(it->second.defined() && it->second.dim() == 0 && it->second.dtype() == dtype,
+               "EarlyStopping::load_state_dict: \"", key, "\" must be a 0-d ",
+               dtype_name(dtype), " tensor");
+    return it->second;
+  };
+  const double best = get("best", kFloat64).item<double>();
+  const int64_t best_epoch = get("best_epoch", kInt64).item<int64_t>();
+  const int64_t wait = get("wait", kInt64).item<int64_t>();
+  const int64_t stopped = get("stopped_epoch", kInt64).item<int64_t>();
+  SOMA_CHECK(!std::isnan(best) && best_epoch >= -1 && wait >= 0 && stopped >= -1,
+             "EarlyStopping::load_state_dict: invalid state (best ", best, ", best_epoch ",
+             best_epoch, ", wait ", wait, ", stopped_epoch ", stopped, ")");
+  nn::StateDict weights;
+  const std::string prefix = "best_weights.";
+  for (const auto& [key, t] : s)
+    if (key.starts_with(prefix)) weights.emplace(key.substr(prefix.size()), t.detach().clone());
+  best_ = best;
+  best_epoch_ = best_epoch;
+  wait_ = wait;
+  stopped_epoch_ = stopped;
+  best_weights_ = std::move(weights);
+  restored_ = true;
 }
 
 void EarlyStopping::on_train_end(TrainState& state) {

@@ -2,6 +2,7 @@
 // into a one-line message and a non-zero exit.
 #pragma once
 
+#include <set>
 #include <string>
 
 #include "config.h"
@@ -10,7 +11,9 @@ namespace soma::cli {
 
 /// Trains, evaluates on the test split and writes model.safetensors, checkpoint.safetensors,
 /// history.csv, metrics.json and report.html into config.out. Returns the output directory.
-std::string train(TrainConfig config);
+/// `given` names the options the user set (flags or config file; normalized_key names): with
+/// config.resume the others come from the checkpoint's recorded configuration.
+std::string train(TrainConfig config, const std::set<std::string>& given = {});
 
 struct DataArgs {
   std::string data;          // IDX directory (default: Fashion-MNIST)

@@ -54,30 +54,17 @@ std::string shown(const json& v) {
   return v.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-}  // namespace
-
-void load_config_file(const std::string& path, TrainConfig& c) {
-  const std::string text = io::read_file(path);
-  json j;
-  const bool is_json = path.size() >= 5 && path.substr(path.size() - 5) == ".json";
-  const bool is_toml = path.size() >= 5 && path.substr(path.size() - 5) == ".toml";
-  SOMA_CHECK(is_json || is_toml, "config: ", path, ": expected a .json or .toml file");
-  if (is_json) {
-    try {
-      j = json::parse(text);
-    } catch (const json::exception& e) {
-      detail::fail("config: ", path, ": invalid JSON (", e.what(), ")");
-    }
-  } else {
-    j = parse_toml(text, path);
-  }
+// Applies a JSON object of options to `c`; `where` names the file in messages.
+void apply_object(const json& j, TrainConfig& c, const std::string& path,
+                  std::set<std::string>* keys) {
   SOMA_CHECK(j.is_object(), "config: ", path, ": expected an object of options");
+  std::set<std::string> seen;
   for (auto& item : j.items()) {  // not a structured binding: clang 14 cannot capture one
     const std::string raw_key = item.key();
     const json& v = item.value();
-    std::string key = raw_key;
-    for (char& ch : key)
-      if (ch == '-') ch = '_';
+    const std::string key = normalized_key(raw_key);
+    SOMA_CHECK(!seen.count(key), "config: ", path, ": option '", raw_key, "' is given twice");
+    seen.insert(key);
     auto num = [&]() {
       SOMA_CHECK(v.is_number(), "config: ", path, ": '", raw_key, "' must be a number, got ",
                  shown(v));
@@ -167,9 +154,48 @@ void load_config_file(const std::string& path, TrainConfig& c) {
       c.quiet = boolean();
     else if (key == "detect_anomaly")
       c.detect_anomaly = boolean();
+    else if (key == "override")
+      c.override_recorded = boolean();
     else
       detail::fail("config: ", path, ": unknown option '", raw_key, "'");
+    if (keys) keys->insert(key);
   }
+}  // namespace
+
+std::string normalized_key(std::string key) {
+  if (key.starts_with("--")) key = key.substr(2);
+  for (char& ch : key)
+    if (ch == '-') ch = '_';
+  return key;
+}
+
+void load_config_file(const std::string& path, TrainConfig& c, std::set<std::string>* keys) {
+  const std::string text = io::read_file(path);
+  json j;
+  const bool is_json = path.size() >= 5 && path.substr(path.size() - 5) == ".json";
+  const bool is_toml = path.size() >= 5 && path.substr(path.size() - 5) == ".toml";
+  SOMA_CHECK(is_json || is_toml, "config: ", path, ": expected a .json or .toml file");
+  if (is_json) {
+    try {
+      j = json::parse(text);
+    } catch (const json::exception& e) {
+      detail::fail("config: ", path, ": invalid JSON (", e.what(), ")");
+    }
+  } else {
+    j = parse_toml(text, path);
+  }
+  apply_object(j, c, path, keys);
+}
+
+void load_config_json(const std::string& text, TrainConfig& c, const std::string& origin) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception& e) {
+    detail::fail("config: ", origin, ": invalid JSON (", e.what(), ")");
+  }
+  apply_object(j, c, origin, nullptr);
+}
 }
 
 void validate(const TrainConfig& c) {

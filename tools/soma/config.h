@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -34,12 +35,19 @@ struct TrainConfig {
   // output
   std::string out;  // default runs/<timestamp>
   bool resume = false;
+  bool override_recorded = false;  // --override: resume with changed recorded options
   bool quiet = false;
   bool detect_anomaly = false;  // check every op's output and gradient for NaN / inf
 };
 
-/// Loads a .json or .toml file (flat keys named like the flags, with '-' or '_').
-void load_config_file(const std::string& path, TrainConfig& config);
+/// "--batch-size", "batch-size" and "batch_size" all name the option "batch_size".
+std::string normalized_key(std::string key);
+/// Loads a .json or .toml file (keys named like the flags, with '-' or '_'); adds the
+/// normalized name of every option it sets to `keys`.
+void load_config_file(const std::string& path, TrainConfig& config,
+                      std::set<std::string>* keys = nullptr);
+/// Applies a JSON object of options (to_json's output, e.g. recorded in a checkpoint).
+void load_config_json(const std::string& text, TrainConfig& config, const std::string& origin);
 /// Throws soma::Error for invalid values.
 void validate(const TrainConfig& config);
 /// The configuration as JSON text (saved in checkpoints, metrics and the report).

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -20,14 +21,15 @@ namespace {
 using soma::cli::TrainConfig;
 
 // --config is read before the other flags so that flags override the file.
-void preload_config(int argc, char** argv, TrainConfig& config) {
+// The names of the options it sets go into `given`.
+void preload_config(int argc, char** argv, TrainConfig& config, std::set<std::string>& given) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--config") {
       SOMA_CHECK(i + 1 < argc, "--config needs a file name");
-      soma::cli::load_config_file(argv[i + 1], config);
+      soma::cli::load_config_file(argv[i + 1], config, &given);
     } else if (a.rfind("--config=", 0) == 0) {
-      soma::cli::load_config_file(a.substr(9), config);
+      soma::cli::load_config_file(a.substr(9), config, &given);
     }
   }
 }
@@ -78,7 +80,10 @@ int run(int argc, char** argv) {
   train->add_option("--label-column", config.label_column, "label column of the CSV");
   train->add_option("--validation", config.validation, "held-out fraction for validation");
   train->add_option("--out", config.out, "output directory (default: runs/<timestamp>)");
-  train->add_flag("--resume", config.resume, "continue the run in --out from its checkpoint");
+  train->add_flag("--resume", config.resume,
+                  "continue the run in --out from its checkpoint, with its recorded options");
+  train->add_flag("--override", config.override_recorded,
+                  "with --resume: apply options that differ from the recorded ones");
   train->add_flag("--quiet", config.quiet, "no progress output");
   train->add_flag("--detect-anomaly", config.detect_anomaly,
                   "stop at the first op whose output or gradient is NaN or infinite, naming it "
@@ -95,7 +100,8 @@ int run(int argc, char** argv) {
   CLI::App* summary = app.add_subcommand("summary", "print a model's layer table");
   summary->add_option("--model", model, "model.safetensors written by soma train")->required();
 
-  preload_config(argc, argv, config);
+  std::set<std::string> given;  // options set by the config file or a flag
+  preload_config(argc, argv, config, given);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -120,7 +126,10 @@ int run(int argc, char** argv) {
         config.hidden.push_back(w);
       }
     }
-    soma::cli::train(config);
+    for (const CLI::Option* opt : train->get_options())
+      if (opt->count() > 0 && opt->get_name() != "--config")
+        given.insert(soma::cli::normalized_key(opt->get_name()));
+    soma::cli::train(config, given);
   } else if (eval->parsed()) {
     soma::cli::eval(model, data_args);
   } else if (predict->parsed()) {

@@ -2,6 +2,7 @@
 //
 //   tensors    "model.<key>"      the model's state dict (nn::Module::state_dict())
 //              "optimizer.<key>"  the optimizer's state (optim::Optimizer::state_dict())
+//              "state.<key>"      any other state the caller keeps (schedulers, callbacks)
 //   metadata   "format"    = "soma-checkpoint-1"
 //              "epoch"     = epochs completed, decimal
 //              "rng_state" = soma::get_rng_state() at save time
@@ -31,6 +32,7 @@ inline constexpr const char* kCheckpointFormat = "soma-checkpoint-1";
 struct Checkpoint {
   std::map<std::string, Tensor> model;      // nn::StateDict
   std::map<std::string, Tensor> optimizer;  // optim::OptimizerState
+  std::map<std::string, Tensor> state;      // e.g. "scheduler.last_epoch" (optional)
   int64_t epoch = 0;                        // epochs completed (>= 0)
   std::string rng_state;                    // from soma::get_rng_state() (may be empty)
   Metadata extra;  // caller's entries; "format", "epoch" and "rng_state" are reserved
@@ -41,7 +43,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& ckpt);
 
 /// Reads a checkpoint. Errors (naming the file): every safetensors error, not a soma
 /// checkpoint (no or another "format"), a missing or malformed "epoch", tensors outside
-/// "model." / "optimizer.".
+/// "model." / "optimizer." / "state.".
 Checkpoint load_checkpoint(const std::string& path);
 
 /// load_checkpoint of a file's bytes (e.g. read by rank 0 and broadcast to the other ranks);

@@ -2,15 +2,28 @@
 // chainable form): constructing one sets epoch 0's rate, step() advances one epoch.
 //   soma::optim::StepLR sched(opt, {.step_size = 10, .gamma = 0.1});
 //   for (int epoch = 0; epoch < 30; ++epoch) { train_one_epoch(); sched.step(); }
+//
+// Resume: state_dict() holds everything a scheduler carries between epochs (torch's
+// scheduler.state_dict()); load_state_dict() into a scheduler built over the same optimizer
+// with the same options continues the schedule exactly. Restore the optimizer's own state as
+// well (it holds the current rates).
 #pragma once
 
 #include <cstdint>
 #include <limits>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "soma/optim/optimizer.h"
 
 namespace soma::optim {
+
+/// A scheduler's state by name, as 0-d tensors: float64 for rates and metric values, int64
+/// for counters. LRScheduler: "last_epoch", "step_count", "base_lrs.<g>", "last_lr.<g>";
+/// ReduceLROnPlateau: "best", "num_bad_epochs", "cooldown_counter", "last_epoch",
+/// "last_lr.<g>".
+using SchedulerState = std::map<std::string, Tensor>;
 
 class LRScheduler {
  public:
@@ -20,6 +33,12 @@ class LRScheduler {
   /// The rates set by the last step (one per parameter group).
   const std::vector<double>& get_last_lr() const { return last_lr_; }
   int64_t last_epoch() const { return last_epoch_; }
+  /// The scheduler's state (see SchedulerState).
+  SchedulerState state_dict() const;
+  /// Restores state_dict() of a scheduler over as many parameter groups; a missing key, a
+  /// wrong dtype or shape, or a different group count is an error naming the key. Does not
+  /// change the optimizer's rates (restore the optimizer's state for those).
+  void load_state_dict(const SchedulerState& state);
 
  protected:
   explicit LRScheduler(Optimizer& optimizer);
@@ -124,6 +143,11 @@ class ReduceLROnPlateau {
   void step(double metric);
   const std::vector<double>& get_last_lr() const { return last_lr_; }
   int64_t num_bad_epochs() const { return num_bad_epochs_; }
+  int64_t cooldown_counter() const { return cooldown_counter_; }
+  double best() const { return best_; }
+  /// The state (see SchedulerState) and its restore, as LRScheduler's.
+  SchedulerState state_dict() const;
+  void load_state_dict(const SchedulerState& state);
 
  private:
   bool is_better(double a, double best) const;

@@ -178,6 +178,14 @@ class EarlyStopping : public Callback {
   /// Epochs since the last improvement.
   int64_t wait() const { return wait_; }
   const EarlyStoppingOptions& options() const { return options_; }
+  /// Everything it carries between epochs, to resume a run exactly: "best" (0-d float64),
+  /// "best_epoch", "wait", "stopped_epoch" (0-d int64) and "best_weights.<name>" (the best
+  /// epoch's weights, with restore_best_weights).
+  nn::StateDict state_dict() const;
+  /// Restores state_dict(); the next fit's on_train_begin then keeps it instead of starting
+  /// afresh. To re-open a run that stopped, set "wait" to 0 and "stopped_epoch" to -1 first.
+  /// A missing key or a wrong dtype is an error naming the key.
+  void load_state_dict(const nn::StateDict& state);
 
  private:
   bool improves(double value, double reference) const;
@@ -186,6 +194,7 @@ class EarlyStopping : public Callback {
   double best_ = 0;
   int64_t best_epoch_ = -1, stopped_epoch_ = -1, wait_ = 0;
   nn::StateDict best_weights_;
+  bool restored_ = false;  // load_state_dict since the last on_train_begin
 };
 
 struct ModelCheckpointOptions {
