@@ -86,8 +86,8 @@ void LRScheduler::load_state_dict(const SchedulerState& s) {
   }
   const int64_t last_epoch = get_i64(s, who, "last_epoch");
   const int64_t step_count = get_i64(s, who, "step_count");
-  SOMA_CHECK(last_epoch >= 0 && step_count >= 1, who, "::load_state_dict: last_epoch ",
-             last_epoch, " and step_count ", step_count, " are not a stepped scheduler's");
+  SOMA_CHECK(last_epoch >= 0 && step_count >= 1, who, "::load_state_dict: last_epoch ", last_epoch,
+             " and step_count ", step_count, " are not a stepped scheduler's");
   base_lrs_ = std::move(base);
   last_lr_ = std::move(last);
   last_epoch_ = last_epoch;

@@ -291,8 +291,8 @@ void EarlyStopping::load_state_dict(const nn::StateDict& s) {
     auto it = s.find(key);
     SOMA_CHECK(it != s.end(), "EarlyStopping::load_state_dict: missing key \"", key, "\"");
     SOMA_CHECK(it->second.defined() && it->second.dim() == 0 && it->second.dtype() == dtype,
-               "EarlyStopping::load_state_dict: \"", key, "\" must be a 0-d ",
-               dtype_name(dtype), " tensor");
+               "EarlyStopping::load_state_dict: \"", key, "\" must be a 0-d ", dtype_name(dtype),
+               " tensor");
     return it->second;
   };
   const double best = get("best", kFloat64).item<double>();

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Crash safety of `soma train`: start a run that checkpoints every epoch, SIGKILL it at a
 # random moment (TRIALS times; some kills land inside a checkpoint write), and check after each
-# kill that --resume finishes the run from the latest checkpoint and that no temporary file is
-# left behind. A checkpoint that does not load makes the resume fail.
+# kill that --resume finishes the run from the latest checkpoint with the weights of an
+# uninterrupted run, bit for bit, and that no temporary file is left behind. A checkpoint that
+# does not load makes the resume fail.
 #   tests/cli/kill_test.sh <path to soma> [trials]
 set -u
 SOMA=${1:?usage: kill_test.sh SOMA [TRIALS]}
@@ -14,6 +15,10 @@ TRIALS=${2:-20}
 blobs_csv "$work/blobs.csv" 11
 args=(train --csv "$work/blobs.csv" --label-column label --hidden 1024,1024 --batch-size 64
       --epochs 30 --patience 0 --quiet --threads 1)
+
+# The uninterrupted run: every killed and resumed run must end with its weights, bit for bit.
+"$SOMA" "${args[@]}" --out "$work/reference" 2> "$work/err" \
+  || { echo "FAIL  the uninterrupted reference run: $(cat "$work/err")"; exit 1; }
 
 RANDOM=7  # reproducible kill times
 killed_mid_run=0
@@ -53,10 +58,12 @@ for trial in $(seq 1 "$TRIALS"); do
   if "$SOMA" "${args[@]}" --out "$run" "${resume[@]}" 2> "$work/resume$trial"; then
     lines=$(wc -l < "$run/history.csv")
     stray=$(ls -a "$run" | grep -c '\.tmp\.' || true)
-    if [ "$lines" = 31 ] && [ "$stray" = 0 ] && [ -s "$run/metrics.json" ]; then
-      pass "trial $trial: killed at $ms, after $epochs_before epochs, resumed to 30, no temporary files"
+    same=no
+    cmp -s "$run/model.safetensors" "$work/reference/model.safetensors" && same=yes
+    if [ "$lines" = 31 ] && [ "$stray" = 0 ] && [ -s "$run/metrics.json" ] && [ $same = yes ]; then
+      pass "trial $trial: killed at $ms, after $epochs_before epochs, resumed to 30 with the uninterrupted run's weights, no temporary files"
     else
-      fail "trial $trial: history has $lines lines, $stray temporary files"
+      fail "trial $trial: history has $lines lines, $stray temporary files, weights equal to the uninterrupted run's: $same"
     fi
   else
     fail "trial $trial: resume after $epochs_before epochs failed: $(head -c 300 "$work/resume$trial")"
@@ -64,8 +71,12 @@ for trial in $(seq 1 "$TRIALS"); do
   [ "$left" != 0 ] && mid_write=$((mid_write + 1))
   rm -rf "$run"
 done
-[ "$killed_mid_run" -ge $((TRIALS / 2)) ] && pass "$killed_mid_run of $TRIALS runs were killed mid-run, $mid_write of them inside a file write" \
+[ "$killed_mid_run" -ge $((TRIALS / 2)) ] && pass "$killed_mid_run of $TRIALS runs were killed mid-run" \
   || fail "only $killed_mid_run of $TRIALS runs were still running when killed (runs too fast?)"
+# The even trials aim at a write: at least a quarter of all trials must have landed inside one
+# (a temporary file left behind), or the test did not test torn writes.
+[ "$mid_write" -ge $(((TRIALS + 3) / 4)) ] && pass "$mid_write of $TRIALS kills landed inside a file write" \
+  || fail "only $mid_write of $TRIALS kills landed inside a file write (want >= $(((TRIALS + 3) / 4)))"
 
 if [ "$failures" -ne 0 ]; then
   echo "$failures crash-safety checks failed"

@@ -1,6 +1,7 @@
 // soma train / eval / predict / summary.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -9,6 +10,8 @@
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -133,10 +136,42 @@ std::unique_ptr<optim::LRScheduler> make_scheduler(const TrainConfig& c, optim::
 }
 
 // Per-epoch logs kept by the tool itself (restored on --resume), and the per-epoch checkpoint.
+// The state that lives outside the model and the optimizer, saved in the checkpoint under
+// "state.": the scheduler's ("scheduler."), ReduceLROnPlateau's ("plateau.") and early
+// stopping's ("early_stopping.", with the best weights).
+struct RunState {
+  optim::LRScheduler* scheduler = nullptr;
+  optim::ReduceLROnPlateau* plateau = nullptr;
+  soma::train::EarlyStopping* early = nullptr;
+
+  std::map<std::string, Tensor> state_dict() const {
+    std::map<std::string, Tensor> s;
+    auto put = [&s](const std::string& prefix, const std::map<std::string, Tensor>& part) {
+      for (const auto& [k, t] : part) s.emplace(prefix + k, t);
+    };
+    if (scheduler) put("scheduler.", scheduler->state_dict());
+    if (plateau) put("plateau.", plateau->state_dict());
+    if (early) put("early_stopping.", early->state_dict());
+    return s;
+  }
+};
+
+// The entries of `state` under `prefix`, without it.
+std::map<std::string, Tensor> part(const std::map<std::string, Tensor>& state,
+                                   const std::string& prefix) {
+  std::map<std::string, Tensor> out;
+  for (const auto& [k, t] : state)
+    if (k.starts_with(prefix)) out.emplace(k.substr(prefix.size()), t);
+  return out;
+}
+
 class RunRecorder : public soma::train::Callback {
  public:
-  RunRecorder(std::string out, const TrainConfig& config, json history)
-      : out_(std::move(out)), config_json_(to_json(config)), history_(std::move(history)) {}
+  RunRecorder(std::string out, const TrainConfig& config, json history, RunState run_state)
+      : out_(std::move(out)),
+        config_json_(to_json(config)),
+        history_(std::move(history)),
+        run_state_(run_state) {}
 
   void on_epoch_end(soma::train::TrainState& state, int64_t epoch,
                     const soma::train::Logs& logs) override {
@@ -159,6 +194,7 @@ class RunRecorder : public soma::train::Callback {
     ckpt.optimizer = state.optimizer.state_dict();
     ckpt.epoch = epoch + 1;
     ckpt.rng_state = get_rng_state();
+    ckpt.state = run_state_.state_dict();
     ckpt.extra = {{"history", history_.dump()}, {"config", config_json_}};
     io::save_checkpoint((fs::path(out_) / "checkpoint.safetensors").string(), ckpt);
   }
@@ -168,6 +204,7 @@ class RunRecorder : public soma::train::Callback {
  private:
   std::string out_, config_json_;
   json history_;
+  RunState run_state_;
 };
 
 std::vector<double> column(const json& history, const char* key) {
@@ -176,9 +213,185 @@ std::vector<double> column(const json& history, const char* key) {
   return v;
 }
 
+// Recorded options that change what a run computes: on --resume a different value is an
+// error unless --override is given. (--epochs, --threads, --quiet and --detect-anomaly may
+// change freely; --epochs follows the extension rules in docs/cli.md.)
+const std::vector<std::string> kComputationOptions = {
+    "hidden",   "activation",   "dropout", "optimizer", "lr",           "momentum",
+    "nesterov", "weight_decay", "beta1",   "beta2",     "schedule",     "batch_size",
+    "patience", "seed",         "data",    "csv",       "label_column", "validation"};
+const std::set<std::string> kOptimizerOptions = {"optimizer",    "momentum", "nesterov",
+                                                 "weight_decay", "beta1",    "beta2"};
+
+// An option's value as the user writes it: 256,128 / relu / 0.001.
+std::string shown_value(const json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_array()) {
+    std::string out;
+    for (const json& e : v) out += (out.empty() ? "" : ",") + e.dump();
+    return out;
+  }
+  return v.dump();
+}
+
+// What --resume found in the checkpoint and decided.
+struct Resume {
+  io::Checkpoint ckpt;
+  int64_t done = 0;                        // epochs completed
+  bool replan = false;                     // re-plan the schedule over a new horizon or base rate
+  bool reopen = false;                     // a run that stopped early continues
+  bool finished = false;                   // nothing left to train: write the outputs only
+  bool lr_changed = false;                 // --override of --lr
+  bool optimizer_changed = false;          // --override of --optimizer: its state starts afresh
+  bool optimizer_options_changed = false;  // --override of momentum, betas, weight decay, ...
+  bool has_state = false;                  // the checkpoint has "state." entries (soma >= 0.3)
+};
+
+bool stopped_early_in(const io::Checkpoint& ckpt) {
+  auto it = ckpt.state.find("early_stopping.stopped_epoch");
+  return it != ckpt.state.end() && it->second.dim() == 0 && it->second.dtype() == kInt64 &&
+         it->second.item<int64_t>() >= 0;
+}
+
+// Reads the checkpoint in c.out and merges its recorded configuration into `c`: options the
+// user did not give take their recorded values; given ones that change the computation must
+// equal the recorded ones unless --override. Notices go to stderr (rank 0).
+Resume prepare_resume(TrainConfig& c, const std::set<std::string>& given,
+                      const std::string& ckpt_path, bool main_rank) {
+  Resume r;
+  // Rank 0 reads the checkpoint and sends its bytes: the other ranks need no shared disk.
+  std::string bytes;
+  if (main_rank) bytes = io::read_file(ckpt_path);
+  dist::broadcast_bytes(bytes);
+  r.ckpt = io::parse_checkpoint(bytes, ckpt_path);
+  r.done = r.ckpt.epoch;
+  r.has_state = !r.ckpt.state.empty();
+  auto note = [&](const std::string& line) {
+    if (main_rank) std::cerr << "soma train: " << line << "\n";
+  };
+  int64_t planned = c.epochs;
+  if (auto it = r.ckpt.extra.find("config"); it != r.ckpt.extra.end()) {
+    TrainConfig recorded;
+    load_config_json(it->second, recorded, ckpt_path + " (recorded configuration)");
+    const json now = json::parse(to_json(c)), then = json::parse(to_json(recorded));
+    std::vector<std::string> differ;
+    for (const std::string& k : kComputationOptions) {
+      if (!given.count(k) || now.at(k) == then.at(k)) continue;
+      std::string flag = "--" + k;
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      differ.push_back(flag + " " + shown_value(now.at(k)) + " differs from the recorded " +
+                       shown_value(then.at(k)));
+      if (k == "lr") r.lr_changed = true;
+      if (k == "lr" || k == "schedule") r.replan = true;
+      if (k == "optimizer") r.optimizer_changed = true;
+      if (kOptimizerOptions.count(k)) r.optimizer_options_changed = true;
+    }
+    if (!differ.empty()) {
+      std::string all;
+      for (const std::string& d : differ) all += (all.empty() ? "" : "; ") + d;
+      SOMA_CHECK(c.override_recorded, "train: --resume ", c.out, ": ", all,
+                 " (give --override to apply it)");
+      note("--override: " + all + "; applying the new value");
+    }
+    // Options not given take the recorded values (the output directory is the one given).
+    json keep = json::object();
+    for (auto& item : then.items())
+      if (!given.count(item.key()) && item.key() != "out") keep[item.key()] = item.value();
+    load_config_json(keep.dump(), c, ckpt_path + " (recorded configuration)");
+    planned = recorded.epochs;
+  }
+  const int64_t target = given.count("epochs") ? c.epochs : planned;
+  SOMA_CHECK(target >= r.done, "train: --epochs ", target, " is less than the ", r.done,
+             " epochs the run in ", c.out, " has done");
+  const bool stopped = stopped_early_in(r.ckpt);
+  r.reopen = stopped && given.count("epochs") && target > r.done;
+  r.finished = r.done >= target || (stopped && !r.reopen);
+  c.epochs = target;
+  if (target != planned && !r.finished) {
+    r.replan = true;
+    note(std::string(target > planned ? "extending" : "shortening") + " " + c.out + " from " +
+         std::to_string(planned) + " to " + std::to_string(target) + " epochs" +
+         (c.schedule == "cosine" || c.schedule == "step"
+              ? "; the " + c.schedule + " schedule is re-planned over " + std::to_string(target) +
+                    " epochs from epoch " + std::to_string(r.done + 1)
+              : ""));
+  }
+  if (r.reopen)
+    note("re-opening " + c.out + ", which stopped early after epoch " + std::to_string(r.done) +
+         ": early stopping's patience counter starts again");
+  if (r.finished)
+    note("the run in " + c.out + " already finished (" + std::to_string(r.done) + " epochs" +
+         (stopped ? ", stopped early" : "") + "); writing its outputs. --epochs N with N > " +
+         std::to_string(r.done) + " continues it");
+  return r;
+}
+
+// Restores the model, optimizer, schedule, early stopping and RNG from the checkpoint.
+void apply_resume(Resume& r, nn::Module& model, optim::Optimizer& optimizer,
+                  optim::LRScheduler* scheduler, optim::ReduceLROnPlateau* plateau,
+                  soma::train::EarlyStopping* early, const TrainConfig& c) {
+  const io::Checkpoint& ck = r.ckpt;
+  model.load_state_dict(ck.model);
+  optim::OptimizerState ostate = ck.optimizer;
+  if (r.optimizer_options_changed && !r.optimizer_changed) {
+    // The overridden hyper-parameters come from the fresh optimizer; rates and buffers from
+    // the checkpoint.
+    for (const auto& [k, t] : optimizer.state_dict())
+      if (k.starts_with("param_groups.") && !k.ends_with(".lr") && !k.ends_with(".size"))
+        ostate[k] = t;
+  }
+  auto load_optimizer = [&] {
+    if (!r.optimizer_changed) optimizer.load_state_dict(ostate);
+  };
+  const auto sched_state = part(ck.state, "scheduler.");
+  if (scheduler && !r.replan && !sched_state.empty()) {
+    scheduler->load_state_dict(sched_state);
+    load_optimizer();  // holds the rate the schedule reached
+  } else if (scheduler) {
+    // Re-planned (or a checkpoint without scheduler state): the schedule over the current
+    // horizon and base rate, stepped through the epochs done.
+    for (int64_t e = 0; e < r.done; ++e) scheduler->step();
+    std::vector<double> lrs;
+    for (size_t g = 0; g < optimizer.num_param_groups(); ++g) lrs.push_back(optimizer.group_lr(g));
+    load_optimizer();
+    if (r.replan)
+      for (size_t g = 0; g < lrs.size(); ++g) optimizer.set_group_lr(g, lrs[g]);
+  } else {
+    load_optimizer();
+    if (r.lr_changed || r.optimizer_changed) optimizer.set_lr(c.lr);
+  }
+  if (plateau) {
+    if (const auto p = part(ck.state, "plateau."); !p.empty()) plateau->load_state_dict(p);
+  }
+  if (early) {
+    auto e = part(ck.state, "early_stopping.");
+    if (!e.empty()) {
+      if (r.reopen) {
+        e["wait"] = zeros({}, kInt64);
+        Tensor none = zeros({}, kInt64);
+        none.data<int64_t>()[0] = -1;
+        e["stopped_epoch"] = none;
+      }
+      early->load_state_dict(e);
+      if (r.finished && early->options().restore_best_weights) {
+        // What the finished run's on_train_end did: its best weights are the model.
+        const auto best = part(e, "best_weights.");
+        if (!best.empty()) model.load_state_dict(best);
+      }
+    }
+  }
+  set_rng_state(ck.rng_state);
+}
+
 }  // namespace
 
-std::string train(TrainConfig c) {
+std::string train(TrainConfig c, const std::set<std::string>& given) {
+  if (c.resume) {
+    SOMA_CHECK(!c.out.empty(), "train: --resume needs --out DIR (the run to continue)");
+  }
+  const std::string ckpt_path = (fs::path(c.out) / "checkpoint.safetensors").string();
+  std::optional<Resume> resume;
+  if (c.resume) resume = prepare_resume(c, given, ckpt_path, dist::rank() == 0);
   validate(c);
   if (c.threads > 0) set_num_threads(c.threads);
   autograd::set_detect_anomaly(c.detect_anomaly);
@@ -187,16 +400,12 @@ std::string train(TrainConfig c) {
   const int world = dist::world_size(), rank = dist::rank();
   const bool main_rank = rank == 0;
   if (!main_rank) c.quiet = true;
-  if (c.out.empty()) {
-    SOMA_CHECK(!c.resume, "train: --resume needs --out DIR (the run to continue)");
-    c.out = "runs/" + timestamp();
-  }
+  if (c.out.empty()) c.out = "runs/" + timestamp();
   dist::broadcast_bytes(c.out);  // rank 0's timestamp
   if (main_rank) {
     make_dirs(c.out);
     io::remove_stale_temporaries(c.out);  // left by a run killed mid-write
   }
-  const std::string ckpt_path = (fs::path(c.out) / "checkpoint.safetensors").string();
   manual_seed(c.seed);
 
   // Data: a seeded validation split of the training set; normalisation from the training part.
@@ -242,48 +451,40 @@ std::string train(TrainConfig c) {
     plateau = std::make_unique<optim::ReduceLROnPlateau>(
         *optimizer, optim::ReduceLROnPlateauOptions{.factor = 0.5, .patience = 2});
 
-  int64_t initial_epoch = 0;
-  json history = json::array();
-  if (c.resume) {
-    // Rank 0 reads the checkpoint and sends its bytes: the other ranks need no shared disk.
-    std::string bytes;
-    if (main_rank) bytes = io::read_file(ckpt_path);
-    dist::broadcast_bytes(bytes);
-    io::Checkpoint ckpt = io::parse_checkpoint(bytes, ckpt_path);
-    model->load_state_dict(ckpt.model);
-    // Replay the schedule, then restore the optimizer (whose saved lr is the replayed one).
-    for (int64_t e = 0; e < ckpt.epoch && scheduler; ++e) scheduler->step();
-    optimizer->load_state_dict(ckpt.optimizer);
-    set_rng_state(ckpt.rng_state);
-    initial_epoch = ckpt.epoch;
-    if (auto it = ckpt.extra.find("history"); it != ckpt.extra.end()) {
-      try {
-        history = json::parse(it->second);
-      } catch (const json::exception&) {
-        detail::fail("train: ", ckpt_path, ": corrupt history in the checkpoint");
-      }
-    }
-    SOMA_CHECK(initial_epoch <= c.epochs, "train: the checkpoint in ", c.out, " has ",
-               initial_epoch, " epochs, more than --epochs ", c.epochs);
-    if (!c.quiet) std::cout << "resuming " << c.out << " after epoch " << initial_epoch << "\n";
-  }
-
-  auto recorder = std::make_shared<RunRecorder>(c.out, c, history);
   std::shared_ptr<soma::train::EarlyStopping> early;
-  soma::train::FitOptions fit_options;
-  fit_options.epochs = c.epochs;
-  fit_options.validation = &val_loader;
-  fit_options.scheduler = scheduler.get();
-  fit_options.plateau = plateau.get();
-  fit_options.initial_epoch = initial_epoch;
   if (c.patience > 0) {
     soma::train::EarlyStoppingOptions eo;
     eo.monitor = "val_loss";
     eo.patience = c.patience;
     eo.restore_best_weights = true;
     early = std::make_shared<soma::train::EarlyStopping>(eo);
-    fit_options.callbacks.push_back(early);
   }
+
+  int64_t initial_epoch = 0;
+  json history = json::array();
+  if (resume) {
+    apply_resume(*resume, *model, *optimizer, scheduler.get(), plateau.get(), early.get(), c);
+    initial_epoch = resume->done;
+    if (auto it = resume->ckpt.extra.find("history"); it != resume->ckpt.extra.end()) {
+      try {
+        history = json::parse(it->second);
+      } catch (const json::exception&) {
+        detail::fail("train: ", ckpt_path, ": corrupt history in the checkpoint");
+      }
+    }
+    if (!c.quiet && !resume->finished)
+      std::cout << "resuming " << c.out << " after epoch " << initial_epoch << "\n";
+  }
+
+  auto recorder = std::make_shared<RunRecorder>(
+      c.out, c, history, RunState{scheduler.get(), plateau.get(), early.get()});
+  soma::train::FitOptions fit_options;
+  fit_options.epochs = c.epochs;
+  fit_options.validation = &val_loader;
+  fit_options.scheduler = scheduler.get();
+  fit_options.plateau = plateau.get();
+  fit_options.initial_epoch = initial_epoch;
+  if (early) fit_options.callbacks.push_back(early);
   if (main_rank) fit_options.callbacks.push_back(recorder);
   soma::train::ProgressBarOptions po;
   po.enabled = !c.quiet;
@@ -306,7 +507,7 @@ std::string train(TrainConfig c) {
     return nn::functional::cross_entropy(out, y);
   };
   const auto t0 = std::chrono::steady_clock::now();
-  if (initial_epoch < c.epochs)
+  if (!resume || !resume->finished)
     soma::train::fit(*model, *optimizer, loss_fn, train_loader, fit_options);
   const double train_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -32,10 +32,10 @@ inline constexpr const char* kCheckpointFormat = "soma-checkpoint-1";
 struct Checkpoint {
   std::map<std::string, Tensor> model;      // nn::StateDict
   std::map<std::string, Tensor> optimizer;  // optim::OptimizerState
-  std::map<std::string, Tensor> state;      // e.g. "scheduler.last_epoch" (optional)
   int64_t epoch = 0;                        // epochs completed (>= 0)
   std::string rng_state;                    // from soma::get_rng_state() (may be empty)
   Metadata extra;  // caller's entries; "format", "epoch" and "rng_state" are reserved
+  std::map<std::string, Tensor> state{};  // other state by name, e.g. "scheduler.last_epoch"
 };
 
 /// Writes `ckpt` atomically. A negative epoch or a reserved key in `extra` is an error.

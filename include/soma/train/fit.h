@@ -21,9 +21,10 @@
 // set_epoch(e), so a run saved after epoch k (model, optimizer, soma::get_rng_state(), k: an
 // io::Checkpoint, e.g. from ModelCheckpoint{.full_checkpoint = true}) and continued with
 // initial_epoch = k in fresh objects ends with the same weights, bit for bit, as one
-// uninterrupted run — dropout masks included. LR schedulers hold no checkpointed state: on
-// resume build the scheduler over the fresh optimizer, step() it k times, then load the
-// optimizer's state.
+// uninterrupted run — dropout masks included. Save the scheduler's, ReduceLROnPlateau's and
+// EarlyStopping's state_dict() too (e.g. in io::Checkpoint::state) and load them into the
+// fresh objects before fit (load the optimizer's state after building the scheduler: it holds
+// the current rates); EarlyStopping then continues its wait and best weights.
 //
 //   soma::data::DataLoader train(soma::data::TensorDataset(x, y), {.batch_size = 128,
 //                                                                   .shuffle = true});
