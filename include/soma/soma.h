@@ -6,6 +6,7 @@
 #include "soma/core/dtype.h"
 #include "soma/core/error.h"
 #include "soma/core/random.h"
+#include "soma/core/scalar.h"
 #include "soma/core/tensor.h"
 #include "soma/core/threading.h"
 #include "soma/data/csv.h"

@@ -361,16 +361,22 @@ Tensor empty(const Shape& shape, DType dtype) {
   return detail::make_tensor(shape, dtype);
 }
 Tensor zeros(const Shape& shape, DType dtype) {
-  return full(shape, 0.0, dtype);
+  return full(shape, 0, dtype);
 }
 Tensor ones(const Shape& shape, DType dtype) {
-  return full(shape, 1.0, dtype);
+  return full(shape, 1, dtype);
 }
 
-Tensor full(const Shape& shape, double value, DType dtype) {
+Tensor full(const Shape& shape, const Scalar& value, DType dtype) {
+  if (value.is_floating_point() && is_integral(dtype, /*include_bool=*/false)) {
+    // Like PyTorch's checked conversion: truncation is fine, overflow and nan are errors.
+    const double v = value.to_double();
+    SOMA_CHECK(v > -9223372036854775808.0 && v < 9223372036854775808.0, "full: value ", v,
+               " cannot be converted to ", dtype, " without overflow");
+  }
   Tensor out = detail::make_tensor(shape, dtype);
   detail::dispatch_all(
-      dtype, [&]<typename T>() { std::fill_n(out.data<T>(), out.numel(), static_cast<T>(value)); });
+      dtype, [&]<typename T>() { std::fill_n(out.data<T>(), out.numel(), value.to<T>()); });
   return out;
 }
 
@@ -423,7 +429,7 @@ Tensor zeros_like(const Tensor& t) {
 Tensor ones_like(const Tensor& t) {
   return ones(t.shape(), t.dtype());
 }
-Tensor full_like(const Tensor& t, double value) {
+Tensor full_like(const Tensor& t, const Scalar& value) {
   return full(t.shape(), value, t.dtype());
 }
 Tensor rand_like(const Tensor& t) {

@@ -1,11 +1,20 @@
 // Elementwise arithmetic, math functions, comparisons and in-place ops: forward and backward
 // side by side. Backward of a broadcast input sums the gradient back to its shape (sum_to).
+//
+// Binary ops follow torch.result_type: both operands are converted to the promoted dtype
+// (differentiably, so each input's gradient comes back in its own dtype) and the kernel runs in
+// that dtype. Integer kernels wrap around like two's complement (as PyTorch's do) and never
+// divide by zero: integer division by zero is a soma::Error, INT64_MIN / -1 wraps.
 #include "soma/ops/elementwise.h"
 
+#include <atomic>
 #include <cmath>
+#include <optional>
+#include <type_traits>
 
 #include "autograd/node.h"
 #include "core/dispatch.h"
+#include "core/overlap.h"
 #include "kernels/cpu/copy.h"
 #include "ops/map.h"
 #include "soma/ops/reduce.h"
@@ -31,145 +40,564 @@ Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op) {
   return out;
 }
 
+// ---- type promotion ------------------------------------------------------------------------
 namespace {
 
-void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
-  SOMA_CHECK(a.defined() && b.defined(), op, ": called with an undefined tensor");
-  SOMA_CHECK(a.dtype() == b.dtype(), op, ": dtypes ", a.dtype(), " and ", b.dtype(),
-             " differ (shapes ", a.shape(), " and ", b.shape(), "); convert one with .to()");
+// torch's ResultTypeState: the promoted dtype of each category of operand. A Python-style
+// number counts as the default dtype (float32) when floating, else int64 or bool.
+struct ResultTypeState {
+  std::optional<DType> dim, zero_dim, scalar;
+};
+
+void update(std::optional<DType>& slot, DType d) {
+  slot = slot ? promote_types(*slot, d) : d;
+}
+void update(ResultTypeState& s, const Tensor& t) {
+  update(t.dim() > 0 ? s.dim : s.zero_dim, t.dtype());
+}
+void update(ResultTypeState& s, const Scalar& v) {
+  update(s.scalar, v.is_floating_point() ? kFloat32 : v.type());
 }
 
-// out = f(a, b) over the broadcast shape, for numeric dtypes.
-template <typename F>
-Tensor arith(const Tensor& a, const Tensor& b, const char* op, F f) {
-  check_same_dtype(a, b, op);
-  return detail::dispatch_numeric(a.dtype(), op, [&]<typename T>() {
-    return map2<T>(
-        a, b, [f](T x, T y) { return static_cast<T>(f(x, y)); }, op);
+// A lower-priority category changes the result only when it is of a higher kind (bool <
+// integral < floating) than the higher-priority one; then the two dtypes promote.
+std::optional<DType> combine(std::optional<DType> higher, std::optional<DType> lower) {
+  if (!higher) return lower;
+  if (!lower || is_floating(*higher)) return higher;
+  if (*higher == kBool || is_floating(*lower)) return promote_types(*higher, *lower);
+  return higher;
+}
+
+DType finish(const ResultTypeState& s) {
+  return *combine(s.dim, combine(s.zero_dim, s.scalar));
+}
+
+void check_defined(const Tensor& t, const char* op) {
+  SOMA_CHECK(t.defined(), op, ": called with an undefined tensor");
+}
+
+}  // namespace
+
+DType result_type(const Tensor& a, const Tensor& b) {
+  check_defined(a, "result_type");
+  check_defined(b, "result_type");
+  ResultTypeState s;
+  update(s, a);
+  update(s, b);
+  return finish(s);
+}
+
+DType result_type(const Tensor& a, const Scalar& b) {
+  check_defined(a, "result_type");
+  ResultTypeState s;
+  update(s, a);
+  update(s, b);
+  return finish(s);
+}
+
+DType result_type(const Scalar& a, const Tensor& b) {
+  return result_type(b, a);
+}
+
+// ---- binary kernels ------------------------------------------------------------------------
+namespace {
+
+enum class BinOp { Add, Sub, Mul, Div, DivTrunc, DivFloor, Remainder, Fmod, Max, Min };
+
+const char* rounding_name(BinOp op) {
+  return op == BinOp::DivTrunc ? "trunc" : "floor";
+}
+
+bool is_rounding(BinOp op) {
+  return op == BinOp::DivTrunc || op == BinOp::DivFloor || op == BinOp::Remainder ||
+         op == BinOp::Fmod;
+}
+
+// Two's complement wrap-around for int64 (no signed-overflow UB); bool and uint8 compute in int
+// and narrow back (bool: nonzero is true), floating types as usual.
+template <typename T>
+T wrap_add(T x, T y) {
+  if constexpr (std::is_same_v<T, int64_t>)
+    return static_cast<T>(static_cast<uint64_t>(x) + static_cast<uint64_t>(y));
+  else if constexpr (std::is_same_v<T, bool>)
+    return x || y;
+  else
+    return static_cast<T>(x + y);
+}
+template <typename T>
+T wrap_sub(T x, T y) {
+  if constexpr (std::is_same_v<T, int64_t>)
+    return static_cast<T>(static_cast<uint64_t>(x) - static_cast<uint64_t>(y));
+  else if constexpr (std::is_same_v<T, bool>)
+    return x != y;  // never reached: sub rejects bool operands
+  else
+    return static_cast<T>(x - y);
+}
+template <typename T>
+T wrap_mul(T x, T y) {
+  if constexpr (std::is_same_v<T, int64_t>)
+    return static_cast<T>(static_cast<uint64_t>(x) * static_cast<uint64_t>(y));
+  else if constexpr (std::is_same_v<T, bool>)
+    return x && y;
+  else
+    return static_cast<T>(x * y);
+}
+
+// Integer division helpers; the divisor is never 0 here (checked before the loop). A signed
+// division by -1 is a negation, so INT64_MIN / -1 wraps to INT64_MIN instead of trapping.
+template <typename T>
+T int_div_trunc(T a, T b) {
+  if constexpr (std::is_signed_v<T>)
+    if (b == -1) return wrap_sub(T(0), a);
+  return static_cast<T>(a / b);
+}
+template <typename T>
+T int_div_floor(T a, T b) {
+  if constexpr (std::is_signed_v<T>) {
+    if (b == -1) return wrap_sub(T(0), a);
+    const T q = a / b, r = a % b;
+    return r != 0 && ((r < 0) != (b < 0)) ? static_cast<T>(q - 1) : q;
+  }
+  return static_cast<T>(a / b);
+}
+template <typename T>
+T int_fmod(T a, T b) {
+  if constexpr (std::is_signed_v<T>)
+    if (b == -1) return T(0);
+  return static_cast<T>(a % b);
+}
+template <typename T>
+T int_remainder(T a, T b) {
+  T r = int_fmod(a, b);
+  if constexpr (std::is_signed_v<T>)
+    if (r != 0 && ((r < 0) != (b < 0))) r = static_cast<T>(r + b);
+  return r;
+}
+
+// Python's floor division for floating point, as PyTorch computes it (c10::div_floor_floating):
+// from fmod, so that a == b * q + remainder(a, b) holds as closely as possible.
+template <typename T>
+T float_div_floor(T a, T b) {
+  if (b == 0) return a / b;
+  const T mod = std::fmod(a, b);
+  T div = (a - mod) / b;
+  if (mod != 0 && (b < 0) != (mod < 0)) div -= T(1);
+  if (div == 0) return std::copysign(T(0), a / b);
+  T floordiv = std::floor(div);
+  if (div - floordiv > T(0.5)) floordiv += T(1);
+  return floordiv;
+}
+template <typename T>
+T float_remainder(T a, T b) {
+  T mod = std::fmod(a, b);
+  if (mod != 0 && (b < 0) != (mod < 0)) mod += b;
+  return mod;
+}
+
+// Calls run(f) with the scalar kernel f(T, T) -> T of `op`; `alpha` scales the second operand
+// of add and sub.
+template <typename T, typename Run>
+decltype(auto) with_kernel(BinOp op, T alpha, Run&& run) {
+  constexpr bool kInt = std::is_integral_v<T>;
+  switch (op) {
+    case BinOp::Add:
+      if (alpha == T(1)) return run([](T x, T y) { return wrap_add(x, y); });
+      return run([alpha](T x, T y) { return wrap_add(x, wrap_mul(alpha, y)); });
+    case BinOp::Sub:
+      if (alpha == T(1)) return run([](T x, T y) { return wrap_sub(x, y); });
+      return run([alpha](T x, T y) { return wrap_sub(x, wrap_mul(alpha, y)); });
+    case BinOp::Mul:
+      return run([](T x, T y) { return wrap_mul(x, y); });
+    case BinOp::Div:  // true division: floating types only (integers were promoted)
+      if constexpr (kInt) break;
+      return run([](T x, T y) { return static_cast<T>(x / y); });
+    case BinOp::DivTrunc:
+      if constexpr (kInt)
+        return run([](T x, T y) { return int_div_trunc(x, y); });
+      else
+        return run([](T x, T y) { return static_cast<T>(std::trunc(x / y)); });
+    case BinOp::DivFloor:
+      if constexpr (kInt)
+        return run([](T x, T y) { return int_div_floor(x, y); });
+      else
+        return run([](T x, T y) { return float_div_floor(x, y); });
+    case BinOp::Remainder:
+      if constexpr (kInt)
+        return run([](T x, T y) { return int_remainder(x, y); });
+      else
+        return run([](T x, T y) { return float_remainder(x, y); });
+    case BinOp::Fmod:
+      if constexpr (kInt)
+        return run([](T x, T y) { return int_fmod(x, y); });
+      else
+        return run([](T x, T y) { return static_cast<T>(std::fmod(x, y)); });
+    case BinOp::Max:
+    case BinOp::Min: {
+      const bool is_max = op == BinOp::Max;
+      return run([is_max](T x, T y) {
+        if (x != x) return x;  // NaN propagates
+        if (y != y) return y;
+        return is_max ? (x > y ? x : y) : (x < y ? x : y);
+      });
+    }
+  }
+  detail::fail("elementwise: internal error: no kernel for this dtype");
+}
+
+// Whether the integer tensor `t` holds a zero (the divisor check before an integer division).
+template <typename T>
+bool has_zero(const Tensor& t) {
+  if constexpr (!std::is_integral_v<T>) {
+    return false;
+  } else {
+    const Shape& strides = t.strides();
+    auto loop = ops::make_loop<1>(t.shape(), {&strides});
+    const T* p = ops::ptr<T>(t);
+    std::atomic<bool> found{false};
+    ops::for_each_row<1>(loop, [&](const int64_t* off, int64_t n, const int64_t* st) {
+      const T* a = p + off[0];
+      bool z = false;
+      for (int64_t i = 0; i < n; ++i) z |= a[i * st[0]] == 0;
+      if (z) found.store(true, std::memory_order_relaxed);
+    });
+    return found.load();
+  }
+}
+
+// The dtype `op` computes in, from the promoted dtype `ct` of its operands; throws where
+// PyTorch does (bool subtraction, rounding ops on bool, a float alpha for integers).
+DType compute_dtype(BinOp op, DType ct, DType da, DType db, const Scalar& alpha, const char* name) {
+  switch (op) {
+    case BinOp::Sub:
+      SOMA_CHECK(da != kBool && db != kBool, name, ": subtraction with a bool operand (dtypes ", da,
+                 " and ", db, ") is not supported, as in PyTorch; to invert a mask use ",
+                 "eq(mask, false)");
+      [[fallthrough]];
+    case BinOp::Add:
+      SOMA_CHECK(!alpha.is_boolean() || ct == kBool, name,
+                 ": a boolean alpha is only supported for bool results, got ", ct);
+      SOMA_CHECK(is_floating(ct) || alpha.is_integral(true), name, ": for integral inputs (result ",
+                 ct, ") alpha must not be a floating point ", "number, got alpha=", alpha);
+      return ct;
+    case BinOp::Div:
+      return is_floating(ct) ? ct : kFloat32;  // true division: integers give the default dtype
+    default:
+      if (is_rounding(op))
+        SOMA_CHECK(ct != kBool, name, ": not implemented for bool operands (dtypes ", da, " and ",
+                   db, ")");
+      return ct;
+  }
+}
+
+void check_divisor(BinOp op, const Tensor& divisor, const char* name) {
+  if (!is_rounding(op) || is_floating(divisor.dtype())) return;
+  const bool zero =
+      detail::dispatch_all(divisor.dtype(), [&]<typename T>() { return has_zero<T>(divisor); });
+  if (!zero) return;
+  if (op == BinOp::DivTrunc || op == BinOp::DivFloor)
+    detail::fail(name, ": integer division by zero (ZeroDivisionError; divisor of shape ",
+                 divisor.shape(), " and dtype ", divisor.dtype(), ", rounding_mode='",
+                 rounding_name(op), "')");
+  detail::fail(name, ": integer division by zero (ZeroDivisionError; divisor of shape ",
+               divisor.shape(), " and dtype ", divisor.dtype(), ")");
+}
+
+// op(a, b) over the broadcast shape; a and b already have dtype `ct` (no autograd here).
+Tensor binary_kernel(BinOp op, const Tensor& a, const Tensor& b, DType ct, const Scalar& alpha,
+                     const char* name) {
+  check_divisor(op, b, name);
+  return detail::dispatch_all(ct, [&]<typename T>() {
+    return with_kernel<T>(op, alpha.to<T>(), [&](auto f) { return map2<T>(a, b, f, name); });
   });
 }
 
 // out = f(x) for a floating-point x.
 template <typename F>
 Tensor unary_float(const Tensor& x, const char* op, F f) {
-  SOMA_CHECK(x.defined(), op, ": called with an undefined tensor");
+  check_defined(x, op);
   return detail::dispatch_float(x.dtype(), op, [&]<typename T>() {
     return map1<T>(x, [f](T v) { return static_cast<T>(f(v)); });
   });
 }
 
-// Scalar op on a tensor; an int64 tensor accepts only integral scalars.
-template <typename F>
-Tensor scalar_op(const Tensor& a, double s, const char* op, F f) {
-  SOMA_CHECK(a.defined(), op, ": called with an undefined tensor");
-  SOMA_CHECK(is_floating(a.dtype()) || s == std::floor(s), op, ": scalar ", s,
-             " is not an integer but the tensor is ", a.dtype());
-  return detail::dispatch_numeric(a.dtype(), op, [&]<typename T>() {
-    const T v = static_cast<T>(s);
-    return map1<T>(a, [f, v](T x) { return static_cast<T>(f(x, v)); });
-  });
+// A 0-d tensor of dtype `dtype` holding `s` (converted like a cast).
+Tensor scalar_tensor(const Scalar& s, DType dtype) {
+  return full({}, s, dtype);
 }
 
 }  // namespace
 
 // ---- arithmetic ----------------------------------------------------------------------------
-Tensor add(const Tensor& a, const Tensor& b, double alpha) {
-  Tensor out = alpha == 1.0 ? arith(a, b, "add", [](auto x, auto y) { return x + y; })
-                            : arith(a, b, "add", [alpha](auto x, auto y) {
-                                return x + static_cast<decltype(x)>(alpha) * y;
-                              });
-  if (needs_grad(a, b)) {
-    record(out, "add", {a, b},
-           [sa = a.shape(), sb = b.shape(), ra = a.requires_grad(), rb = b.requires_grad(),
-            alpha](const Tensor& g) -> Grads {
-             return {ra ? sum_to(g, sa) : Tensor(),
-                     rb ? sum_to(alpha == 1.0 ? g : g * alpha, sb) : Tensor()};
-           });
+namespace {
+
+// Gradient `g` (of the broadcast output) summed back to `shape`.
+Tensor grad_to(const Tensor& g, const Shape& shape) {
+  return sum_to(g, shape);
+}
+
+// The autograd-aware forward shared by every tensor-tensor arithmetic op: converts both
+// operands to the compute dtype (recording the conversion, so gradients return in each
+// input's dtype) and runs the kernel. `ac`/`bc` receive the converted operands.
+Tensor binary(BinOp op, const Tensor& a, const Tensor& b, const Scalar& alpha, const char* name,
+              Tensor* ac, Tensor* bc) {
+  check_defined(a, name);
+  check_defined(b, name);
+  const DType ct = compute_dtype(op, result_type(a, b), a.dtype(), b.dtype(), alpha, name);
+  *ac = a.to(ct);
+  *bc = b.to(ct);
+  return binary_kernel(op, *ac, *bc, ct, alpha, name);
+}
+
+// The same with a number as the second operand; `ac` receives the converted tensor and `sc`
+// the number as a 0-d tensor of the compute dtype.
+Tensor binary(BinOp op, const Tensor& a, const Scalar& b, const Scalar& alpha, const char* name,
+              Tensor* ac, Tensor* sc) {
+  check_defined(a, name);
+  const DType ct = compute_dtype(op, result_type(a, b), a.dtype(), b.type(), alpha, name);
+  *ac = a.to(ct);
+  *sc = scalar_tensor(b, ct);
+  return binary_kernel(op, *ac, *sc, ct, alpha, name);
+}
+
+// A number on the left: b op a.
+Tensor binary(BinOp op, const Scalar& b, const Tensor& a, const Scalar& alpha, const char* name,
+              Tensor* sc, Tensor* ac) {
+  check_defined(a, name);
+  const DType ct = compute_dtype(op, result_type(b, a), b.type(), a.dtype(), alpha, name);
+  *ac = a.to(ct);
+  *sc = scalar_tensor(b, ct);
+  return binary_kernel(op, *sc, *ac, ct, alpha, name);
+}
+
+// Zero gradients for the rounding divisions (piecewise constant, as in PyTorch).
+Grads zero_grads(const Tensor& g, const Shape& sa, const Shape& sb, bool ra, bool rb) {
+  return {ra ? zeros(sa, g.dtype()) : Tensor(), rb ? zeros(sb, g.dtype()) : Tensor()};
+}
+
+enum class Rounding { None, Trunc, Floor };
+
+Rounding parse_rounding(std::optional<std::string_view> mode, const char* op) {
+  if (!mode) return Rounding::None;
+  if (*mode == "trunc") return Rounding::Trunc;
+  if (*mode == "floor") return Rounding::Floor;
+  detail::fail(op, ": expected rounding_mode to be one of None, 'trunc', or 'floor' but found '",
+               *mode, "'");
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b, const Scalar& alpha) {
+  Tensor ac, bc;
+  Tensor out = binary(BinOp::Add, a, b, alpha, "add", &ac, &bc);
+  if (needs_grad(ac, bc)) {
+    record(
+        out, "add", {ac, bc},
+        [sa = a.shape(), sb = b.shape(), ra = ac.requires_grad(), rb = bc.requires_grad(),
+         alpha](const Tensor& g) -> Grads {
+          const bool one = alpha.to_double() == 1.0;
+          return {ra ? grad_to(g, sa) : Tensor(), rb ? grad_to(one ? g : g * alpha, sb) : Tensor()};
+        });
   }
   return out;
 }
 
-Tensor sub(const Tensor& a, const Tensor& b, double alpha) {
-  Tensor out = arith(a, b, "sub",
-                     [alpha](auto x, auto y) { return x - static_cast<decltype(x)>(alpha) * y; });
-  if (needs_grad(a, b)) {
-    record(out, "sub", {a, b},
-           [sa = a.shape(), sb = b.shape(), ra = a.requires_grad(), rb = b.requires_grad(),
+Tensor sub(const Tensor& a, const Tensor& b, const Scalar& alpha) {
+  Tensor ac, bc;
+  Tensor out = binary(BinOp::Sub, a, b, alpha, "sub", &ac, &bc);
+  if (needs_grad(ac, bc)) {
+    record(out, "sub", {ac, bc},
+           [sa = a.shape(), sb = b.shape(), ra = ac.requires_grad(), rb = bc.requires_grad(),
             alpha](const Tensor& g) -> Grads {
-             return {ra ? sum_to(g, sa) : Tensor(), rb ? sum_to(g * -alpha, sb) : Tensor()};
+             return {ra ? grad_to(g, sa) : Tensor(),
+                     rb ? grad_to(g * -alpha.to_double(), sb) : Tensor()};
            });
   }
   return out;
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
-  Tensor out = arith(a, b, "mul", [](auto x, auto y) { return x * y; });
-  if (needs_grad(a, b)) {
-    record(out, "mul", {a, b},
-           [a = a.detach(), b = b.detach(), ra = a.requires_grad(),
-            rb = b.requires_grad()](const Tensor& g) -> Grads {
-             return {ra ? sum_to(g * b, a.shape()) : Tensor(),
-                     rb ? sum_to(g * a, b.shape()) : Tensor()};
+  Tensor ac, bc;
+  Tensor out = binary(BinOp::Mul, a, b, 1, "mul", &ac, &bc);
+  if (needs_grad(ac, bc)) {
+    record(out, "mul", {ac, bc},
+           [a = ac.detach(), b = bc.detach(), ra = ac.requires_grad(),
+            rb = bc.requires_grad()](const Tensor& g) -> Grads {
+             return {ra ? grad_to(g * b, a.shape()) : Tensor(),
+                     rb ? grad_to(g * a, b.shape()) : Tensor()};
            },
-           {a, b});
+           {ac, bc});
   }
   return out;
 }
 
-Tensor div(const Tensor& a, const Tensor& b) {
-  Tensor out = arith(a, b, "div", [](auto x, auto y) { return x / y; });
-  if (needs_grad(a, b)) {
-    record(out, "div", {a, b},
-           [a = a.detach(), b = b.detach(), ra = a.requires_grad(),
-            rb = b.requires_grad()](const Tensor& g) -> Grads {
-             // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
-             return {ra ? sum_to(g / b, a.shape()) : Tensor(),
-                     rb ? sum_to(-(g * a) / (b * b), b.shape()) : Tensor()};
-           },
-           {a, b});
+namespace {
+
+// div, div(rounding_mode), floor_divide, remainder and fmod of two tensors.
+Tensor divide(BinOp op, const Tensor& a, const Tensor& b, const char* name) {
+  Tensor ac, bc;
+  Tensor out = binary(op, a, b, 1, name, &ac, &bc);
+  if (!needs_grad(ac, bc)) return out;
+  const bool ra = ac.requires_grad(), rb = bc.requires_grad();
+  switch (op) {
+    case BinOp::Div:
+      record(out, name, {ac, bc},
+             [a = ac.detach(), b = bc.detach(), ra, rb](const Tensor& g) -> Grads {
+               // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
+               return {ra ? grad_to(g / b, a.shape()) : Tensor(),
+                       rb ? grad_to(-(g * a) / (b * b), b.shape()) : Tensor()};
+             },
+             {ac, bc});
+      break;
+    case BinOp::DivTrunc:
+    case BinOp::DivFloor:
+      if (std::string_view(name) == "floor_divide") {
+        record(out, name, {ac, bc}, [](const Tensor&) -> Grads {
+          detail::fail("floor_divide: the derivative of floor_divide is not implemented (as in ",
+                       "PyTorch); use div(a, b, \"floor\"), whose gradient is zero");
+        });
+      } else {
+        record(out, name, {ac, bc}, [sa = a.shape(), sb = b.shape(), ra, rb](const Tensor& g) {
+          return zero_grads(g, sa, sb, ra, rb);
+        });
+      }
+      break;
+    case BinOp::Remainder:
+    case BinOp::Fmod:
+      // d/da = 1; d/db = -(a / b rounded: floor for remainder, trunc for fmod)
+      record(out, name, {ac, bc},
+             [a = ac.detach(), b = bc.detach(), ra, rb,
+              mode = op == BinOp::Remainder ? "floor" : "trunc"](const Tensor& g) -> Grads {
+               return {ra ? grad_to(g, a.shape()) : Tensor(),
+                       rb ? grad_to(-(g * soma::div(a, b, mode)), b.shape()) : Tensor()};
+             },
+             {ac, bc});
+      break;
+    default:
+      break;
   }
   return out;
 }
 
-Tensor add(const Tensor& a, double b) {
-  Tensor out = scalar_op(a, b, "add", [](auto x, auto s) { return x + s; });
-  if (needs_grad(a)) record(out, "add", {a}, [](const Tensor& g) -> Grads { return {g}; });
-  return out;
-}
-
-Tensor sub(const Tensor& a, double b) {
-  Tensor out = scalar_op(a, b, "sub", [](auto x, auto s) { return x - s; });
-  if (needs_grad(a)) record(out, "sub", {a}, [](const Tensor& g) -> Grads { return {g}; });
-  return out;
-}
-
-Tensor mul(const Tensor& a, double b) {
-  Tensor out = scalar_op(a, b, "mul", [](auto x, auto s) { return x * s; });
-  if (needs_grad(a)) record(out, "mul", {a}, [b](const Tensor& g) -> Grads { return {g * b}; });
-  return out;
-}
-
-Tensor div(const Tensor& a, double b) {
-  Tensor out = scalar_op(a, b, "div", [](auto x, auto s) { return x / s; });
-  if (needs_grad(a)) record(out, "div", {a}, [b](const Tensor& g) -> Grads { return {g / b}; });
-  return out;
-}
-
-Tensor rsub(const Tensor& a, double b) {
-  Tensor out = scalar_op(a, b, "rsub", [](auto x, auto s) { return s - x; });
-  if (needs_grad(a)) record(out, "rsub", {a}, [](const Tensor& g) -> Grads { return {-g}; });
-  return out;
-}
-
-Tensor rdiv(const Tensor& a, double b) {
-  Tensor out = scalar_op(a, b, "rdiv", [](auto x, auto s) { return s / x; });
-  if (needs_grad(a)) {
-    // d(s/a)/da = -s/a^2 = -out/a
-    record(out, "rdiv", {a},
-           [a = a.detach(), y = out.detach()](const Tensor& g) -> Grads { return {-(g * y) / a}; },
-           {a, out});
+// The same with a number as divisor.
+Tensor divide(BinOp op, const Tensor& a, const Scalar& b, const char* name) {
+  Tensor ac, sc;
+  Tensor out = binary(op, a, b, 1, name, &ac, &sc);
+  if (!needs_grad(ac)) return out;
+  switch (op) {
+    case BinOp::Div:
+      record(out, name, {ac}, [sc](const Tensor& g) -> Grads { return {g / sc}; });
+      break;
+    case BinOp::DivTrunc:
+    case BinOp::DivFloor:
+      if (std::string_view(name) == "floor_divide") {
+        record(out, name, {ac}, [](const Tensor&) -> Grads {
+          detail::fail("floor_divide: the derivative of floor_divide is not implemented (as in ",
+                       "PyTorch); use div(a, b, \"floor\"), whose gradient is zero");
+        });
+      } else {
+        record(out, name, {ac},
+               [s = a.shape()](const Tensor& g) -> Grads { return {zeros(s, g.dtype())}; });
+      }
+      break;
+    default:  // remainder, fmod: d/da = 1
+      record(out, name, {ac}, [](const Tensor& g) -> Grads { return {g}; });
+      break;
   }
   return out;
+}
+
+BinOp rounding_op(Rounding r) {
+  return r == Rounding::None    ? BinOp::Div
+         : r == Rounding::Trunc ? BinOp::DivTrunc
+                                : BinOp::DivFloor;
+}
+
+}  // namespace
+
+Tensor div(const Tensor& a, const Tensor& b, std::optional<std::string_view> rounding_mode) {
+  return divide(rounding_op(parse_rounding(rounding_mode, "div")), a, b, "div");
+}
+Tensor div(const Tensor& a, const Scalar& b, std::optional<std::string_view> rounding_mode) {
+  return divide(rounding_op(parse_rounding(rounding_mode, "div")), a, b, "div");
+}
+Tensor floor_divide(const Tensor& a, const Tensor& b) {
+  return divide(BinOp::DivFloor, a, b, "floor_divide");
+}
+Tensor floor_divide(const Tensor& a, const Scalar& b) {
+  return divide(BinOp::DivFloor, a, b, "floor_divide");
+}
+Tensor remainder(const Tensor& a, const Tensor& b) {
+  return divide(BinOp::Remainder, a, b, "remainder");
+}
+Tensor remainder(const Tensor& a, const Scalar& b) {
+  return divide(BinOp::Remainder, a, b, "remainder");
+}
+Tensor fmod(const Tensor& a, const Tensor& b) {
+  return divide(BinOp::Fmod, a, b, "fmod");
+}
+Tensor fmod(const Tensor& a, const Scalar& b) {
+  return divide(BinOp::Fmod, a, b, "fmod");
+}
+
+Tensor add(const Tensor& a, const Scalar& b, const Scalar& alpha) {
+  Tensor ac, sc;
+  Tensor out = binary(BinOp::Add, a, b, alpha, "add", &ac, &sc);
+  if (needs_grad(ac)) record(out, "add", {ac}, [](const Tensor& g) -> Grads { return {g}; });
+  return out;
+}
+
+Tensor sub(const Tensor& a, const Scalar& b, const Scalar& alpha) {
+  Tensor ac, sc;
+  Tensor out = binary(BinOp::Sub, a, b, alpha, "sub", &ac, &sc);
+  if (needs_grad(ac)) record(out, "sub", {ac}, [](const Tensor& g) -> Grads { return {g}; });
+  return out;
+}
+
+Tensor mul(const Tensor& a, const Scalar& b) {
+  Tensor ac, sc;
+  Tensor out = binary(BinOp::Mul, a, b, 1, "mul", &ac, &sc);
+  if (needs_grad(ac)) record(out, "mul", {ac}, [sc](const Tensor& g) -> Grads { return {g * sc}; });
+  return out;
+}
+
+Tensor rsub(const Tensor& a, const Scalar& b, const Scalar& alpha) {
+  // b - alpha * a
+  Tensor sc, ac;
+  check_defined(a, "rsub");
+  const DType ct = compute_dtype(BinOp::Sub, result_type(a, b), b.type(), a.dtype(), alpha, "rsub");
+  ac = a.to(ct);
+  sc = scalar_tensor(b, ct);
+  Tensor out = detail::dispatch_all(ct, [&]<typename T>() {
+    const T al = alpha.to<T>();
+    return map2<T>(
+        sc, ac, [al](T s, T x) { return wrap_sub(s, wrap_mul(al, x)); }, "rsub");
+  });
+  if (needs_grad(ac))
+    record(out, "rsub", {ac},
+           [alpha](const Tensor& g) -> Grads { return {g * -alpha.to_double()}; });
+  return out;
+}
+
+namespace {
+
+// 1 / a in a's dtype, or float32 for integers (torch.reciprocal).
+Tensor reciprocal(const Tensor& a, const char* name) {
+  Tensor sc, ac;
+  Tensor out = binary(BinOp::Div, Scalar(1), a, 1, name, &sc, &ac);
+  if (needs_grad(ac)) {
+    // d(1/a)/da = -1/a^2 = -out^2
+    record(out, "reciprocal", {ac},
+           [y = out.detach()](const Tensor& g) -> Grads { return {-(g * (y * y))}; }, {out});
+  }
+  return out;
+}
+
+}  // namespace
+
+Tensor rdiv(const Tensor& a, const Scalar& b) {
+  // b / a computed as reciprocal(a) * b, as PyTorch's Tensor.__rtruediv__ does (the rounding
+  // differs from a true b / a in the last bit).
+  return mul(reciprocal(a, "rdiv"), b);
 }
 
 Tensor operator+(const Tensor& a, const Tensor& b) {
@@ -184,34 +612,33 @@ Tensor operator*(const Tensor& a, const Tensor& b) {
 Tensor operator/(const Tensor& a, const Tensor& b) {
   return div(a, b);
 }
-Tensor operator+(const Tensor& a, double b) {
+Tensor operator+(const Tensor& a, const Scalar& b) {
   return add(a, b);
 }
-Tensor operator-(const Tensor& a, double b) {
+Tensor operator-(const Tensor& a, const Scalar& b) {
   return sub(a, b);
 }
-Tensor operator*(const Tensor& a, double b) {
+Tensor operator*(const Tensor& a, const Scalar& b) {
   return mul(a, b);
 }
-Tensor operator/(const Tensor& a, double b) {
+Tensor operator/(const Tensor& a, const Scalar& b) {
   return div(a, b);
 }
-Tensor operator+(double a, const Tensor& b) {
+Tensor operator+(const Scalar& a, const Tensor& b) {
   return add(b, a);
 }
-Tensor operator-(double a, const Tensor& b) {
+Tensor operator-(const Scalar& a, const Tensor& b) {
   return rsub(b, a);
 }
-Tensor operator*(double a, const Tensor& b) {
+Tensor operator*(const Scalar& a, const Tensor& b) {
   return mul(b, a);
 }
-Tensor operator/(double a, const Tensor& b) {
+Tensor operator/(const Scalar& a, const Tensor& b) {
   return rdiv(b, a);
 }
 Tensor operator-(const Tensor& a) {
   return neg(a);
 }
-
 // ---- math functions ------------------------------------------------------------------------
 Tensor neg(const Tensor& x) {
   SOMA_CHECK(x.defined(), "neg: called with an undefined tensor");
@@ -283,7 +710,10 @@ Tensor pow(const Tensor& x, double exponent) {
 }
 
 Tensor pow(const Tensor& x, const Tensor& exponent) {
-  check_same_dtype(x, exponent, "pow");
+  check_defined(x, "pow");
+  check_defined(exponent, "pow");
+  SOMA_CHECK(x.dtype() == exponent.dtype(), "pow: dtypes ", x.dtype(), " and ", exponent.dtype(),
+             " differ (shapes ", x.shape(), " and ", exponent.shape(), "); convert one with .to()");
   Tensor out = detail::dispatch_float(x.dtype(), "pow", [&]<typename T>() {
     return map2<T>(
         x, exponent, [](T a, T e) { return std::pow(a, e); }, "pow");
@@ -339,15 +769,12 @@ namespace {
 
 // maximum / minimum: the gradient goes to the larger (smaller) input, split evenly at ties.
 Tensor extremum(const Tensor& a, const Tensor& b, bool is_max, const char* op) {
-  Tensor out = arith(a, b, op, [is_max](auto x, auto y) {
-    if (x != x) return x;  // NaN propagates
-    if (y != y) return y;
-    return is_max ? (x > y ? x : y) : (x < y ? x : y);
-  });
-  if (needs_grad(a, b)) {
-    record(out, op, {a, b},
-           [a = a.detach(), b = b.detach(), is_max, ra = a.requires_grad(),
-            rb = b.requires_grad()](const Tensor& g) -> Grads {
+  Tensor ac, bc;
+  Tensor out = binary(is_max ? BinOp::Max : BinOp::Min, a, b, 1, op, &ac, &bc);
+  if (needs_grad(ac, bc)) {
+    record(out, op, {ac, bc},
+           [a = ac.detach(), b = bc.detach(), is_max, ra = ac.requires_grad(),
+            rb = bc.requires_grad()](const Tensor& g) -> Grads {
              return detail::dispatch_float(
                  g.dtype(), "maximum backward", [&]<typename T>() -> Grads {
                    // weight of a: 1 where a wins, 0.5 at ties, 0 where b wins
@@ -355,10 +782,10 @@ Tensor extremum(const Tensor& a, const Tensor& b, bool is_max, const char* op) {
                      return x == y ? T(0.5) : ((x > y) == is_max ? T(1) : T(0));
                    });
                    return {ra ? sum_to(g * wa, a.shape()) : Tensor(),
-                           rb ? sum_to(g * rsub(wa, 1.0), b.shape()) : Tensor()};
+                           rb ? sum_to(g * rsub(wa, 1), b.shape()) : Tensor()};
                  });
            },
-           {a, b});
+           {ac, bc});
   }
   return out;
 }
@@ -373,19 +800,22 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
 }
 
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
-  check_same_dtype(a, b, "where");
   SOMA_CHECK(condition.defined(), "where: called with an undefined condition");
+  check_defined(a, "where");
+  check_defined(b, "where");
+  const DType ct = result_type(a, b);
+  const Tensor ac = a.to(ct), bc = b.to(ct);
   const Tensor cond = condition.to(kBool);
   const Shape shape =
       broadcast_shapes(broadcast_shapes(cond.shape(), a.shape(), "where"), b.shape(), "where");
-  Tensor out = detail::make_tensor(shape, a.dtype());
-  detail::dispatch_all(a.dtype(), [&]<typename T>() {
-    ops::apply3<T, bool, T>(out, cond, a, b, [](bool c, T x, T y) { return c ? x : y; });
+  Tensor out = detail::make_tensor(shape, ct);
+  detail::dispatch_all(ct, [&]<typename T>() {
+    ops::apply3<T, bool, T>(out, cond, ac, bc, [](bool c, T x, T y) { return c ? x : y; });
   });
-  if (needs_grad(a, b)) {
-    record(out, "where", {a, b},
-           [cond, sa = a.shape(), sb = b.shape(), ra = a.requires_grad(),
-            rb = b.requires_grad()](const Tensor& g) -> Grads {
+  if (needs_grad(ac, bc)) {
+    record(out, "where", {ac, bc},
+           [cond, sa = a.shape(), sb = b.shape(), ra = ac.requires_grad(),
+            rb = bc.requires_grad()](const Tensor& g) -> Grads {
              Tensor z = zeros({}, g.dtype());
              return {ra ? sum_to(where(cond, g, z), sa) : Tensor(),
                      rb ? sum_to(where(cond, z, g), sb) : Tensor()};
@@ -398,56 +828,84 @@ Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b) {
 // ---- comparisons ---------------------------------------------------------------------------
 namespace {
 
-template <typename F>
-Tensor compare(const Tensor& a, const Tensor& b, const char* op, F f) {
-  check_same_dtype(a, b, op);
-  return detail::dispatch_all(a.dtype(), [&]<typename T>() {
-    return map2<T, bool>(
-        a, b, [f](T x, T y) { return f(x, y); }, op);
+enum class CmpOp { Eq, Ne, Gt, Lt, Ge, Le };
+
+template <typename T, typename Run>
+decltype(auto) with_compare(CmpOp op, Run&& run) {
+  switch (op) {
+    case CmpOp::Eq:
+      return run([](T x, T y) { return x == y; });
+    case CmpOp::Ne:
+      return run([](T x, T y) { return x != y; });
+    case CmpOp::Gt:
+      return run([](T x, T y) { return x > y; });
+    case CmpOp::Lt:
+      return run([](T x, T y) { return x < y; });
+    case CmpOp::Ge:
+      return run([](T x, T y) { return x >= y; });
+    case CmpOp::Le:
+      break;
+  }
+  return run([](T x, T y) { return x <= y; });
+}
+
+// a and b (already of dtype ct) compared elementwise: a bool mask, outside the graph.
+Tensor compare_kernel(CmpOp op, const Tensor& a, const Tensor& b, DType ct, const char* name) {
+  return detail::dispatch_all(ct, [&]<typename T>() {
+    return with_compare<T>(op, [&](auto f) { return map2<T, bool>(a, b, f, name); });
   });
 }
 
-Tensor scalar_like(const Tensor& a, double b) {
-  return full({}, b, a.dtype());
+Tensor compare(CmpOp op, const Tensor& a, const Tensor& b, const char* name) {
+  check_defined(a, name);
+  check_defined(b, name);
+  const DType ct = result_type(a, b);
+  return compare_kernel(op, a.detach().to(ct), b.detach().to(ct), ct, name);
+}
+
+Tensor compare(CmpOp op, const Tensor& a, const Scalar& b, const char* name) {
+  check_defined(a, name);
+  const DType ct = result_type(a, b);
+  return compare_kernel(op, a.detach().to(ct), scalar_tensor(b, ct), ct, name);
 }
 
 }  // namespace
 
 Tensor eq(const Tensor& a, const Tensor& b) {
-  return compare(a, b, "eq", std::equal_to<>());
+  return compare(CmpOp::Eq, a, b, "eq");
 }
 Tensor ne(const Tensor& a, const Tensor& b) {
-  return compare(a, b, "ne", std::not_equal_to<>());
+  return compare(CmpOp::Ne, a, b, "ne");
 }
 Tensor gt(const Tensor& a, const Tensor& b) {
-  return compare(a, b, "gt", std::greater<>());
+  return compare(CmpOp::Gt, a, b, "gt");
 }
 Tensor lt(const Tensor& a, const Tensor& b) {
-  return compare(a, b, "lt", std::less<>());
+  return compare(CmpOp::Lt, a, b, "lt");
 }
 Tensor ge(const Tensor& a, const Tensor& b) {
-  return compare(a, b, "ge", std::greater_equal<>());
+  return compare(CmpOp::Ge, a, b, "ge");
 }
 Tensor le(const Tensor& a, const Tensor& b) {
-  return compare(a, b, "le", std::less_equal<>());
+  return compare(CmpOp::Le, a, b, "le");
 }
-Tensor eq(const Tensor& a, double b) {
-  return eq(a, scalar_like(a, b));
+Tensor eq(const Tensor& a, const Scalar& b) {
+  return compare(CmpOp::Eq, a, b, "eq");
 }
-Tensor ne(const Tensor& a, double b) {
-  return ne(a, scalar_like(a, b));
+Tensor ne(const Tensor& a, const Scalar& b) {
+  return compare(CmpOp::Ne, a, b, "ne");
 }
-Tensor gt(const Tensor& a, double b) {
-  return gt(a, scalar_like(a, b));
+Tensor gt(const Tensor& a, const Scalar& b) {
+  return compare(CmpOp::Gt, a, b, "gt");
 }
-Tensor lt(const Tensor& a, double b) {
-  return lt(a, scalar_like(a, b));
+Tensor lt(const Tensor& a, const Scalar& b) {
+  return compare(CmpOp::Lt, a, b, "lt");
 }
-Tensor ge(const Tensor& a, double b) {
-  return ge(a, scalar_like(a, b));
+Tensor ge(const Tensor& a, const Scalar& b) {
+  return compare(CmpOp::Ge, a, b, "ge");
 }
-Tensor le(const Tensor& a, double b) {
-  return le(a, scalar_like(a, b));
+Tensor le(const Tensor& a, const Scalar& b) {
+  return compare(CmpOp::Le, a, b, "le");
 }
 
 // ---- in-place ops --------------------------------------------------------------------------
@@ -456,6 +914,7 @@ namespace {
 // In-place writes bypass the graph, so they are allowed only where no gradient can be lost.
 void check_inplace(const Tensor& self, const char* op, const Tensor* other = nullptr) {
   SOMA_CHECK(self.defined(), op, ": called on an undefined tensor");
+  if (other != nullptr) check_defined(*other, op);
   if (!autograd::is_grad_enabled()) return;
   if (self.requires_grad()) {
     SOMA_CHECK(!self.is_leaf(), op, ": a leaf tensor that requires grad (shape ", self.shape(),
@@ -472,62 +931,124 @@ void bump_version(const Tensor& t) {
   ++t.impl()->storage->version;
 }
 
-// self = f(self, other) with `other` broadcast to self's shape and converted to its dtype.
-template <typename F>
-Tensor& inplace(Tensor& self, const Tensor& other, const char* op, F f) {
-  check_inplace(self, op, &other);
-  SOMA_CHECK(other.defined(), op, ": called with an undefined tensor");
-  SOMA_CHECK(broadcast_shapes(self.shape(), other.shape(), op) == self.shape(), op, ": shape ",
-             other.shape(), " cannot be broadcast to the shape ", self.shape(), " of the tensor");
-  const Tensor o = other.to(self.dtype());
-  detail::dispatch_numeric(self.dtype(), op, [&]<typename T>() {
-    ops::apply2<T, T>(self, self, o, [f](T x, T y) { return static_cast<T>(f(x, y)); });
-  });
+// The result of an in-place op is computed in `ct` and written into self: PyTorch refuses a
+// cast that would lose the result's kind (floating into integral, anything into bool).
+void check_cast(DType ct, const Tensor& self, const char* op) {
+  SOMA_CHECK(can_cast(ct, self.dtype()), op, ": result type ", ct,
+             " can't be cast to the desired output type ", self.dtype(), " (tensor of shape ",
+             self.shape(), "); use the out-of-place op, or convert with .to()");
+}
+
+// self = op(self, o), o of dtype ct and broadcastable to self's shape.
+void inplace_compute(Tensor& self, const Tensor& o, BinOp op, DType ct, const Scalar& alpha,
+                     const char* name) {
+  check_divisor(op, o, name);
+  if (ct == self.dtype()) {
+    detail::dispatch_all(ct, [&]<typename T>() {
+      with_kernel<T>(op, alpha.to<T>(), [&](auto f) { ops::apply2<T, T>(self, self, o, f); });
+    });
+  } else {
+    Tensor r = binary_kernel(op, self.detach().to(ct), o, ct, alpha, name);
+    kernels::cpu::copy(self, r);
+  }
   bump_version(self);
+}
+
+// self = op(self, other), other broadcast to self's shape.
+Tensor& inplace(Tensor& self, const Tensor& other, BinOp op, const Scalar& alpha,
+                const char* name) {
+  check_inplace(self, name, &other);
+  SOMA_CHECK(broadcast_shapes(self.shape(), other.shape(), name) == self.shape(), name, ": shape ",
+             other.shape(), " cannot be broadcast to the shape ", self.shape(), " of the tensor");
+  detail::check_no_internal_overlap(self, name);
+  detail::check_no_partial_overlap(self, other, name);
+  const DType ct =
+      compute_dtype(op, result_type(self, other), self.dtype(), other.dtype(), alpha, name);
+  check_cast(ct, self, name);
+  inplace_compute(self, other.detach().to(ct), op, ct, alpha, name);
+  return self;
+}
+
+// self = op(self, number).
+Tensor& inplace(Tensor& self, const Scalar& other, BinOp op, const Scalar& alpha,
+                const char* name) {
+  check_inplace(self, name);
+  detail::check_no_internal_overlap(self, name);
+  const DType ct =
+      compute_dtype(op, result_type(self, other), self.dtype(), other.type(), alpha, name);
+  check_cast(ct, self, name);
+  inplace_compute(self, scalar_tensor(other, ct), op, ct, alpha, name);
   return self;
 }
 
 }  // namespace
 
-Tensor& Tensor::add_(const Tensor& other, double alpha) {
-  return inplace(*this, other, "add_",
-                 [alpha](auto x, auto y) { return x + static_cast<decltype(x)>(alpha) * y; });
+Tensor& Tensor::add_(const Tensor& other, const Scalar& alpha) {
+  return inplace(*this, other, BinOp::Add, alpha, "add_");
 }
-Tensor& Tensor::sub_(const Tensor& other, double alpha) {
-  return inplace(*this, other, "sub_",
-                 [alpha](auto x, auto y) { return x - static_cast<decltype(x)>(alpha) * y; });
+Tensor& Tensor::add_(const Scalar& other, const Scalar& alpha) {
+  return inplace(*this, other, BinOp::Add, alpha, "add_");
+}
+Tensor& Tensor::sub_(const Tensor& other, const Scalar& alpha) {
+  return inplace(*this, other, BinOp::Sub, alpha, "sub_");
+}
+Tensor& Tensor::sub_(const Scalar& other, const Scalar& alpha) {
+  return inplace(*this, other, BinOp::Sub, alpha, "sub_");
 }
 Tensor& Tensor::mul_(const Tensor& other) {
-  return inplace(*this, other, "mul_", [](auto x, auto y) { return x * y; });
+  return inplace(*this, other, BinOp::Mul, 1, "mul_");
 }
-Tensor& Tensor::div_(const Tensor& other) {
-  return inplace(*this, other, "div_", [](auto x, auto y) { return x / y; });
+Tensor& Tensor::mul_(const Scalar& other) {
+  return inplace(*this, other, BinOp::Mul, 1, "mul_");
 }
-Tensor& Tensor::add_(double v) {
-  return add_(full({}, v, dtype()));
+Tensor& Tensor::div_(const Tensor& other, std::optional<std::string_view> rounding_mode) {
+  return inplace(*this, other, rounding_op(parse_rounding(rounding_mode, "div_")), 1, "div_");
 }
-Tensor& Tensor::sub_(double v) {
-  return sub_(full({}, v, dtype()));
+Tensor& Tensor::div_(const Scalar& other, std::optional<std::string_view> rounding_mode) {
+  return inplace(*this, other, rounding_op(parse_rounding(rounding_mode, "div_")), 1, "div_");
 }
-Tensor& Tensor::mul_(double v) {
-  return mul_(full({}, v, dtype()));
+Tensor& Tensor::floor_divide_(const Tensor& other) {
+  return inplace(*this, other, BinOp::DivFloor, 1, "floor_divide_");
 }
-Tensor& Tensor::div_(double v) {
-  return inplace(*this, full({}, v, kFloat64), "div_",
-                 [v](auto x, auto) { return static_cast<decltype(x)>(x / v); });
+Tensor& Tensor::floor_divide_(const Scalar& other) {
+  return inplace(*this, other, BinOp::DivFloor, 1, "floor_divide_");
+}
+Tensor& Tensor::remainder_(const Tensor& other) {
+  return inplace(*this, other, BinOp::Remainder, 1, "remainder_");
+}
+Tensor& Tensor::remainder_(const Scalar& other) {
+  return inplace(*this, other, BinOp::Remainder, 1, "remainder_");
+}
+Tensor& Tensor::fmod_(const Tensor& other) {
+  return inplace(*this, other, BinOp::Fmod, 1, "fmod_");
+}
+Tensor& Tensor::fmod_(const Scalar& other) {
+  return inplace(*this, other, BinOp::Fmod, 1, "fmod_");
 }
 Tensor& Tensor::zero_() {
-  return fill_(0.0);
+  return fill_(0);
 }
-Tensor& Tensor::fill_(double value) {
-  return copy_(full({}, value, dtype()));
+Tensor& Tensor::fill_(const Scalar& value) {
+  check_inplace(*this, "fill_");
+  detail::check_no_internal_overlap(*this, "fill_");
+  const Tensor v = full({}, value, dtype());  // checks that an integer dtype can hold value
+  const Tensor src = detail::make_view(v, shape(), Shape(static_cast<size_t>(dim()), 0), 0);
+  kernels::cpu::copy(*this, src);
+  bump_version(*this);
+  return *this;
 }
 
 Tensor& Tensor::copy_(const Tensor& src) {
   check_inplace(*this, "copy_", &src);
-  SOMA_CHECK(src.defined(), "copy_: called with an undefined tensor");
   SOMA_CHECK(broadcast_shapes(shape(), src.shape(), "copy_") == shape(), "copy_: shape ",
              src.shape(), " cannot be broadcast to the shape ", shape(), " of the tensor");
+  detail::check_no_internal_overlap(*this, "copy_");
+  const TensorImpl& d = *impl();
+  const TensorImpl& s = *src.impl();
+  if (d.storage == s.storage && d.offset == s.offset && d.shape == s.shape &&
+      d.strides == s.strides && d.dtype == s.dtype)
+    return *this;  // copying a tensor onto itself (as PyTorch, nothing to do)
+  detail::check_no_partial_overlap(*this, src, "copy_");
   const Tensor view =
       detail::make_view(src, shape(), ops::broadcast_strides(src, shape()), src.impl()->offset);
   kernels::cpu::copy(*this, view);
@@ -536,6 +1057,48 @@ Tensor& Tensor::copy_(const Tensor& src) {
 }
 
 // ---- method forms --------------------------------------------------------------------------
+Tensor Tensor::add(const Tensor& other, const Scalar& alpha) const {
+  return soma::add(*this, other, alpha);
+}
+Tensor Tensor::add(const Scalar& other, const Scalar& alpha) const {
+  return soma::add(*this, other, alpha);
+}
+Tensor Tensor::sub(const Tensor& other, const Scalar& alpha) const {
+  return soma::sub(*this, other, alpha);
+}
+Tensor Tensor::sub(const Scalar& other, const Scalar& alpha) const {
+  return soma::sub(*this, other, alpha);
+}
+Tensor Tensor::mul(const Tensor& other) const {
+  return soma::mul(*this, other);
+}
+Tensor Tensor::mul(const Scalar& other) const {
+  return soma::mul(*this, other);
+}
+Tensor Tensor::div(const Tensor& other, std::optional<std::string_view> rounding_mode) const {
+  return soma::div(*this, other, rounding_mode);
+}
+Tensor Tensor::div(const Scalar& other, std::optional<std::string_view> rounding_mode) const {
+  return soma::div(*this, other, rounding_mode);
+}
+Tensor Tensor::floor_divide(const Tensor& other) const {
+  return soma::floor_divide(*this, other);
+}
+Tensor Tensor::floor_divide(const Scalar& other) const {
+  return soma::floor_divide(*this, other);
+}
+Tensor Tensor::remainder(const Tensor& other) const {
+  return soma::remainder(*this, other);
+}
+Tensor Tensor::remainder(const Scalar& other) const {
+  return soma::remainder(*this, other);
+}
+Tensor Tensor::fmod(const Tensor& other) const {
+  return soma::fmod(*this, other);
+}
+Tensor Tensor::fmod(const Scalar& other) const {
+  return soma::fmod(*this, other);
+}
 Tensor Tensor::neg() const {
   return soma::neg(*this);
 }
@@ -576,6 +1139,24 @@ Tensor Tensor::ge(const Tensor& o) const {
   return soma::ge(*this, o);
 }
 Tensor Tensor::le(const Tensor& o) const {
+  return soma::le(*this, o);
+}
+Tensor Tensor::eq(const Scalar& o) const {
+  return soma::eq(*this, o);
+}
+Tensor Tensor::ne(const Scalar& o) const {
+  return soma::ne(*this, o);
+}
+Tensor Tensor::gt(const Scalar& o) const {
+  return soma::gt(*this, o);
+}
+Tensor Tensor::lt(const Scalar& o) const {
+  return soma::lt(*this, o);
+}
+Tensor Tensor::ge(const Scalar& o) const {
+  return soma::ge(*this, o);
+}
+Tensor Tensor::le(const Scalar& o) const {
   return soma::le(*this, o);
 }
 

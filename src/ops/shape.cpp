@@ -1,5 +1,5 @@
-// Shape ops: views (reshape, view, transpose, squeeze, unsqueeze, narrow, slice) and copies
-// (cat, index_select), each with its backward.
+// Shape ops: views (reshape, view, transpose, squeeze, unsqueeze, narrow, slice, expand) and
+// copies (cat, index_select), each with its backward.
 #include "soma/ops/shape.h"
 
 #include <omp.h>
@@ -11,6 +11,7 @@
 #include "core/tensor_impl.h"
 #include "kernels/cpu/copy.h"
 #include "kernels/cpu/loop.h"
+#include "soma/ops/reduce.h"
 
 namespace soma {
 
@@ -151,6 +152,44 @@ Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length) {
              " and length ", length, " are out of range for dimension ", dim, " of size ",
              x.size(d), " (shape ", x.shape(), ")");
   return slice(x, d, start, start + length, 1);
+}
+
+Tensor expand(const Tensor& x, const Shape& size) {
+  check_defined(x, "expand");
+  const int64_t n = static_cast<int64_t>(size.size());
+  SOMA_CHECK(n >= x.dim(), "expand: the number of sizes provided (", n, ") must be at least ",
+             "the number of dimensions of the tensor (", x.dim(), "); target ", size, ", tensor ",
+             x.shape());
+  const int64_t lead = n - x.dim();
+  Shape shape(n), strides(n, 0);
+  for (int64_t d = 0; d < n; ++d) {
+    if (d < lead) {
+      SOMA_CHECK(size[d] >= 0, "expand: size ", size[d], " is not allowed in the new leading ",
+                 "dimension ", d, "; target ", size, ", tensor ", x.shape());
+      shape[d] = size[d];
+      continue;
+    }
+    const int64_t have = x.size(d - lead);
+    if (size[d] == -1 || size[d] == have) {
+      shape[d] = have;
+      strides[d] = x.stride(d - lead);
+    } else {
+      SOMA_CHECK(have == 1 && size[d] >= 0, "expand: the expanded size (", size[d],
+                 ") must match the existing size (", have, ") at non-singleton dimension ", d,
+                 "; target ", size, ", tensor ", x.shape());
+      shape[d] = size[d];
+    }
+  }
+  Tensor out = detail::make_view(x, shape, strides, x.impl()->offset);
+  if (needs_grad(x))
+    record(out, "expand", {x},
+           [s = x.shape()](const Tensor& g) -> Grads { return {sum_to(g, s)}; });
+  return out;
+}
+
+Tensor expand_as(const Tensor& x, const Tensor& other) {
+  check_defined(other, "expand_as");
+  return expand(x, other.shape());
 }
 
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step) {
@@ -299,6 +338,12 @@ Tensor Tensor::unsqueeze(int64_t d) const {
 }
 Tensor Tensor::narrow(int64_t d, int64_t s, int64_t n) const {
   return soma::narrow(*this, d, s, n);
+}
+Tensor Tensor::expand(const Shape& size) const {
+  return soma::expand(*this, size);
+}
+Tensor Tensor::expand_as(const Tensor& other) const {
+  return soma::expand_as(*this, other);
 }
 Tensor Tensor::slice(int64_t d, int64_t s, int64_t e, int64_t st) const {
   return soma::slice(*this, d, s, e, st);

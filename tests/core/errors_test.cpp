@@ -59,9 +59,12 @@ const std::vector<ErrorCase>& cases() {
          soma::mul(soma::zeros({5, 2}), soma::zeros({3, 1}));
        },
        {"mul", "[5, 2]", "[3, 1]"}},
-      {"add dtype mismatch",
-       [] { soma::zeros({2}) + soma::zeros({2}, soma::kFloat64); },
-       {"add", "float32", "float64"}},
+      {"in-place result that cannot be cast",
+       [] {
+         Tensor n = soma::zeros({2}, soma::kInt64);
+         n.add_(soma::zeros({2}));
+       },
+       {"add_", "float32", "int64", "can't be cast"}},
       {"reshape incompatible",
        [] {
          soma::zeros({2, 3}).reshape({4, 2});
@@ -160,12 +163,12 @@ const std::vector<ErrorCase>& cases() {
          soma::zeros({2, 3}).copy_(soma::zeros({4}));
        },
        {"copy_", "[4]", "[2, 3]"}},
-      {"where dtype mismatch",
-       [] {
-         soma::where(soma::ones({2}, soma::kBool), soma::zeros({2}),
-                     soma::zeros({2}, soma::kInt64));
-       },
-       {"where", "float32", "int64"}},
+      {"sub of bool tensors",
+       [] { soma::ones({2}, soma::kBool) - soma::ones({2}, soma::kBool); },
+       {"sub", "bool"}},
+      {"integer division by zero",
+       [] { soma::div(soma::ones({2}, soma::kInt64), soma::zeros({2}, soma::kInt64), "floor"); },
+       {"div", "division by zero"}},
       {"clamp min > max", [] { soma::zeros({2}).clamp(2.0, 1.0); }, {"clamp", "2", "1"}},
       {"mean of int64", [] { soma::zeros({2}, soma::kInt64).mean(); }, {"mean", "int64"}},
       {"arange zero step", [] { soma::arange(0.0, 1.0, 0.0); }, {"arange", "step=0"}},

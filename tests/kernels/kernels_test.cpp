@@ -758,14 +758,19 @@ TEST(KernelsElementwise, CopyIntoTransposedView) {
                                std::to_string(c.rows) + ", " + std::to_string(c.cols) + "] view, " +
                                std::to_string(threads) + " threads";
       EXPECT_EQ(mm.bad, 0) << mm.report("copy_ of " + what);
-      // In place through the same strided output: dst += 0.5 src (src converted to float32).
+      // In place through the same strided output: dst += 0.5 src, computed in the promoted
+      // dtype (float64 for a float64 src, as in PyTorch) and stored as float32.
       dst.add_(src.t, 0.5);
       const std::vector<double> after = values_of(base);
       Mismatch mi;
       for (int64_t r = 0; r < c.rows; ++r)
         for (int64_t k = 0; k < c.cols; ++k) {
-          const float v = static_cast<float>(src.at({r, k}));
-          mi.add(k * c.rows + r, after[k * c.rows + r], static_cast<float>(v + 0.5f * v), 0);
+          const double s = src.at({r, k});
+          const float v = static_cast<float>(s);
+          const float want = c.src_dtype == soma::kFloat64
+                                 ? static_cast<float>(static_cast<double>(v) + 0.5 * s)
+                                 : static_cast<float>(v + 0.5f * v);
+          mi.add(k * c.rows + r, after[k * c.rows + r], want, 0);
         }
       EXPECT_EQ(mi.bad, 0) << mi.report("add_ of " + what);
     }

@@ -2,9 +2,9 @@
 """Golden values from PyTorch for soma's differentiable ops, soma::nn and soma::optim.
 
 Run:   /usr/bin/python3 tests/reference/make_reference.py
-Writes tests/reference/ops_reference.txt, nn_reference.txt and optim_reference.txt next to
-this script. tests/ops/golden_test.cpp, tests/nn/nn_golden_test.cpp and
-tests/optim/optim_golden_test.cpp read them (parser in tests/reference/reference_file.h), so
+Writes tests/reference/ops_reference.txt, nn_reference.txt, optim_reference.txt and
+promotion_reference.txt next to this script. tests/ops/golden_test.cpp, tests/nn/nn_golden_test.cpp,
+tests/optim/optim_golden_test.cpp and tests/ops/promotion_test.cpp read them (parser in tests/reference/reference_file.h), so
 the C++ tests never need Python. Re-run this script (and commit its outputs) after adding a case
 or an op; the output is deterministic (every case seeds its own generator from a CRC of its
 name, so adding a case does not change the others).
@@ -944,11 +944,222 @@ def write_optim(here):
     print(f"wrote {count} cases to {path} ({os.path.getsize(path)} bytes)")
 
 
+# =============================================================================================
+# promotion: dtype promotion (torch.result_type), rounding division, remainder/fmod and the
+# in-place cast rule -> promotion_reference.txt, read by tests/ops/promotion_test.cpp.
+#
+# Every pair of soma's dtypes (bool, uint8, int64, float32, float64) for every binary op, as
+# tensor-tensor ("tt", both 1-D), tensor-0d ("t0"), 0d-tensor ("0t"), tensor-scalar ("ts") and
+# scalar-tensor ("st"), where a scalar is a Python int, float or bool. Same line format as
+# ops_reference.txt, plus:
+#
+#   scalar <k> <kind> 0 <value>        operand k is a Python number: kind int64 = int,
+#                                      float64 = float, bool = bool (not a tensor)
+#   error <torch's message>            torch raised instead of returning (no out line)
+#   backward_error <torch's message>   the forward worked but torch's backward raised
+#
+# The case header's dtype is the result's dtype (input 0's when torch raised). Floating tensor
+# operands of out-of-place ops require grad: gout and one grad line per floating input follow
+# (the gradient has the input's own dtype) whenever torch's result requires grad. In-place ops
+# ("add_", ...) modify a copy of input 0 and write it as out; they have no gradients.
+PROMO_DTYPES = [torch.bool, torch.uint8, torch.int64, torch.float32, torch.float64]
+PROMO_DTYPE_NAMES = {**DTYPE_NAMES, torch.uint8: "uint8"}
+
+# Six values per dtype, left operands and right operands (divisors: no zero, except bool's
+# False, which torch turns into inf/nan or a ZeroDivisionError like any zero).
+PROMO_LEFT = {
+    torch.bool: [True, False, True, True, False, True],
+    torch.uint8: [0, 1, 7, 200, 255, 13],
+    torch.int64: [-7, 7, 5, -5, 0, 9],
+    torch.float32: [-7.5, 7.25, 5.0, -5.5, 0.0, 2.75],
+    torch.float64: [-7.5, 7.25, 5.0, -5.5, 0.0, 2.75],
+}
+PROMO_RIGHT = {
+    torch.bool: [True, False, True, False, True, True],
+    torch.uint8: [3, 2, 7, 100, 16, 1],
+    torch.int64: [2, -2, 3, -3, 4, -1],
+    torch.float32: [2.0, -2.0, 3.0, -0.75, 1.5, -4.0],
+    torch.float64: [2.0, -2.0, 3.0, -0.75, 1.5, -4.0],
+}
+PROMO_ZERO_DIM = {torch.bool: True, torch.uint8: 3, torch.int64: -3, torch.float32: -2.5,
+                  torch.float64: -2.5}
+PROMO_SCALARS = {"int": -3, "float": 2.5, "bool": True}
+PROMO_SCALAR_KIND = {int: "int64", float: "float64", bool: "bool"}
+
+# name -> (torch function of the operand list, in place?)
+PROMO_OPS = {
+    "add": (lambda x: torch.add(x[0], x[1]), False),
+    "add_alpha_2": (lambda x: torch.add(x[0], x[1], alpha=2), False),
+    "add_alpha_0p5": (lambda x: torch.add(x[0], x[1], alpha=0.5), False),
+    "sub": (lambda x: torch.sub(x[0], x[1]), False),
+    "mul": (lambda x: torch.mul(x[0], x[1]), False),
+    "div": (lambda x: torch.div(x[0], x[1]), False),
+    "div_trunc": (lambda x: torch.div(x[0], x[1], rounding_mode="trunc"), False),
+    "div_floor": (lambda x: torch.div(x[0], x[1], rounding_mode="floor"), False),
+    "floor_divide": (lambda x: torch.floor_divide(x[0], x[1]), False),
+    "remainder": (lambda x: torch.remainder(x[0], x[1]), False),
+    "fmod": (lambda x: torch.fmod(x[0], x[1]), False),
+    "eq": (lambda x: torch.eq(x[0], x[1]), False),
+    "ne": (lambda x: torch.ne(x[0], x[1]), False),
+    "lt": (lambda x: torch.lt(x[0], x[1]), False),
+    "le": (lambda x: torch.le(x[0], x[1]), False),
+    "gt": (lambda x: torch.gt(x[0], x[1]), False),
+    "ge": (lambda x: torch.ge(x[0], x[1]), False),
+    "maximum": (lambda x: torch.maximum(x[0], x[1]), False),
+    "minimum": (lambda x: torch.minimum(x[0], x[1]), False),
+    "where": (lambda x: torch.where(x[0], x[1], x[2]), False),
+    "add_": (lambda x: x[0].add_(x[1]), True),
+    "sub_": (lambda x: x[0].sub_(x[1]), True),
+    "mul_": (lambda x: x[0].mul_(x[1]), True),
+    "div_": (lambda x: x[0].div_(x[1]), True),
+    "div_floor_": (lambda x: x[0].div_(x[1], rounding_mode="floor"), True),
+    "remainder_": (lambda x: x[0].remainder_(x[1]), True),
+}
+# Python's reflected operators: a number on the left of a tensor.
+PROMO_REFLECTED = {"add": lambda s, t: s + t, "sub": lambda s, t: s - t,
+                   "mul": lambda s, t: s * t, "div": lambda s, t: s / t}
+# Signs of every combination for the rounding ops (the golden for "every rounding mode,
+# including negatives"), float and int, with exact halves and a non-representable quotient.
+PROMO_ROUNDING_LEFT = [7, -7, 7, -7, 6, -6, 1, -1, 0, 5, -5, 9]
+PROMO_ROUNDING_RIGHT = [2, 2, -2, -2, 4, 4, 3, 3, -3, -5, 5, 7]
+
+
+def promo_operand_line(k, x):
+    if isinstance(x, torch.Tensor):
+        return tensor_line_promo("in", k, x)
+    kind = PROMO_SCALAR_KIND[type(x)]
+    value = repr(x) if isinstance(x, float) else str(int(x))
+    return f"scalar {k} {kind} 0 {value}"
+
+
+def tensor_line_promo(role, k, t):
+    dims = [str(d) for d in t.shape]
+    parts = [role, str(k), PROMO_DTYPE_NAMES[t.dtype], str(t.dim())] + dims + fmt_values(t)
+    return " ".join(parts)
+
+
+def promo_message(e):
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def promo_case(name, op, operands, lines):
+    fn, in_place = PROMO_OPS[op] if op in PROMO_OPS else (None, False)
+    if op.startswith("r") and op[1:] in PROMO_REFLECTED:
+        fn = lambda x: PROMO_REFLECTED[op[1:]](x[0], x[1])
+    inputs = []
+    for x in operands:
+        if isinstance(x, torch.Tensor):
+            x = x.clone()
+            if x.is_floating_point() and not in_place:
+                x.requires_grad_(True)
+        inputs.append(x)
+    first = next(x for x in inputs if isinstance(x, torch.Tensor))
+    body = [promo_operand_line(k, x) for k, x in enumerate(inputs)]
+    try:
+        out = fn(inputs)
+    except Exception as e:  # torch's RuntimeError (dtype rules) or ZeroDivisionError
+        lines.append(f"case {name} {op} {PROMO_DTYPE_NAMES[first.dtype]}")
+        lines.extend(body)
+        lines.append("error " + promo_message(e))
+        lines.append("end")
+        return
+    lines.append(f"case {name} {op} {PROMO_DTYPE_NAMES[out.dtype]}")
+    lines.extend(body)
+    lines.append(tensor_line_promo("out", 0, out))
+    if out.requires_grad:
+        g = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+        gout = torch.randn(out.shape, generator=g, dtype=torch.float64).to(out.dtype)
+        lines.append(tensor_line_promo("gout", 0, gout))
+        try:
+            (out * gout).sum().backward()
+        except Exception as e:
+            lines.append("backward_error " + promo_message(e))
+        else:
+            for k, x in enumerate(inputs):
+                if isinstance(x, torch.Tensor) and x.is_floating_point():
+                    assert x.grad is not None, f"{name}: input {k} got no gradient"
+                    assert x.grad.dtype == x.dtype
+                    lines.append(tensor_line_promo("grad", k, x.grad))
+    lines.append("end")
+
+
+def promotion_cases():
+    """(name, op, operands); operands are tensors or Python numbers."""
+    c = []
+    short = {torch.bool: "bool", torch.uint8: "uint8", torch.int64: "int64",
+             torch.float32: "float32", torch.float64: "float64"}
+    binary = [op for op in PROMO_OPS if op != "where"]
+    for op in binary:
+        in_place = PROMO_OPS[op][1]
+        for da in PROMO_DTYPES:
+            left = torch.tensor(PROMO_LEFT[da], dtype=da)
+            for db in PROMO_DTYPES:
+                right = torch.tensor(PROMO_RIGHT[db], dtype=db)
+                zero = torch.tensor(PROMO_ZERO_DIM[db], dtype=db)
+                pair = f"{short[da]}_{short[db]}"
+                c.append((f"{op}_tt_{pair}", op, [left, right]))
+                c.append((f"{op}_t0_{pair}", op, [left, zero]))
+                if not in_place:
+                    zero_a = torch.tensor(PROMO_ZERO_DIM[da], dtype=da)
+                    c.append((f"{op}_0t_{pair}", op, [zero_a, right]))
+            if op in ("maximum", "minimum"):
+                continue  # tensors only, in torch and in soma
+            for kind, s in PROMO_SCALARS.items():
+                c.append((f"{op}_ts_{short[da]}_{kind}", op, [left, s]))
+    for op in PROMO_REFLECTED:
+        for db in PROMO_DTYPES:
+            right = torch.tensor(PROMO_RIGHT[db], dtype=db)
+            for kind, s in PROMO_SCALARS.items():
+                c.append((f"r{op}_st_{kind}_{short[db]}", "r" + op, [s, right]))
+    cond = torch.tensor([True, False, False, True, True, False])
+    for da in PROMO_DTYPES:
+        for db in PROMO_DTYPES:
+            c.append((f"where_tt_{short[da]}_{short[db]}", "where",
+                      [cond, torch.tensor(PROMO_LEFT[da], dtype=da),
+                       torch.tensor(PROMO_RIGHT[db], dtype=db)]))
+    # Rounding: every sign combination, int64 and floating, tensor and scalar divisors.
+    for op in ("div", "div_trunc", "div_floor", "floor_divide", "remainder", "fmod"):
+        for dt in (torch.int64, torch.float32, torch.float64):
+            a = torch.tensor(PROMO_ROUNDING_LEFT, dtype=dt)
+            b = torch.tensor(PROMO_ROUNDING_RIGHT, dtype=dt)
+            c.append((f"{op}_signs_{short[dt]}", op, [a, b]))
+            for s in (2, -2, 2.5, -2.5):
+                tag = ("m" if s < 0 else "p") + str(abs(s)).replace(".", "p")
+                c.append((f"{op}_signs_{short[dt]}_scalar_{tag}", op, [a, s]))
+        # fractional float operands: quotients that are not whole
+        a = torch.tensor([5.3, -5.3, 5.3, -5.3, 0.1, -0.1, 1e10, -2.5], dtype=torch.float64)
+        b = torch.tensor([2.0, 2.0, -2.0, -2.0, 0.03, 0.03, 3.3, 0.5], dtype=torch.float64)
+        c.append((f"{op}_fractions_float64", op, [a, b]))
+        c.append((f"{op}_fractions_float32", op, [a.float(), b.float()]))
+    return c
+
+
+def write_promotion(here):
+    path = os.path.join(here, "promotion_reference.txt")
+    header = HEADER.format(ver=torch.__version__.split("+")[0]).rstrip("\n")
+    lines = [header,
+             "# Promotion cases (see the promotion section of make_reference.py): 'scalar <k> "
+             "<int64|float64|bool> 0 <v>'",
+             "# is a Python int/float/bool operand; 'error <msg>' and 'backward_error <msg>' "
+             "record that torch raised."]
+    names = set()
+    count = 0
+    for name, op, operands in promotion_cases():
+        assert name not in names, f"duplicate case name {name}"
+        names.add(name)
+        promo_case(name, op, operands, lines)
+        count += 1
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {count} cases to {path} ({os.path.getsize(path)} bytes)")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     write_ops(here)
     write_nn(here)
     write_optim(here)
+    write_promotion(here)
 
 
 if __name__ == "__main__":

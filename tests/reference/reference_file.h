@@ -1,6 +1,7 @@
 // Reading the golden reference files written by tests/reference/make_reference.py
 // (ops_reference.txt for tests/ops/golden_test.cpp, nn_reference.txt for
-// tests/nn/nn_golden_test.cpp), and comparing soma tensors with them.
+// tests/nn/nn_golden_test.cpp, promotion_reference.txt for tests/ops/promotion_test.cpp), and
+// comparing soma tensors with them.
 //
 // A file is a list of cases; each case is a header line, tensor lines and "end":
 //   case <name> <op> <dtype>
@@ -8,6 +9,9 @@
 //   end
 // Roles: in, out, gout, grad (k is an index) and param, pgrad (k is a state-dict key such as
 // "0.weight"); key lines ("key <key> <dtype> <ndim> <dims...>") carry a shape and no values.
+// promotion_reference.txt adds "scalar <k> <int64|float64|bool> 0 <value>" (input k is a
+// number, not a tensor), "error <message>" (torch raised; the case has no out) and
+// "backward_error <message>" (torch's backward raised).
 // Each test says which roles its file may use (ParseRules). Header-only: tests/**/*_test.cpp
 // are the only sources compiled into soma_tests.
 #pragma once
@@ -33,6 +37,7 @@ struct RefTensor {
   soma::DType dtype = soma::kFloat32;
   soma::Shape shape;
   std::vector<double> values;  // exact for float32/float64; int64 and bool as whole numbers
+  bool is_scalar = false;      // a "scalar" line: a number of kind dtype, not a tensor
 };
 
 struct Case {
@@ -47,6 +52,8 @@ struct Case {
   std::vector<RefTensor> params;       // "param": module parameters by key
   std::vector<RefTensor> param_grads;  // "pgrad": gradients of module parameters by key
   std::vector<RefTensor> keys;         // "key": state-dict entries (shape and dtype only)
+  std::string error;                   // "error": torch raised this instead of returning
+  std::string backward_error;          // "backward_error": torch's backward raised this
   int line = 0;                        // line of the "case" header, for messages
 
   std::string label() const { return name + " (op " + op + ", " + dtype_str() + ")"; }
@@ -81,6 +88,8 @@ inline bool parse_dtype(const std::string& s, soma::DType* dtype) {
     *dtype = soma::kInt64;
   else if (s == "bool")
     *dtype = soma::kBool;
+  else if (s == "uint8")
+    *dtype = soma::kUInt8;
   else
     return false;
   return true;
@@ -159,20 +168,29 @@ inline RefFile parse_reference(const std::string& path, const ParseRules& rules)
       in_case = true;
     } else if (role == "end") {
       if (!in_case) return fail("'end' outside a case");
-      if (current.outs.empty() && current.keys.empty()) return fail("case has no out");
+      if (current.outs.empty() && current.keys.empty() && current.error.empty())
+        return fail("case has no out");
       if (!current.outs.empty() && rules.require_gout && !current.has_gout)
         return fail("case has no (or a mis-sized) gout");
       if (current.has_gout && current.gout.values.size() != current.outs[0].values.size())
         return fail("case has no (or a mis-sized) gout");
       file.cases.push_back(current);
       in_case = false;
+    } else if ((role == "error" || role == "backward_error") && rules.roles.count(role)) {
+      if (!in_case) return fail(role + " outside a case");
+      std::string message;
+      std::getline(ls >> std::ws, message);
+      if (message.empty()) return fail(role + " without a message");
+      (role == "error" ? current.error : current.backward_error) = message;
     } else if (rules.roles.count(role)) {
       if (!in_case) return fail("tensor outside a case");
       RefTensor t;
       std::string error;
       if (!parse_tensor(ls, role != "key", &t, &error)) return fail(role + ": " + error);
-      if (role == "in") {
+      if (role == "in" || role == "scalar") {
         if (t.index != static_cast<int>(current.inputs.size())) return fail("inputs out of order");
+        if (role == "scalar" && !t.shape.empty()) return fail("a scalar with dimensions");
+        t.is_scalar = role == "scalar";
         current.inputs.push_back(t);
       } else if (role == "out") {
         if (t.index != static_cast<int>(current.outs.size())) return fail("outputs out of order");

@@ -25,6 +25,16 @@ std::string_view dtype_name(DType dtype);
 inline bool is_floating(DType dtype) {
   return dtype == kFloat32 || dtype == kFloat64;
 }
+/// uint8 and int64, and bool when include_bool is true.
+inline bool is_integral(DType dtype, bool include_bool) {
+  return dtype == kInt64 || dtype == kUInt8 || (include_bool && dtype == kBool);
+}
+/// The smallest dtype that holds values of both a and b (torch.promote_types): for soma's
+/// dtypes, the later of bool < uint8 < int64 < float32 < float64.
+DType promote_types(DType a, DType b);
+/// Whether a result of dtype `from` may be written into a tensor of dtype `to` by an in-place
+/// op (torch.can_cast): not floating into integral or bool, and not a number into bool.
+bool can_cast(DType from, DType to);
 std::ostream& operator<<(std::ostream& os, DType dtype);
 
 /// The DType of a C++ element type: dtype_of<float>() == kFloat32.

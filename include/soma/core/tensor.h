@@ -16,10 +16,13 @@
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "soma/core/dtype.h"
+#include "soma/core/scalar.h"
 
 namespace soma {
 
@@ -92,28 +95,57 @@ class Tensor {
   const std::shared_ptr<autograd::Node>& grad_fn() const;
 
   // ---- in-place ops (allowed on a leaf that requires grad only under NoGradGuard) ---------
-  Tensor& add_(const Tensor& other, double alpha = 1.0);
-  Tensor& add_(double value);
-  Tensor& sub_(const Tensor& other, double alpha = 1.0);
-  Tensor& sub_(double value);
+  // The result is computed in the promoted dtype (soma::result_type of this tensor and the
+  // operand) and must be castable to this tensor's dtype (soma::can_cast): int64.mul_(0.5)
+  // throws, float32.add_(float64 tensor) is fine. An operand that partially overlaps this
+  // tensor's memory (x.add_(x.t())) and a tensor whose elements overlap each other (an
+  // expand()ed view) are errors; the same tensor (x.add_(x)) is fine.
+  Tensor& add_(const Tensor& other, const Scalar& alpha = 1);
+  Tensor& add_(const Scalar& other, const Scalar& alpha = 1);
+  Tensor& sub_(const Tensor& other, const Scalar& alpha = 1);
+  Tensor& sub_(const Scalar& other, const Scalar& alpha = 1);
   Tensor& mul_(const Tensor& other);
-  Tensor& mul_(double value);
-  Tensor& div_(const Tensor& other);
-  Tensor& div_(double value);
+  Tensor& mul_(const Scalar& other);
+  /// rounding_mode: none (true division), "trunc" or "floor", as soma::div.
+  Tensor& div_(const Tensor& other, std::optional<std::string_view> rounding_mode = std::nullopt);
+  Tensor& div_(const Scalar& other, std::optional<std::string_view> rounding_mode = std::nullopt);
+  Tensor& floor_divide_(const Tensor& other);
+  Tensor& floor_divide_(const Scalar& other);
+  Tensor& remainder_(const Tensor& other);
+  Tensor& remainder_(const Scalar& other);
+  Tensor& fmod_(const Tensor& other);
+  Tensor& fmod_(const Scalar& other);
   Tensor& zero_();
-  Tensor& fill_(double value);
+  /// A floating value into an integer tensor truncates; one out of int64's range throws.
+  Tensor& fill_(const Scalar& value);
   /// Copies `src` (broadcast to this shape, converted to this dtype) into this tensor.
   Tensor& copy_(const Tensor& src);
   Tensor& operator+=(const Tensor& other) { return add_(other); }
   Tensor& operator-=(const Tensor& other) { return sub_(other); }
   Tensor& operator*=(const Tensor& other) { return mul_(other); }
   Tensor& operator/=(const Tensor& other) { return div_(other); }
-  Tensor& operator+=(double v) { return add_(v); }
-  Tensor& operator-=(double v) { return sub_(v); }
-  Tensor& operator*=(double v) { return mul_(v); }
-  Tensor& operator/=(double v) { return div_(v); }
+  Tensor& operator+=(const Scalar& v) { return add_(v); }
+  Tensor& operator-=(const Scalar& v) { return sub_(v); }
+  Tensor& operator*=(const Scalar& v) { return mul_(v); }
+  Tensor& operator/=(const Scalar& v) { return div_(v); }
 
   // ---- method forms of the free functions in soma/ops ------------------------------------
+  Tensor add(const Tensor& other, const Scalar& alpha = 1) const;
+  Tensor add(const Scalar& other, const Scalar& alpha = 1) const;
+  Tensor sub(const Tensor& other, const Scalar& alpha = 1) const;
+  Tensor sub(const Scalar& other, const Scalar& alpha = 1) const;
+  Tensor mul(const Tensor& other) const;
+  Tensor mul(const Scalar& other) const;
+  Tensor div(const Tensor& other,
+             std::optional<std::string_view> rounding_mode = std::nullopt) const;
+  Tensor div(const Scalar& other,
+             std::optional<std::string_view> rounding_mode = std::nullopt) const;
+  Tensor floor_divide(const Tensor& other) const;
+  Tensor floor_divide(const Scalar& other) const;
+  Tensor remainder(const Tensor& other) const;
+  Tensor remainder(const Scalar& other) const;
+  Tensor fmod(const Tensor& other) const;
+  Tensor fmod(const Scalar& other) const;
   Tensor neg() const;
   Tensor exp() const;
   Tensor log() const;
@@ -147,6 +179,8 @@ class Tensor {
   Tensor squeeze(int64_t dim) const;
   Tensor unsqueeze(int64_t dim) const;
   Tensor narrow(int64_t dim, int64_t start, int64_t length) const;
+  Tensor expand(const Shape& size) const;
+  Tensor expand_as(const Tensor& other) const;
   Tensor slice(int64_t dim, int64_t start, int64_t end, int64_t step = 1) const;
   Tensor index_select(int64_t dim, const Tensor& index) const;
   Tensor eq(const Tensor& other) const;
@@ -155,6 +189,12 @@ class Tensor {
   Tensor lt(const Tensor& other) const;
   Tensor ge(const Tensor& other) const;
   Tensor le(const Tensor& other) const;
+  Tensor eq(const Scalar& other) const;
+  Tensor ne(const Scalar& other) const;
+  Tensor gt(const Scalar& other) const;
+  Tensor lt(const Scalar& other) const;
+  Tensor ge(const Scalar& other) const;
+  Tensor le(const Scalar& other) const;
 
   /// Internal handle (for soma's own code).
   const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
@@ -181,7 +221,9 @@ Tensor tensor(std::initializer_list<float> values, const Shape& shape = {-1});
 Tensor empty(const Shape& shape, DType dtype = kFloat32);
 Tensor zeros(const Shape& shape, DType dtype = kFloat32);
 Tensor ones(const Shape& shape, DType dtype = kFloat32);
-Tensor full(const Shape& shape, double value, DType dtype = kFloat32);
+/// `value` converted to `dtype` (a floating value truncates into an integer dtype; one that
+/// int64 cannot hold, such as nan or 1e30, throws).
+Tensor full(const Shape& shape, const Scalar& value, DType dtype = kFloat32);
 /// [0, 1, ..., end - 1] (int64 by default, like torch.arange with an integer end).
 Tensor arange(int64_t end, DType dtype = kInt64);
 /// start, start + step, ... while < end (> end for a negative step).
@@ -195,7 +237,7 @@ Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype = kInt
 Tensor empty_like(const Tensor& t);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);
-Tensor full_like(const Tensor& t, double value);
+Tensor full_like(const Tensor& t, const Scalar& value);
 Tensor rand_like(const Tensor& t);
 Tensor randn_like(const Tensor& t);
 

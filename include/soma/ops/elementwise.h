@@ -1,9 +1,22 @@
 // Elementwise ops with NumPy broadcasting (shapes are aligned from the right; a size-1 or
-// missing dimension stretches). Binary ops need equal dtypes; a double scalar takes the
-// tensor's dtype. Differentiable for float32 and float64.
+// missing dimension stretches). Differentiable for float32 and float64.
+//
+// Mixed dtypes promote like PyTorch (torch.result_type): the operands are converted to the
+// promoted dtype and the op runs in it; each input's gradient comes back in its own dtype.
+// A number (soma::Scalar) or a 0-d tensor only raises the kind of the result (bool < integral
+// < floating), never the size within a kind:
+//
+//   int64 [N] + int64 [N]   -> int64        int64 [N] * 2         -> int64
+//   int64 [N] + float32 [N] -> float32      int64 [N] * 2.5       -> float32 (default dtype)
+//   float32 [N] + float64 [N] -> float64    float32 [N] + float64 0-d -> float32
+//   uint8 [N] + 300         -> uint8 (wraps) bool [N] + 1         -> int64
+//   int64 [N] / int64 [N]   -> float32 (true division; div(a, b, "floor") stays int64)
 //
 //   soma::Tensor y = x * w + b;        // [B, N] * [N] + [1, N] -> [B, N]
 #pragma once
+
+#include <optional>
+#include <string_view>
 
 #include "soma/core/tensor.h"
 
@@ -12,31 +25,57 @@ namespace soma {
 /// The broadcast shape of `a` and `b`; `op` names the caller in the error.
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op = "broadcast");
 
-Tensor add(const Tensor& a, const Tensor& b, double alpha = 1.0);  // a + alpha * b
-Tensor sub(const Tensor& a, const Tensor& b, double alpha = 1.0);  // a - alpha * b
+/// The dtype of a binary op's result (torch.result_type): dimensioned tensors first, then 0-d
+/// tensors, then numbers; a later category counts only if it is of a higher kind.
+DType result_type(const Tensor& a, const Tensor& b);
+DType result_type(const Tensor& a, const Scalar& b);
+DType result_type(const Scalar& a, const Tensor& b);
+
+/// a + alpha * b. alpha must be integral for integral results and bool only for bool ones.
+Tensor add(const Tensor& a, const Tensor& b, const Scalar& alpha = 1);
+Tensor add(const Tensor& a, const Scalar& b, const Scalar& alpha = 1);
+/// a - alpha * b; a bool operand is an error (as in PyTorch).
+Tensor sub(const Tensor& a, const Tensor& b, const Scalar& alpha = 1);
+Tensor sub(const Tensor& a, const Scalar& b, const Scalar& alpha = 1);
 Tensor mul(const Tensor& a, const Tensor& b);
-Tensor div(const Tensor& a, const Tensor& b);
-Tensor add(const Tensor& a, double b);
-Tensor sub(const Tensor& a, double b);
-Tensor mul(const Tensor& a, double b);
-Tensor div(const Tensor& a, double b);
-/// b - a (for double - Tensor).
-Tensor rsub(const Tensor& a, double b);
-/// b / a (for double / Tensor).
-Tensor rdiv(const Tensor& a, double b);
+Tensor mul(const Tensor& a, const Scalar& b);
+/// a / b. Without rounding_mode: true division (integers give float32). "trunc" rounds
+/// towards zero, "floor" towards -inf; both keep integer dtypes, where a zero divisor throws
+/// (PyTorch's ZeroDivisionError) and INT64_MIN / -1 wraps to INT64_MIN. Rounded results have
+/// a zero gradient.
+Tensor div(const Tensor& a, const Tensor& b,
+           std::optional<std::string_view> rounding_mode = std::nullopt);
+Tensor div(const Tensor& a, const Scalar& b,
+           std::optional<std::string_view> rounding_mode = std::nullopt);
+/// div(a, b, "floor") (PyTorch >= 1.13 semantics); not differentiable (backward throws, as in
+/// PyTorch).
+Tensor floor_divide(const Tensor& a, const Tensor& b);
+Tensor floor_divide(const Tensor& a, const Scalar& b);
+/// Python's %: a - floor(a / b) * b, with the sign of the divisor. Gradient 1 wrt a and
+/// -floor(a / b) wrt b.
+Tensor remainder(const Tensor& a, const Tensor& b);
+Tensor remainder(const Tensor& a, const Scalar& b);
+/// C's fmod: a - trunc(a / b) * b, with the sign of the dividend. Gradient 1 wrt a and
+/// -trunc(a / b) wrt b.
+Tensor fmod(const Tensor& a, const Tensor& b);
+Tensor fmod(const Tensor& a, const Scalar& b);
+/// b - alpha * a (for Scalar - Tensor).
+Tensor rsub(const Tensor& a, const Scalar& b, const Scalar& alpha = 1);
+/// b / a (for Scalar / Tensor), true division computed as reciprocal(a) * b like PyTorch.
+Tensor rdiv(const Tensor& a, const Scalar& b);
 
 Tensor operator+(const Tensor& a, const Tensor& b);
 Tensor operator-(const Tensor& a, const Tensor& b);
 Tensor operator*(const Tensor& a, const Tensor& b);
 Tensor operator/(const Tensor& a, const Tensor& b);
-Tensor operator+(const Tensor& a, double b);
-Tensor operator-(const Tensor& a, double b);
-Tensor operator*(const Tensor& a, double b);
-Tensor operator/(const Tensor& a, double b);
-Tensor operator+(double a, const Tensor& b);
-Tensor operator-(double a, const Tensor& b);
-Tensor operator*(double a, const Tensor& b);
-Tensor operator/(double a, const Tensor& b);
+Tensor operator+(const Tensor& a, const Scalar& b);
+Tensor operator-(const Tensor& a, const Scalar& b);
+Tensor operator*(const Tensor& a, const Scalar& b);
+Tensor operator/(const Tensor& a, const Scalar& b);
+Tensor operator+(const Scalar& a, const Tensor& b);
+Tensor operator-(const Scalar& a, const Tensor& b);
+Tensor operator*(const Scalar& a, const Tensor& b);
+Tensor operator/(const Scalar& a, const Tensor& b);
 Tensor operator-(const Tensor& a);
 
 Tensor neg(const Tensor& x);
@@ -49,24 +88,27 @@ Tensor pow(const Tensor& x,
            const Tensor& exponent);  // broadcasting; gradient wrt exponent x^e ln x
 /// Limits to [min, max]; gradient 1 inside (bounds included), 0 outside.
 Tensor clamp(const Tensor& x, double min, double max);
-/// Elementwise max/min; at ties the gradient is split half and half (like PyTorch).
+/// Elementwise max/min (promoting like add); at ties the gradient is split half and half (like
+/// PyTorch).
 Tensor maximum(const Tensor& a, const Tensor& b);
 Tensor minimum(const Tensor& a, const Tensor& b);
-/// condition ? a : b, all three broadcast; condition is bool (or any dtype: nonzero = true).
+/// condition ? a : b, all three broadcast, a and b promoted; condition is bool (or any dtype:
+/// nonzero = true).
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b);
 
-/// Comparisons return bool masks and are not differentiable.
+/// Comparisons return bool masks, compare in the promoted dtype (int64 [0, 1] < 0.5 is
+/// [true, false]) and are not differentiable.
 Tensor eq(const Tensor& a, const Tensor& b);
 Tensor ne(const Tensor& a, const Tensor& b);
 Tensor gt(const Tensor& a, const Tensor& b);
 Tensor lt(const Tensor& a, const Tensor& b);
 Tensor ge(const Tensor& a, const Tensor& b);
 Tensor le(const Tensor& a, const Tensor& b);
-Tensor eq(const Tensor& a, double b);
-Tensor ne(const Tensor& a, double b);
-Tensor gt(const Tensor& a, double b);
-Tensor lt(const Tensor& a, double b);
-Tensor ge(const Tensor& a, double b);
-Tensor le(const Tensor& a, double b);
+Tensor eq(const Tensor& a, const Scalar& b);
+Tensor ne(const Tensor& a, const Scalar& b);
+Tensor gt(const Tensor& a, const Scalar& b);
+Tensor lt(const Tensor& a, const Scalar& b);
+Tensor ge(const Tensor& a, const Scalar& b);
+Tensor le(const Tensor& a, const Scalar& b);
 
 }  // namespace soma

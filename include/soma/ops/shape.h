@@ -1,5 +1,5 @@
-// Shape ops. reshape/view of a contiguous tensor, transpose, t, squeeze, unsqueeze, narrow
-// and slice return views (shared storage); cat and index_select copy. All differentiable.
+// Shape ops. reshape/view of a contiguous tensor, transpose, t, squeeze, unsqueeze, narrow,
+// slice and expand return views (shared storage); cat and index_select copy. All differentiable.
 #pragma once
 
 #include <vector>
@@ -24,6 +24,12 @@ Tensor unsqueeze(const Tensor& x, int64_t dim);
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
 /// Elements [start, start + length) along `dim` (a view).
 Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length);
+/// A view of x with size-1 dims stretched to `size` (stride 0, no copy), and new leading dims;
+/// -1 keeps a size. Several elements of the result share memory, so in-place ops refuse to
+/// write into it (clone() first). Backward sums the gradient back to x's shape.
+Tensor expand(const Tensor& x, const Shape& size);
+/// expand(x, other.shape()).
+Tensor expand_as(const Tensor& x, const Tensor& other);
 /// Elements start, start + step, ... < end along `dim` (a view; end is clamped to the size).
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step = 1);
 /// Picks the entries `index` (1-D int64) along `dim`; gradients of repeated indices add up.
