@@ -279,7 +279,10 @@ ClassTargets class_targets(const Tensor& input, const Tensor& target, int64_t ig
              input.shape(), " and target of shape ", target.shape(), " do not match (expected ",
              "target [", ct.input.size(0), "])");
   const int64_t C = ct.input.size(1);
-  const int64_t* y = ct.target.contiguous().data<int64_t>();
+  // The labels are read from a named contiguous copy that lives through the loop (a pointer
+  // into a temporary contiguous() read freed memory for a strided target).
+  const Tensor labels = ct.target.contiguous();
+  const int64_t* y = labels.data<int64_t>();
   for (int64_t i = 0; i < ct.target.size(0); ++i)
     SOMA_CHECK((y[i] >= 0 && y[i] < C) || y[i] == ignore_index, op, ": target ", y[i],
                " is out of range for ", C, " classes (sample ", i, ")");

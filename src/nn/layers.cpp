@@ -12,13 +12,17 @@ namespace soma::nn {
 namespace F = functional;
 
 Linear::Linear(int64_t in, int64_t out, LinearOptions options)
-    : in_features(in), out_features(out) {
+    : in_features(in), out_features(out), options(options) {
   SOMA_CHECK(in > 0 && out > 0, "Linear: in_features and out_features must be positive, got ", in,
              " and ", out);
   SOMA_CHECK(is_floating(options.dtype), "Linear: dtype must be float32 or float64, got ",
              options.dtype);
-  weight = register_parameter("weight", empty({out, in}, options.dtype));
-  if (options.bias) bias = register_parameter("bias", empty({out}, options.dtype));
+  reset();
+}
+
+void Linear::reset() {
+  weight = register_parameter("weight", empty({out_features, in_features}, options.dtype));
+  bias = options.bias ? register_parameter("bias", empty({out_features}, options.dtype)) : Tensor();
   reset_parameters();
 }
 

@@ -13,6 +13,7 @@
 #include "core/tensor_impl.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
+#include "soma/core/random.h"
 
 namespace soma::nn {
 namespace {
@@ -37,6 +38,135 @@ std::string with_thousands(int64_t n) {
 }
 
 }  // namespace
+
+Module::Module(Module&& other) noexcept
+    : parameters_(std::move(other.parameters_)),
+      buffers_(std::move(other.buffers_)),
+      children_(std::move(other.children_)),
+      training_(other.training_) {}
+
+Module& Module::operator=(Module&& other) noexcept {
+  parameters_ = std::move(other.parameters_);
+  buffers_ = std::move(other.buffers_);
+  children_ = std::move(other.children_);
+  training_ = other.training_;
+  return *this;
+}
+
+// ---- clone ---------------------------------------------------------------------------------
+std::shared_ptr<Module> Module::clone() const {
+  const std::string name = describe();
+  detail::fail(name, ": clone() is not implemented for this module; derive it from nn::Cloneable<",
+               name, "> and create its parameters, buffers and submodules in reset() (see ",
+               "soma/nn/module.h)");
+}
+
+void Module::assign_clone_of(const Module& other) {
+  detail::fail(describe(), ": clone() cannot clone the submodule ", other.describe(),
+               " in place; derive it from nn::Cloneable<", describe(), ">");
+}
+
+void Module::clone_type_mismatch(const Module& into, const Module& from) {
+  detail::fail(from.describe(), ": clone() of the submodule did not give a ", into.describe(),
+               " (the module that reset() registered under its name)");
+}
+
+namespace {
+
+// Makes `dst` (a tensor registered by reset() on the copy, held by the copy's members) hold a
+// deep copy of `src`'s values, shape and dtype, with src's requires_grad and no grad.
+void set_data(const Tensor& dst, const Tensor& src) {
+  const Tensor copy = src.detach().clone();
+  TensorImpl& d = *dst.impl();
+  const TensorImpl& c = *copy.impl();
+  d.storage = c.storage;
+  d.offset = c.offset;
+  d.shape = c.shape;
+  d.strides = c.strides;
+  d.numel = c.numel;
+  d.dtype = c.dtype;
+  d.contiguous = c.contiguous;
+  d.grad = Tensor();
+  d.grad_fn.reset();
+  d.requires_grad = src.requires_grad();
+}
+
+template <typename List>
+std::string names_of(const List& list) {
+  std::string s = "[";
+  for (size_t i = 0; i < list.size(); ++i) s += (i ? ", " : "") + list[i].first;
+  return s + "]";
+}
+
+template <typename List>
+auto find_name(List& list, const std::string& name) {
+  return std::find_if(list.begin(), list.end(), [&](const auto& e) { return e.first == name; });
+}
+
+// Every name of `original` is in `copy` and the sizes agree.
+template <typename List>
+bool same_names(const List& original, const List& copy) {
+  if (original.size() != copy.size()) return false;
+  for (const auto& e : original)
+    if (find_name(copy, e.first) == copy.end()) return false;
+  return true;
+}
+
+}  // namespace
+
+void Module::finish_clone(Module& copy, const std::function<void()>& reset) const {
+  NoGradGuard no_grad;
+  copy.parameters_.clear();
+  copy.buffers_.clear();
+  copy.children_.clear();
+  copy.training_ = std::make_shared<bool>(*training_);
+  {
+    // reset() draws new initial values, which are overwritten below: put the generator back so
+    // that clone() does not change what the program draws next.
+    const std::string rng = get_rng_state();
+    reset();
+    set_rng_state(rng);
+  }
+  const std::string name = describe();
+  const char* hint =
+      " (create every parameter, buffer and submodule in reset(), not in the constructor)";
+  SOMA_CHECK(same_names(parameters_, copy.parameters_), name,
+             ".clone(): after reset() the copy has ", "parameters ", names_of(copy.parameters_),
+             ", the module has ", names_of(parameters_), hint);
+  SOMA_CHECK(same_names(buffers_, copy.buffers_), name, ".clone(): after reset() the copy has ",
+             "buffers ", names_of(copy.buffers_), ", the module has ", names_of(buffers_), hint);
+  for (const auto& [n, t] : copy.children_)
+    SOMA_CHECK(find_name(children_, n) != children_.end(), name, ".clone(): reset() registered ",
+               "the submodule '", n, "', which the module does not have", hint);
+  // Parameters and buffers in the original's order, each the tensor reset() made (so the copy's
+  // members see it) holding a deep copy of the original's values.
+  std::vector<std::pair<std::string, Tensor>> params, buffers;
+  for (const auto& [n, t] : parameters_) {
+    const Tensor& dst = find_name(copy.parameters_, n)->second;
+    set_data(dst, t);
+    params.emplace_back(n, dst);
+  }
+  for (const auto& [n, t] : buffers_) {
+    const Tensor dst = find_name(copy.buffers_, n)->second;
+    if (t.defined() && dst.defined()) set_data(dst, t);
+    buffers.emplace_back(n, t.defined() ? dst : t);
+  }
+  // Children: one made by reset() becomes a clone of the original in place (the copy's members
+  // point at it); any other child (a container's) is the original's clone().
+  std::vector<std::pair<std::string, std::shared_ptr<Module>>> children;
+  for (const auto& [n, child] : children_) {
+    auto made = find_name(copy.children_, n);
+    if (made != copy.children_.end()) {
+      made->second->assign_clone_of(*child);
+      children.emplace_back(n, made->second);
+    } else {
+      children.emplace_back(n, child->clone());
+    }
+  }
+  copy.parameters_ = std::move(params);
+  copy.buffers_ = std::move(buffers);
+  copy.children_ = std::move(children);
+}
 
 Tensor Module::forward(const Tensor&) {
   detail::fail(describe(), ": forward is not implemented (override forward in the module)");
@@ -142,7 +272,7 @@ std::vector<std::shared_ptr<Module>> Module::children() const {
 }
 
 void Module::train(bool on) {
-  training_ = on;
+  *training_ = on;
   for (auto& [name, child] : children_) child->train(on);
 }
 

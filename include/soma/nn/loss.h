@@ -16,32 +16,36 @@ class Loss : public Module {
   using Module::forward;
 };
 
-class MSELoss : public Loss {
+class MSELoss : public Cloneable<MSELoss, Loss> {
  public:
+  void reset() override {}
   explicit MSELoss(functional::LossOptions options = {}) : options(options) {}
   Tensor forward(const Tensor& input, const Tensor& target) override;
   std::string describe() const override { return "MSELoss"; }
   functional::LossOptions options;
 };
 
-class L1Loss : public Loss {
+class L1Loss : public Cloneable<L1Loss, Loss> {
  public:
+  void reset() override {}
   explicit L1Loss(functional::LossOptions options = {}) : options(options) {}
   Tensor forward(const Tensor& input, const Tensor& target) override;
   std::string describe() const override { return "L1Loss"; }
   functional::LossOptions options;
 };
 
-class BCELoss : public Loss {
+class BCELoss : public Cloneable<BCELoss, Loss> {
  public:
+  void reset() override {}
   explicit BCELoss(functional::BCEOptions options = {}) : options(std::move(options)) {}
   Tensor forward(const Tensor& input, const Tensor& target) override;
   std::string describe() const override { return "BCELoss"; }
   functional::BCEOptions options;
 };
 
-class BCEWithLogitsLoss : public Loss {
+class BCEWithLogitsLoss : public Cloneable<BCEWithLogitsLoss, Loss> {
  public:
+  void reset() override {}
   explicit BCEWithLogitsLoss(functional::BCEWithLogitsOptions options = {})
       : options(std::move(options)) {}
   Tensor forward(const Tensor& input, const Tensor& target) override;
@@ -49,8 +53,9 @@ class BCEWithLogitsLoss : public Loss {
   functional::BCEWithLogitsOptions options;
 };
 
-class CrossEntropyLoss : public Loss {
+class CrossEntropyLoss : public Cloneable<CrossEntropyLoss, Loss> {
  public:
+  void reset() override {}
   explicit CrossEntropyLoss(functional::CrossEntropyOptions options = {})
       : options(std::move(options)) {}
   Tensor forward(const Tensor& input, const Tensor& target) override;
@@ -58,8 +63,9 @@ class CrossEntropyLoss : public Loss {
   functional::CrossEntropyOptions options;
 };
 
-class NLLLoss : public Loss {
+class NLLLoss : public Cloneable<NLLLoss, Loss> {
  public:
+  void reset() override {}
   explicit NLLLoss(functional::NLLOptions options = {}) : options(std::move(options)) {}
   Tensor forward(const Tensor& input, const Tensor& target) override;
   std::string describe() const override { return "NLLLoss"; }

@@ -16,9 +16,28 @@
 //       return soma::relu(soma::matmul(x, w) + b);
 //     }
 //   };
+//
+// Copies and clones (DESIGN.md, "Copy semantics"): copying a module gives another handle to the
+// same state, like copying a libtorch ModuleHolder (torch::nn::Sequential): the copy shares the
+// parameter and buffer tensors, the child modules and the training flag, so `m2 = m; m2.eval()`
+// puts m in eval mode too. clone() is the deep copy (new tensors, new children, its own flag);
+// a module supports it by deriving from nn::Cloneable<itself> and (re)creating its parameters,
+// buffers and submodules in reset():
+//   struct MyDenseLayer : soma::nn::Cloneable<MyDenseLayer> {
+//     int64_t in, out;
+//     soma::Tensor w, b;
+//     MyDenseLayer(int64_t in, int64_t out) : in(in), out(out) { reset(); }
+//     void reset() override {
+//       w = register_parameter("w", soma::randn({in, out}));
+//       b = register_parameter("b", soma::randn({1, out}));
+//     }
+//     soma::Tensor forward(const soma::Tensor& x) override { ... }
+//   };
+//   std::shared_ptr<soma::nn::Module> copy = layer.clone();
 #pragma once
 
 #include <concepts>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -36,10 +55,22 @@ class Module {
  public:
   Module() = default;
   virtual ~Module() = default;
-  Module(const Module&) = default;  // copies share parameter tensors (handles), like PyTorch's
+  /// A copy is another handle to the same state: it shares the parameter and buffer tensors,
+  /// the children and the training flag (like copying libtorch's ModuleHolder). Registering a
+  /// new parameter or child afterwards changes only the object it is called on. Use clone() for
+  /// an independent deep copy.
+  Module(const Module&) = default;
   Module& operator=(const Module&) = default;
-  Module(Module&&) = default;
-  Module& operator=(Module&&) = default;
+  /// A move leaves the source a valid (empty) module that still answers is_training().
+  Module(Module&& other) noexcept;
+  Module& operator=(Module&& other) noexcept;
+
+  /// A deep copy: new parameter and buffer tensors with the same values (parameters require
+  /// grad as the originals do, with no grad), clones of every child, the same training flag,
+  /// and the same type (the result can be cast back with std::dynamic_pointer_cast). Modules
+  /// get it by deriving from nn::Cloneable<T>; for any other module it throws soma::Error.
+  /// Does not change soma's random generator.
+  virtual std::shared_ptr<Module> clone() const;
 
   /// The computation. The default throws: a module used as a layer must override it.
   virtual Tensor forward(const Tensor& input);
@@ -80,7 +111,7 @@ class Module {
   /// Training mode (dropout active) or evaluation mode, for this module and all descendants.
   virtual void train(bool on = true);
   void eval() { train(false); }
-  bool is_training() const { return training_; }
+  bool is_training() const { return *training_; }
 
   /// Clears every parameter's gradient (to undefined, or to zeros with set_to_none=false).
   void zero_grad(bool set_to_none = true);
@@ -106,13 +137,50 @@ class Module {
   virtual Tensor summarize(const Tensor& input, const std::string& prefix,
                            std::vector<std::vector<std::string>>& rows);
 
+  /// For Cloneable<T>::clone(): `copy` is a copy of this module; clears its registrations,
+  /// calls `reset` (which re-registers them on the copy), then gives it deep copies of this
+  /// module's parameters, buffers and children and its own training flag.
+  void finish_clone(Module& copy, const std::function<void()>& reset) const;
+  /// Turns this child (made by its parent's reset()) into a clone of `other` in place, so the
+  /// parent's members that point at it stay valid. Cloneable<T> implements it.
+  virtual void assign_clone_of(const Module& other);
+  [[noreturn]] static void clone_type_mismatch(const Module& into, const Module& from);
+
  private:
   std::vector<std::pair<std::string, Tensor>> parameters_;
   std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
-  bool training_ = true;
+  std::shared_ptr<bool> training_ = std::make_shared<bool>(true);  // shared by copies
 
   friend class Sequential;
+};
+
+/// The base of a cloneable module (CRTP, as libtorch's torch::nn::Cloneable):
+///   struct MyDenseLayer : nn::Cloneable<MyDenseLayer> { ... void reset() override; ... };
+/// reset() must create every parameter, buffer and submodule (call it from the constructor);
+/// clone() copy-constructs the module, calls reset() on the copy so its members point at its
+/// own new tensors, then copies the values over. `Base` is Module or a Module subclass (the loss
+/// modules use nn::Loss).
+template <typename Derived, typename Base = Module>
+class Cloneable : public Base {
+ public:
+  using Base::Base;
+
+  /// (Re)creates every parameter, buffer and submodule of this module.
+  virtual void reset() = 0;
+
+  std::shared_ptr<Module> clone() const override {
+    auto copy = std::make_shared<Derived>(static_cast<const Derived&>(*this));
+    this->finish_clone(*copy, [&copy] { copy->reset(); });
+    return copy;
+  }
+
+ protected:
+  void assign_clone_of(const Module& other) override {
+    auto cloned = std::dynamic_pointer_cast<Derived>(other.clone());
+    if (!cloned) Module::clone_type_mismatch(*this, other);
+    static_cast<Derived&>(*this) = std::move(*cloned);
+  }
 };
 
 /// Prints the module tree, PyTorch-style.
@@ -120,9 +188,10 @@ std::ostream& operator<<(std::ostream& os, const Module& module);
 
 /// Chains modules: forward(x) = m_n(...m_1(m_0(x))). Children are named "0", "1", ...
 ///   nn::Sequential model(nn::Linear(784, 256), nn::ReLU(), nn::Linear(256, 10));
-class Sequential : public Module {
+class Sequential : public Cloneable<Sequential> {
  public:
   Sequential() = default;
+  void reset() override {}  // children are added by push_back; clone() clones each
   template <typename... Ms>
   requires(sizeof...(Ms) > 0 && (std::derived_from<std::decay_t<Ms>, Module> && ...) &&
            !(sizeof...(Ms) == 1 && (std::same_as<std::decay_t<Ms>, Sequential> &&
@@ -163,9 +232,10 @@ class Sequential : public Module {
 };
 
 /// A list of modules that user code indexes and loops over; it has no forward of its own.
-class ModuleList : public Module {
+class ModuleList : public Cloneable<ModuleList> {
  public:
   ModuleList() = default;
+  void reset() override {}
   template <typename... Ms>
   requires(sizeof...(Ms) > 0 && (std::derived_from<std::decay_t<Ms>, Module> && ...) &&
            !(sizeof...(Ms) == 1 && (std::same_as<std::decay_t<Ms>, ModuleList> &&
