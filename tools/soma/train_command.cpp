@@ -228,7 +228,10 @@ std::string shown_value(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_array()) {
     std::string out;
-    for (const json& e : v) out += (out.empty() ? "" : ",") + e.dump();
+    for (const json& e : v) {
+      if (!out.empty()) out += ',';
+      out += e.dump();
+    }
     return out;
   }
   return v.dump();
@@ -288,7 +291,10 @@ Resume prepare_resume(TrainConfig& c, const std::set<std::string>& given,
     }
     if (!differ.empty()) {
       std::string all;
-      for (const std::string& d : differ) all += (all.empty() ? "" : "; ") + d;
+      for (const std::string& d : differ) {
+        if (!all.empty()) all += "; ";
+        all += d;
+      }
       SOMA_CHECK(c.override_recorded, "train: --resume ", c.out, ": ", all,
                  " (give --override to apply it)");
       note("--override: " + all + "; applying the new value");
