@@ -160,6 +160,8 @@ void apply_object(const json& j, TrainConfig& c, const std::string& path,
       detail::fail("config: ", path, ": unknown option '", raw_key, "'");
     if (keys) keys->insert(key);
   }
+}
+
 }  // namespace
 
 std::string normalized_key(std::string key) {
@@ -195,7 +197,6 @@ void load_config_json(const std::string& text, TrainConfig& c, const std::string
     detail::fail("config: ", origin, ": invalid JSON (", e.what(), ")");
   }
   apply_object(j, c, origin, nullptr);
-}
 }
 
 void validate(const TrainConfig& c) {

@@ -178,7 +178,7 @@ std::vector<double> column(const json& history, const char* key) {
 
 }  // namespace
 
-std::string train(TrainConfig c) {
+std::string train(TrainConfig c, const std::set<std::string>& /*given*/) {
   validate(c);
   if (c.threads > 0) set_num_threads(c.threads);
   autograd::set_detect_anomaly(c.detect_anomaly);
