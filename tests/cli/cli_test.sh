@@ -183,5 +183,31 @@ if [ -d "$DATA" ]; then
   fi
 fi
 
+# ---- CSV columns standardised per feature; older model files; TOML configs (issue 15) -------
+here_data=$(cd "$(dirname "$0")" && pwd)/data
+# A column ~1e4 that is noise and a column ~1e-3 that holds the class. One mean/std for all
+# columns (soma before per-feature statistics) squeezed the small one into ~1e-7 around one
+# value: eval printed "loss 1.0989  accuracy 0.3383" (chance) for this run.
+awk 'BEGIN { srand(3); print "big,small,label"; for (i = 0; i < 600; i++) { k = i % 3;
+  printf "%.3f,%.8f,%d\n", 10000 + 10000 * rand(), 0.001 * (k + 0.5 * rand()), k } }' > "$work/scales.csv"
+"$SOMA" train --csv "$work/scales.csv" --label-column label --hidden 16 --epochs 10 --patience 0 \
+  --lr 1e-2 --quiet --out "$work/scales" 2> "$work/err" || fail "train on mixed scales ($(cat "$work/err"))"
+out=$("$SOMA" eval --model "$work/scales/model.safetensors" --csv "$work/scales.csv" --label-column label 2>&1)
+acc=$(echo "$out" | sed -n 's/.*accuracy \([0-9.]*\).*/\1/p')
+awk -v a="$acc" 'BEGIN { exit !(a >= 0.95) }' \
+  && pass "columns on scales 1e4 and 1e-3: eval accuracy $acc" || fail "mixed-scale CSV eval: $out"
+grep -q '\\"mean\\":\[' "$work/scales/model.safetensors" \
+  && pass "model.safetensors stores a mean per feature" || fail "model.safetensors stores a mean per feature"
+# A model written by soma with one mean/std for a CSV (tests/cli/data/old_format_*: the
+# predictions and eval line that soma printed then) loads and predicts exactly as before.
+"$SOMA" predict --model "$here_data/old_format_model.safetensors" --csv "$here_data/old_format.csv" \
+  > "$work/old_pred" 2> "$work/err" && cmp -s "$work/old_pred" "$here_data/old_format_predictions.txt" \
+  && pass "an old-format model predicts as before" || fail "old-format model predictions ($(cat "$work/err"))"
+"$SOMA" eval --model "$here_data/old_format_model.safetensors" --csv "$here_data/old_format.csv" \
+  > "$work/old_eval" 2> "$work/err" && cmp -s "$work/old_eval" "$here_data/old_format_eval.txt" \
+  && pass "an old-format model evaluates as before: $(cat "$work/old_eval")" \
+  || fail "old-format model eval: $(cat "$work/old_eval" "$work/err")"
+bad "3 features for a model of 2" predict --model "$work/scales/model.safetensors" --csv "$here_data/old_format.csv"
+
 [ "$failures" = 0 ] && echo "all CLI checks passed" || echo "$failures CLI checks failed"
 exit $((failures > 0))
