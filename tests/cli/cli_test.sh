@@ -209,5 +209,52 @@ grep -q '\\"mean\\":\[' "$work/scales/model.safetensors" \
   || fail "old-format model eval: $(cat "$work/old_eval" "$work/err")"
 bad "3 features for a model of 2" predict --model "$work/scales/model.safetensors" --csv "$here_data/old_format.csv"
 
+# TOML configs are read by toml++: tables (flattened: [model] hidden = ... sets --hidden), 1_000,
+# comments after quoted strings. The flat reader before it refused each of these lines
+# ("expected `key = value`" for [model] and [train.loop], "cannot parse the value" for 1_00,
+# 1_000 and `"tanh" # "..."`).
+cat > "$work/tables.toml" <<'TOML'
+# every kind of line the old reader refused
+[model]
+hidden = [8]
+activation = "tanh" # "a comment with quotes"
+[optimizer]
+lr = 1e-2
+[train.loop]
+batch_size = 1_00
+epochs = 2
+seed = 1_000
+quiet = true
+TOML
+if "$SOMA" train --config "$work/tables.toml" --csv "$work/blobs.csv" --label-column label \
+     --patience 0 --out "$work/toml" 2> "$work/err"; then
+  pass "TOML with tables, 1_000 and comments read"
+  grep -q '"epochs_run": 2' "$work/toml/metrics.json" && pass "TOML [train.loop] epochs = 2" \
+    || fail "TOML [train.loop] epochs = 2"
+  for kv in '\"batch_size\": 100,' '\"seed\": 1000,' '\"lr\": 0.01,' '\"activation\": \"tanh\",'; do
+    grep -aqF "$kv" "$work/toml/checkpoint.safetensors" && pass "TOML config recorded $kv" \
+      || fail "TOML config recorded $kv"
+  done
+  "$SOMA" summary --model "$work/toml/model.safetensors" | grep -q "Tanh" \
+    && pass "TOML [model] activation = \"tanh\"" || fail "TOML [model] activation = \"tanh\""
+else
+  fail "TOML with tables, 1_000 and comments read ($(cat "$work/err"))"
+fi
+toml_bad() {  # toml_bad NAME TEXT EXPECTED: one-line error that contains EXPECTED
+  printf '%s\n' "$2" > "$work/bad_cfg.toml"
+  bad "$1" train --config "$work/bad_cfg.toml" --csv "$work/blobs.csv" --out "$work/o_toml"
+  grep -qF -- "$3" "$work/err" && pass "$1: message names $3" || fail "$1: $(cat "$work/err")"
+}
+# Old messages: "cannot parse the value of 'epochs': 1979-05-27"; "expected `key = value`"
+# (tables); the second `epochs` silently won; "cannot parse the value of 'lr': nan".
+toml_bad "TOML date for a number" 'epochs = 1979-05-27' "bad_cfg.toml:1:10: 'epochs' is a date (1979-05-27)"
+toml_bad "TOML option in two tables" $'[model]\nlr = 1\n[optimizer]\nlr = 2' \
+  "option 'lr' is given twice ('model.lr' and 'optimizer.lr')"
+toml_bad "TOML key given twice" $'epochs = 2\nepochs = 3' "bad_cfg.toml:2:"
+toml_bad "TOML lr = nan" 'lr = nan' "invalid --lr nan"
+toml_bad "TOML string for an integer" $'[train]\nepochs = "ten"' "'epochs' must be a number"
+toml_bad "malformed TOML" 'hidden = [8' "bad_cfg.toml:1:"
+[ -e "$work/o_toml" ] && fail "a bad TOML config left $work/o_toml" || pass "a bad TOML config writes nothing"
+
 [ "$failures" = 0 ] && echo "all CLI checks passed" || echo "$failures CLI checks failed"
 exit $((failures > 0))
