@@ -254,6 +254,9 @@ toml_bad "TOML key given twice" $'epochs = 2\nepochs = 3' "bad_cfg.toml:2:"
 toml_bad "TOML lr = nan" 'lr = nan' "invalid --lr nan"
 toml_bad "TOML string for an integer" $'[train]\nepochs = "ten"' "'epochs' must be a number"
 toml_bad "malformed TOML" 'hidden = [8' "bad_cfg.toml:1:"
+# Two inputs that reached undefined behaviour inside toml++ 3.3 (see tools/soma/config.cpp).
+toml_bad "TOML table header [/]" '[/]' "bad_cfg.toml:1:2: invalid TOML"
+toml_bad "TOML U+03DA after a key" $'B\xcf\x9au = 1' "bad_cfg.toml:1:2: invalid TOML"
 [ -e "$work/o_toml" ] && fail "a bad TOML config left $work/o_toml" || pass "a bad TOML config writes nothing"
 
 [ "$failures" = 0 ] && echo "all CLI checks passed" || echo "$failures CLI checks failed"
