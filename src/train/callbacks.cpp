@@ -291,8 +291,8 @@ void EarlyStopping::load_state_dict(const nn::StateDict& s) {
     auto it = s.find(key);
     SOMA_CHECK(it != s.end(), "EarlyStopping::load_state_dict: missing key \"", key, "\"");
     SOMA_CHECK(it->second.defined() && it->second.dim() == 0 && it->second.dtype() == dtype,
-               "EarlyStopping::load_state_dict: \"", key, "\" must be a 0-d ",
-               dtype_name(dtype), " tensor");
+               "EarlyStopping::load_state_dict: \"", key, "\" must be a 0-d ", dtype_name(dtype),
+               " tensor");
     return it->second;
   };
   const double best = get("best", kFloat64).item<double>();
@@ -360,8 +360,12 @@ CSVLogger::CSVLogger(CSVLoggerOptions options) : options_(std::move(options)) {
 
 void CSVLogger::on_train_begin(TrainState&) {
   history_ = History();
-  if (options_.append && std::filesystem::exists(options_.path))
-    history_ = History::from_csv(io::read_file(options_.path));
+  if (!options_.append) return;
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(options_.path, ec);
+  SOMA_CHECK(!ec, "CSVLogger: cannot check whether \"", options_.path,
+             "\" exists to append to it: ", ec.message());
+  if (exists) history_ = History::from_csv(io::read_file(options_.path));
 }
 
 void CSVLogger::on_epoch_end(TrainState&, int64_t epoch, const Logs& logs) {
