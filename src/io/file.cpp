@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
@@ -101,7 +103,17 @@ std::string read_file(const std::string& path) {
   }
   SOMA_CHECK(!S_ISDIR(st.st_mode), "read_file: \"", path, "\" is a directory");
   std::string out;
-  // A file larger than memory (a sparse one, say) is an error, not std::bad_alloc.
+  // A file larger than memory (a sparse one, say) is an error, not std::bad_alloc; checked
+  // before allocating (an allocation that size aborts under AddressSanitizer), and again by
+  // catching the allocation's failure.
+  struct sysinfo info {};
+  if (S_ISREG(st.st_mode) && ::sysinfo(&info) == 0) {
+    const auto memory = (static_cast<unsigned __int128>(info.totalram) + info.totalswap) *
+                        std::max<unsigned>(info.mem_unit, 1);
+    SOMA_CHECK(static_cast<unsigned __int128>(st.st_size) <= memory, "read_file: \"", path,
+               "\" has ", st.st_size, " bytes, more than can be read into memory (",
+               static_cast<uint64_t>(memory), " bytes of RAM and swap)");
+  }
   try {
     if (S_ISREG(st.st_mode) && st.st_size > 0) out.reserve(static_cast<size_t>(st.st_size));
   } catch (const std::exception&) {  // std::bad_alloc, std::length_error
