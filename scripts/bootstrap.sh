@@ -8,7 +8,8 @@
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build libopenblas-openmp-dev libgtest-dev
-          libbenchmark-dev zlib1g-dev nlohmann-json3-dev libcli11-dev dataset-fashion-mnist
+          libbenchmark-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
+          dataset-fashion-mnist
           libopenmpi-dev openmpi-bin)
 for arg in "$@"; do
   case "$arg" in

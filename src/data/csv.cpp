@@ -4,10 +4,11 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <limits>
+#include <new>
 
 #include "soma/core/error.h"
+#include "soma/io/file.h"
 
 namespace soma::data {
 
@@ -64,19 +65,28 @@ bool parse_number(const std::string& s, double& v) {
   return ec == std::errc() && ptr == e;
 }
 
-}  // namespace
-
-CsvData read_csv(const std::string& path, const CsvOptions& options) {
+CsvData read_csv_impl(const std::string& path, const CsvOptions& options) {
   std::error_code ec;
   SOMA_CHECK(!std::filesystem::is_directory(path, ec), "read_csv: ", path,
              " is a directory, not a CSV file");
-  std::ifstream in(path, std::ios::binary);
-  SOMA_CHECK(in.is_open(), "read_csv: cannot open ", path);
+  // The whole file first: io::read_file reports every failure (cannot open, a read error such
+  // as EIO, a file too large for memory) where a stream would only stop early.
+  std::string text;
+  try {
+    text = io::read_file(path);
+  } catch (const Error& e) {
+    soma::detail::fail("read_csv: ", e.what());
+  }
   std::string line;
   int64_t line_no = 0;
+  size_t pos = 0;
   // The next non-blank line, without a trailing '\r'; false at the end of the file.
   auto next_line = [&]() {
-    while (std::getline(in, line)) {
+    while (pos < text.size()) {
+      const size_t nl = text.find('\n', pos);
+      const size_t end = nl == std::string::npos ? text.size() : nl;
+      line.assign(text, pos, end - pos);
+      pos = end + 1;
       ++line_no;
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (!trim(line).empty()) return true;
@@ -146,6 +156,16 @@ CsvData read_csv(const std::string& path, const CsvOptions& options) {
   out.features = tensor(features, {n, ncols - 1});
   out.labels = tensor(labels, {n});
   return out;
+}
+
+}  // namespace
+
+CsvData read_csv(const std::string& path, const CsvOptions& options) {
+  try {
+    return read_csv_impl(path, options);
+  } catch (const std::bad_alloc&) {  // the rows of a huge file
+    soma::detail::fail("read_csv: ", path, ": out of memory while reading the rows");
+  }
 }
 
 }  // namespace soma::data

@@ -19,6 +19,42 @@ Tensor index_tensor(const std::vector<int64_t>& indices) {
   return tensor(indices, {static_cast<int64_t>(indices.size())});
 }
 
+// apply() with feature_mean / feature_std: x [..., F], each column j standardised with its own
+// statistics, ((x * scale) - feature_mean[j]) / feature_std[j] in double, rounded once.
+Tensor apply_per_feature(const Normalization& norm, const Tensor& x) {
+  const size_t f = norm.feature_mean.size();
+  SOMA_CHECK(f > 0 && norm.feature_std.size() == f, "Normalization::apply: feature_mean has ", f,
+             " entries but feature_std has ", norm.feature_std.size(), " (need the same, > 0)");
+  SOMA_CHECK(std::isfinite(norm.scale), "Normalization::apply: invalid scale ", norm.scale);
+  for (size_t j = 0; j < f; ++j)
+    SOMA_CHECK(std::isfinite(norm.feature_mean[j]) && std::isfinite(norm.feature_std[j]) &&
+                   norm.feature_std[j] > 0.0,
+               "Normalization::apply: invalid parameters for feature ", j,
+               ": mean=", norm.feature_mean[j], " std=", norm.feature_std[j],
+               " (std must be positive and all finite)");
+  const int64_t features = x.dim() == 0 ? 0 : x.size(x.dim() - 1);
+  SOMA_CHECK(features == static_cast<int64_t>(f), "Normalization::apply: x has ", features,
+             " features (shape ", x.shape(), ") but the normalization was fitted on ", f,
+             " features");
+  const Tensor xc = x.contiguous();
+  Tensor out = empty(x.shape(), kFloat32);
+  float* po = out.data<float>();
+  const int64_t rows = x.numel() / features, nf = features;
+  const double sc = norm.scale;
+  const double* mu = norm.feature_mean.data();
+  const double* sd = norm.feature_std.data();
+  soma::detail::dispatch_all(x.dtype(), [&]<typename T>() {
+    const T* p = xc.data<T>();
+    // Elementwise, so splitting over threads changes nothing in the result.
+#pragma omp parallel for schedule(static) if (rows * nf >= 32768 && !omp_in_parallel())
+    for (int64_t i = 0; i < rows; ++i)
+      for (int64_t j = 0; j < nf; ++j)
+        po[i * nf + j] =
+            static_cast<float>((static_cast<double>(p[i * nf + j]) * sc - mu[j]) / sd[j]);
+  });
+  return out;
+}
+
 }  // namespace
 
 // ---- Dataset -------------------------------------------------------------------------------
@@ -186,8 +222,45 @@ Normalization Normalization::fit(const Tensor& x) {
   return norm;
 }
 
+Normalization Normalization::fit_per_feature(const Tensor& x) {
+  SOMA_CHECK(x.defined(), "Normalization::fit_per_feature: x is undefined");
+  SOMA_CHECK(x.dim() == 2 && x.size(0) > 0 && x.size(1) > 0,
+             "Normalization::fit_per_feature: x must be [N, F] with N, F > 0, got shape ",
+             x.shape());
+  const int64_t n = x.size(0), f = x.size(1);
+  const Tensor xc = x.contiguous();
+  Normalization norm;
+  if (x.dtype() == kUInt8) norm.scale = 1.0 / 255.0;
+  std::vector<double> mean(static_cast<size_t>(f), 0.0), ss(static_cast<size_t>(f), 0.0);
+  // Two passes in double over the rows (row-major: each pass reads x once, in order).
+  soma::detail::dispatch_all(x.dtype(), [&]<typename T>() {
+    const T* p = xc.data<T>();
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < f; ++j) mean[j] += static_cast<double>(p[i * f + j]);
+    for (double& m : mean) m /= static_cast<double>(n);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < f; ++j) {
+        const double d = static_cast<double>(p[i * f + j]) - mean[j];
+        ss[j] += d * d;
+      }
+  });
+  norm.feature_mean.resize(static_cast<size_t>(f));
+  norm.feature_std.resize(static_cast<size_t>(f));
+  for (int64_t j = 0; j < f; ++j) {
+    const double var = ss[j] / static_cast<double>(n);
+    SOMA_CHECK(std::isfinite(mean[j]) && std::isfinite(var),
+               "Normalization::fit_per_feature: column ", j, " of x (shape ", x.shape(), ", ",
+               x.dtype(), ") contains NaN or infinite values");
+    norm.feature_mean[j] = mean[j] * norm.scale;
+    const double sd = std::sqrt(var) * norm.scale;
+    norm.feature_std[j] = sd == 0.0 ? 1.0 : sd;
+  }
+  return norm;
+}
+
 Tensor Normalization::apply(const Tensor& x) const {
   SOMA_CHECK(x.defined(), "Normalization::apply: x is undefined");
+  if (per_feature()) return apply_per_feature(*this, x);
   SOMA_CHECK(std::isfinite(mean) && std::isfinite(scale) && std::isfinite(std) && std > 0.0,
              "Normalization::apply: invalid parameters mean=", mean, " std=", std, " scale=", scale,
              " (std must be positive and all finite)");

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <new>
 #include <vector>
 
 #include "soma/core/error.h"
@@ -195,7 +196,12 @@ Tensor read_idx(const std::string& path) {
   if (type.dtype == kUInt8) {
     raw = out.data<uint8_t>();
   } else {
-    buffer.resize(nbytes);
+    try {
+      buffer.resize(nbytes);
+    } catch (const std::bad_alloc&) {
+      soma::detail::fail("read_idx: ", path, ": out of memory allocating ", nbytes,
+                         " bytes for shape ", shape, " of ", type.name);
+    }
     raw = buffer.data();
   }
   const uint64_t got = in.read(raw, nbytes);

@@ -4,14 +4,17 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <new>
 
 #include "soma/core/error.h"
 
@@ -100,7 +103,23 @@ std::string read_file(const std::string& path) {
   }
   SOMA_CHECK(!S_ISDIR(st.st_mode), "read_file: \"", path, "\" is a directory");
   std::string out;
-  if (S_ISREG(st.st_mode) && st.st_size > 0) out.reserve(static_cast<size_t>(st.st_size));
+  // A file larger than memory (a sparse one, say) is an error, not std::bad_alloc; checked
+  // before allocating (an allocation that size aborts under AddressSanitizer), and again by
+  // catching the allocation's failure.
+  struct sysinfo info {};
+  if (S_ISREG(st.st_mode) && ::sysinfo(&info) == 0) {
+    const auto memory = (static_cast<unsigned __int128>(info.totalram) + info.totalswap) *
+                        std::max<unsigned>(info.mem_unit, 1);
+    SOMA_CHECK(static_cast<unsigned __int128>(st.st_size) <= memory, "read_file: \"", path,
+               "\" has ", st.st_size, " bytes, more than can be read into memory (",
+               static_cast<uint64_t>(memory), " bytes of RAM and swap)");
+  }
+  try {
+    if (S_ISREG(st.st_mode) && st.st_size > 0) out.reserve(static_cast<size_t>(st.st_size));
+  } catch (const std::exception&) {  // std::bad_alloc, std::length_error
+    detail::fail("read_file: \"", path, "\" has ", st.st_size,
+                 " bytes, more than can be read into memory");
+  }
   char buf[1 << 16];
   for (;;) {
     const ssize_t n = ::read(file.fd, buf, sizeof buf);
@@ -110,7 +129,11 @@ std::string read_file(const std::string& path) {
       detail::fail("read_file: cannot read \"", path, "\": ", errno_str(err));
     }
     if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
+    try {
+      out.append(buf, static_cast<size_t>(n));
+    } catch (const std::exception&) {  // a device or pipe that never ends
+      detail::fail("read_file: \"", path, "\": out of memory after ", out.size(), " bytes");
+    }
   }
   return out;
 }
@@ -119,7 +142,14 @@ int remove_stale_temporaries(const std::string& dir) {
   namespace fs = std::filesystem;
   std::error_code ec;
   int removed = 0;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+  fs::directory_iterator it(dir, ec);
+  if (ec == std::errc::no_such_file_or_directory) return 0;  // nothing was ever written there
+  auto check = [&](const char* what) {
+    if (ec)
+      detail::fail("remove_stale_temporaries: cannot ", what, " \"", dir, "\": ", ec.message());
+  };
+  check("list");
+  for (fs::directory_iterator end; it != end; it.increment(ec), check("list")) {
     const std::string name = it->path().filename().string();
     // <name>.tmp.<pid>.<n>: ".tmp.", then a pid and a counter, both decimal.
     const size_t at = name.rfind(".tmp.");

@@ -360,8 +360,12 @@ CSVLogger::CSVLogger(CSVLoggerOptions options) : options_(std::move(options)) {
 
 void CSVLogger::on_train_begin(TrainState&) {
   history_ = History();
-  if (options_.append && std::filesystem::exists(options_.path))
-    history_ = History::from_csv(io::read_file(options_.path));
+  if (!options_.append) return;
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(options_.path, ec);
+  SOMA_CHECK(!ec, "CSVLogger: cannot check whether \"", options_.path,
+             "\" exists to append to it: ", ec.message());
+  if (exists) history_ = History::from_csv(io::read_file(options_.path));
 }
 
 void CSVLogger::on_epoch_end(TrainState&, int64_t epoch, const Logs& logs) {

@@ -112,4 +112,31 @@ TEST(CsvTest, EveryBadFileIsAnError) {
                {"read_csv", "cannot open", "missing.csv"});
 }
 
+// Failures of the file itself name the path and the reason. Before, read_csv read through an
+// unchecked std::ifstream: a read error (EIO from /proc/self/mem) looked like the end of the
+// file ("empty file (expected a header row)"), and a path under a regular file said only
+// "cannot open".
+TEST(DataCsvTest, FileErrorsNameThePathAndTheReason) {
+  ScratchDir dir;
+  expect_error([] { read_csv("/proc/self/mem"); },
+               {"read_csv", "/proc/self/mem", "Input/output error"});
+  const std::string file = dir.write("file.csv", "a,label\n1,0\n");
+  expect_error([&] { read_csv(file + "/x.csv"); },
+               {"read_csv", "cannot open", file + "/x.csv", "Not a directory"});
+  expect_error([&] { read_csv(dir.file("missing.csv")); },
+               {"read_csv", "cannot open", "missing.csv", "No such file or directory"});
+  expect_error([&] { read_csv(dir.path().string()); }, {"read_csv", "is a directory"});
+}
+
+// Reading a file with \n, \r\n, blank lines and no final newline from memory gives the same
+// rows as before (line numbers count every line).
+TEST(DataCsvTest, LineEndingsAndLineNumbers) {
+  ScratchDir dir;
+  const auto d = read_csv(dir.write("mixed.csv", "a,b,label\r\n1,2,0\n\n  \r\n3,4,1"));
+  EXPECT_EQ(d.features.to_vector<float>(), (std::vector<float>{1, 2, 3, 4}));
+  EXPECT_EQ(d.labels.to_vector<int64_t>(), (std::vector<int64_t>{0, 1}));
+  expect_error([&] { read_csv(dir.write("bad.csv", "a,label\n1,0\n\n\nx,1\n")); },
+               {"bad.csv:5", "non-numeric value \"x\""});
+}
+
 }  // namespace

@@ -191,9 +191,16 @@ TEST(DataNormalizationTest, Uint8IsExactlyTheFormulaForEveryByte) {
   Tensor x = soma::empty({256}, soma::kUInt8);
   for (int v = 0; v < 256; ++v) x.data<uint8_t>()[v] = static_cast<uint8_t>(v);
   std::vector<soma::data::Normalization> norms = {soma::data::Normalization::fit(x)};
+  auto with = [&](double mean, double std, double scale) {
+    soma::data::Normalization n;
+    n.mean = mean;
+    n.std = std;
+    n.scale = scale;
+    norms.push_back(n);
+  };
   for (double mean : {0.2860402, 0.1307, -3.0, 1e-9})
-    for (double std : {0.3530239, 0.3081, 7.0, 1e-3}) norms.push_back({mean, std, 1.0 / 255.0});
-  norms.push_back({0.5, 0.25, 1.0});
+    for (double std : {0.3530239, 0.3081, 7.0, 1e-3}) with(mean, std, 1.0 / 255.0);
+  with(0.5, 0.25, 1.0);
   for (const auto& norm : norms) {
     const std::vector<float> out = norm.apply(x).to_vector<float>();
     for (int v = 0; v < 256; ++v)
@@ -223,6 +230,159 @@ TEST(DataNormalizationTest, FloatConstantAndErrors) {
   soma::data::Normalization bad;
   bad.std = 0.0;
   expect_error([&] { bad.apply(soma::zeros({2})); }, {"Normalization::apply", "std=0"});
+}
+
+// ---- per-feature normalisation ----------------------------------------------------------------
+
+// Column statistics computed directly: mean and population std of each column of x * scale.
+struct ColumnStats {
+  std::vector<double> mean, std;
+};
+template <typename T>
+ColumnStats column_stats(const std::vector<T>& x, int64_t n, int64_t f, double scale) {
+  ColumnStats s{std::vector<double>(f, 0.0), std::vector<double>(f, 0.0)};
+  for (int64_t j = 0; j < f; ++j) {
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i * f + j]) * scale;
+    s.mean[j] = sum / static_cast<double>(n);
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+      const double d = static_cast<double>(x[i * f + j]) * scale - s.mean[j];
+      ss += d * d;
+    }
+    s.std[j] = std::sqrt(ss / static_cast<double>(n));
+  }
+  return s;
+}
+
+// Columns on very different scales (~1e4, ~1e-3, a constant, ~1): each is standardised with its
+// own mean and std; a constant column gets std 1.
+Tensor mixed_scale_columns(int64_t n) {
+  std::vector<float> v;
+  for (int64_t i = 0; i < n; ++i) {
+    v.push_back(10000.0f + 97.0f * static_cast<float>((i * 37) % 101));
+    v.push_back(1e-3f * static_cast<float>((i * 13) % 7) + 1e-4f);
+    v.push_back(5.0f);
+    v.push_back(std::sin(static_cast<float>(i)));
+  }
+  return soma::tensor(v, {n, 4});
+}
+
+TEST(DataNormalizationTest, PerFeatureMatchesADirectComputationPerColumn) {
+  const int64_t n = 60, f = 4;
+  const Tensor x = mixed_scale_columns(n);
+  const std::vector<float> xv = x.to_vector<float>();
+  const ColumnStats want = column_stats(xv, n, f, 1.0);
+  const auto norm = soma::data::Normalization::fit_per_feature(x);
+  ASSERT_TRUE(norm.per_feature());
+  ASSERT_EQ(norm.feature_mean.size(), 4u);
+  ASSERT_EQ(norm.feature_std.size(), 4u);
+  EXPECT_DOUBLE_EQ(norm.scale, 1.0);
+  for (int64_t j = 0; j < f; ++j) {
+    EXPECT_NEAR(norm.feature_mean[j], want.mean[j], 1e-12 * std::abs(want.mean[j])) << j;
+    const double sd = want.std[j] == 0.0 ? 1.0 : want.std[j];  // the constant column
+    EXPECT_NEAR(norm.feature_std[j], sd, 1e-12 * sd) << j;
+  }
+  EXPECT_EQ(want.std[2], 0.0);
+  EXPECT_EQ(norm.feature_std[2], 1.0);
+
+  const Tensor y = norm.apply(x);
+  EXPECT_EQ(y.dtype(), soma::kFloat32);
+  EXPECT_EQ(y.shape(), x.shape());
+  const std::vector<float> yv = y.to_vector<float>();
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < f; ++j) {
+      const double sd = want.std[j] == 0.0 ? 1.0 : want.std[j];
+      EXPECT_NEAR(yv[i * f + j], (xv[i * f + j] - want.mean[j]) / sd, 1e-5)
+          << "row " << i << " column " << j;
+    }
+  // Every varying column comes out with mean 0 and std 1; the constant one with 0 and 0.
+  const ColumnStats got = column_stats(yv, n, f, 1.0);
+  for (int64_t j = 0; j < f; ++j) {
+    EXPECT_NEAR(got.mean[j], 0.0, 1e-5) << j;
+    EXPECT_NEAR(got.std[j], j == 2 ? 0.0 : 1.0, 1e-5) << j;
+  }
+  // A single sample [F] and a batch of one [1, F] give the rows of the batch result.
+  const std::vector<float> row7 = norm.apply(x.narrow(0, 7, 1).squeeze(0)).to_vector<float>();
+  EXPECT_EQ(row7, std::vector<float>(yv.begin() + 7 * f, yv.begin() + 8 * f));
+}
+
+// The regression: one mean and std for all columns (what soma train used for CSV files) maps
+// the ~1e-3 column onto a range of ~1e-7 around one value, so it carries no usable signal;
+// per feature it spans several units.
+TEST(DataNormalizationTest, PerFeatureKeepsASmallScaleColumnThatOneStdErases) {
+  const int64_t n = 60, f = 4;
+  const Tensor x = mixed_scale_columns(n);
+  auto spread = [&](const Tensor& y, int64_t j) {
+    const std::vector<float> v = y.to_vector<float>();
+    float lo = v[j], hi = v[j];
+    for (int64_t i = 0; i < n; ++i)
+      lo = std::min(lo, v[i * f + j]), hi = std::max(hi, v[i * f + j]);
+    return static_cast<double>(hi) - lo;
+  };
+  const double scalar = spread(soma::data::Normalization::fit(x).apply(x), 1);
+  const double per_feature = spread(soma::data::Normalization::fit_per_feature(x).apply(x), 1);
+  EXPECT_LT(scalar, 1e-6);
+  EXPECT_GT(per_feature, 2.0);
+}
+
+TEST(DataNormalizationTest, PerFeatureUint8UsesScaleAndManyThreadsGiveTheSameResult) {
+  // 40000 x 3 elements: apply() runs its parallel loop.
+  const int64_t n = 40000, f = 3;
+  Tensor x = soma::empty({n, f}, soma::kUInt8);
+  uint8_t* p = x.data<uint8_t>();
+  for (int64_t i = 0; i < n * f; ++i)
+    p[i] = static_cast<uint8_t>((i * 37 + i / 3) % (60 + 80 * (i % 3)));
+  const std::vector<uint8_t> xv(p, p + n * f);
+  const ColumnStats want = column_stats(xv, n, f, 1.0 / 255.0);
+  const auto norm = soma::data::Normalization::fit_per_feature(x);
+  EXPECT_DOUBLE_EQ(norm.scale, 1.0 / 255.0);
+  const std::vector<float> yv = norm.apply(x).to_vector<float>();
+  for (int64_t j = 0; j < f; ++j) {
+    EXPECT_NEAR(norm.feature_mean[j], want.mean[j], 1e-12) << j;
+    EXPECT_NEAR(norm.feature_std[j], want.std[j], 1e-12) << j;
+  }
+  for (int64_t i = 0; i < n * f; ++i)
+    ASSERT_EQ(yv[i], static_cast<float>((xv[i] * norm.scale - norm.feature_mean[i % f]) /
+                                        norm.feature_std[i % f]))
+        << "element " << i;
+}
+
+TEST(DataNormalizationTest, PerFeatureErrors) {
+  expect_error([] { soma::data::Normalization::fit_per_feature(soma::zeros({6})); },
+               {"Normalization::fit_per_feature", "[N, F]", "[6]"});
+  expect_error(
+      [] {
+        soma::data::Normalization::fit_per_feature(soma::zeros({0, 3}));
+      },
+      {"Normalization::fit_per_feature", "[0, 3]"});
+  expect_error(
+      [] {
+        soma::data::Normalization::fit_per_feature(soma::tensor({1.0f, 2.0f, 3.0f, NAN}, {2, 2}));
+      },
+      {"Normalization::fit_per_feature", "column 1", "NaN"});
+  const auto norm = soma::data::Normalization::fit_per_feature(mixed_scale_columns(10));
+  expect_error(
+      [&] {
+        norm.apply(soma::zeros({5, 3}));
+      },
+      {"Normalization::apply", "x has 3 features", "[5, 3]", "fitted on 4 features"});
+  expect_error([&] { norm.apply(soma::zeros({})); },
+               {"Normalization::apply", "x has 0 features", "fitted on 4 features"});
+  soma::data::Normalization bad = norm;
+  bad.feature_std.pop_back();
+  expect_error(
+      [&] {
+        bad.apply(soma::zeros({5, 4}));
+      },
+      {"Normalization::apply", "feature_mean has 4 entries but feature_std has 3"});
+  bad = norm;
+  bad.feature_std[2] = 0.0;
+  expect_error(
+      [&] {
+        bad.apply(soma::zeros({5, 4}));
+      },
+      {"Normalization::apply", "feature 2", "std=0"});
 }
 
 }  // namespace

@@ -41,6 +41,13 @@ std::string idx(char type, const std::vector<uint32_t>& dims, size_t elem_bytes)
 
 }  // namespace
 
+// TOML beyond flat `key = value`: tables, a nested table, an inline table, 1_000, inf, a
+// comment after a quoted string, and a date (which the reader refuses).
+constexpr const char* kTablesToml =
+    "[model]\nhidden = [256, 128] # widths\nactivation = \"relu\" # \"x\"\n"
+    "[optimizer]\nlr = 1e-3\nbeta2 = 0.999\n[train.loop]\nbatch_size = 1_000\nepochs = 2\n"
+    "[misc]\nextra = { quiet = true }\nweight_decay = inf\nwhen = 1979-05-27\n";
+
 int main(int argc, char** argv) {
   const fs::path root = argc > 1 ? argv[1] : "tests/fuzz/corpus";
   // The first byte of idx, csv and config inputs selects a variant (see the targets).
@@ -84,6 +91,7 @@ int main(int argc, char** argv) {
       std::string(1, 1) +
           "# a run\nhidden = [128]\nlr = 1e-3\noptimizer = \"adamw\"\n"
           "weight_decay = 0.01\nquiet = true\nout = 'runs/x'\n");
+  put(root / "config", "tables.toml", std::string(1, 1) + kTablesToml);
   std::printf("seeds written under %s\n", root.c_str());
   return 0;
 }

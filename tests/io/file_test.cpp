@@ -2,6 +2,7 @@
 // and clean failures that name the path.
 #include "soma/io/file.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -104,6 +105,51 @@ TEST(AtomicWrite, ReadFileErrorsNameThePath) {
       << e;
   e = error_of([&] { io::read_file(dir.path()); });
   EXPECT_NE(e.find("read_file: \"" + dir.path() + "\" is a directory"), std::string::npos) << e;
+}
+
+// A sparse file of 1 TiB: read_file cannot hold it. Before, std::string::reserve threw
+// std::bad_alloc out of read_file and load_safetensors; now it is a soma::Error naming the path.
+TEST(ReadFile, LargerThanMemoryIsASomaError) {
+  iotest::TempDir dir;
+  const std::string path = dir.file("huge.bin");
+  const int fd = ::open(path.c_str(), O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+  ASSERT_GE(fd, 0);
+  const bool sparse = ::ftruncate(fd, off_t{1} << 40) == 0;
+  ::close(fd);
+  if (!sparse) GTEST_SKIP() << "this file system cannot hold a sparse 1 TiB file";
+  std::string e = error_of([&] { io::read_file(path); });
+  EXPECT_NE(e.find("read_file: \"" + path + "\" has 1099511627776 bytes, more than can be read"),
+            std::string::npos)
+      << e;
+  e = error_of([&] { io::load_safetensors(path); });
+  EXPECT_NE(e.find("read_file: \"" + path + "\""), std::string::npos) << e;
+}
+
+// /proc/self/mem opens but fails to read at offset 0 (EIO).
+TEST(ReadFile, ReadErrorNamesThePathAndTheReason) {
+  const std::string e = error_of([] { io::read_file("/proc/self/mem"); });
+  EXPECT_NE(e.find("read_file: cannot read \"/proc/self/mem\": Input/output error"),
+            std::string::npos)
+      << e;
+}
+
+// Before, every failure to list `dir` returned 0 as if it were an empty directory.
+TEST(AtomicWrite, RemoveStaleTemporariesOnANonDirectoryIsAnError) {
+  iotest::TempDir dir;
+  io::atomic_write(dir.file("file"), "x");
+  for (const std::string& path :
+       {dir.file("file"), dir.file("file/sub"), std::string("/proc/self/mem")}) {
+    const std::string e = error_of([&] { io::remove_stale_temporaries(path); });
+    EXPECT_NE(e.find("remove_stale_temporaries: cannot list \"" + path + "\": Not a directory"),
+              std::string::npos)
+        << e;
+  }
+  std::filesystem::create_directory_symlink("loop", dir.file("loop"));
+  const std::string e = error_of([&] { io::remove_stale_temporaries(dir.file("loop")); });
+  EXPECT_NE(e.find("cannot list \"" + dir.file("loop") + "\": Too many levels of symbolic links"),
+            std::string::npos)
+      << e;
+  EXPECT_EQ(io::read_file(dir.file("file")), "x");
 }
 
 }  // namespace

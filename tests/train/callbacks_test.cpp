@@ -273,6 +273,28 @@ TEST(CallbackCSVLogger, RewritesWholeFileEachEpochAndAppends) {
   EXPECT_EQ(soma::io::read_file(path), "epoch,loss\n0,1\n");
 }
 
+// append checks whether the file exists; a path that cannot be checked (a symlink loop, a
+// name too long) let std::filesystem::filesystem_error escape before; now soma::Error.
+TEST(CallbackCSVLogger, AppendToAPathThatCannotBeCheckedIsASomaError) {
+  TempDir dir;
+  std::filesystem::create_symlink("loop", dir.file("loop"));
+  Rig rig;
+  for (const std::string& path : {dir.file("loop"), dir.file(std::string(300, 'a'))}) {
+    train::CSVLogger log({.path = path, .append = true});
+    try {
+      log.on_train_begin(rig.state);
+      ADD_FAILURE() << "no error for " << path;
+    } catch (const soma::Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("CSVLogger: cannot check whether \"" + path + "\" exists"),
+                std::string::npos)
+          << what;
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "not a soma::Error: " << e.what();
+    }
+  }
+}
+
 TEST(CallbackLambda, ForwardsEveryHook) {
   Rig rig;
   std::string trace;

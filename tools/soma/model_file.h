@@ -1,6 +1,8 @@
 // The MLP that `soma train` builds, and model.safetensors with enough metadata to rebuild it:
 // tensors are the state dict (PyTorch's names, loadable into the same torch.nn.Sequential),
-// metadata "soma.model" holds the architecture and the input normalisation as JSON.
+// metadata "soma.model" holds the architecture and the input normalisation as JSON: "mean" and
+// "std" are numbers (one for all inputs: images, and CSV models written before soma standardised
+// per feature) or lists of in_features numbers (CSV columns).
 #pragma once
 
 #include <memory>

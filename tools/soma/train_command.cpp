@@ -426,7 +426,10 @@ std::string train(TrainConfig c, const std::set<std::string>& given) {
   auto [train_set, val_set] =
       data::train_val_split(data::TensorDataset(all.x, all.y), c.validation, c.seed);
   if (!c.csv.empty()) test = Data{val_set.x(), val_set.y(), 0};  // CSV: the held-out part
-  const data::Normalization norm = data::Normalization::fit(train_set.x());
+  // Images: one mean/std for all pixels; CSV columns: one per feature (their scales differ).
+  const data::Normalization norm = c.csv.empty()
+                                       ? data::Normalization::fit(train_set.x())
+                                       : data::Normalization::fit_per_feature(train_set.x());
   const int64_t max_label = all.y.max().item<int64_t>();
   constexpr int64_t kMaxClasses = int64_t{1} << 20;
   SOMA_CHECK(max_label < kMaxClasses, "train: label ", max_label, " means ", max_label + 1,
@@ -477,6 +480,10 @@ std::string train(TrainConfig c, const std::set<std::string>& given) {
       } catch (const json::exception&) {
         detail::fail("train: ", ckpt_path, ": corrupt history in the checkpoint");
       }
+      bool rows = history.is_array();
+      for (const json& row : history) rows = rows && row.is_object();
+      SOMA_CHECK(rows, "train: ", ckpt_path,
+                 ": corrupt history in the checkpoint (expected a list of epoch rows)");
     }
     if (!c.quiet && !resume->finished)
       std::cout << "resuming " << c.out << " after epoch " << initial_epoch << "\n";

@@ -9,6 +9,8 @@
 //   auto [fit_set, val_set] = soma::data::train_val_split(ds, 0.1, /*seed=*/0);
 //   auto norm = soma::data::Normalization::fit(fit_set.x());         // mean/std of x / 255
 //   soma::Tensor xb = norm.apply(fit_set.get_batch({0, 1, 2}).x);    // float32 [3, 28, 28]
+// Tabular data (columns on different scales) is standardised per column instead:
+//   auto norm = soma::data::Normalization::fit_per_feature(features);  // features [N, F]
 #pragma once
 
 #include <cstdint>
@@ -92,21 +94,35 @@ class Subset : public Dataset {
 std::vector<Subset> random_split(std::shared_ptr<const Dataset> ds,
                                  const std::vector<int64_t>& lengths, uint64_t seed);
 
-/// Standardisation with one mean and std for all elements:
-///   apply(x) = ((x * scale) - mean) / std      as float32, computed in double, rounded once
-/// where fit() sets scale = 1/255 for uint8 data (pixels to [0, 1], like torchvision's
-/// ToTensor) and 1 otherwise; apply() uses the stored scale whatever x's dtype. Fit it on the
-/// training split only and apply it to every batch. apply() is a data transform: it records no
-/// autograd graph.
+/// Standardisation of the inputs, with one mean and std for all elements (images) or one per
+/// feature column (tabular data):
+///   apply(x) = ((x * scale) - mean) / std                 one statistic for every element
+///   apply(x)[..., j] = ((x[..., j] * scale) - feature_mean[j]) / feature_std[j]   per feature
+/// as float32, computed in double, rounded once. fit() and fit_per_feature() set scale = 1/255
+/// for uint8 data (pixels to [0, 1], like torchvision's ToTensor) and 1 otherwise; apply() uses
+/// the stored scale whatever x's dtype. Fit it on the training split only and apply it to every
+/// batch. apply() is a data transform: it records no autograd graph.
+///   auto norm = soma::data::Normalization::fit_per_feature(train_x);   // train_x [N, F]
+///   soma::Tensor xb = norm.apply(batch_x);                               // batch_x [B, F]
 struct Normalization {
-  double mean = 0.0;   // mean of x * scale
-  double std = 1.0;    // population standard deviation of x * scale (> 0)
+  double mean = 0.0;  // mean of x * scale (unused when per_feature())
+  double std = 1.0;   // population standard deviation of x * scale, > 0 (unused when per_feature())
   double scale = 1.0;  // multiplies x before centring: 1/255 for uint8 data
+  /// Per-feature statistics (the last dimension of x), both of size F or both empty. When set,
+  /// they replace mean and std.
+  std::vector<double> feature_mean;
+  std::vector<double> feature_std;  // each > 0
 
   /// Mean and population std of all elements of x * scale, with scale = 1/255 when x is uint8
   /// and 1 otherwise. A constant x (std 0) gets std = 1. x must be non-empty and finite.
   static Normalization fit(const Tensor& x);
-  /// float32 tensor of x's shape. x may have any dtype (uint8 and float are the usual ones).
+  /// Mean and population std of each column of x * scale for x [N, F] (N, F > 0, finite); a
+  /// constant column gets std 1. Scale as in fit().
+  static Normalization fit_per_feature(const Tensor& x);
+  /// Whether feature_mean / feature_std are used.
+  bool per_feature() const { return !feature_mean.empty() || !feature_std.empty(); }
+  /// float32 tensor of x's shape. x may have any dtype (uint8 and float are the usual ones);
+  /// per feature, x's last dimension must be F.
   Tensor apply(const Tensor& x) const;
 };
 

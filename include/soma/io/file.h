@@ -19,10 +19,12 @@ void atomic_write(const std::string& path, std::string_view bytes);
 /// Removes the temporary files that atomic_write left in `dir` when its process was killed
 /// mid-write ("<name>.tmp.<pid>.<n>" whose pid no longer runs); returns how many. Files of a
 /// live process, and every other file, are left alone. `soma train` calls it on its output
-/// directory before it writes anything.
+/// directory before it writes anything. A missing `dir` has nothing to remove (0); a `dir` that
+/// is not a directory or cannot be listed is a soma::Error naming it.
 int remove_stale_temporaries(const std::string& dir);
 
-/// Reads a whole file. Errors name the path: missing, a directory, unreadable.
+/// Reads a whole file. Errors name the path: missing, a directory, unreadable, larger than
+/// memory.
 std::string read_file(const std::string& path);
 
 }  // namespace soma::io
