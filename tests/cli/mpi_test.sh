@@ -44,7 +44,7 @@ fi
 
 # 2. Exact resume with two ranks, with every default (cosine, early stopping with the best
 #    weights, dropout: each rank's masks must resume too) and with --schedule plateau, on a
-#    Fashion-MNIST subset: the run is interrupted (SIGTERM to mpirun once 2 epochs are done)
+#    Fashion-MNIST subset: the run is interrupted (SIGKILL to the job once 2 epochs are done)
 #    and resumed with --out and --resume alone; its model must equal the uninterrupted run's.
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 fashion_subset "$DATA" "$work/sub" 2000 300
@@ -61,7 +61,9 @@ for variant in default plateau; do
       (($(wc -l < "$work/$variant-resumed/history.csv") > 2)) && break
     sleep 0.005
   done
-  kill -TERM $pid 2> /dev/null
+  # SIGKILL to every process of the job at once (mpirun and both ranks): killing mpirun alone
+  # may leave ranks running on.
+  pkill -KILL -f -- "--out $work/$variant-resumed" 2> /dev/null
   wait $pid
   rc=$?
   epochs=$(($(wc -l < "$work/$variant-resumed/history.csv") - 1))

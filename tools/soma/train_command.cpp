@@ -481,7 +481,11 @@ std::string train(TrainConfig c, const std::set<std::string>& given) {
         detail::fail("train: ", ckpt_path, ": corrupt history in the checkpoint");
       }
       bool rows = history.is_array();
-      for (const json& row : history) rows = rows && row.is_object();
+      for (const json& row : history) {
+        rows = rows && row.is_object();
+        if (rows)
+          for (const auto& item : row.items()) rows = rows && item.value().is_number();
+      }
       SOMA_CHECK(rows, "train: ", ckpt_path,
                  ": corrupt history in the checkpoint (expected a list of epoch rows)");
     }
