@@ -1,13 +1,20 @@
-// Thread settings. soma and OpenBLAS (its OpenMP build) share one OpenMP thread pool, so the
-// two never oversubscribe the cores. The default is the number of cores, or SOMA_NUM_THREADS
-// when that environment variable is set when the library loads.
+// Thread settings: one process-wide number of threads for soma's kernels and for BLAS.
+//
+// It is read once, at the first use, from SOMA_NUM_THREADS, else OMP_NUM_THREADS (its first
+// entry), else the number of CPUs in the process's affinity mask (so `taskset -c 0` gives 1).
+// set_num_threads changes it for every thread that runs soma ops, including threads the
+// program starts later or started before; each parallel region asks for it. soma and OpenBLAS
+// (its OpenMP build) share one OpenMP thread pool, so the two never oversubscribe the cores.
+// Under mpirun, dist::init gives each rank its share of the node's cores unless one of the
+// two variables is set.
 #pragma once
 
 namespace soma {
 
-/// Sets the number of threads for soma's kernels and for BLAS (n >= 1).
+/// Sets the number of threads for soma's kernels and for BLAS (1 <= n <= 4096), process-wide.
 void set_num_threads(int n);
-/// The number of threads soma's kernels and BLAS use.
+/// The number of threads soma's kernels and BLAS use. Throws soma::Error if SOMA_NUM_THREADS
+/// is set to something other than a whole number in [1, 4096].
 int get_num_threads();
 
 }  // namespace soma

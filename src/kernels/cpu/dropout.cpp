@@ -1,6 +1,6 @@
 #include "kernels/cpu/dropout.h"
 
-#include <omp.h>
+#include "kernels/cpu/parallel.h"
 
 #include <algorithm>
 
@@ -95,14 +95,11 @@ void dropout(const T* x, T* out, T* mask, int64_t n, double p, uint64_t key) {
   const T pt = static_cast<T>(p), scale = static_cast<T>(1.0 / (1.0 - p));
   constexpr int64_t kElems = sizeof(T) == 4 ? kChunk : kChunk / 2;
   const int64_t chunks = (n + kElems - 1) / kElems;
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (threads <= 1 || n < kGrain) return dropout_range<T>(x, out, mask, 0, n, pt, scale, key);
-#pragma omp parallel num_threads(threads)
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+  if (n < kGrain || num_threads() <= 1) return dropout_range<T>(x, out, mask, 0, n, pt, scale, key);
+  parallel_team(true, [&](int64_t t, int64_t nt) {
     const int64_t b = chunks * t / nt * kElems, e = std::min(n, chunks * (t + 1) / nt * kElems);
     if (e > b) dropout_range<T>(x, out, mask, b, e, pt, scale, key);
-  }
+  });
 }
 
 template void dropout<float>(const float*, float*, float*, int64_t, double, uint64_t);

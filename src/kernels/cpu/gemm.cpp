@@ -1,10 +1,10 @@
 #include "kernels/cpu/gemm.h"
 
 #include <cblas.h>
-#include <omp.h>
 
 #include <algorithm>
 
+#include "kernels/cpu/parallel.h"
 #include "soma/core/error.h"
 
 namespace soma::kernels::cpu {
@@ -58,13 +58,11 @@ bool gemm_split(Gemm gemm, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T 
                 int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   constexpr int64_t kMinPerThread = 128;          // rows or columns
   constexpr int64_t kMinWork = int64_t{1} << 20;  // multiply-adds; below it one call is cheaper
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const int threads = num_threads();
   const bool by_cols = n > m;
   if (threads < 2 || (by_cols ? n : m) < kMinPerThread * threads || m * n * k < kMinWork)
     return false;
-#pragma omp parallel num_threads(threads)
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+  parallel_team(true, [&](int64_t t, int64_t nt) {
     if (!by_cols) {
       const int64_t r0 = m * t / nt, r1 = m * (t + 1) / nt;
       // Row r of op(A) starts at a + r * lda (A as stored) or a + r (A transposed).
@@ -82,7 +80,7 @@ bool gemm_split(Gemm gemm, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T 
            static_cast<int>(k), alpha, a, static_cast<int>(lda), bc, static_cast<int>(ldb), beta,
            c + c0, static_cast<int>(ldc));
     }
-  }
+  });
   return true;
 }
 
@@ -92,6 +90,7 @@ template <>
 void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
                  int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   check_blas_size(m, n, k);
+  sync_blas_threads();
   if (m == 1 && n > 0 && k > 0)
     return row_gemv<float>(cblas_sgemv, ta, tb, n, k, alpha, a, lda, b, ldb, beta, c);
   if (gemm_split<float>(cblas_sgemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
@@ -104,6 +103,7 @@ template <>
 void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
                   int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc) {
   check_blas_size(m, n, k);
+  sync_blas_threads();
   if (m == 1 && n > 0 && k > 0)
     return row_gemv<double>(cblas_dgemv, ta, tb, n, k, alpha, a, lda, b, ldb, beta, c);
   if (gemm_split<double>(cblas_dgemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;

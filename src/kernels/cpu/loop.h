@@ -4,18 +4,14 @@
 // dropped, so a contiguous op becomes one flat row that the compiler vectorises.
 #pragma once
 
-#include <omp.h>
-
 #include <array>
 #include <cstdint>
 #include <vector>
 
+#include "kernels/cpu/parallel.h"
 #include "soma/core/tensor.h"
 
 namespace soma::kernels::cpu {
-
-/// Below this many elements a loop runs on the calling thread.
-inline constexpr int64_t kParallelGrain = 32768;
 
 template <int K>
 struct StridedLoop {
@@ -84,14 +80,11 @@ void for_each_row(const StridedLoop<K>& loop, F&& f) {
     }
   };
 
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (threads <= 1 || loop.numel < kParallelGrain) {
+  if (loop.numel < kParallelGrain || num_threads() <= 1) {
     run(0, rows, 0, n);
     return;
   }
-#pragma omp parallel num_threads(threads)
-  {
-    const int64_t tid = omp_get_thread_num(), nt = omp_get_num_threads();
+  parallel_team(true, [&](int64_t tid, int64_t nt) {
     if (rows >= nt) {
       run(rows * tid / nt, rows * (tid + 1) / nt, 0, n);
     } else {
@@ -100,7 +93,7 @@ void for_each_row(const StridedLoop<K>& loop, F&& f) {
               c1 = tid + 1 == nt ? n : (n * (tid + 1) / nt) & ~int64_t{63};
       if (c1 > c0) run(0, rows, c0, c1);
     }
-  }
+  });
 }
 
 }  // namespace soma::kernels::cpu

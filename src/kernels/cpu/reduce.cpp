@@ -1,6 +1,6 @@
 #include "kernels/cpu/reduce.h"
 
-#include <omp.h>
+#include "kernels/cpu/parallel.h"
 
 #include <algorithm>
 #include <type_traits>
@@ -15,7 +15,7 @@ template <typename T>
 using Acc = std::conditional_t<std::is_floating_point_v<T>, double, T>;
 
 bool parallel(int64_t work, int64_t tasks) {
-  return tasks > 1 && work >= kParallelGrain && !omp_in_parallel() && omp_get_max_threads() > 1;
+  return tasks > 1 && work >= kParallelGrain && num_threads() > 1;
 }
 
 // Sums n contiguous values: 16 lanes in T over blocks of 1024 (vectorised), blocks combined in
@@ -49,7 +49,7 @@ void sum_dim(const T* x, T* out, int64_t outer, int64_t n, int64_t inner) {
     constexpr int kParts = 64;
     Acc<T> part[kParts];
     const int64_t step = (n + kParts - 1) / kParts;
-#pragma omp parallel for if (parallel(n, kParts))
+#pragma omp parallel for num_threads(num_threads()) if (parallel(n, kParts))
     for (int p = 0; p < kParts; ++p) {
       const int64_t b = std::min(n, p * step), e = std::min(n, b + step);
       part[p] = sum_contiguous(x + b, e - b);
@@ -60,7 +60,7 @@ void sum_dim(const T* x, T* out, int64_t outer, int64_t n, int64_t inner) {
     return;
   }
   if (inner == 1) {
-#pragma omp parallel for if (parallel(outer * n, outer))
+#pragma omp parallel for num_threads(num_threads()) if (parallel(outer * n, outer))
     for (int64_t o = 0; o < outer; ++o) out[o] = static_cast<T>(sum_contiguous(x + o * n, n));
     return;
   }
@@ -68,7 +68,7 @@ void sum_dim(const T* x, T* out, int64_t outer, int64_t n, int64_t inner) {
   // chunk), then flush into Acc.
   constexpr int64_t kCols = 256, kRows = 64;
   const int64_t chunks = (inner + kCols - 1) / kCols;
-#pragma omp parallel for collapse(2) if (parallel(outer * n * inner, outer * chunks))
+#pragma omp parallel for collapse(2) num_threads(num_threads()) if (parallel(outer * n * inner, outer * chunks))
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t i0 = c * kCols, w = std::min(kCols, inner - i0);
@@ -90,7 +90,7 @@ void sum_dim(const T* x, T* out, int64_t outer, int64_t n, int64_t inner) {
 template <typename T>
 void extremum_dim(const T* x, T* values, int64_t* indices, int64_t outer, int64_t n, int64_t inner,
                   bool is_max) {
-#pragma omp parallel for if (parallel(outer * n * inner, outer))
+#pragma omp parallel for num_threads(num_threads()) if (parallel(outer * n * inner, outer))
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t i = 0; i < inner; ++i) {
       const T* p = x + o * n * inner + i;

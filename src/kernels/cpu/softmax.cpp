@@ -1,6 +1,6 @@
 #include "kernels/cpu/softmax.h"
 
-#include <omp.h>
+#include "kernels/cpu/parallel.h"
 
 #include <cmath>
 
@@ -10,7 +10,7 @@ namespace soma::kernels::cpu {
 namespace {
 
 bool parallel(int64_t work, int64_t tasks) {
-  return tasks > 1 && work >= kParallelGrain / 4 && !omp_in_parallel() && omp_get_max_threads() > 1;
+  return tasks > 1 && work >= kParallelGrain / 4 && num_threads() > 1;
 }
 
 // One row of n elements, `s` apart.
@@ -53,7 +53,7 @@ void backward_row(const T* y, const T* g, T* dx, int64_t n, int64_t s, bool log)
 template <typename T>
 void softmax_forward(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool log) {
   if (n == 0) return;
-#pragma omp parallel for collapse(2) if (parallel(outer * n * inner, outer * inner))
+#pragma omp parallel for collapse(2) num_threads(num_threads()) if (parallel(outer * n * inner, outer * inner))
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
       const int64_t base = o * n * inner + i;
@@ -68,7 +68,7 @@ template <typename T>
 void softmax_backward(const T* y, const T* g, T* dx, int64_t outer, int64_t n, int64_t inner,
                       bool log) {
   if (n == 0) return;
-#pragma omp parallel for collapse(2) if (parallel(outer * n * inner, outer * inner))
+#pragma omp parallel for collapse(2) num_threads(num_threads()) if (parallel(outer * n * inner, outer * inner))
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
       const int64_t base = o * n * inner + i;

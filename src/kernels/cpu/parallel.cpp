@@ -1,0 +1,168 @@
+#include "kernels/cpu/parallel.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "soma/core/error.h"
+#include "soma/core/threading.h"
+
+namespace soma {
+namespace {
+
+constexpr int kMaxThreads = 4096;
+
+// A positive integer in [1, kMaxThreads], or -1. OMP_NUM_THREADS may be a nesting list
+// ("4,2"): its first entry is the outer level's count, as OpenMP reads it.
+int parse_count(const char* s, bool list) {
+  std::string v(s);
+  if (list) v = v.substr(0, v.find(','));
+  while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.pop_back();
+  while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(v.begin());
+  if (v.empty() || v.size() > 6 || v.find_first_not_of("0123456789") != std::string::npos)
+    return -1;
+  const long n = std::strtol(v.c_str(), nullptr, 10);
+  return n >= 1 && n <= kMaxThreads ? static_cast<int>(n) : -1;
+}
+
+int affinity_cpus() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+// 0 until the first use reads the environment; then the process-wide setting.
+std::atomic<int> g_threads{0};
+std::once_flag g_init;
+std::string g_env_error;  // set once (under g_init) when SOMA_NUM_THREADS is malformed
+std::atomic<bool> g_explicit{false};  // set_num_threads was called: the environment no longer counts
+
+// SOMA_NUM_THREADS, else OMP_NUM_THREADS, else the CPUs in this process's affinity mask (what
+// `taskset` and mpirun's binding leave it), read once. A malformed SOMA_NUM_THREADS is an error
+// at every use (it is soma's own variable); a malformed OMP_NUM_THREADS is ignored, as
+// OpenMP's runtime ignores it.
+void init() {
+  std::call_once(g_init, [] {
+    int n = -1;
+    if (const char* s = std::getenv("SOMA_NUM_THREADS")) {
+      n = parse_count(s, false);
+      if (n < 0)
+        g_env_error = std::string("SOMA_NUM_THREADS: expected a whole number of threads in [1, ") +
+                      std::to_string(kMaxThreads) + "], got '" + s + "'";
+    } else if (const char* o = std::getenv("OMP_NUM_THREADS")) {
+      n = parse_count(o, true);
+    }
+    if (n < 0) n = affinity_cpus();
+    int expected = 0;
+    g_threads.compare_exchange_strong(expected, n);
+  });
+}
+
+int setting() {
+  init();
+  if (!g_env_error.empty() && !g_explicit.load(std::memory_order_relaxed)) throw Error(g_env_error);
+  return g_threads.load(std::memory_order_relaxed);
+}
+
+thread_local int t_cap = 0;      // ThreadLimit on this thread (0: none)
+thread_local int t_applied = 0;  // what omp_set_num_threads was last given on this thread
+thread_local int t_last_team = 1;
+
+}  // namespace
+
+void set_num_threads(int n) {
+  SOMA_CHECK(n >= 1 && n <= kMaxThreads, "set_num_threads: the number of threads must be in [1, ",
+             kMaxThreads, "], got ", n);
+  init();  // the environment is read first, so a later first use cannot override n
+  g_threads.store(n, std::memory_order_relaxed);
+  g_explicit.store(true, std::memory_order_relaxed);
+}
+
+int get_num_threads() {
+  return setting();
+}
+
+namespace kernels::cpu {
+
+int num_threads() {
+  if (omp_in_parallel()) return 1;
+  const int n = setting();
+  return t_cap > 0 ? std::min(n, t_cap) : n;
+}
+
+void sync_blas_threads() {
+  const int n = num_threads();
+  if (n != t_applied) {
+    // OpenBLAS's OpenMP build sizes its team from omp_get_max_threads() on the calling thread
+    // (a per-thread OpenMP setting, so each thread is aligned on its first BLAS call).
+    omp_set_num_threads(n);
+    t_applied = n;
+  }
+}
+
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f,
+                  int64_t align) {
+  if (n <= 0) return;
+  const int threads = n < grain ? 1 : num_threads();
+  if (threads <= 1) {
+    t_last_team = 1;
+    f(0, n);
+    return;
+  }
+  int team = 1;
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (t == 0) team = static_cast<int>(nt);
+    int64_t b = n * t / nt, e = n * (t + 1) / nt;
+    if (align > 1) {
+      b = t == 0 ? 0 : b / align * align;
+      e = t + 1 == nt ? n : e / align * align;
+    }
+    if (e > b) f(b, e);
+  }
+  t_last_team = team;
+}
+
+void parallel_team(bool parallel, const std::function<void(int64_t, int64_t)>& f) {
+  const int threads = parallel ? num_threads() : 1;
+  if (threads <= 1) {
+    t_last_team = 1;
+    f(0, 1);
+    return;
+  }
+  int team = 1;
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    if (t == 0) team = static_cast<int>(nt);
+    f(t, nt);
+  }
+  t_last_team = team;
+}
+
+int last_team_size() {
+  return t_last_team;
+}
+
+ThreadLimit::ThreadLimit(int max_threads) : previous_(t_cap) {
+  SOMA_CHECK(max_threads >= 1, "ThreadLimit: the number of threads must be >= 1, got ",
+             max_threads);
+  t_cap = previous_ > 0 ? std::min(previous_, max_threads) : max_threads;
+}
+
+ThreadLimit::~ThreadLimit() {
+  t_cap = previous_;
+}
+
+}  // namespace kernels::cpu
+}  // namespace soma

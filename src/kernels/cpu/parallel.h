@@ -1,0 +1,55 @@
+// Threads (internal): the one place that starts parallel regions. Every kernel that runs on
+// more than one thread goes through parallel_for, which asks soma's process-wide setting
+// (soma::set_num_threads) for its team size, so the setting holds on every thread that runs
+// soma ops, not only the one that set it. OpenBLAS (its OpenMP build) follows the calling
+// thread's OpenMP setting, which sync_blas_threads() aligns with soma's before a BLAS call.
+//
+//   kernels::cpu::parallel_for(n, kParallelGrain, [&](int64_t begin, int64_t end) { ... });
+//
+// No OpenMP in this header: callers above kernels/ never see omp.h.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace soma::kernels::cpu {
+
+/// Below this many elements a loop runs on the calling thread.
+inline constexpr int64_t kParallelGrain = 32768;
+
+/// The team size a parallel region started on this thread gets now: soma's setting, capped by
+/// a ThreadLimit on this thread, and 1 inside a parallel region.
+int num_threads();
+
+/// Calls f(begin, end) over [0, n) split into one contiguous share per thread (thread t gets
+/// [n t / T, n (t + 1) / T)), or f(0, n) on the calling thread when n < grain or one thread is
+/// set. `align` rounds the interior split points down to a multiple of it (whole vectors).
+void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f,
+                  int64_t align = 1);
+
+/// Calls f(t, T) once on each of T threads (T = num_threads(), or 1 when `parallel` is false):
+/// for kernels that split work themselves (GEMM along C's longer side, dropout by chunks).
+void parallel_team(bool parallel, const std::function<void(int64_t, int64_t)>& f);
+
+/// Makes the calling thread's OpenMP setting (which OpenBLAS's OpenMP build reads on every
+/// call) equal num_threads(). Cheap when nothing changed. BLAS wrappers call it first.
+void sync_blas_threads();
+
+/// The team size of the last parallel region this thread started through parallel_for or
+/// parallel_team (1 when it ran on the calling thread): for tests and benchmarks.
+int last_team_size();
+
+/// Caps the number of threads the calling thread's soma ops use while it lives (a data-loader
+/// worker runs its transforms on one thread so that it never competes with the compute pool).
+class ThreadLimit {
+ public:
+  explicit ThreadLimit(int max_threads);
+  ~ThreadLimit();
+  ThreadLimit(const ThreadLimit&) = delete;
+  ThreadLimit& operator=(const ThreadLimit&) = delete;
+
+ private:
+  int previous_;
+};
+
+}  // namespace soma::kernels::cpu
