@@ -1,4 +1,6 @@
-// Tensor metadata, element access, conversion, creation, printing and the autograd entry points.
+// Tensor metadata, element access, creation and printing (core: no kernels, no autograd).
+// The methods that copy through a kernel (contiguous, clone, to) are in ops/tensor_copy.cpp,
+// the autograd entry points (requires_grad_, backward, ...) in autograd/tensor_autograd.cpp.
 #include "soma/core/tensor.h"
 
 #include <cmath>
@@ -6,11 +8,9 @@
 #include <limits>
 #include <ostream>
 
-#include "autograd/node.h"
 #include "core/dispatch.h"
 #include "core/random_fill.h"
 #include "core/tensor_impl.h"
-#include "kernels/cpu/copy.h"
 #include "soma/core/error.h"
 
 namespace soma {
@@ -171,108 +171,6 @@ template const double* Tensor::data<double>() const;
 template const int64_t* Tensor::data<int64_t>() const;
 template const bool* Tensor::data<bool>() const;
 template const uint8_t* Tensor::data<uint8_t>() const;
-
-namespace {
-
-// A contiguous copy of `src` with `dtype`, recorded as op `name` (gradient flows back converted
-// to the source dtype).
-Tensor copy_as(const Tensor& src, DType dtype, const char* name) {
-  Tensor out = detail::make_tensor(src.shape(), dtype);
-  kernels::cpu::copy(out, src);
-  if (is_floating(dtype) && autograd::needs_grad(src)) {
-    const DType src_dtype = src.dtype();
-    autograd::record(out, name, {src},
-                     [src_dtype](const Tensor& g) -> autograd::Grads { return {g.to(src_dtype)}; });
-  }
-  return out;
-}
-
-}  // namespace
-
-Tensor Tensor::contiguous() const {
-  if (impl_of(*this, "contiguous").contiguous) return *this;
-  return copy_as(*this, dtype(), "contiguous");
-}
-
-Tensor Tensor::clone() const {
-  impl_of(*this, "clone");
-  return copy_as(*this, dtype(), "clone");
-}
-
-Tensor Tensor::to(DType dtype) const {
-  if (impl_of(*this, "to").dtype == dtype) return *this;
-  return copy_as(*this, dtype, "to");
-}
-
-// ---- autograd ------------------------------------------------------------------------------
-bool Tensor::requires_grad() const {
-  return impl_of(*this, "requires_grad").requires_grad;
-}
-
-Tensor& Tensor::requires_grad_(bool requires_grad) {
-  TensorImpl& impl = const_cast<TensorImpl&>(impl_of(*this, "requires_grad_"));
-  SOMA_CHECK(!requires_grad || is_floating(impl.dtype),
-             "requires_grad_: only floating-point tensors can require gradients, got ", impl.dtype);
-  SOMA_CHECK(impl.grad_fn == nullptr || requires_grad,
-             "requires_grad_: cannot turn off requires_grad on a non-leaf tensor (produced by ",
-             impl.grad_fn ? impl.grad_fn->name : "", "); use detach()");
-  impl.requires_grad = requires_grad;
-  return *this;
-}
-
-Tensor Tensor::grad() const {
-  return impl_of(*this, "grad").grad;
-}
-
-void Tensor::set_grad(const Tensor& grad) {
-  TensorImpl& impl = const_cast<TensorImpl&>(impl_of(*this, "set_grad"));
-  if (grad.defined())
-    SOMA_CHECK(grad.shape() == impl.shape && grad.dtype() == impl.dtype, "set_grad: gradient of ",
-               "shape ", grad.shape(), " and dtype ", grad.dtype(), " does not match tensor of ",
-               "shape ", impl.shape, " and dtype ", impl.dtype);
-  impl.grad = grad.defined() ? grad.detach() : Tensor();
-}
-
-void Tensor::zero_grad(bool set_to_none) {
-  TensorImpl& impl = const_cast<TensorImpl&>(impl_of(*this, "zero_grad"));
-  if (set_to_none || !impl.grad.defined()) {
-    impl.grad = Tensor();
-  } else {
-    NoGradGuard no_grad;
-    impl.grad.zero_();
-  }
-}
-
-void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
-  const TensorImpl& impl = impl_of(*this, "backward");
-  SOMA_CHECK(impl.requires_grad, "backward: the tensor does not require grad and has no grad_fn ",
-             "(shape ", impl.shape, ")");
-  Tensor g = gradient;
-  if (!g.defined()) {
-    SOMA_CHECK(impl.numel == 1, "backward: grad can be implicitly created only for a one-element ",
-               "output, got shape ", impl.shape, "; pass a gradient");
-    g = ones(impl.shape, impl.dtype);
-  } else {
-    SOMA_CHECK(g.shape() == impl.shape && g.dtype() == impl.dtype, "backward: gradient of shape ",
-               g.shape(), " and dtype ", g.dtype(), " does not match the output's shape ",
-               impl.shape, " and dtype ", impl.dtype);
-    g = g.detach();
-  }
-  autograd::run_backward(*this, g, retain_graph);
-}
-
-Tensor Tensor::detach() const {
-  const TensorImpl& impl = impl_of(*this, "detach");
-  return detail::make_view(*this, impl.shape, impl.strides, impl.offset);
-}
-
-bool Tensor::is_leaf() const {
-  return impl_of(*this, "is_leaf").grad_fn == nullptr;
-}
-
-const std::shared_ptr<autograd::Node>& Tensor::grad_fn() const {
-  return impl_of(*this, "grad_fn").grad_fn;
-}
 
 // ---- printing ------------------------------------------------------------------------------
 std::string shape_str(const Shape& shape) {

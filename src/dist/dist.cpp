@@ -13,6 +13,7 @@
 #include <exception>
 #include <thread>
 
+#include "kernels/kernels.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
 #include "soma/core/threading.h"
@@ -134,16 +135,14 @@ int64_t allreduce_in_place(void* data, int64_t count, DType dtype, const char* c
 
 // dst[i] = scale * src[i] for i < n: packing a gradient into its bucket in one pass.
 template <typename T>
-void scaled_copy(T* __restrict dst, const T* __restrict src, int64_t n, T scale) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) dst[i] = scale * src[i];
+void scaled_copy(T* dst, const T* src, int64_t n, T scale) {
+  kernels::call<kernels::ScaledCopy<T>>(dst, src, n, scale);
 }
 
 // dst[i] += src[i] for i < n.
 template <typename T>
-void add_into(T* __restrict dst, const T* __restrict src, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+void add_into(T* dst, const T* src, int64_t n) {
+  kernels::call<kernels::AddInto<T>>(dst, src, n);
 }
 
 // Ring allreduce (sum) of `count` elements in place: a reduce-scatter of N chunks in N - 1

@@ -7,9 +7,7 @@
 
 #include "autograd/node.h"
 #include "core/dispatch.h"
-#include "kernels/cpu/dropout.h"
-#include "kernels/cpu/gemm.h"
-#include "kernels/cpu/softmax.h"
+#include "kernels/kernels.h"
 #include "ops/map.h"
 #include "soma/core/error.h"
 #include "soma/core/random.h"
@@ -61,8 +59,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     if (N == 0) {
       if (!bias.defined()) std::fill_n(y, B * M, T(0));
     } else if (B > 0 && M > 0) {
-      kernels::cpu::gemm<T>(false, true, B, M, N, T(1), x2.data<T>(), N, w.data<T>(), N, beta, y,
-                            M);
+      kernels::gemm<T>(false, true, B, M, N, T(1), x2.data<T>(), N, w.data<T>(), N, beta, y, M);
     }
   });
   out = out.view(out_shape);
@@ -76,14 +73,14 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
              detail::dispatch_float(g.dtype(), "linear backward", [&]<typename T>() {
                if (rx) {
                  dx = empty({B, N}, g.dtype());
-                 kernels::cpu::gemm<T>(false, false, B, N, M, T(1), g2.data<T>(), M, w.data<T>(), N,
-                                       T(0), dx.data<T>(), N);
+                 kernels::gemm<T>(false, false, B, N, M, T(1), g2.data<T>(), M, w.data<T>(), N,
+                                  T(0), dx.data<T>(), N);
                  dx = dx.view(x_shape);
                }
                if (rw) {
                  dw = empty({M, N}, g.dtype());
-                 kernels::cpu::gemm<T>(true, false, M, N, B, T(1), g2.data<T>(), M, x2.data<T>(), N,
-                                       T(0), dw.data<T>(), N);
+                 kernels::gemm<T>(true, false, M, N, B, T(1), g2.data<T>(), M, x2.data<T>(), N,
+                                  T(0), dw.data<T>(), N);
                }
              });
              if (rb) db = sum(g2, 0);
@@ -108,7 +105,8 @@ Tensor dropout(const Tensor& x, double p, bool training) {
   Tensor out = empty(x.shape(), x.dtype());
   Tensor mask = empty(x.shape(), x.dtype());
   detail::dispatch_float(x.dtype(), "dropout", [&]<typename T>() {
-    kernels::cpu::dropout<T>(xc.data<T>(), out.data<T>(), mask.data<T>(), x.numel(), p, key);
+    kernels::call<kernels::Dropout<T>>(xc.data<T>(), out.data<T>(), mask.data<T>(), x.numel(), p,
+                                       key);
   });
   if (needs_grad(x))
     record(out, "dropout", {x}, [mask](const Tensor& g) -> Grads { return {g * mask}; }, {mask});
@@ -366,7 +364,7 @@ Tensor fused_cross_entropy(const Tensor& x, const Tensor& target, int64_t ignore
   double count = 0;
   for (int64_t y : ys) count += y != ignore_index;
   detail::dispatch_float(x.dtype(), "cross_entropy", [&]<typename T>() {
-    kernels::cpu::softmax_forward<T>(xc.data<T>(), logp.data<T>(), N, C, 1, /*log=*/true);
+    kernels::call<kernels::SoftmaxForward<T>>(xc.data<T>(), logp.data<T>(), N, C, 1, /*log=*/true);
     const T* lp = logp.data<T>();
     T* l = per.data<T>();
     for (int64_t i = 0; i < N; ++i) l[i] = ys[i] == ignore_index ? T(0) : -lp[i * C + ys[i]];

@@ -7,7 +7,7 @@
 
 #include "autograd/node.h"
 #include "core/dispatch.h"
-#include "kernels/cpu/softmax.h"
+#include "kernels/kernels.h"
 #include "ops/map.h"
 
 namespace soma {
@@ -105,7 +105,7 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log, const char* op) {
   const Tensor xc = x.contiguous();
   Tensor out = detail::make_tensor(x.shape(), x.dtype());
   detail::dispatch_float(x.dtype(), op, [&]<typename T>() {
-    kernels::cpu::softmax_forward<T>(xc.data<T>(), out.data<T>(), outer, n, inner, log);
+    kernels::call<kernels::SoftmaxForward<T>>(xc.data<T>(), out.data<T>(), outer, n, inner, log);
   });
   if (needs_grad(x)) {
     record(out, op, {x},
@@ -113,7 +113,7 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log, const char* op) {
              const Tensor gc = g.contiguous();
              Tensor dx = detail::make_tensor(y.shape(), y.dtype());
              detail::dispatch_float(y.dtype(), op, [&]<typename T>() {
-               kernels::cpu::softmax_backward<T>(y.data<T>(), gc.data<T>(), dx.data<T>(), outer, n,
+               kernels::call<kernels::SoftmaxBackward<T>>(y.data<T>(), gc.data<T>(), dx.data<T>(), outer, n,
                                                  inner, log);
              });
              return {dx};

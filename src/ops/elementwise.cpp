@@ -15,7 +15,7 @@
 #include "autograd/node.h"
 #include "core/dispatch.h"
 #include "core/overlap.h"
-#include "kernels/cpu/copy.h"
+#include "kernels/kernels.h"
 #include "ops/map.h"
 #include "soma/ops/reduce.h"
 
@@ -949,7 +949,7 @@ void inplace_compute(Tensor& self, const Tensor& o, BinOp op, DType ct, const Sc
     });
   } else {
     Tensor r = binary_kernel(op, self.detach().to(ct), o, ct, alpha, name);
-    kernels::cpu::copy(self, r);
+    kernels::call<kernels::Copy>(self, r);
   }
   bump_version(self);
 }
@@ -1033,7 +1033,7 @@ Tensor& Tensor::fill_(const Scalar& value) {
   detail::check_no_internal_overlap(*this, "fill_");
   const Tensor v = full({}, value, dtype());  // checks that an integer dtype can hold value
   const Tensor src = detail::make_view(v, shape(), Shape(static_cast<size_t>(dim()), 0), 0);
-  kernels::cpu::copy(*this, src);
+  kernels::call<kernels::Copy>(*this, src);
   bump_version(*this);
   return *this;
 }
@@ -1051,7 +1051,7 @@ Tensor& Tensor::copy_(const Tensor& src) {
   detail::check_no_partial_overlap(*this, src, "copy_");
   const Tensor view =
       detail::make_view(src, shape(), ops::broadcast_strides(src, shape()), src.impl()->offset);
-  kernels::cpu::copy(*this, view);
+  kernels::call<kernels::Copy>(*this, view);
   bump_version(*this);
   return *this;
 }

@@ -7,13 +7,13 @@
 #pragma once
 
 #include "core/tensor_impl.h"
-#include "kernels/cpu/loop.h"
+#include "kernels/kernels.h"
 #include "soma/core/error.h"
 #include "soma/ops/elementwise.h"
 
 namespace soma::ops {
 
-using kernels::cpu::for_each_row;
+using kernels::for_each_row;
 using kernels::cpu::make_loop;
 
 /// Strides that read `t` broadcast to `shape` (0 along stretched or missing dims).

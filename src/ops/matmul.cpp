@@ -2,14 +2,12 @@
 //   dA = dC @ B^T,   dB = A^T @ dC   (transposes are views: BLAS gets transpose flags).
 #include "soma/ops/matmul.h"
 
-#include <omp.h>
-
 #include <algorithm>
 
 #include "autograd/node.h"
 #include "core/dispatch.h"
 #include "core/tensor_impl.h"
-#include "kernels/cpu/gemm.h"
+#include "kernels/kernels.h"
 #include "soma/ops/reduce.h"
 #include "soma/ops/shape.h"
 
@@ -80,17 +78,11 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     const T* pa = reinterpret_cast<const T*>(A.t.impl()->bytes());
     const T* pb = reinterpret_cast<const T*>(B.t.impl()->bytes());
     const int64_t sa = ba == 1 ? 0 : A.batch_stride, sb = bb == 1 ? 0 : B.batch_stride;
-    auto one = [&](int64_t i) {
-      kernels::cpu::gemm<T>(A.trans, B.trans, m, n, k, T(1), pa + i * sa, A.ld, pb + i * sb, B.ld,
-                            T(0), c + i * m * n, n);
-    };
-    // Many small matrices: one single-threaded GEMM per thread; else threaded BLAS per matrix.
-    if (batch >= omp_get_max_threads() && m * n * k < (int64_t{1} << 18) && !omp_in_parallel()) {
-#pragma omp parallel for
-      for (int64_t i = 0; i < batch; ++i) one(i);
-    } else {
-      for (int64_t i = 0; i < batch; ++i) one(i);
-    }
+    if (batch == 1)
+      kernels::gemm<T>(A.trans, B.trans, m, n, k, T(1), pa, A.ld, pb, B.ld, T(0), c, n);
+    else
+      kernels::call<kernels::GemmBatched<T>>(A.trans, B.trans, batch, m, n, k, pa, sa, A.ld, pb, sb,
+                                             B.ld, c);
   });
 
   if (needs_grad(a, b)) {

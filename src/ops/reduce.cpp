@@ -3,7 +3,7 @@
 
 #include "autograd/node.h"
 #include "core/dispatch.h"
-#include "kernels/cpu/reduce.h"
+#include "kernels/kernels.h"
 #include "ops/map.h"
 #include "soma/ops/elementwise.h"
 #include "soma/ops/shape.h"
@@ -58,7 +58,7 @@ Tensor sum_impl(const Tensor& x, bool all, int64_t dim, bool keepdim, const char
   Tensor src = widen ? xc.to(kInt64) : xc;
   Tensor out = detail::make_tensor(shape, out_dtype);
   detail::dispatch_numeric(out_dtype, op, [&]<typename T>() {
-    kernels::cpu::sum_dim<T>(src.data<T>(), out.data<T>(), s.outer, s.n, s.inner);
+    kernels::call<kernels::SumDim<T>>(src.data<T>(), out.data<T>(), s.outer, s.n, s.inner);
   });
   if (needs_grad(x)) {
     record(out, op, {x}, [shape = x.shape(), d = all ? -1 : d, keepdim](const Tensor& g) -> Grads {
@@ -81,7 +81,7 @@ std::pair<Tensor, Tensor> extremum_impl(const Tensor& x, int64_t dim, bool keepd
   Tensor values = detail::make_tensor(shape, x.dtype());
   Tensor indices = detail::make_tensor(shape, kInt64);
   detail::dispatch_numeric(x.dtype(), op, [&]<typename T>() {
-    kernels::cpu::extremum_dim<T>(xc.data<T>(), values.data<T>(), indices.data<int64_t>(), s.outer,
+    kernels::call<kernels::ExtremumDim<T>>(xc.data<T>(), values.data<T>(), indices.data<int64_t>(), s.outer,
                                   s.n, s.inner, is_max);
   });
   if (needs_grad(x)) {

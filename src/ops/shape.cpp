@@ -2,15 +2,12 @@
 // copies (cat, index_select), each with its backward.
 #include "soma/ops/shape.h"
 
-#include <omp.h>
-
 #include <cstring>
 
 #include "autograd/node.h"
 #include "core/dispatch.h"
 #include "core/tensor_impl.h"
-#include "kernels/cpu/copy.h"
-#include "kernels/cpu/loop.h"
+#include "kernels/kernels.h"
 #include "soma/ops/reduce.h"
 
 namespace soma {
@@ -241,7 +238,7 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   int64_t offset = 0;
   for (const Tensor& t : tensors) {
     Tensor part = detail::make_view(out, t.shape(), out.strides(), offset * out.stride(d));
-    kernels::cpu::copy(part, t);
+    kernels::call<kernels::Copy>(part, t);
     sizes.push_back(t.size(d));
     offset += t.size(d);
   }
@@ -283,11 +280,8 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   Tensor out = detail::make_tensor(shape, x.dtype());
   const char* src = xc.impl()->bytes();
   char* dst = out.impl()->bytes();
-#pragma omp parallel for collapse(2) if (outer * m * inner > kernels::cpu::kParallelGrain && \
-                                         !omp_in_parallel())
-  for (int64_t o = 0; o < outer; ++o)
-    for (int64_t j = 0; j < m; ++j)
-      std::memcpy(dst + (o * m + j) * row_bytes, src + (o * size + idx[j]) * row_bytes, row_bytes);
+  kernels::call<kernels::GatherRows>(src, dst, outer, size, idx.data(), m,
+                                     static_cast<int64_t>(row_bytes));
   if (needs_grad(x)) {
     record(out, "index_select", {x},
            [s = x.shape(), idx, outer, inner, size](const Tensor& g) -> Grads {

@@ -2,39 +2,14 @@
 // time in the parameter's dtype with every scalar rounded to that dtype first, as PyTorch does.
 // References: https://pytorch.org/docs/1.13/optim.html and torch/optim/{sgd,adam,adamw,rmsprop,
 // adagrad,adadelta}.py.
-#include <omp.h>
-
 #include <cmath>
 
 #include "core/dispatch.h"
-#include "kernels/cpu/loop.h"
+#include "kernels/kernels.h"
 #include "optim/optimizer_impl.h"
 
 namespace soma::optim {
 namespace {
-
-// f(i) for i in [0, n), in parallel for large n.
-template <typename F>
-void for_each_index(int64_t n, F f) {
-#pragma omp parallel for if (n >= kernels::cpu::kParallelGrain && !omp_in_parallel())
-  for (int64_t i = 0; i < n; ++i) f(i);
-}
-
-// f(begin, end) over one contiguous share of [0, n) per thread (all of it on the calling thread
-// for small n). Lets a kernel run a plain loop over restrict pointers, which the compiler
-// vectorises; f(i) through a by-reference lambda reloads every pointer after each store.
-template <typename F>
-void for_each_range(int64_t n, F f) {
-  if (n < kernels::cpu::kParallelGrain || omp_in_parallel() || omp_get_max_threads() == 1) {
-    f(int64_t{0}, n);
-    return;
-  }
-#pragma omp parallel
-  {
-    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
-    f(n * t / nt, n * (t + 1) / nt);
-  }
-}
 
 void check_nonneg(double v, const char* opt, const char* name) {
   SOMA_CHECK(v >= 0.0 && std::isfinite(v), opt, ": invalid ", name, ": ", v);
@@ -78,16 +53,14 @@ void SGD::update(const SGDOptions& o, Tensor& param, const Tensor& grad, SGDStat
     T* p = ptr<T>(param);
     const T* g = ptr<T>(grad);
     T* b = o.momentum != 0 ? ptr<T>(s.momentum_buffer) : nullptr;
-    const T wd = T(o.weight_decay), mu = T(o.momentum), damp = T(1 - o.dampening), lr = T(o.lr);
-    for_each_index(param.numel(), [&](int64_t i) {
-      T d = g[i];
-      if (o.weight_decay != 0) d = d + wd * p[i];
-      if (b) {
-        b[i] = first ? d : b[i] * mu + damp * d;
-        d = o.nesterov ? d + mu * b[i] : b[i];
-      }
-      p[i] = p[i] - lr * d;
-    });
+    const kernels::SgdArgs<T> args{.wd = T(o.weight_decay),
+                                   .mu = T(o.momentum),
+                                   .damp = T(1 - o.dampening),
+                                   .lr = T(o.lr),
+                                   .weight_decay = o.weight_decay != 0,
+                                   .nesterov = o.nesterov,
+                                   .first = first};
+    kernels::call<kernels::SgdUpdate<T>>(param.numel(), p, g, b, args);
   });
 }
 
@@ -131,41 +104,6 @@ void Adam::validate(const AdamOptions& o) const {
 
 void Adam::init_state(const AdamOptions&, const Tensor&, AdamState&) {}
 
-namespace {
-
-enum class AdamMode { Plain, L2, Decoupled };  // no weight decay | Adam's L2 | AdamW's
-
-template <typename T>
-struct AdamScalars {
-  T b1, b2, one_b1, one_b2, decay, l2, bc2s, eps, neg_step;
-};
-
-// The Adam update over n contiguous elements. Same per-element arithmetic, in the same order,
-// as the scalar rule above; restrict pointers and compile-time modes let it vectorise.
-template <typename T, AdamMode kMode, bool kAmsgrad>
-void adam_kernel(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m,
-                 T* __restrict v, T* __restrict vmax, const AdamScalars<T> c) {
-  for (int64_t i = 0; i < n; ++i) {
-    T d = g[i];
-    T pi = p[i];
-    if constexpr (kMode == AdamMode::Decoupled) pi = pi * c.decay;
-    if constexpr (kMode == AdamMode::L2) d = d + c.l2 * pi;
-    const T mi = m[i] * c.b1 + c.one_b1 * d;
-    const T vi = v[i] * c.b2 + c.one_b2 * d * d;
-    m[i] = mi;
-    v[i] = vi;
-    T second = vi;
-    if constexpr (kAmsgrad) {
-      second = vmax[i] > vi ? vmax[i] : vi;
-      vmax[i] = second;
-    }
-    const T denom = std::sqrt(second) / c.bc2s + c.eps;
-    p[i] = pi + c.neg_step * mi / denom;
-  }
-}
-
-}  // namespace
-
 void Adam::update(const AdamOptions& o, Tensor& param, const Tensor& grad, AdamState& s) {
   if (!s.exp_avg.defined()) {
     s.exp_avg = zeros_like(param);
@@ -177,42 +115,21 @@ void Adam::update(const AdamOptions& o, Tensor& param, const Tensor& grad, AdamS
   const double bc1 = 1 - std::pow(o.beta1, step), bc2 = 1 - std::pow(o.beta2, step);
   const double step_size = o.lr / bc1, bc2_sqrt = std::sqrt(bc2);
   soma::detail::dispatch_float(param.dtype(), "Adam", [&]<typename T>() {
-    const AdamScalars<T> c{.b1 = T(o.beta1),
-                           .b2 = T(o.beta2),
-                           .one_b1 = T(1 - o.beta1),
-                           .one_b2 = T(1 - o.beta2),
-                           .decay = T(1 - o.lr * wd),
-                           .l2 = T(wd),
-                           .bc2s = T(bc2_sqrt),
-                           .eps = T(o.eps),
-                           .neg_step = T(-step_size)};
-    T* p = ptr<T>(param);
-    const T* g = ptr<T>(grad);
-    T* m = ptr<T>(s.exp_avg);
-    T* v = ptr<T>(s.exp_avg_sq);
+    const kernels::AdamArgs<T> c{.b1 = T(o.beta1),
+                                 .b2 = T(o.beta2),
+                                 .one_b1 = T(1 - o.beta1),
+                                 .one_b2 = T(1 - o.beta2),
+                                 .decay = T(1 - o.lr * wd),
+                                 .l2 = T(wd),
+                                 .bc2s = T(bc2_sqrt),
+                                 .eps = T(o.eps),
+                                 .neg_step = T(-step_size),
+                                 .mode = decoupled_ ? kernels::AdamMode::Decoupled
+                                         : wd != 0  ? kernels::AdamMode::L2
+                                                    : kernels::AdamMode::Plain};
     T* vmax = o.amsgrad ? ptr<T>(s.max_exp_avg_sq) : nullptr;
-    const AdamMode mode = decoupled_ ? AdamMode::Decoupled
-                          : wd != 0  ? AdamMode::L2
-                                     : AdamMode::Plain;
-    for_each_range(param.numel(), [&](int64_t begin, int64_t end) {
-      // One instantiation per (weight-decay mode, amsgrad), so the loop has no branches.
-      auto run = [&]<AdamMode kMode>() {
-        if (vmax)
-          adam_kernel<T, kMode, true>(end - begin, p + begin, g + begin, m + begin, v + begin,
-                                      vmax + begin, c);
-        else
-          adam_kernel<T, kMode, false>(end - begin, p + begin, g + begin, m + begin, v + begin,
-                                       nullptr, c);
-      };
-      switch (mode) {
-        case AdamMode::Plain:
-          return run.template operator()<AdamMode::Plain>();
-        case AdamMode::L2:
-          return run.template operator()<AdamMode::L2>();
-        case AdamMode::Decoupled:
-          return run.template operator()<AdamMode::Decoupled>();
-      }
-    });
+    kernels::call<kernels::AdamUpdate<T>>(param.numel(), ptr<T>(param), ptr<T>(grad),
+                                          ptr<T>(s.exp_avg), ptr<T>(s.exp_avg_sq), vmax, c);
   });
 }
 
@@ -247,27 +164,15 @@ void RMSprop::update(const RMSpropOptions& o, Tensor& param, const Tensor& grad,
     T* v = ptr<T>(s.square_avg);
     T* b = o.momentum > 0 ? ptr<T>(s.momentum_buffer) : nullptr;
     T* gm = o.centered ? ptr<T>(s.grad_avg) : nullptr;
-    const T a = T(o.alpha), one_a = T(1 - o.alpha), wd = T(o.weight_decay), eps = T(o.eps),
-            mu = T(o.momentum), lr = T(o.lr), neg_lr = T(-o.lr);
-    for_each_index(param.numel(), [&](int64_t i) {
-      T d = g[i];
-      if (o.weight_decay != 0) d = d + wd * p[i];
-      v[i] = v[i] * a + one_a * d * d;
-      T avg;
-      if (gm) {
-        gm[i] = gm[i] * a + one_a * d;
-        avg = std::sqrt(v[i] + T(-1) * gm[i] * gm[i]);
-      } else {
-        avg = std::sqrt(v[i]);
-      }
-      avg = avg + eps;
-      if (b) {
-        b[i] = b[i] * mu + d / avg;
-        p[i] = p[i] - lr * b[i];
-      } else {
-        p[i] = p[i] + neg_lr * d / avg;
-      }
-    });
+    const kernels::RmspropArgs<T> args{.a = T(o.alpha),
+                                       .one_a = T(1 - o.alpha),
+                                       .wd = T(o.weight_decay),
+                                       .eps = T(o.eps),
+                                       .mu = T(o.momentum),
+                                       .lr = T(o.lr),
+                                       .neg_lr = T(-o.lr),
+                                       .weight_decay = o.weight_decay != 0};
+    kernels::call<kernels::RmspropUpdate<T>>(param.numel(), p, g, v, b, gm, args);
   });
 }
 
@@ -299,13 +204,11 @@ void Adagrad::update(const AdagradOptions& o, Tensor& param, const Tensor& grad,
     T* p = ptr<T>(param);
     const T* g = ptr<T>(grad);
     T* sum = ptr<T>(s.sum);
-    const T wd = T(o.weight_decay), eps = T(o.eps), neg_clr = T(-clr);
-    for_each_index(param.numel(), [&](int64_t i) {
-      T d = g[i];
-      if (o.weight_decay != 0) d = d + wd * p[i];
-      sum[i] = sum[i] + T(1) * d * d;
-      p[i] = p[i] + neg_clr * d / (std::sqrt(sum[i]) + eps);
-    });
+    const kernels::AdagradArgs<T> args{.wd = T(o.weight_decay),
+                                       .eps = T(o.eps),
+                                       .neg_clr = T(-clr),
+                                       .weight_decay = o.weight_decay != 0};
+    kernels::call<kernels::AdagradUpdate<T>>(param.numel(), p, g, sum, args);
   });
 }
 
@@ -340,17 +243,13 @@ void Adadelta::update(const AdadeltaOptions& o, Tensor& param, const Tensor& gra
     const T* g = ptr<T>(grad);
     T* v = ptr<T>(s.square_avg);
     T* u = ptr<T>(s.acc_delta);
-    const T rho = T(o.rho), one_rho = T(1 - o.rho), wd = T(o.weight_decay), eps = T(o.eps),
-            neg_lr = T(-o.lr);
-    for_each_index(param.numel(), [&](int64_t i) {
-      T d = g[i];
-      if (o.weight_decay != 0) d = d + wd * p[i];
-      v[i] = v[i] * rho + one_rho * d * d;
-      const T std_ = std::sqrt(v[i] + eps);
-      const T delta = std::sqrt(u[i] + eps) / std_ * d;
-      u[i] = u[i] * rho + one_rho * delta * delta;
-      p[i] = p[i] + neg_lr * delta;
-    });
+    const kernels::AdadeltaArgs<T> args{.rho = T(o.rho),
+                                        .one_rho = T(1 - o.rho),
+                                        .wd = T(o.weight_decay),
+                                        .eps = T(o.eps),
+                                        .neg_lr = T(-o.lr),
+                                        .weight_decay = o.weight_decay != 0};
+    kernels::call<kernels::AdadeltaUpdate<T>>(param.numel(), p, g, v, u, args);
   });
 }
 

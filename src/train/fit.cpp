@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "kernels/kernels.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
 #include "soma/core/random.h"
@@ -59,24 +60,14 @@ bool is_classification(const Tensor& out, const Tensor& y) {
          y.dtype() == kInt64 && y.dim() == 1 && y.size(0) == out.size(0);
 }
 
-// True when every element is finite. Tests the exponent bits (all ones: inf or NaN) with an
-// integer OR, which vectorises, instead of a branch per element.
-template <typename Bits>
-bool all_finite_bits(const void* data, int64_t n, Bits exp_mask) {
-  const Bits* p = static_cast<const Bits*>(data);
-  Bits bad = 0;
-#pragma omp simd reduction(| : bad)
-  for (int64_t i = 0; i < n; ++i) bad |= static_cast<Bits>((p[i] & exp_mask) == exp_mask);
-  return bad == 0;
-}
-
 bool all_finite(const Tensor& t) {
   Tensor c = t.contiguous();
+  bool finite = true;
   if (c.dtype() == kFloat32)
-    return all_finite_bits<uint32_t>(c.data<float>(), c.numel(), 0x7f800000u);
-  if (c.dtype() == kFloat64)
-    return all_finite_bits<uint64_t>(c.data<double>(), c.numel(), 0x7ff0000000000000ull);
-  return true;
+    kernels::call<kernels::AllFinite<float>>(c.data<float>(), c.numel(), &finite);
+  else if (c.dtype() == kFloat64)
+    kernels::call<kernels::AllFinite<double>>(c.data<double>(), c.numel(), &finite);
+  return finite;
 }
 
 std::string where(int64_t epoch, int64_t batch) {

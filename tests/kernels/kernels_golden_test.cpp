@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/cpu/loop.h"
+#include "kernels/cpu/parallel.h"
 #include "reference/reference_file.h"
 #include "soma/soma.h"
 

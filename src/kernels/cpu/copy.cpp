@@ -1,10 +1,13 @@
 #include "kernels/cpu/copy.h"
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "core/dispatch.h"
 #include "core/tensor_impl.h"
 #include "kernels/cpu/loop.h"
+#include "kernels/cpu/parallel.h"
 
 namespace soma::kernels::cpu {
 
@@ -31,6 +34,50 @@ void copy(Tensor& dst, const Tensor& src) {
       });
     });
   });
+}
+
+void copy_reference(Tensor& dst, const Tensor& src) {
+  const int64_t nd = dst.dim(), total = dst.numel();
+  detail::dispatch_all(dst.dtype(), [&]<typename D>() {
+    detail::dispatch_all(src.dtype(), [&]<typename S>() {
+      D* out = reinterpret_cast<D*>(dst.impl()->bytes());
+      const S* in = reinterpret_cast<const S*>(src.impl()->bytes());
+      std::vector<int64_t> idx(static_cast<size_t>(nd), 0);
+      for (int64_t e = 0; e < total; ++e) {
+        int64_t od = 0, os = 0;
+        for (int64_t d = 0; d < nd; ++d) {
+          od += idx[d] * dst.stride(d);
+          os += idx[d] * src.stride(d);
+        }
+        out[od] = static_cast<D>(in[os]);
+        for (int64_t d = nd - 1; d >= 0; --d) {
+          if (++idx[d] < dst.size(d)) break;
+          idx[d] = 0;
+        }
+      }
+    });
+  });
+}
+
+void gather_rows(const char* x, char* out, int64_t outer, int64_t size, const int64_t* idx,
+                 int64_t m, int64_t row_bytes) {
+  const auto bytes = static_cast<size_t>(row_bytes);
+  const int64_t rows = outer * m;
+  const int64_t grain = std::max<int64_t>(1, kParallelGrain * 4 / std::max<int64_t>(1, row_bytes));
+  parallel_for(rows, grain, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < e; ++r) {
+      const int64_t o = r / m, j = r % m;
+      std::memcpy(out + r * row_bytes, x + (o * size + idx[j]) * row_bytes, bytes);
+    }
+  });
+}
+
+void gather_rows_reference(const char* x, char* out, int64_t outer, int64_t size,
+                           const int64_t* idx, int64_t m, int64_t row_bytes) {
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t j = 0; j < m; ++j)
+      for (int64_t c = 0; c < row_bytes; ++c)
+        out[(o * m + j) * row_bytes + c] = x[(o * size + idx[j]) * row_bytes + c];
 }
 
 }  // namespace soma::kernels::cpu

@@ -1,8 +1,8 @@
 #include "kernels/cpu/dropout.h"
 
-#include "kernels/cpu/parallel.h"
-
 #include <algorithm>
+
+#include "kernels/cpu/parallel.h"
 
 namespace soma::kernels::cpu {
 namespace {
@@ -95,13 +95,42 @@ void dropout(const T* x, T* out, T* mask, int64_t n, double p, uint64_t key) {
   const T pt = static_cast<T>(p), scale = static_cast<T>(1.0 / (1.0 - p));
   constexpr int64_t kElems = sizeof(T) == 4 ? kChunk : kChunk / 2;
   const int64_t chunks = (n + kElems - 1) / kElems;
-  if (n < kGrain || num_threads() <= 1) return dropout_range<T>(x, out, mask, 0, n, pt, scale, key);
-  parallel_team(true, [&](int64_t t, int64_t nt) {
+  parallel_team(n >= kGrain, [&](int64_t t, int64_t nt) {
     const int64_t b = chunks * t / nt * kElems, e = std::min(n, chunks * (t + 1) / nt * kElems);
     if (e > b) dropout_range<T>(x, out, mask, b, e, pt, scale, key);
   });
 }
 
+template <typename T>
+void dropout_reference(const T* x, T* out, T* mask, int64_t n, double p, uint64_t key) {
+  const T pt = static_cast<T>(p), scale = static_cast<T>(1.0 / (1.0 - p));
+  const uint32_t k[2] = {static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32)};
+  // Word w of chunk c is word w / 16 of counter block 16 c + w % 16.
+  auto word = [&](uint64_t c, int64_t w) {
+    const uint64_t block = 16 * c + static_cast<uint64_t>(w % 16);
+    const uint32_t ctr[4] = {static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32), 0,
+                             0};
+    uint32_t out4[4];
+    philox4x32_reference(ctr, k, out4);
+    return out4[w / 16];
+  };
+  for (int64_t i = 0; i < n; ++i) {
+    T u;
+    if constexpr (sizeof(T) == 4) {
+      u = static_cast<float>(word(i / 64, i % 64) >> 8) * 0x1.0p-24f;
+    } else {
+      const uint64_t c = static_cast<uint64_t>(i / 32);
+      const uint64_t r = (static_cast<uint64_t>(word(c, i % 32)) << 32) | word(c, 32 + i % 32);
+      u = static_cast<double>(r >> 11) * 0x1.0p-53;
+    }
+    const T keep = u >= pt ? scale : T(0);
+    mask[i] = keep;
+    out[i] = x[i] * keep;
+  }
+}
+
+template void dropout_reference<float>(const float*, float*, float*, int64_t, double, uint64_t);
+template void dropout_reference<double>(const double*, double*, double*, int64_t, double, uint64_t);
 template void dropout<float>(const float*, float*, float*, int64_t, double, uint64_t);
 template void dropout<double>(const double*, double*, double*, int64_t, double, uint64_t);
 

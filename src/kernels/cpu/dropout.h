@@ -19,6 +19,10 @@ namespace soma::kernels::cpu {
 template <typename T>
 void dropout(const T* x, T* out, T* mask, int64_t n, double p, uint64_t key);
 
+/// The same masks element by element from philox4x32_reference (the "reference" backend).
+template <typename T>
+void dropout_reference(const T* x, T* out, T* mask, int64_t n, double p, uint64_t key);
+
 /// Plain scalar Philox4x32-10 of any 128-bit counter and 64-bit key (the reference the
 /// vectorised kernel is tested against). Block c of `dropout` under `key` is counter
 /// {c_lo, c_hi, 0, 0} with key {key_lo, key_hi}.

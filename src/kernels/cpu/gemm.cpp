@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/kernels.h"
 #include "soma/core/error.h"
 
 namespace soma::kernels::cpu {
@@ -127,6 +128,43 @@ void gemm_reference(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, 
       out = static_cast<T>(alpha * s + (beta == T(0) ? 0 : beta * static_cast<long double>(out)));
     }
 }
+
+template <typename T>
+void gemm_batched(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k, const T* a,
+                  int64_t sa, int64_t lda, const T* b, int64_t sb, int64_t ldb, T* c) {
+  // Through the registry's GEMM slot, so another GEMM implementation serves batches too.
+  auto* const single = Kernel<Gemm<T>>::get();
+  auto one = [&](int64_t i) {
+    single(ta, tb, m, n, k, T(1), a + i * sa, lda, b + i * sb, ldb, T(0), c + i * m * n, n);
+  };
+  const int threads = num_threads();
+  if (threads > 1 && batch >= threads && m * n * k < (int64_t{1} << 18)) {
+    parallel_for(batch, 1, [&](int64_t s, int64_t e) {
+      for (int64_t i = s; i < e; ++i) one(i);
+    });
+  } else {
+    for (int64_t i = 0; i < batch; ++i) one(i);
+  }
+}
+
+template <typename T>
+void gemm_batched_reference(bool ta, bool tb, int64_t batch, int64_t m, int64_t n, int64_t k,
+                            const T* a, int64_t sa, int64_t lda, const T* b, int64_t sb,
+                            int64_t ldb, T* c) {
+  for (int64_t i = 0; i < batch; ++i)
+    gemm_reference<T>(ta, tb, m, n, k, T(1), a + i * sa, lda, b + i * sb, ldb, T(0), c + i * m * n,
+                      n);
+}
+
+#define SOMA_INSTANTIATE(T)                                                                        \
+  template void gemm_batched<T>(bool, bool, int64_t, int64_t, int64_t, int64_t, const T*, int64_t, \
+                                int64_t, const T*, int64_t, int64_t, T*);                          \
+  template void gemm_batched_reference<T>(bool, bool, int64_t, int64_t, int64_t, int64_t,          \
+                                          const T*, int64_t, int64_t, const T*, int64_t, int64_t,  \
+                                          T*);
+SOMA_INSTANTIATE(float)
+SOMA_INSTANTIATE(double)
+#undef SOMA_INSTANTIATE
 
 template void gemm_reference<float>(bool, bool, int64_t, int64_t, int64_t, float, const float*,
                                     int64_t, const float*, int64_t, float, float*, int64_t);

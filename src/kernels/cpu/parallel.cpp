@@ -44,7 +44,8 @@ int affinity_cpus() {
 std::atomic<int> g_threads{0};
 std::once_flag g_init;
 std::string g_env_error;  // set once (under g_init) when SOMA_NUM_THREADS is malformed
-std::atomic<bool> g_explicit{false};  // set_num_threads was called: the environment no longer counts
+std::atomic<bool> g_explicit{
+    false};  // set_num_threads was called: the environment no longer counts
 
 // SOMA_NUM_THREADS, else OMP_NUM_THREADS, else the CPUs in this process's affinity mask (what
 // `taskset` and mpirun's binding leave it), read once. A malformed SOMA_NUM_THREADS is an error
@@ -109,8 +110,7 @@ void sync_blas_threads() {
   }
 }
 
-void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f,
-                  int64_t align) {
+void parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> f, int64_t align) {
   if (n <= 0) return;
   const int threads = n < grain ? 1 : num_threads();
   if (threads <= 1) {
@@ -133,7 +133,7 @@ void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, in
   t_last_team = team;
 }
 
-void parallel_team(bool parallel, const std::function<void(int64_t, int64_t)>& f) {
+void parallel_team(bool parallel, FunctionRef<void(int64_t, int64_t)> f) {
   const int threads = parallel ? num_threads() : 1;
   if (threads <= 1) {
     t_last_team = 1;

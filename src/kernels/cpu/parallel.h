@@ -10,7 +10,8 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
+
+#include "kernels/cpu/function_ref.h"
 
 namespace soma::kernels::cpu {
 
@@ -24,12 +25,12 @@ int num_threads();
 /// Calls f(begin, end) over [0, n) split into one contiguous share per thread (thread t gets
 /// [n t / T, n (t + 1) / T)), or f(0, n) on the calling thread when n < grain or one thread is
 /// set. `align` rounds the interior split points down to a multiple of it (whole vectors).
-void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& f,
+void parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> f,
                   int64_t align = 1);
 
 /// Calls f(t, T) once on each of T threads (T = num_threads(), or 1 when `parallel` is false):
 /// for kernels that split work themselves (GEMM along C's longer side, dropout by chunks).
-void parallel_team(bool parallel, const std::function<void(int64_t, int64_t)>& f);
+void parallel_team(bool parallel, FunctionRef<void(int64_t, int64_t)> f);
 
 /// Makes the calling thread's OpenMP setting (which OpenBLAS's OpenMP build reads on every
 /// call) equal num_threads(). Cheap when nothing changed. BLAS wrappers call it first.

@@ -1,12 +1,11 @@
 #include "kernels/cpu/reduce.h"
 
-#include "kernels/cpu/parallel.h"
-
 #include <algorithm>
 #include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/loop.h"
+#include "kernels/cpu/parallel.h"
 
 namespace soma::kernels::cpu {
 namespace {
@@ -68,7 +67,8 @@ void sum_dim(const T* x, T* out, int64_t outer, int64_t n, int64_t inner) {
   // chunk), then flush into Acc.
   constexpr int64_t kCols = 256, kRows = 64;
   const int64_t chunks = (inner + kCols - 1) / kCols;
-#pragma omp parallel for collapse(2) num_threads(num_threads()) if (parallel(outer * n * inner, outer * chunks))
+#pragma omp parallel for collapse(2) \
+    num_threads(num_threads()) if (parallel(outer * n * inner, outer * chunks))
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t c = 0; c < chunks; ++c) {
       const int64_t i0 = c * kCols, w = std::min(kCols, inner - i0);
@@ -119,10 +119,27 @@ void sum_dim_reference(const T* x, T* out, int64_t outer, int64_t n, int64_t inn
     }
 }
 
+template <typename T>
+void extremum_dim_reference(const T* x, T* values, int64_t* indices, int64_t outer, int64_t n,
+                            int64_t inner, bool is_max) {
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      int64_t arg = 0;
+      for (int64_t k = 1; k < n; ++k) {
+        const T v = x[(o * n + k) * inner + i], best = x[(o * n + arg) * inner + i];
+        if (best != best) break;  // NaN found first: it stays
+        if (v != v || (is_max ? v > best : v < best)) arg = k;
+      }
+      values[o * inner + i] = x[(o * n + arg) * inner + i];
+      indices[o * inner + i] = arg;
+    }
+}
+
 #define SOMA_INSTANTIATE(T)                                                               \
   template void sum_dim<T>(const T*, T*, int64_t, int64_t, int64_t);                      \
   template void extremum_dim<T>(const T*, T*, int64_t*, int64_t, int64_t, int64_t, bool); \
-  template void sum_dim_reference<T>(const T*, T*, int64_t, int64_t, int64_t);
+  template void sum_dim_reference<T>(const T*, T*, int64_t, int64_t, int64_t);            \
+  template void extremum_dim_reference<T>(const T*, T*, int64_t*, int64_t, int64_t, int64_t, bool);
 SOMA_INSTANTIATE(float)
 SOMA_INSTANTIATE(double)
 SOMA_INSTANTIATE(int64_t)

@@ -20,5 +20,8 @@ void extremum_dim(const T* x, T* values, int64_t* indices, int64_t outer, int64_
 /// Plain-loop references for tests.
 template <typename T>
 void sum_dim_reference(const T* x, T* out, int64_t outer, int64_t n, int64_t inner);
+template <typename T>
+void extremum_dim_reference(const T* x, T* values, int64_t* indices, int64_t outer, int64_t n,
+                            int64_t inner, bool is_max);
 
 }  // namespace soma::kernels::cpu

@@ -1,10 +1,9 @@
 #include "kernels/cpu/softmax.h"
 
-#include "kernels/cpu/parallel.h"
-
 #include <cmath>
 
 #include "kernels/cpu/loop.h"
+#include "kernels/cpu/parallel.h"
 
 namespace soma::kernels::cpu {
 namespace {
@@ -53,7 +52,8 @@ void backward_row(const T* y, const T* g, T* dx, int64_t n, int64_t s, bool log)
 template <typename T>
 void softmax_forward(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool log) {
   if (n == 0) return;
-#pragma omp parallel for collapse(2) num_threads(num_threads()) if (parallel(outer * n * inner, outer * inner))
+#pragma omp parallel for collapse(2) \
+    num_threads(num_threads()) if (parallel(outer * n * inner, outer * inner))
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
       const int64_t base = o * n * inner + i;
@@ -68,7 +68,8 @@ template <typename T>
 void softmax_backward(const T* y, const T* g, T* dx, int64_t outer, int64_t n, int64_t inner,
                       bool log) {
   if (n == 0) return;
-#pragma omp parallel for collapse(2) num_threads(num_threads()) if (parallel(outer * n * inner, outer * inner))
+#pragma omp parallel for collapse(2) \
+    num_threads(num_threads()) if (parallel(outer * n * inner, outer * inner))
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
       const int64_t base = o * n * inner + i;
@@ -95,10 +96,29 @@ void softmax_reference(const T* x, T* y, int64_t outer, int64_t n, int64_t inner
     }
 }
 
-#define SOMA_INSTANTIATE(T)                                                                   \
-  template void softmax_forward<T>(const T*, T*, int64_t, int64_t, int64_t, bool);            \
-  template void softmax_backward<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, bool); \
-  template void softmax_reference<T>(const T*, T*, int64_t, int64_t, int64_t, bool);
+template <typename T>
+void softmax_backward_reference(const T* y, const T* g, T* dx, int64_t outer, int64_t n,
+                                int64_t inner, bool log) {
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t i = 0; i < inner; ++i) {
+      const int64_t base = o * n * inner + i;
+      long double s = 0;
+      for (int64_t k = 0; k < n; ++k)
+        s += log ? static_cast<long double>(g[base + k * inner])
+                 : static_cast<long double>(g[base + k * inner]) * y[base + k * inner];
+      for (int64_t k = 0; k < n; ++k) {
+        const long double yk = y[base + k * inner], gk = g[base + k * inner];
+        dx[base + k * inner] = static_cast<T>(log ? gk - std::exp(yk) * s : yk * (gk - s));
+      }
+    }
+}
+
+#define SOMA_INSTANTIATE(T)                                                                      \
+  template void softmax_forward<T>(const T*, T*, int64_t, int64_t, int64_t, bool);               \
+  template void softmax_backward<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, bool);    \
+  template void softmax_reference<T>(const T*, T*, int64_t, int64_t, int64_t, bool);             \
+  template void softmax_backward_reference<T>(const T*, const T*, T*, int64_t, int64_t, int64_t, \
+                                              bool);
 SOMA_INSTANTIATE(float)
 SOMA_INSTANTIATE(double)
 #undef SOMA_INSTANTIATE

@@ -22,4 +22,8 @@ void softmax_backward(const T* y, const T* g, T* dx, int64_t outer, int64_t n, i
 template <typename T>
 void softmax_reference(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool log);
 
+template <typename T>
+void softmax_backward_reference(const T* y, const T* g, T* dx, int64_t outer, int64_t n,
+                                int64_t inner, bool log);
+
 }  // namespace soma::kernels::cpu

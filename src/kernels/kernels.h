@@ -1,0 +1,98 @@
+// The kernels ops call (internal): one entry per kernel, each routed through the registry
+// (kernels/registry.h), which picks the implementation by dtype (one slot per element type),
+// CPU features and the preferred backend. The implementations live in kernels/<backend>/ and
+// are registered in kernels/register.cpp. Callers pass buffers, shapes and strides.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/loop.h"
+#include "kernels/cpu/optim.h"
+#include "kernels/registry.h"
+#include "soma/core/tensor.h"
+
+namespace soma::kernels {
+
+using cpu::AdadeltaArgs;
+using cpu::AdagradArgs;
+using cpu::AdamArgs;
+using cpu::AdamMode;
+using cpu::RmspropArgs;
+using cpu::SgdArgs;
+
+// ---- the slots: a tag per kernel (and element type) fixing the signature -----------------
+#define SOMA_KERNEL_SLOT(Tag, kname, ...)      \
+  template <typename T>                        \
+  struct Tag {                                 \
+    using Fn = void(__VA_ARGS__);              \
+    static constexpr const char* name = kname; \
+  };
+
+/// C = alpha op(A) op(B) + beta C, row-major (see kernels/cpu/gemm.h).
+SOMA_KERNEL_SLOT(Gemm, "gemm", bool, bool, int64_t, int64_t, int64_t, T, const T*, int64_t,
+                 const T*, int64_t, T, T*, int64_t)
+/// C_i = op(A_i) op(B_i) for i < batch, C_i at c + i m n (contiguous), A_i at a + i sa, B_i at
+/// b + i sb (a stride of 0 broadcasts one matrix).
+SOMA_KERNEL_SLOT(GemmBatched, "gemm_batched", bool, bool, int64_t, int64_t, int64_t, int64_t,
+                 const T*, int64_t, int64_t, const T*, int64_t, int64_t, T*)
+/// out[o, i] = sum_k x[o, k, i] over a contiguous [outer, n, inner] buffer.
+SOMA_KERNEL_SLOT(SumDim, "sum_dim", const T*, T*, int64_t, int64_t, int64_t)
+/// Max (or min) and the first index attaining it along k of [outer, n, inner]; NaN wins.
+SOMA_KERNEL_SLOT(ExtremumDim, "extremum_dim", const T*, T*, int64_t*, int64_t, int64_t, int64_t,
+                 bool)
+SOMA_KERNEL_SLOT(SoftmaxForward, "softmax_forward", const T*, T*, int64_t, int64_t, int64_t, bool)
+SOMA_KERNEL_SLOT(SoftmaxBackward, "softmax_backward", const T*, const T*, T*, int64_t, int64_t,
+                 int64_t, bool)
+/// Inverted dropout with Philox draws (see kernels/cpu/dropout.h).
+SOMA_KERNEL_SLOT(Dropout, "dropout", const T*, T*, T*, int64_t, double, uint64_t)
+SOMA_KERNEL_SLOT(SgdUpdate, "sgd_update", int64_t, T*, const T*, T*, const SgdArgs<T>&)
+SOMA_KERNEL_SLOT(AdamUpdate, "adam_update", int64_t, T*, const T*, T*, T*, T*, const AdamArgs<T>&)
+SOMA_KERNEL_SLOT(RmspropUpdate, "rmsprop_update", int64_t, T*, const T*, T*, T*, T*,
+                 const RmspropArgs<T>&)
+SOMA_KERNEL_SLOT(AdagradUpdate, "adagrad_update", int64_t, T*, const T*, T*, const AdagradArgs<T>&)
+SOMA_KERNEL_SLOT(AdadeltaUpdate, "adadelta_update", int64_t, T*, const T*, T*, T*,
+                 const AdadeltaArgs<T>&)
+/// dst = scale * src, dst += src, and whether a buffer is all finite (contiguous, n elements).
+SOMA_KERNEL_SLOT(ScaledCopy, "scaled_copy", T*, const T*, int64_t, T)
+SOMA_KERNEL_SLOT(AddInto, "add_into", T*, const T*, int64_t)
+SOMA_KERNEL_SLOT(AllFinite, "all_finite", const T*, int64_t, bool*)
+#undef SOMA_KERNEL_SLOT
+
+/// dst[i] = convert(src[i]) over equal shapes, any strides and dtypes.
+struct Copy {
+  using Fn = void(Tensor&, const Tensor&);
+  static constexpr const char* name = "copy";
+};
+/// Gathers rows: out[o, j, :] = x[o, idx[j], :] for a contiguous x viewed as
+/// [outer, size, row_bytes] bytes; out is [outer, m, row_bytes].
+struct GatherRows {
+  using Fn = void(const char*, char*, int64_t, int64_t, const int64_t*, int64_t, int64_t);
+  static constexpr const char* name = "gather_rows";
+};
+
+/// The strided n-d loop under every elementwise op (kernels/cpu/loop.h): calls f for each
+/// innermost row; the reference visits one element at a time on one thread.
+template <int K>
+struct RowLoop {
+  using Fn = void(const cpu::StridedLoop<K>&, cpu::RowFn);
+  static constexpr const char* name = "strided_loop";
+};
+
+// ---- what ops call -------------------------------------------------------------------------
+template <typename Tag, typename... Args>
+inline void call(Args&&... args) {
+  Kernel<Tag>::get()(std::forward<Args>(args)...);
+}
+
+template <int K, typename F>
+inline void for_each_row(const cpu::StridedLoop<K>& loop, F&& f) {
+  Kernel<RowLoop<K>>::get()(loop, cpu::RowFn(f));
+}
+
+template <typename T>
+inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                 int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  call<Gemm<T>>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+}  // namespace soma::kernels

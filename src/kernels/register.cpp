@@ -1,0 +1,83 @@
+// Every kernel implementation, registered under its backend (see kernels/registry.h). Adding
+// an implementation is a new file under kernels/<backend>/ plus one line here, for example
+//   Kernel<Gemm<float>>::add("onednn", 200, &onednn::gemm<float>, &onednn::available);
+// Backends today:
+//   openblas / cpu  the fast kernels (OpenBLAS GEMM; soma's vectorised, threaded loops)
+//   reference       naive loops on one thread (long double accumulation where it matters):
+//                   `SOMA_KERNELS=reference` runs any program, and the op test table in ctest
+//                   (kernels.reference_backend), on them.
+#include "kernels/cpu/copy.h"
+#include "kernels/cpu/dropout.h"
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/loop.h"
+#include "kernels/cpu/optim.h"
+#include "kernels/cpu/reduce.h"
+#include "kernels/cpu/softmax.h"
+#include "kernels/cpu/vector.h"
+#include "kernels/kernels.h"
+
+namespace soma::kernels {
+
+namespace {
+
+template <typename T>
+void register_float() {
+  Kernel<Gemm<T>>::add("openblas", 100, &cpu::gemm<T>);
+  Kernel<Gemm<T>>::add("reference", 0, &cpu::gemm_reference<T>);
+  Kernel<GemmBatched<T>>::add("cpu", 100, &cpu::gemm_batched<T>);
+  Kernel<GemmBatched<T>>::add("reference", 0, &cpu::gemm_batched_reference<T>);
+  Kernel<SoftmaxForward<T>>::add("cpu", 100, &cpu::softmax_forward<T>);
+  Kernel<SoftmaxForward<T>>::add("reference", 0, &cpu::softmax_reference<T>);
+  Kernel<SoftmaxBackward<T>>::add("cpu", 100, &cpu::softmax_backward<T>);
+  Kernel<SoftmaxBackward<T>>::add("reference", 0, &cpu::softmax_backward_reference<T>);
+  Kernel<Dropout<T>>::add("cpu", 100, &cpu::dropout<T>);
+  Kernel<Dropout<T>>::add("reference", 0, &cpu::dropout_reference<T>);
+  Kernel<SgdUpdate<T>>::add("cpu", 100, &cpu::sgd_update<T>);
+  Kernel<SgdUpdate<T>>::add("reference", 0, &cpu::sgd_update_reference<T>);
+  Kernel<AdamUpdate<T>>::add("cpu", 100, &cpu::adam_update<T>);
+  Kernel<AdamUpdate<T>>::add("reference", 0, &cpu::adam_update_reference<T>);
+  Kernel<RmspropUpdate<T>>::add("cpu", 100, &cpu::rmsprop_update<T>);
+  Kernel<RmspropUpdate<T>>::add("reference", 0, &cpu::rmsprop_update_reference<T>);
+  Kernel<AdagradUpdate<T>>::add("cpu", 100, &cpu::adagrad_update<T>);
+  Kernel<AdagradUpdate<T>>::add("reference", 0, &cpu::adagrad_update_reference<T>);
+  Kernel<AdadeltaUpdate<T>>::add("cpu", 100, &cpu::adadelta_update<T>);
+  Kernel<AdadeltaUpdate<T>>::add("reference", 0, &cpu::adadelta_update_reference<T>);
+  Kernel<ScaledCopy<T>>::add("cpu", 100, &cpu::scaled_copy<T>);
+  Kernel<ScaledCopy<T>>::add("reference", 0, &cpu::scaled_copy_reference<T>);
+  Kernel<AddInto<T>>::add("cpu", 100, &cpu::add_into<T>);
+  Kernel<AddInto<T>>::add("reference", 0, &cpu::add_into_reference<T>);
+  Kernel<AllFinite<T>>::add("cpu", 100, &cpu::all_finite<T>);
+  Kernel<AllFinite<T>>::add("reference", 0, &cpu::all_finite_reference<T>);
+}
+
+template <typename T>
+void register_reductions() {
+  Kernel<SumDim<T>>::add("cpu", 100, &cpu::sum_dim<T>);
+  Kernel<SumDim<T>>::add("reference", 0, &cpu::sum_dim_reference<T>);
+  Kernel<ExtremumDim<T>>::add("cpu", 100, &cpu::extremum_dim<T>);
+  Kernel<ExtremumDim<T>>::add("reference", 0, &cpu::extremum_dim_reference<T>);
+}
+
+}  // namespace
+
+void register_kernels() {
+  register_float<float>();
+  register_float<double>();
+  register_reductions<float>();
+  register_reductions<double>();
+  register_reductions<int64_t>();
+  Kernel<RowLoop<1>>::add("cpu", 100, &cpu::for_each_row<1>);
+  Kernel<RowLoop<1>>::add("reference", 0, &cpu::for_each_element<1>);
+  Kernel<RowLoop<2>>::add("cpu", 100, &cpu::for_each_row<2>);
+  Kernel<RowLoop<2>>::add("reference", 0, &cpu::for_each_element<2>);
+  Kernel<RowLoop<3>>::add("cpu", 100, &cpu::for_each_row<3>);
+  Kernel<RowLoop<3>>::add("reference", 0, &cpu::for_each_element<3>);
+  Kernel<RowLoop<4>>::add("cpu", 100, &cpu::for_each_row<4>);
+  Kernel<RowLoop<4>>::add("reference", 0, &cpu::for_each_element<4>);
+  Kernel<Copy>::add("cpu", 100, &cpu::copy);
+  Kernel<Copy>::add("reference", 0, &cpu::copy_reference);
+  Kernel<GatherRows>::add("cpu", 100, &cpu::gather_rows);
+  Kernel<GatherRows>::add("reference", 0, &cpu::gather_rows_reference);
+}
+
+}  // namespace soma::kernels

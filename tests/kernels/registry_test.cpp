@@ -1,0 +1,230 @@
+// The kernel registry (kernels/registry.h) and the thread setting (kernels/cpu/parallel.h):
+// which implementation ops reach, preferring a backend, registering a new implementation, and
+// results that do not depend on the number of threads.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <thread>
+#include <vector>
+
+#include "kernels/cpu/gemm.h"
+#include "kernels/cpu/parallel.h"
+#include "kernels/kernels.h"
+#include "soma/soma.h"
+
+namespace {
+
+namespace k = soma::kernels;
+namespace F = soma::nn::functional;
+
+// Same dtype, shape and bits.
+bool same(const soma::Tensor& a, const soma::Tensor& b) {
+  if (a.dtype() != b.dtype() || a.shape() != b.shape()) return false;
+  const soma::Tensor x = a.contiguous().to(soma::kFloat64), y = b.contiguous().to(soma::kFloat64);
+  const std::vector<double> u = x.to_vector<double>(), v = y.to_vector<double>();
+  for (size_t i = 0; i < u.size(); ++i)
+    if (!(u[i] == v[i] || (u[i] != u[i] && v[i] != v[i]))) return false;
+  return true;
+}
+
+bool close(const soma::Tensor& a, const soma::Tensor& b, double rtol, double atol) {
+  if (a.shape() != b.shape()) return false;
+  const std::vector<double> u = a.contiguous().to(soma::kFloat64).to_vector<double>(),
+                            v = b.contiguous().to(soma::kFloat64).to_vector<double>();
+  for (size_t i = 0; i < u.size(); ++i)
+    if (std::abs(u[i] - v[i]) > atol + rtol * std::abs(v[i])) return false;
+  return true;
+}
+
+struct ThreadsGuard {
+  int prev = soma::get_num_threads();
+  ~ThreadsGuard() { soma::set_num_threads(prev); }
+};
+
+TEST(KernelRegistry, DefaultsAreTheFastBackends) {
+  k::BackendGuard guard("");  // no preference (the reference ctest sets SOMA_KERNELS)
+  EXPECT_EQ(k::Kernel<k::Gemm<float>>::selected_backend(), "openblas");
+  EXPECT_EQ(k::Kernel<k::Gemm<double>>::selected_backend(), "openblas");
+  EXPECT_EQ(k::Kernel<k::SumDim<float>>::selected_backend(), "cpu");
+  EXPECT_EQ(k::Kernel<k::RowLoop<3>>::selected_backend(), "cpu");
+  EXPECT_EQ(k::Kernel<k::AdamUpdate<float>>::selected_backend(), "cpu");
+  const std::vector<std::string> names = k::registered_backends();
+  EXPECT_NE(std::find(names.begin(), names.end(), "reference"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "openblas"), names.end());
+}
+
+TEST(KernelRegistry, PreferringReferenceSwitchesEveryKernel) {
+  k::BackendGuard guard("reference");
+  EXPECT_EQ(k::Kernel<k::Gemm<float>>::selected_backend(), "reference");
+  EXPECT_EQ(k::Kernel<k::GemmBatched<double>>::selected_backend(), "reference");
+  EXPECT_EQ(k::Kernel<k::SumDim<int64_t>>::selected_backend(), "reference");
+  EXPECT_EQ(k::Kernel<k::SoftmaxBackward<float>>::selected_backend(), "reference");
+  EXPECT_EQ(k::Kernel<k::Dropout<double>>::selected_backend(), "reference");
+  EXPECT_EQ(k::Kernel<k::RowLoop<2>>::selected_backend(), "reference");
+  EXPECT_EQ(k::Kernel<k::Copy>::selected_backend(), "reference");
+  EXPECT_EQ(k::Kernel<k::GatherRows>::selected_backend(), "reference");
+}
+
+TEST(KernelRegistry, UnknownBackendIsAnError) {
+  const std::string before = k::preferred_backend();
+  try {
+    k::set_preferred_backend("cuda-someday");
+    FAIL() << "no error";
+  } catch (const soma::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cuda-someday"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("reference"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(k::preferred_backend(), before);
+}
+
+// A second implementation is one function plus one registration line; ops reach it at once.
+std::atomic<int> g_calls{0};
+void counting_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t kk, float alpha, const float* a,
+                   int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  ++g_calls;
+  soma::kernels::cpu::gemm_reference<float>(ta, tb, m, n, kk, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+bool never() {
+  return false;
+}
+
+TEST(KernelRegistry, ANewImplementationIsOneRegistrationLine) {
+  k::Kernel<k::Gemm<float>>::add("test-counting", -1, &counting_gemm);
+  k::Kernel<k::Gemm<float>>::add("test-unavailable", 1000, &counting_gemm, &never);
+  k::BackendGuard none("");
+  const soma::Tensor a = soma::randn({5, 7}), b = soma::randn({7, 3});
+  g_calls = 0;
+  const soma::Tensor fast = soma::matmul(a, b);
+  EXPECT_EQ(g_calls.load(), 0) << "a lower priority, or unavailable, implementation was chosen";
+  {
+    k::BackendGuard guard("test-counting");
+    const soma::Tensor counted = soma::matmul(a, b);
+    EXPECT_EQ(g_calls.load(), 1);
+    EXPECT_TRUE(close(counted, fast, 1e-5, 1e-6));
+  }
+  {
+    // An unavailable implementation (CPU feature missing) is never chosen, even when preferred:
+    // the best available one runs.
+    k::BackendGuard guard("test-unavailable");
+    g_calls = 0;
+    const soma::Tensor again = soma::matmul(a, b);
+    EXPECT_EQ(g_calls.load(), 0);
+    EXPECT_EQ(k::Kernel<k::Gemm<float>>::selected_backend(), "openblas");
+  }
+}
+
+TEST(KernelRegistry, ReferenceAndFastAgree) {
+  soma::manual_seed(3);
+  const soma::Tensor x = soma::randn({64, 300}), w = soma::randn({300, 40});
+  const soma::Tensor idx = soma::tensor(std::vector<int64_t>{3, 0, 63, 3}, {4});
+  auto run = [&] {
+    std::vector<soma::Tensor> r;
+    r.push_back(soma::matmul(x, w));
+    r.push_back(soma::sum(x, {1}));
+    r.push_back(soma::softmax(x, 1));
+    r.push_back((x * 2.0 + x.t().t()).relu());
+    r.push_back(soma::index_select(x, 0, idx));
+    r.push_back(F::dropout(x, 0.3, true));
+    return r;
+  };
+  soma::manual_seed(9);
+  const auto fast = run();
+  std::vector<soma::Tensor> ref;
+  {
+    k::BackendGuard guard("reference");
+    soma::manual_seed(9);
+    ref = run();
+  }
+  ASSERT_EQ(fast.size(), ref.size());
+  for (size_t i = 0; i < fast.size(); ++i)
+    EXPECT_TRUE(close(fast[i], ref[i], 1e-5, 1e-5)) << "result " << i;
+  // Exact where no rounding differs: gather, elementwise, dropout (same Philox draws).
+  EXPECT_TRUE(same(fast[3], ref[3]));
+  EXPECT_TRUE(same(fast[4], ref[4]));
+  EXPECT_TRUE(same(fast[5], ref[5]));
+}
+
+// ---- threads -------------------------------------------------------------------------------
+int team_of_large_op() {
+  const soma::Tensor a = soma::ones({1 << 18});
+  const soma::Tensor b = a + a;
+  return soma::kernels::cpu::last_team_size();
+}
+
+TEST(Threads, AUserThreadUsesTheSetting) {
+  ThreadsGuard guard;
+  for (int n : {2, 1, 3}) {
+    soma::set_num_threads(n);
+    int seen = 0;
+    std::thread([&] { seen = team_of_large_op(); }).join();
+    EXPECT_EQ(seen, n) << "set_num_threads(" << n << ")";
+    EXPECT_EQ(team_of_large_op(), n);
+  }
+}
+
+TEST(Threads, ThreadLimitCapsOnlyItsThread) {
+  ThreadsGuard guard;
+  soma::set_num_threads(2);
+  int capped = 0, after = 0;
+  std::thread([&] {
+    {
+      soma::kernels::cpu::ThreadLimit limit(1);
+      capped = team_of_large_op();
+    }
+    after = team_of_large_op();
+  }).join();
+  EXPECT_EQ(capped, 1);
+  EXPECT_EQ(after, 2);
+  EXPECT_EQ(team_of_large_op(), 2);
+  EXPECT_THROW(soma::kernels::cpu::ThreadLimit(0), soma::Error);
+}
+
+TEST(Threads, SetNumThreadsRejectsBadCounts) {
+  EXPECT_THROW(soma::set_num_threads(0), soma::Error);
+  EXPECT_THROW(soma::set_num_threads(5000), soma::Error);
+}
+
+// Every op that promises thread-count independence, at sizes that take the threaded paths:
+// bit-identical results (and gradients) on 1 and 2 threads.
+TEST(Threads, BitIdenticalAcrossOneAndTwoThreads) {
+  ThreadsGuard guard;
+  auto run = [](int threads) {
+    soma::set_num_threads(threads);
+    soma::manual_seed(11);
+    soma::Tensor x = soma::randn({512, 130}).requires_grad_(true);
+    const soma::Tensor y = soma::randint(0, 130, {512});
+    const soma::Tensor big = soma::randn({300000});
+    std::vector<soma::Tensor> r;
+    r.push_back(big.sum());
+    r.push_back(big.mean());
+    r.push_back(soma::sum(x, {0}));
+    r.push_back(soma::max(x, 1));
+    r.push_back(soma::softmax(x, 1));
+    r.push_back(soma::log_softmax(x, 0));
+    r.push_back(soma::exp(x) * x - x.t().contiguous().t());
+    r.push_back(F::dropout(big, 0.4, true));
+    r.push_back(soma::index_select(x, 0, soma::randint(0, 512, {700})));
+    soma::Tensor loss = F::cross_entropy(x * 3.0, y);
+    loss.backward();
+    r.push_back(loss.detach());
+    r.push_back(x.grad());
+    soma::Tensor p = soma::randn({70000}).requires_grad_(true);
+    soma::optim::Adam adam({p}, {.lr = 1e-2, .weight_decay = 0.1});
+    soma::optim::SGD sgd({p}, {.lr = 1e-2, .momentum = 0.9, .nesterov = true});
+    for (int step = 0; step < 3; ++step) {
+      p.set_grad(soma::tanh(p.detach()) + 0.5);
+      adam.step();
+      sgd.step();
+    }
+    r.push_back(p.detach().clone());
+    return r;
+  };
+  const auto one = run(1), two = run(2);
+  ASSERT_EQ(one.size(), two.size());
+  for (size_t i = 0; i < one.size(); ++i)
+    EXPECT_TRUE(same(one[i], two[i])) << "result " << i << " differs between 1 and 2 threads";
+}
+
+}  // namespace
