@@ -49,14 +49,16 @@ compare: build
 	bench/compare_pytorch $(COMPARE_ARGS)
 
 # The whole test suite built with AddressSanitizer + UndefinedBehaviorSanitizer (any report
-# fails the test). CI runs it after `make test`.
+# fails the test). CI runs it after `make test`. Not under the sanitizers: the install test,
+# the benchmark smoke runs, and the mpirun tests (dist.*, cli.mpi: several ranks of an ASan
+# binary on two cores take minutes, and `make test` runs them in the Release build).
 SAN_DIR ?= build-asan
 sanitize: bootstrap
 	@scripts/bootstrap.sh --test
 	@test -f $(SAN_DIR)/build.ninja || cmake -S . -B $(SAN_DIR) -G Ninja \
 	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOMA_SANITIZE=ON -DSOMA_BUILD_BENCH=OFF
 	cmake --build $(SAN_DIR) -j$(JOBS)
-	ctest --test-dir $(SAN_DIR) --output-on-failure -j2 -E '^(install|bench)\.'
+	ctest --test-dir $(SAN_DIR) --output-on-failure -j2 -E '^(install|bench|dist)\.|^cli\.mpi$$'
 
 # libFuzzer targets (clang, ASan + UBSan), each run FUZZ_SECONDS on a scratch copy of its
 # checked-in seed corpus (tests/fuzz/corpus/<target>; new inputs stay in the scratch dir).
