@@ -12,6 +12,10 @@
 #include <thread>
 
 #include "kernels/cpu/parallel.h"
+
+// OpenBLAS's own count (its OpenMP build re-reads the calling thread's OpenMP setting on
+// every call); the test links OpenBLAS for it.
+extern "C" int openblas_get_num_threads(void);
 #include "soma/soma.h"
 
 namespace {
@@ -33,6 +37,15 @@ void teams(int& elementwise, int& matmul) {
   matmul = soma::kernels::cpu::last_team_size();
 }
 
+// A product too narrow for soma's split: OpenBLAS threads it itself, with soma's count.
+void check_blas(int expected, const std::string& where) {
+  const soma::Tensor a = soma::ones({200, 300}), b = soma::ones({300, 200});
+  const soma::Tensor c = soma::matmul(a, b);
+  const int n = openblas_get_num_threads();
+  expect(n == expected, where + ": OpenBLAS threads " + std::to_string(n) + ", expected " +
+                            std::to_string(expected));
+}
+
 void check_teams(int expected, const std::string& where) {
   int e = 0, m = 0;
   teams(e, m);
@@ -40,6 +53,7 @@ void check_teams(int expected, const std::string& where) {
                             std::to_string(expected));
   expect(m == expected,
          where + ": matmul team " + std::to_string(m) + ", expected " + std::to_string(expected));
+  check_blas(expected, where);
 }
 
 }  // namespace

@@ -101,13 +101,15 @@ int num_threads() {
 }
 
 void sync_blas_threads() {
+  if (omp_in_parallel()) return;  // OpenBLAS runs single-threaded inside a parallel region
   const int n = num_threads();
   if (n != t_applied) {
-    // OpenBLAS's OpenMP build sizes its team from omp_get_max_threads() on the calling thread
-    // (a per-thread OpenMP setting, so each thread is aligned on its first BLAS call).
-    omp_set_num_threads(n);
+    omp_set_num_threads(n);  // this thread's OpenMP setting, which OpenBLAS's OpenMP build uses
     t_applied = n;
   }
+  // OpenBLAS keeps one process-wide count (set from the CPU count when it loads, whatever the
+  // affinity mask): align it with soma's before each call.
+  if (openblas_get_num_threads() != n) openblas_set_num_threads(n);
 }
 
 void parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> f, int64_t align) {
