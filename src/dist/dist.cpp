@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +14,7 @@
 
 #include "kernels/kernels.h"
 #include "soma/autograd/grad_mode.h"
+#include "soma/core/clock.h"
 #include "soma/core/error.h"
 #include "soma/core/threading.h"
 
@@ -28,10 +28,7 @@ namespace {
 
 CommStats g_stats;
 
-[[maybe_unused]] double now_s() {
-  using clock = std::chrono::steady_clock;
-  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
-}
+using soma::detail::now_seconds;
 
 // The size of the job the launcher started, or 0 when no launcher's variable is set.
 int launcher_world_size() {
@@ -381,7 +378,7 @@ double allreduce_gradients(const std::vector<Tensor>& params, double weight, int
   }
   if (world_size() == 1) return weight;
 #ifdef SOMA_WITH_MPI
-  const double t0 = now_s();
+  const double t0 = now_seconds();
   ++g_stats.calls;
   // Weights and which ranks hold each gradient, in one small message:
   //   meta[0] = sum of weights, meta[1 + i] = ranks that have a gradient for parameter i.
@@ -394,7 +391,7 @@ double allreduce_gradients(const std::vector<Tensor>& params, double weight, int
   const double total = meta[0];
   // Failed step somewhere (NaN weight), or nothing to average: leave the gradients alone.
   if (!(total > 0)) {
-    g_stats.seconds += now_s() - t0;
+    g_stats.seconds += now_seconds() - t0;
     return std::isnan(total) ? total : 0.0;
   }
   const double scale = weight / total;
@@ -419,12 +416,12 @@ double allreduce_gradients(const std::vector<Tensor>& params, double weight, int
       }
       off += n;
     }
-    const double t_ring = now_s();
+    const double t_ring = now_seconds();
     if (b.dtype == kFloat64)
       ring_allreduce(flat.data<double>(), b.numel, MPI_DOUBLE, "allreduce_gradients: MPI_Sendrecv");
     else
       ring_allreduce(flat.data<float>(), b.numel, MPI_FLOAT, "allreduce_gradients: MPI_Sendrecv");
-    g_stats.ring_seconds += now_s() - t_ring;
+    g_stats.ring_seconds += now_seconds() - t_ring;
     g_stats.bytes += b.numel * static_cast<int64_t>(element_size(b.dtype));
     off = 0;
     for (size_t i = b.begin; i < b.end; ++i) {
@@ -437,7 +434,7 @@ double allreduce_gradients(const std::vector<Tensor>& params, double weight, int
       off += n;
     }
   }
-  g_stats.seconds += now_s() - t0;
+  g_stats.seconds += now_seconds() - t0;
   return total;
 #else
   return weight;

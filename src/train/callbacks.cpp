@@ -5,13 +5,13 @@
 
 #include <algorithm>
 #include <charconv>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "soma/core/clock.h"
 #include "soma/core/error.h"
 #include "soma/core/random.h"
 #include "soma/io/checkpoint.h"
@@ -24,10 +24,7 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-double now_s() {
-  using clock = std::chrono::steady_clock;
-  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
-}
+using soma::detail::now_seconds;
 
 // The value of `key` in `logs`; a missing key is an error naming `who` and the keys present.
 double require(const Logs& logs, const std::string& key, const char* who) {
@@ -389,7 +386,7 @@ void ProgressBar::on_train_begin(TrainState&) {
 }
 
 void ProgressBar::on_epoch_begin(TrainState&, int64_t) {
-  epoch_start_ = now_s();
+  epoch_start_ = now_seconds();
   last_draw_ = -HUGE_VAL;
   last_len_ = 0;
 }
@@ -418,7 +415,7 @@ std::string duration(double s) {
 
 void ProgressBar::on_batch_end(TrainState& state, int64_t batch, double) {
   if (!options_.enabled || !redraw_) return;
-  const double t = now_s();
+  const double t = now_seconds();
   const int64_t done = batch + 1, total = state.batches_per_epoch;
   const bool last = done >= total;
   if (!last && t - last_draw_ < options_.redraw_interval_s) return;
@@ -449,7 +446,7 @@ void ProgressBar::on_epoch_end(TrainState& state, int64_t epoch, const Logs& log
     auto it = logs.find(key);
     return it == logs.end() ? kNaN : it->second;
   };
-  const double elapsed = now_s() - epoch_start_;
+  const double elapsed = now_seconds() - epoch_start_;
   std::string line = "Epoch " + std::to_string(epoch + 1) + "/" + std::to_string(state.epochs);
   line +=
       " " + std::to_string(state.batches_per_epoch) + "/" + std::to_string(state.batches_per_epoch);

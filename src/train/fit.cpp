@@ -1,7 +1,6 @@
 // The training loop (fit) and evaluation over a loader (evaluate).
 #include "soma/train/fit.h"
 
-#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -10,6 +9,7 @@
 
 #include "kernels/kernels.h"
 #include "soma/autograd/grad_mode.h"
+#include "soma/core/clock.h"
 #include "soma/core/error.h"
 #include "soma/core/random.h"
 #include "soma/dist/dist.h"
@@ -21,10 +21,7 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-double now_s() {
-  using clock = std::chrono::steady_clock;
-  return std::chrono::duration<double>(clock::now().time_since_epoch()).count();
-}
+using soma::detail::now_seconds;
 
 // Puts the model back in the mode it had, however the scope is left.
 class ModeGuard {
@@ -216,7 +213,7 @@ History fit(nn::Module& model, optim::Optimizer& optimizer, const LossFn& loss,
     model.train();
     train.set_epoch(epoch);  // epoch e's order depends only on (seed, e): exact resume
     const double lr = optimizer.lr();
-    const double t0 = now_s();
+    const double t0 = now_seconds();
     const double comm0 = dist::comm_stats().seconds;
     RankStreams streams;
     streams.begin();
@@ -270,7 +267,7 @@ History fit(nn::Module& model, optim::Optimizer& optimizer, const LossFn& loss,
       ++batch;
       if (state.stop_training) break;
     }
-    const double train_s = now_s() - t0;
+    const double train_s = now_seconds() - t0;
     streams.end();
     totals.reduce();
 
@@ -284,7 +281,7 @@ History fit(nn::Module& model, optim::Optimizer& optimizer, const LossFn& loss,
       if (!std::isnan(r.accuracy)) logs["val_accuracy"] = r.accuracy;
     }
     logs["lr"] = lr;
-    logs["seconds"] = now_s() - t0;
+    logs["seconds"] = now_seconds() - t0;
     logs["samples_per_second"] = train_s > 0 ? static_cast<double>(totals.samples) / train_s : kNaN;
     if (world > 1) logs["allreduce_seconds"] = dist::comm_stats().seconds - comm0;
 

@@ -30,6 +30,7 @@
 #include <cmath>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -159,20 +160,14 @@ void apply_object(const json& j, TrainConfig& c, const std::string& path,
       return v.get<bool>();
     };
     if (key == "hidden") {
-      c.hidden.clear();
       if (v.is_string()) {
-        std::istringstream ss(v.get<std::string>());
-        std::string part;
-        while (std::getline(ss, part, ',')) {
-          int64_t width = 0;
-          const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), width);
-          SOMA_CHECK(!part.empty() && ec == std::errc() && end == part.data() + part.size(),
-                     "config: ", path, ": 'hidden' must be comma-separated widths, got \"",
-                     shown(v), "\"");
-          c.hidden.push_back(width);
-        }
+        const std::optional<std::vector<int64_t>> widths = parse_widths(v.get<std::string>());
+        SOMA_CHECK(widths, "config: ", path, ": 'hidden' must be comma-separated widths, got \"",
+                   shown(v), "\"");
+        c.hidden = *widths;
       } else {
         SOMA_CHECK(v.is_array(), "config: ", path, ": 'hidden' must be a list of widths");
+        c.hidden.clear();
         for (auto& w : v) {
           SOMA_CHECK(w.is_number_integer(), "config: ", path,
                      ": 'hidden' must be a list of widths");
@@ -235,6 +230,19 @@ void apply_object(const json& j, TrainConfig& c, const std::string& path,
 }
 
 }  // namespace
+
+std::optional<std::vector<int64_t>> parse_widths(const std::string& text) {
+  std::vector<int64_t> widths;
+  std::istringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    int64_t width = 0;
+    const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), width);
+    if (part.empty() || ec != std::errc() || end != part.data() + part.size()) return std::nullopt;
+    widths.push_back(width);
+  }
+  return widths;
+}
 
 std::string normalized_key(std::string key) {
   if (key.starts_with("--")) key = key.substr(2);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -40,6 +41,9 @@ struct TrainConfig {
   bool detect_anomaly = false;  // check every op's output and gradient for NaN / inf
 };
 
+/// Hidden layer widths written "256,128" ("" for none): the one parser of --hidden, as a flag
+/// and as a config file's string. Nothing unless every part is a decimal integer.
+std::optional<std::vector<int64_t>> parse_widths(const std::string& text);
 /// "--batch-size", "batch-size" and "batch_size" all name the option "batch_size".
 std::string normalized_key(std::string key);
 /// Loads a .json or .toml file (keys named like the flags, with '-' or '_'); adds the

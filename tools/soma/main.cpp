@@ -3,140 +3,29 @@
 //   soma eval --model runs/X/model.safetensors
 //   soma predict --model runs/X/model.safetensors --csv rows.csv --label-column label
 //   soma summary --model runs/X/model.safetensors
-#include <CLI/CLI.hpp>
 #include <chrono>
-#include <cstring>
 #include <iostream>
 #include <optional>
-#include <set>
-#include <sstream>
 #include <thread>
 
 #include "commands.h"
-#include "soma/core/error.h"
+#include "flags.h"
 #include "soma/dist/dist.h"
 
 namespace {
 
-using soma::cli::TrainConfig;
-
-// --config is read before the other flags so that flags override the file.
-// The names of the options it sets go into `given`.
-void preload_config(int argc, char** argv, TrainConfig& config, std::set<std::string>& given) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--config") {
-      SOMA_CHECK(i + 1 < argc, "--config needs a file name");
-      soma::cli::load_config_file(argv[i + 1], config, &given);
-    } else if (a.rfind("--config=", 0) == 0) {
-      soma::cli::load_config_file(a.substr(9), config, &given);
-    }
-  }
-}
-
-void add_data_options(CLI::App* cmd, soma::cli::DataArgs& d) {
-  cmd->add_option("--data", d.data, "directory with IDX files (default: Fashion-MNIST)");
-  cmd->add_option("--csv", d.csv, "CSV file with a header row");
-  cmd->add_option("--label-column", d.label_column, "label column of the CSV (default: last)");
-  cmd->add_option("--split", d.split, "IDX split: train or test")
-      ->check(CLI::IsMember({"train", "test"}));
-}
-
 int run(int argc, char** argv) {
-  CLI::App app{"soma: train and run neural networks (MLPs) on IDX or CSV data"};
-  app.require_subcommand(1);
-  app.set_help_all_flag("--help-all", "help for every subcommand");
-
-  TrainConfig config;
-  std::string config_file;
-  std::string hidden;
-  CLI::App* train = app.add_subcommand("train",
-                                       "train a network; writes model, checkpoint, "
-                                       "history, metrics and report.html to --out");
-  train->add_option("--config", config_file,
-                    "a .json or .toml file with these options (flags win)");
-  train->add_option("--hidden", hidden, "hidden layer widths, e.g. 256,128 (\"\" for none)");
-  train->add_option("--activation", config.activation, "relu, tanh, sigmoid, gelu or leaky_relu");
-  train->add_option("--dropout", config.dropout, "dropout probability after each hidden layer");
-  train->add_option("--optimizer", config.optimizer,
-                    "sgd, adam, adamw, rmsprop, adagrad or adadelta");
-  train->add_option("--lr", config.lr, "learning rate");
-  train->add_option("--momentum", config.momentum, "momentum (sgd, rmsprop)");
-  train->add_flag("--nesterov", config.nesterov, "Nesterov momentum (sgd)");
-  train->add_option("--weight-decay", config.weight_decay,
-                    "weight decay (default: the optimizer's)");
-  train->add_option("--beta1", config.beta1, "Adam beta1");
-  train->add_option("--beta2", config.beta2, "Adam beta2");
-  train->add_option("--schedule", config.schedule, "none, step, exponential, cosine or plateau");
-  train->add_option("--batch-size", config.batch_size,
-                    "mini-batch size (per rank under mpirun: the global batch is ranks times it)");
-  train->add_option("--epochs", config.epochs, "maximum number of epochs");
-  train->add_option("--patience", config.patience, "early-stopping patience in epochs (0: off)");
-  train->add_option("--seed", config.seed, "seed of every random choice");
-  train->add_option("--threads", config.threads,
-                    "threads (0: all cores; under mpirun, per rank: 0 is its share of the node)");
-  train->add_option("--data", config.data, "directory with IDX files");
-  train->add_option("--csv", config.csv, "CSV file instead of IDX files");
-  train->add_option("--label-column", config.label_column, "label column of the CSV");
-  train->add_option("--validation", config.validation, "held-out fraction for validation");
-  train->add_option("--out", config.out, "output directory (default: runs/<timestamp>)");
-  train->add_flag("--resume", config.resume,
-                  "continue the run in --out from its checkpoint, with its recorded options");
-  train->add_flag("--override", config.override_recorded,
-                  "with --resume: apply options that differ from the recorded ones");
-  train->add_flag("--quiet", config.quiet, "no progress output");
-  train->add_flag("--detect-anomaly", config.detect_anomaly,
-                  "stop at the first op whose output or gradient is NaN or infinite, naming it "
-                  "(slower)");
-
-  std::string model;
-  soma::cli::DataArgs data_args;
-  CLI::App* eval = app.add_subcommand("eval", "print loss and accuracy of a model on a data set");
-  eval->add_option("--model", model, "model.safetensors written by soma train")->required();
-  add_data_options(eval, data_args);
-  CLI::App* predict = app.add_subcommand("predict", "print one predicted class per input row");
-  predict->add_option("--model", model, "model.safetensors written by soma train")->required();
-  add_data_options(predict, data_args);
-  CLI::App* summary = app.add_subcommand("summary", "print a model's layer table");
-  summary->add_option("--model", model, "model.safetensors written by soma train")->required();
-
-  std::set<std::string> given;  // options set by the config file or a flag
-  preload_config(argc, argv, config, given);
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    // The same on every rank under mpirun: rank 0 says it.
-    if (soma::dist::rank() == 0) std::cerr << "soma: error: " << e.what() << " (see soma --help)\n";
-    return 2;
-  }
-  if (train->parsed()) {
-    if (train->count("--hidden")) {
-      config.hidden.clear();
-      std::stringstream ss(hidden);
-      std::string part;
-      while (std::getline(ss, part, ',')) {
-        char* end = nullptr;
-        const long long w = std::strtoll(part.c_str(), &end, 10);
-        SOMA_CHECK(!part.empty() && *end == '\0', "invalid --hidden '", hidden,
-                   "' (expected widths like 256,128)");
-        config.hidden.push_back(w);
-      }
-    }
-    for (const CLI::Option* opt : train->get_options())
-      if (opt->count() > 0 && opt->get_name() != "--config")
-        given.insert(soma::cli::normalized_key(opt->get_name()));
-    soma::cli::train(config, given);
-  } else if (eval->parsed()) {
-    soma::cli::eval(model, data_args);
-  } else if (predict->parsed()) {
-    soma::cli::predict(model, data_args);
-  } else if (summary->parsed()) {
-    soma::cli::summary(model);
-  }
+  soma::cli::CommandLine line;
+  if (const int status = soma::cli::parse_command_line(argc, argv, line); status >= 0)
+    return status;
+  if (line.command == "train")
+    soma::cli::train(line.config, line.given);
+  else if (line.command == "eval")
+    soma::cli::eval(line.model, line.data);
+  else if (line.command == "predict")
+    soma::cli::predict(line.model, line.data);
+  else if (line.command == "summary")
+    soma::cli::summary(line.model);
   return 0;
 }
 

@@ -5,35 +5,10 @@
 
 #include "soma/core/error.h"
 #include "soma/io/safetensors.h"
-#include "soma/nn/layers.h"
 
 namespace soma::cli {
 
 using nlohmann::json;
-
-std::shared_ptr<nn::Sequential> build_mlp(const Architecture& arch) {
-  auto model = std::make_shared<nn::Sequential>();
-  int64_t in = arch.in_features;
-  for (int64_t width : arch.hidden) {
-    model->push_back(nn::Linear(in, width));
-    if (arch.activation == "relu")
-      model->push_back(nn::ReLU());
-    else if (arch.activation == "tanh")
-      model->push_back(nn::Tanh());
-    else if (arch.activation == "sigmoid")
-      model->push_back(nn::Sigmoid());
-    else if (arch.activation == "gelu")
-      model->push_back(nn::GELU());
-    else if (arch.activation == "leaky_relu")
-      model->push_back(nn::LeakyReLU(0.01));
-    else
-      detail::fail("model: unknown activation '", arch.activation, "'");
-    if (arch.dropout > 0) model->push_back(nn::Dropout(arch.dropout));
-    in = width;
-  }
-  model->push_back(nn::Linear(in, arch.classes));
-  return model;
-}
 
 void save_model(const std::string& path, const nn::Module& model, const Architecture& arch,
                 const data::Normalization& norm) {
@@ -93,7 +68,7 @@ ModelFile load_model(const std::string& path) {
   }
   for (int64_t w : out.arch.hidden)
     SOMA_CHECK(w > 0 && w <= (1 << 20), "model: ", path, ": invalid hidden width ", w);
-  out.model = build_mlp(out.arch);
+  out.model = build_model(out.arch);
   out.model->load_state_dict(file.tensors);
   out.model->eval();
   return out;

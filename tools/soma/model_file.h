@@ -1,4 +1,4 @@
-// The MLP that `soma train` builds, and model.safetensors with enough metadata to rebuild it:
+// model.safetensors: the trained network with enough metadata to rebuild it (build_model):
 // tensors are the state dict (PyTorch's names, loadable into the same torch.nn.Sequential),
 // metadata "soma.model" holds the architecture and the input normalisation as JSON: "mean" and
 // "std" are numbers (one for all inputs: images, and CSV models written before soma standardised
@@ -9,21 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "model_builder.h"
 #include "soma/data/dataset.h"
 #include "soma/nn/module.h"
 
 namespace soma::cli {
-
-struct Architecture {
-  int64_t in_features = 784;
-  std::vector<int64_t> hidden;
-  int64_t classes = 10;
-  std::string activation = "relu";
-  double dropout = 0.0;
-};
-
-/// Linear -> activation -> Dropout (if dropout > 0) for each hidden width, then Linear.
-std::shared_ptr<nn::Sequential> build_mlp(const Architecture& arch);
 
 struct ModelFile {
   std::shared_ptr<nn::Sequential> model;

@@ -1,7 +1,6 @@
-// nn::functional: linear (fused bias + GEMM), dropout, and the losses. Forward and backward side
-// by side; fused backward passes are named as such.
-#include "soma/nn/functional.h"
-
+// nn::functional's losses: MSE, L1, binary cross-entropy (on probabilities and on logits),
+// negative log-likelihood and cross-entropy (fused with softmax for plain class targets).
+// Forward and backward side by side; fused backward passes are named as such.
 #include <cmath>
 #include <string>
 
@@ -10,7 +9,7 @@
 #include "kernels/kernels.h"
 #include "ops/map.h"
 #include "soma/core/error.h"
-#include "soma/core/random.h"
+#include "soma/nn/functional.h"
 #include "soma/ops/activation.h"
 #include "soma/ops/elementwise.h"
 #include "soma/ops/reduce.h"
@@ -22,102 +21,6 @@ using autograd::Grads;
 using autograd::needs_grad;
 using autograd::record;
 
-// ---- linear --------------------------------------------------------------------------------
-// x [B, N] (leading dims flattened), weight [M, N], bias [M]:
-//   y = x W^T + b          (bias rows written first, then GEMM with beta = 1)
-//   dx = dy W,  dW = dy^T x,  db = sum_B dy
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  SOMA_CHECK(x.defined() && weight.defined(), "linear: called with an undefined tensor");
-  SOMA_CHECK(weight.dim() == 2, "linear: weight must be 2-D [out, in], got shape ", weight.shape());
-  SOMA_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input of shape ", x.shape(),
-             " has ", x.dim() >= 1 ? x.size(-1) : 0, " features, weight of shape ", weight.shape(),
-             " expects ", weight.size(1));
-  SOMA_CHECK(x.dtype() == weight.dtype(), "linear: input dtype ", x.dtype(),
-             " differs from weight dtype ", weight.dtype());
-  const int64_t M = weight.size(0), N = weight.size(1);
-  if (bias.defined()) {
-    SOMA_CHECK(bias.shape() == Shape{M}, "linear: bias of shape ", bias.shape(),
-               " does not match weight of shape ", weight.shape());
-    SOMA_CHECK(bias.dtype() == x.dtype(), "linear: bias dtype ", bias.dtype(),
-               " differs from input dtype ", x.dtype());
-  }
-  const Tensor x2 = reshape(x.detach(), {-1, N}).contiguous();
-  const Tensor w = weight.detach().contiguous();
-  const int64_t B = x2.size(0);
-  Shape out_shape = x.shape();
-  out_shape.back() = M;
-  Tensor out = empty({B, M}, x.dtype());
-  detail::dispatch_float(x.dtype(), "linear", [&]<typename T>() {
-    T* y = out.data<T>();
-    T beta = T(0);
-    if (bias.defined()) {
-      const Tensor b = bias.detach().contiguous();
-      const T* pb = b.data<T>();
-      for (int64_t i = 0; i < B; ++i) std::copy(pb, pb + M, y + i * M);
-      beta = T(1);
-    }
-    if (N == 0) {
-      if (!bias.defined()) std::fill_n(y, B * M, T(0));
-    } else if (B > 0 && M > 0) {
-      kernels::gemm<T>(false, true, B, M, N, T(1), x2.data<T>(), N, w.data<T>(), N, beta, y, M);
-    }
-  });
-  out = out.view(out_shape);
-  if (needs_grad(x, weight, bias)) {
-    record(out, "linear", {x, weight, bias},
-           [x2, w, x_shape = x.shape(), rx = x.requires_grad(), rw = weight.requires_grad(),
-            rb = bias.defined() && bias.requires_grad(), M, N](const Tensor& g) -> Grads {
-             const Tensor g2 = reshape(g, {-1, M}).contiguous();
-             const int64_t B = g2.size(0);
-             Tensor dx, dw, db;
-             detail::dispatch_float(g.dtype(), "linear backward", [&]<typename T>() {
-               if (rx) {
-                 dx = empty({B, N}, g.dtype());
-                 kernels::gemm<T>(false, false, B, N, M, T(1), g2.data<T>(), M, w.data<T>(), N,
-                                  T(0), dx.data<T>(), N);
-                 dx = dx.view(x_shape);
-               }
-               if (rw) {
-                 dw = empty({M, N}, g.dtype());
-                 kernels::gemm<T>(true, false, M, N, B, T(1), g2.data<T>(), M, x2.data<T>(), N,
-                                  T(0), dw.data<T>(), N);
-               }
-             });
-             if (rb) db = sum(g2, 0);
-             return {dx, dw, db};
-           },
-           {x2, w});
-  }
-  return out;
-}
-
-// ---- dropout -------------------------------------------------------------------------------
-Tensor dropout(const Tensor& x, double p, bool training) {
-  SOMA_CHECK(p >= 0.0 && p < 1.0, "dropout: probability p must be in [0, 1), got ", p);
-  SOMA_CHECK(x.defined(), "dropout: called with an undefined tensor");
-  if (!training || p == 0.0) return x;
-  // mask = (u >= p) / (1 - p): keep with probability 1 - p, scaled so the mean is unchanged.
-  // u comes from a counter-based stream keyed by two draws of the global generator, so
-  // manual_seed / get_rng_state make it reproducible and the thread count does not matter.
-  const uint64_t key =
-      (static_cast<uint64_t>(soma::detail::random_u32()) << 32) | soma::detail::random_u32();
-  const Tensor xc = x.contiguous();
-  Tensor out = empty(x.shape(), x.dtype());
-  Tensor mask = empty(x.shape(), x.dtype());
-  detail::dispatch_float(x.dtype(), "dropout", [&]<typename T>() {
-    kernels::call<kernels::Dropout<T>>(xc.data<T>(), out.data<T>(), mask.data<T>(), x.numel(), p,
-                                       key);
-  });
-  if (needs_grad(x))
-    record(out, "dropout", {x}, [mask](const Tensor& g) -> Grads { return {g * mask}; }, {mask});
-  return out;
-}
-
-Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
-  return soma::flatten(x, start_dim, end_dim);
-}
-
-// ---- losses --------------------------------------------------------------------------------
 namespace {
 
 Tensor reduce(const Tensor& l, Reduction reduction) {
