@@ -7,14 +7,7 @@
 #include "soma/core/tensor.h"
 
 namespace soma {
-namespace {
-
-const TensorImpl& impl_of(const Tensor& t, const char* op) {
-  SOMA_CHECK(t.defined(), op, ": called on an undefined tensor");
-  return *t.impl();
-}
-
-}  // namespace
+using detail::impl_of;
 
 // ---- autograd ------------------------------------------------------------------------------
 bool Tensor::requires_grad() const {

@@ -82,14 +82,16 @@ int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op) {
 
 }  // namespace detail
 
-namespace {
+namespace detail {
 
 const TensorImpl& impl_of(const Tensor& t, const char* op) {
   SOMA_CHECK(t.defined(), op, ": called on an undefined tensor");
   return *t.impl();
 }
 
-}  // namespace
+}  // namespace detail
+
+using detail::impl_of;
 
 // ---- metadata ------------------------------------------------------------------------------
 const Shape& Tensor::shape() const {

@@ -55,6 +55,8 @@ Tensor make_tensor(const Shape& shape, DType dtype);
 Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, int64_t offset);
 /// Wraps negative `dim` and checks it is in range for a tensor with `ndim` dims.
 int64_t wrap_dim(int64_t dim, int64_t ndim, const char* op);
+/// `t`'s implementation; soma::Error naming `op` when `t` is undefined.
+const TensorImpl& impl_of(const Tensor& t, const char* op);
 
 }  // namespace detail
 }  // namespace soma
