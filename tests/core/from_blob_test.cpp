@@ -255,6 +255,20 @@ TEST(FromBlob, ZeroElementsAndScalar) {
   EXPECT_EQ(x, 4.5f);
 }
 
+TEST(FromBlob, HeaderExample) {
+  std::vector<double> buf(12);  // 3 x 4, row-major, owned by the caller
+  soma::Tensor t = soma::from_blob(buf.data(), {3, 4}, soma::kFloat64);
+  buf[5] = 1.5;
+  t.mul_(2.0);  // doubles buf in place
+  EXPECT_EQ(buf[5], 3.0);
+
+  // Column 1..2 of a row-major 3 x 4 buffer (row pitch 4), owned by soma from now on:
+  float* p = new float[12]();
+  p[6] = 7.0f;
+  soma::Tensor cols = soma::from_blob(p + 1, {3, 2}, {4, 1}, [p](void*) { delete[] p; });
+  EXPECT_EQ(cols.to_vector<float>(), (std::vector<float>{0, 0, 0, 7, 0, 0}));
+}
+
 // ---- the deleter -----------------------------------------------------------------------------
 
 // A heap buffer whose deleter counts its calls and checks it gets the right pointer.

@@ -19,14 +19,16 @@
 //
 // Requirements, each checked (a violation throws soma::Error naming from_blob and the values;
 // when from_blob throws, the deleter is not called and the caller still owns the buffer):
-//   - sizes >= 0; strides, when given, one per dimension and >= 0 (a negative stride is an
-//     error: copy such an array, e.g. NumPy's a[::-1], before wrapping it). Strides may be 0
-//     (a broadcast read-only view: an in-place write to it throws) or leave gaps (a row pitch).
+//   - sizes >= 0; strides, when given, one per dimension and >= 0 where the size is > 1 (a
+//     negative one is an error: copy such an array, e.g. NumPy's a[::-1], before wrapping it).
+//     Strides may be 0 (a broadcast read-only view: an in-place write to it throws) or leave gaps
+//     (a row pitch).
 //   - `data` non-null when the tensor has elements, and aligned to the element size (4 bytes
 //     for float32, 8 for float64/int64); any stronger alignment is not needed.
 //   - the addressed extent, (sum over dims of (size - 1) * stride + 1) * element size, fits in
 //     int64.
-// The deleter must not throw. soma's version counter sees writes made through tensors only: a
+// The deleter must not throw, and runs on whichever thread drops the last reference (a Python
+// binding takes the GIL in it). soma's version counter sees writes made through tensors only: a
 // write to the raw buffer while autograd holds the tensor for backward goes unnoticed (as in
 // PyTorch). An optimizer needs contiguous parameters (it rejects others when constructed).
 #pragma once
