@@ -5,6 +5,7 @@
 #include "soma/autograd/gradcheck.h"
 #include "soma/core/dtype.h"
 #include "soma/core/error.h"
+#include "soma/core/from_blob.h"
 #include "soma/core/memory.h"
 #include "soma/core/random.h"
 #include "soma/core/scalar.h"

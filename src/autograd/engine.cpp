@@ -102,9 +102,10 @@ namespace {
 void accumulate_into_leaf(TensorImpl& leaf, Tensor g) {
   if (!leaf.grad.defined()) {
     // Steal the buffer when nothing else refers to it; otherwise keep a private copy, so a
-    // later in-place update of .grad cannot write into another tensor.
+    // later in-place update of .grad cannot write into another tensor (or into a from_blob
+    // buffer, which its caller may still hold).
     const bool owned = g.impl().use_count() == 1 && g.impl()->storage.use_count() == 1 &&
-                       g.is_contiguous() && g.impl()->offset == 0;
+                       !g.impl()->storage->foreign && g.is_contiguous() && g.impl()->offset == 0;
     leaf.grad = owned ? g : g.clone();
   } else {
     leaf.grad.add_(g);

@@ -12,12 +12,14 @@
 namespace soma::detail {
 
 /// Throws soma::Error naming `op` when two elements of `written` share memory (a dimension of
-/// size > 1 with stride 0, as expand() makes): an in-place result would depend on the order.
+/// size > 1 with stride 0, as expand() makes, or from_blob strides that make elements
+/// coincide): an in-place result would depend on the order.
 void check_no_internal_overlap(const Tensor& written, const char* op);
 
 /// Throws soma::Error naming `op` when `input`, broadcast to `written`'s shape, reads memory
 /// that `written` writes at another position. Different storage, disjoint memory, interleaved
-/// but disjoint elements (two columns) and an exact alias are all fine.
+/// but disjoint elements (two columns) and an exact alias are all fine. Foreign (from_blob)
+/// storages are compared by address, so two from_blob tensors over one buffer are checked too.
 void check_no_partial_overlap(const Tensor& written, const Tensor& input, const char* op);
 
 }  // namespace soma::detail

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "core/allocator.h"
@@ -12,13 +13,30 @@ namespace soma {
 
 /// A reference-counted buffer. `version` counts in-place writes so backward can detect that
 /// a tensor it saved was modified.
+///
+/// Two kinds: soma's own (from the caching allocator, 64-byte aligned, returned to it) and
+/// foreign memory (soma::from_blob: any element-aligned address, never given to the allocator;
+/// `deleter`, when set, runs once on `data` when the last tensor sharing the storage dies).
 struct Storage {
+  /// Tag for the foreign-memory constructor.
+  struct Foreign {};
+
   void* data = nullptr;
-  size_t nbytes = 0;
+  size_t nbytes = 0;  // bytes soma may address (for foreign memory: the extent of the view)
   uint64_t version = 0;
+  bool foreign = false;
+  std::function<void(void*)> deleter;  // foreign memory only; empty: the caller owns it
 
   explicit Storage(size_t n) : data(detail::allocate(n)), nbytes(n) {}
-  ~Storage() { detail::deallocate(data, nbytes); }
+  Storage(Foreign, void* ptr, size_t n, std::function<void(void*)> del)
+      : data(ptr), nbytes(n), foreign(true), deleter(std::move(del)) {}
+  ~Storage() {
+    if (!foreign) {
+      detail::deallocate(data, nbytes);
+    } else if (deleter) {
+      deleter(data);  // a throwing deleter terminates (destructors are noexcept)
+    }
+  }
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
 };

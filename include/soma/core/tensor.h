@@ -1,7 +1,8 @@
 // soma::Tensor: an n-dimensional array with reverse-mode autograd.
 //
-// A Tensor is a cheap handle (one shared pointer) to a TensorImpl: a reference-counted, 64-byte
-// aligned storage buffer, an element offset, a shape and strides (row-major when contiguous),
+// A Tensor is a cheap handle (one shared pointer) to a TensorImpl: a reference-counted storage
+// buffer (64-byte aligned when soma allocates it; soma::from_blob wraps foreign memory, aligned
+// to the element only), an element offset, a shape and strides (row-major when contiguous),
 // a dtype, and autograd metadata (requires_grad, .grad, the node that produced it). Copying a
 // Tensor copies the handle, like PyTorch; use clone() for a deep copy. Views (reshape of a
 // contiguous tensor, transpose, narrow, squeeze, detach) share storage with their base.
