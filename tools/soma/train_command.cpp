@@ -64,11 +64,11 @@ Data load_data(const std::string& dir, const std::string& csv, const std::string
   return d;
 }
 
-std::function<data::Batch(data::Batch)> normalizer(const data::Normalization& norm) {
-  return [norm](data::Batch b) { return data::Batch{norm.apply(b.x), b.y}; };
+data::transforms::Transform normalizer(const data::Normalization& norm) {
+  return norm.transform();
 }
 
-// The DataLoader's prefetch thread helps only when the compute pool leaves a core free; with
+// A DataLoader worker thread helps only when the compute pool leaves a core free; with
 // every core busy it competes with the pool (-5 % samples/s on 2 cores, docs/PERFORMANCE.md).
 // Under mpirun the ranks on a node share its cores.
 bool spare_core() {
@@ -439,7 +439,7 @@ std::string train(TrainConfig c, const std::set<std::string>& given) {
                                             .shuffle = true,
                                             .seed = c.seed,
                                             .drop_last = false,
-                                            .prefetch = spare_core(),
+                                            .num_workers = spare_core() ? 1 : 0,
                                             .transform = normalizer(norm),
                                             .num_replicas = world,
                                             .rank = rank});
@@ -541,7 +541,7 @@ std::string train(TrainConfig c, const std::set<std::string>& given) {
     for (int64_t start = 0; start < n; start += 4096) {
       const int64_t len = std::min<int64_t>(4096, n - start);
       const Tensor xb = test.x.narrow(0, start, len), yb = test.y.narrow(0, start, len);
-      const Tensor pred = argmax(model->forward(norm.apply(xb)), 1);
+      const Tensor pred = argmax(model->forward(norm.transform()(xb)), 1);
       cm.update(pred, yb);
       if (test.side > 0 && wrong.size() < 36) {
         const std::vector<int64_t> p = pred.to_vector<int64_t>(), t = yb.to_vector<int64_t>();
@@ -649,7 +649,7 @@ void predict(const std::string& model_path, const DataArgs& args) {
   for (int64_t start = 0; start < n; start += 4096) {
     const int64_t len = std::min<int64_t>(4096, n - start);
     const Tensor logits =
-        l.model.model->forward(l.model.normalization.apply(l.data.x.narrow(0, start, len)));
+        l.model.model->forward(l.model.normalization.transform()(l.data.x.narrow(0, start, len)));
     for (int64_t p : argmax(logits, 1).to_vector<int64_t>()) out << p << '\n';
   }
   std::cout << out.str();
