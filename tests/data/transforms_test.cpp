@@ -8,6 +8,7 @@
 #include <set>
 
 #include "data/data_test_util.h"
+#include "kernels/cpu/parallel.h"
 #include "reference/reference_file.h"
 #include "soma/soma.h"
 
@@ -187,6 +188,24 @@ TEST(DataTransformTest, ReshapeLambdaAndEmptyBatches) {
   EXPECT_EQ(empty.shape(), (soma::Shape{0, 784}));
   EXPECT_FALSE(T::Transform());
   EXPECT_EQ(T::Transform()(flat).data<uint8_t>(), flat.data<uint8_t>());  // identity
+}
+
+// A batch of one channel ([128, 784] uint8, as `soma train` normalises) splits over the pool,
+// and the result does not depend on the split.
+TEST(DataTransformTest, NormalizeUsesThePoolForOneChannel) {
+  Tensor x = soma::empty({128, 784}, soma::kUInt8);
+  for (int64_t i = 0; i < x.numel(); ++i) x.data<uint8_t>()[i] = static_cast<uint8_t>(i * 31);
+  const T::Normalize norm({0.2860402}, {0.3530239}, 1.0 / 255);
+  const std::vector<float> pooled = norm(x).to_vector<float>();
+  if (soma::kernels::cpu::num_threads() > 1)
+    EXPECT_EQ(soma::kernels::cpu::last_team_size(), soma::kernels::cpu::num_threads());
+  std::vector<float> single;
+  {
+    soma::kernels::cpu::ThreadLimit one(1);
+    single = norm(x).to_vector<float>();
+    EXPECT_EQ(soma::kernels::cpu::last_team_size(), 1);
+  }
+  EXPECT_EQ(pooled, single);
 }
 
 TEST(DataTransformTest, BadInput) {

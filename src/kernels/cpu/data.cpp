@@ -79,20 +79,23 @@ void normalize(const T* x, float* out, int64_t outer, int64_t channels, int64_t 
                static_cast<float>((v * sc - mean[c]) / std[c]);
     }
   }
-  parallel_for(outer * channels, row_grain(inner), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t c = r % channels;
-      const T* p = x + r * inner;
-      float* po = out + r * inner;
+  // Split over elements (a batch of one channel is a single row), a chunk at a time per row.
+  parallel_for(outer * channels * inner, kParallelGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end;) {
+      const int64_t r = i / inner, c = r % channels, stop = std::min(end, (r + 1) * inner);
+      const T* p = x + i;
+      float* po = out + i;
+      const int64_t len = stop - i;
       if (fast) {
         const double ac = a[c], bc = b[c];  // locals: the loop vectorises
-        for (int64_t i = 0; i < inner; ++i)
-          po[i] = static_cast<float>(std::fma(static_cast<double>(p[i]), ac, bc));
+        for (int64_t j = 0; j < len; ++j)
+          po[j] = static_cast<float>(std::fma(static_cast<double>(p[j]), ac, bc));
       } else {
         const double mu = mean[c], sd = std[c];
-        for (int64_t i = 0; i < inner; ++i)
-          po[i] = static_cast<float>((static_cast<double>(p[i]) * sc - mu) / sd);
+        for (int64_t j = 0; j < len; ++j)
+          po[j] = static_cast<float>((static_cast<double>(p[j]) * sc - mu) / sd);
       }
+      i = stop;
     }
   });
 }
