@@ -238,12 +238,12 @@ TEST(DataLoaderWorkersTest, LoadsAtMostPrefetchFactorBatchesAheadPerWorker) {
       DataLoader loader(ds, {.batch_size = 4, .num_workers = workers, .prefetch_factor = prefetch});
       auto it = loader.begin();  // holds batch 0; batches 1 .. workers * prefetch may be built
       const int bound = 1 + static_cast<int>(workers * prefetch);
-      for (int wait = 0; wait < 200 && ds->calls < bound; ++wait)
+      for (int wait = 0; wait < 2500 && ds->calls < bound; ++wait)
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       EXPECT_EQ(ds->calls, bound);  // the queue is full and no more
       ++it;
-      for (int wait = 0; wait < 200 && ds->calls < bound + 1; ++wait)
+      for (int wait = 0; wait < 2500 && ds->calls < bound + 1; ++wait)
         std::this_thread::sleep_for(std::chrono::milliseconds(2));
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
       EXPECT_EQ(ds->calls, bound + 1);  // one taken, one more built
