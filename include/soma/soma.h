@@ -15,6 +15,7 @@
 #include "soma/data/dataloader.h"
 #include "soma/data/dataset.h"
 #include "soma/data/idx.h"
+#include "soma/data/transforms.h"
 #include "soma/dist/dist.h"
 #include "soma/io/checkpoint.h"
 #include "soma/io/file.h"

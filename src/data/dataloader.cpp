@@ -1,42 +1,144 @@
-// DataLoader: per-epoch sample order, batching, transform and background prefetch.
+// DataLoader: per-epoch sample order, batching, the transform stage and the worker threads.
 #include "soma/data/dataloader.h"
 
-#include <omp.h>
-
-#include <future>
+#include <condition_variable>
+#include <exception>
+#include <map>
+#include <mutex>
 #include <numeric>
 #include <random>
+#include <thread>
 
 #include "data/shuffle.h"
+#include "kernels/cpu/parallel.h"
 #include "soma/core/error.h"
 
 namespace soma::data {
 
 namespace {
 
-// What one pass needs, immutable once built, shared with the prefetch task (so an iterator
-// destroyed mid-pass never leaves that task with dangling references).
+// What one pass needs, immutable once built, shared with the workers.
 struct Plan {
   std::shared_ptr<const Dataset> dataset;
-  std::function<Batch(Batch)> transform;
+  transforms::Transform transform;
+  uint64_t seed = 0;
+  int64_t epoch = 0;
   std::vector<int64_t> order;   // this rank's samples of the epoch, in visiting order
   std::vector<int64_t> starts;  // batch b is order[starts[b], starts[b + 1])
   int64_t num_batches = 0;
 
   Batch make(int64_t b) const {
     const auto start = order.begin() + starts[b], stop = order.begin() + starts[b + 1];
+    std::vector<int64_t> indices(start, stop);
     Batch batch;
-    if (start == stop) {
+    if (indices.empty()) {
       // This rank's share of a last global batch smaller than the number of ranks: 0 rows.
       batch = dataset->get_batch({0});
       batch.x = batch.x.narrow(0, 0, 0);
       if (batch.y.defined()) batch.y = batch.y.narrow(0, 0, 0);
     } else {
-      batch = dataset->get_batch(std::vector<int64_t>(start, stop));
+      batch = dataset->get_batch(indices);
     }
-    if (transform) batch = transform(std::move(batch));
+    if (transform)
+      batch.x = transform(
+          batch.x,
+          transforms::Context{.seed = seed, .epoch = epoch, .indices = std::move(indices)});
     return batch;
   }
+
+  // make(b), with any error rethrown as a soma::Error that names the batch.
+  Batch build(int64_t b) const {
+    try {
+      return make(b);
+    } catch (const std::exception& e) {
+      soma::detail::fail("DataLoader: batch ", b, " of epoch ", epoch, " (", num_batches,
+                         " batches) failed: ", e.what());
+    }
+  }
+};
+
+// The worker threads of one pass. Worker w builds batches w, w + W, ... while they are less
+// than prefetch_factor * W ahead of the batch the loop takes next; take(b) waits for batch b.
+class Workers {
+ public:
+  Workers(std::shared_ptr<const Plan> plan, int64_t num_workers, int64_t prefetch_factor)
+      : plan_(std::move(plan)), num_workers_(num_workers), window_(num_workers * prefetch_factor) {
+    try {
+      for (int64_t w = 0; w < num_workers_ && w < plan_->num_batches; ++w)
+        threads_.emplace_back([this, w] { run(w); });
+    } catch (...) {
+      stop();
+      throw;
+    }
+  }
+  ~Workers() { stop(); }
+  Workers(const Workers&) = delete;
+  Workers& operator=(const Workers&) = delete;
+
+  // Batch b (the loop takes them in order), or its error.
+  Batch take(int64_t b) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    ready_.wait(lock, [&] { return done_.count(b) != 0; });
+    auto node = done_.extract(b);
+    next_take_ = b + 1;
+    lock.unlock();
+    space_.notify_all();
+    if (node.mapped().error) std::rethrow_exception(node.mapped().error);
+    return std::move(node.mapped().batch);
+  }
+
+  // Stops the workers and joins them (each finishes the batch it is building first).
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    space_.notify_all();
+    for (std::thread& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+ private:
+  struct Result {
+    Batch batch;
+    std::exception_ptr error;
+  };
+
+  void run(int64_t w) {
+    // One thread for this worker's kernels: the loop's ops already use the compute pool.
+    kernels::cpu::ThreadLimit limit(1);
+    kernels::cpu::sync_blas_threads();
+    for (int64_t b = w; b < plan_->num_batches; b += num_workers_) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        space_.wait(lock, [&] { return stopping_ || b < next_take_ + window_; });
+        if (stopping_) return;
+      }
+      Result r;
+      try {
+        r.batch = plan_->build(b);
+      } catch (...) {
+        r.error = std::current_exception();
+      }
+      const bool failed = r.error != nullptr;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_.emplace(b, std::move(r));
+      }
+      ready_.notify_one();
+      if (failed) return;  // the loop stops at batch b
+    }
+  }
+
+  const std::shared_ptr<const Plan> plan_;
+  const int64_t num_workers_, window_;
+  std::mutex mutex_;
+  std::condition_variable ready_;  // a batch was stored (the loop waits on it)
+  std::condition_variable space_;  // the loop took a batch, or stop (workers wait on it)
+  int64_t next_take_ = 0;          // the batch the loop takes next
+  bool stopping_ = false;
+  std::map<int64_t, Result> done_;  // built batches not yet taken
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace
@@ -45,40 +147,44 @@ struct DataLoader::Iterator::State {
   DataLoader* loader = nullptr;  // to advance its epoch counter at the end of the pass
   int64_t epoch = 0;             // the epoch this pass runs
   std::shared_ptr<const Plan> plan;
-  bool prefetch = false;
-  int64_t pos = 0;  // index of `current`; plan->num_batches when past the end
+  int64_t num_workers = 0, prefetch_factor = 1;
+  std::unique_ptr<Workers> workers;  // when num_workers > 0; joined when the state dies
+  int64_t pos = 0;                   // index of `current`; plan->num_batches when past the end
   Batch current;
-  std::future<Batch> next;  // batch pos + 1, when prefetching
+  bool failed = false;  // building batch pos threw: the pass cannot go on
 
   bool at_end() const { return pos >= plan->num_batches; }
 
   void finish() {
     current = Batch{};
+    workers.reset();
     if (loader->epoch_ == epoch) loader->epoch_ = epoch + 1;
   }
 
-  // Starts building batch `b` on a background thread.
-  void launch(int64_t b) {
-    if (!prefetch || b >= plan->num_batches) return;
-    next = std::async(std::launch::async, [p = plan, b] {
-      // One OpenMP thread here: the consumer's kernels already use the whole pool.
-      omp_set_num_threads(1);
-      return p->make(b);
-    });
+  void fetch() {
+    try {
+      current = workers ? workers->take(pos) : plan->build(pos);
+    } catch (...) {
+      failed = true;
+      current = Batch{};
+      workers.reset();  // stop and join the other workers before the error leaves
+      throw;
+    }
   }
 
   void start() {
     if (at_end()) return finish();
-    current = plan->make(0);
-    launch(1);
+    if (num_workers > 0) workers = std::make_unique<Workers>(plan, num_workers, prefetch_factor);
+    fetch();
   }
 
   void advance() {
     SOMA_CHECK(!at_end(), "DataLoader::Iterator: cannot increment past the end");
+    SOMA_CHECK(!failed, "DataLoader::Iterator: batch ", pos, " of epoch ", epoch,
+               " failed; start a new pass with begin()");
     ++pos;
     if (at_end()) return finish();
-    current = prefetch ? next.get() : plan->make(pos);  // get() rethrows the task's error
-    launch(pos + 1);
+    fetch();
   }
 };
 
@@ -113,6 +219,10 @@ DataLoader::DataLoader(std::shared_ptr<const Dataset> dataset, DataLoaderOptions
   SOMA_CHECK(options_.rank >= 0 && options_.rank < options_.num_replicas,
              "DataLoader: rank must be in [0, num_replicas = ", options_.num_replicas, "), got ",
              options_.rank);
+  SOMA_CHECK(options_.num_workers >= 0, "DataLoader: num_workers must be >= 0, got ",
+             options_.num_workers);
+  SOMA_CHECK(options_.prefetch_factor >= 1, "DataLoader: prefetch_factor must be >= 1, got ",
+             options_.prefetch_factor);
   SOMA_CHECK(options_.batch_size <= (int64_t{1} << 62) / options_.num_replicas,
              "DataLoader: batch_size ", options_.batch_size, " times num_replicas ",
              options_.num_replicas, " overflows");
@@ -180,13 +290,16 @@ DataLoader::Iterator DataLoader::begin() {
   auto plan = std::make_shared<Plan>();
   plan->dataset = dataset_;
   plan->transform = options_.transform;
+  plan->seed = options_.seed;
+  plan->epoch = epoch_;
   plan->order = shard_order(epoch_, &plan->starts);
   plan->num_batches = size();
   auto state = std::make_shared<Iterator::State>();
   state->loader = this;
   state->epoch = epoch_;
   state->plan = std::move(plan);
-  state->prefetch = options_.prefetch;
+  state->num_workers = options_.num_workers;
+  state->prefetch_factor = options_.prefetch_factor;
   state->start();
   return Iterator(std::move(state));
 }

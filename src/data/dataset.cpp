@@ -1,8 +1,6 @@
 // Dataset, TensorDataset, Subset, the splits, and Normalization.
 #include "soma/data/dataset.h"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 
@@ -17,42 +15,6 @@ namespace {
 
 Tensor index_tensor(const std::vector<int64_t>& indices) {
   return tensor(indices, {static_cast<int64_t>(indices.size())});
-}
-
-// apply() with feature_mean / feature_std: x [..., F], each column j standardised with its own
-// statistics, ((x * scale) - feature_mean[j]) / feature_std[j] in double, rounded once.
-Tensor apply_per_feature(const Normalization& norm, const Tensor& x) {
-  const size_t f = norm.feature_mean.size();
-  SOMA_CHECK(f > 0 && norm.feature_std.size() == f, "Normalization::apply: feature_mean has ", f,
-             " entries but feature_std has ", norm.feature_std.size(), " (need the same, > 0)");
-  SOMA_CHECK(std::isfinite(norm.scale), "Normalization::apply: invalid scale ", norm.scale);
-  for (size_t j = 0; j < f; ++j)
-    SOMA_CHECK(std::isfinite(norm.feature_mean[j]) && std::isfinite(norm.feature_std[j]) &&
-                   norm.feature_std[j] > 0.0,
-               "Normalization::apply: invalid parameters for feature ", j,
-               ": mean=", norm.feature_mean[j], " std=", norm.feature_std[j],
-               " (std must be positive and all finite)");
-  const int64_t features = x.dim() == 0 ? 0 : x.size(x.dim() - 1);
-  SOMA_CHECK(features == static_cast<int64_t>(f), "Normalization::apply: x has ", features,
-             " features (shape ", x.shape(), ") but the normalization was fitted on ", f,
-             " features");
-  const Tensor xc = x.contiguous();
-  Tensor out = empty(x.shape(), kFloat32);
-  float* po = out.data<float>();
-  const int64_t rows = x.numel() / features, nf = features;
-  const double sc = norm.scale;
-  const double* mu = norm.feature_mean.data();
-  const double* sd = norm.feature_std.data();
-  soma::detail::dispatch_all(x.dtype(), [&]<typename T>() {
-    const T* p = xc.data<T>();
-    // Elementwise, so splitting over threads changes nothing in the result.
-#pragma omp parallel for schedule(static) if (rows * nf >= 32768 && !omp_in_parallel())
-    for (int64_t i = 0; i < rows; ++i)
-      for (int64_t j = 0; j < nf; ++j)
-        po[i * nf + j] =
-            static_cast<float>((static_cast<double>(p[i * nf + j]) * sc - mu[j]) / sd[j]);
-  });
-  return out;
 }
 
 }  // namespace
@@ -258,38 +220,9 @@ Normalization Normalization::fit_per_feature(const Tensor& x) {
   return norm;
 }
 
-Tensor Normalization::apply(const Tensor& x) const {
-  SOMA_CHECK(x.defined(), "Normalization::apply: x is undefined");
-  if (per_feature()) return apply_per_feature(*this, x);
-  SOMA_CHECK(std::isfinite(mean) && std::isfinite(scale) && std::isfinite(std) && std > 0.0,
-             "Normalization::apply: invalid parameters mean=", mean, " std=", std, " scale=", scale,
-             " (std must be positive and all finite)");
-  const Tensor xc = x.contiguous();
-  Tensor out = empty(x.shape(), kFloat32);
-  float* po = out.data<float>();
-  const int64_t n = x.numel();
-  const double sc = scale, mu = mean, sd = std;  // locals: the loop vectorises
-  // uint8 (images): 256 possible inputs. When x * (scale / std) - mean / std (one FMA, no
-  // division) rounds to the same float as the formula for all 256 of them, which is checked
-  // here and fails only if some value lies within ~1e-16 of a rounding boundary, use it.
-  bool fast = x.dtype() == kUInt8;
-  const double a = sc / sd, b = -mu / sd;
-  for (int v = 0; fast && v < 256; ++v)
-    fast = static_cast<float>(std::fma(v, a, b)) == static_cast<float>((v * sc - mu) / sd);
-  soma::detail::dispatch_all(x.dtype(), [&]<typename T>() {
-    const T* p = xc.data<T>();
-    // Elementwise, so splitting over threads changes nothing in the result.
-    if (fast) {
-#pragma omp parallel for schedule(static) if (n >= 32768 && !omp_in_parallel())
-      for (int64_t i = 0; i < n; ++i)
-        po[i] = static_cast<float>(std::fma(static_cast<double>(p[i]), a, b));
-    } else {
-#pragma omp parallel for schedule(static) if (n >= 32768 && !omp_in_parallel())
-      for (int64_t i = 0; i < n; ++i)
-        po[i] = static_cast<float>((static_cast<double>(p[i]) * sc - mu) / sd);
-    }
-  });
-  return out;
+transforms::Normalize Normalization::transform() const {
+  if (per_feature()) return transforms::Normalize(feature_mean, feature_std, scale);
+  return transforms::Normalize({mean}, {std}, scale);
 }
 
 }  // namespace soma::data

@@ -1,4 +1,5 @@
-// DataLoader: coverage, batch counts, seeded per-epoch shuffle, resume, prefetch, transform.
+// DataLoader: coverage, batch counts, seeded per-epoch shuffle, resume, transform, errors.
+// Worker threads: loader_workers_test.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -159,46 +160,19 @@ TEST(DataLoaderTest, EpochCounterAndSetEpoch) {
   expect_error([&] { resumed.set_epoch(-1); }, {"DataLoader::set_epoch", "-1"});
 }
 
-TEST(DataLoaderTest, PrefetchGivesIdenticalBatches) {
-  auto transform = [](Batch b) {
-    b.x = b.x * 2.0;
-    return b;
-  };
-  DataLoaderOptions opts{.batch_size = 6, .shuffle = true, .seed = 1, .transform = transform};
-  DataLoader plain(make_dataset(50), opts);
-  opts.prefetch = true;
-  DataLoader prefetched(make_dataset(50), opts);
-  for (int epoch = 0; epoch < 3; ++epoch) {
-    std::vector<Batch> expected;
-    for (const Batch& b : plain) expected.push_back(b);
-    size_t k = 0;
-    for (const auto& [xb, yb] : prefetched) {
-      ASSERT_LT(k, expected.size());
-      EXPECT_EQ(xb.to_vector<float>(), expected[k].x.to_vector<float>()) << "batch " << k;
-      EXPECT_EQ(yb.to_vector<int64_t>(), expected[k].y.to_vector<int64_t>()) << "batch " << k;
-      ++k;
-    }
-    EXPECT_EQ(k, expected.size());
-  }
-  EXPECT_EQ(prefetched.epoch(), 3);
-  // Abandoning a prefetching pass midway is safe (the pending batch is waited for).
-  for (auto& batch : prefetched) {
-    (void)batch;
-    break;
-  }
-}
-
 TEST(DataLoaderTest, TransformAppliedToEveryBatch) {
   Tensor x = soma::empty({10, 4}, soma::kUInt8);
   for (int64_t i = 0; i < 40; ++i) x.data<uint8_t>()[i] = static_cast<uint8_t>(i * 6);
   const TensorDataset ds(x, soma::arange(10));
   const auto norm = soma::data::Normalization::fit(ds.x());
   int calls = 0;
-  DataLoader loader(ds, {.batch_size = 4, .transform = [&](Batch b) {
-                           ++calls;
-                           b.x = norm.apply(b.x);
-                           return b;
-                         }});
+  namespace T = soma::data::transforms;
+  DataLoader loader(ds, {.batch_size = 4,
+                         .transform = T::Compose({T::Lambda([&](const Tensor& xb) {
+                                                    ++calls;
+                                                    return xb;
+                                                  }),
+                                                  norm.transform()})});
   int64_t seen = 0;
   for (const auto& [xb, yb] : loader) {
     EXPECT_EQ(xb.dtype(), soma::kFloat32);
@@ -216,15 +190,24 @@ TEST(DataLoaderTest, TransformAppliedToEveryBatch) {
 }
 
 TEST(DataLoaderTest, ErrorsFromTransformReachTheConsumer) {
-  for (bool prefetch : {false, true}) {
-    int calls = 0;
+  for (int64_t workers : {0, 1, 2}) {
+    SCOPED_TRACE("num_workers " + std::to_string(workers));
+    // Batch 2 holds samples 4 and 5; its x starts with 4.
     DataLoader loader(make_dataset(10),
-                      {.batch_size = 2, .prefetch = prefetch, .transform = [&calls](Batch b) {
-                         if (++calls == 3) soma::detail::fail("bad batch 2");
-                         return b;
-                       }});
-    expect_error([&] { run_pass(loader); }, {"bad batch 2"});
+                      {.batch_size = 2,
+                       .num_workers = workers,
+                       .transform = soma::data::transforms::Lambda([](const Tensor& xb) {
+                         if (xb.to_vector<float>()[0] == 4.0f) soma::detail::fail("bad sample 4");
+                         return xb;
+                       })});
+    expect_error([&] { run_pass(loader); },
+                 {"DataLoader: batch 2 of epoch 0", "(5 batches)", "bad sample 4"});
     EXPECT_EQ(loader.epoch(), 0);
+    // The pass that failed cannot go on; a new one can (and fails at the same batch).
+    auto it = loader.begin();
+    ++it;
+    expect_error([&] { ++it; }, {"DataLoader: batch 2"});
+    expect_error([&] { ++it; }, {"DataLoader::Iterator", "batch 2", "failed", "begin()"});
   }
 }
 
@@ -233,6 +216,10 @@ TEST(DataLoaderTest, BadOptionsAndIteratorMisuse) {
                {"DataLoader", "batch_size", "0"});
   expect_error([] { DataLoader(make_dataset(4), {.batch_size = -1}); },
                {"DataLoader", "batch_size", "-1"});
+  expect_error([] { DataLoader(make_dataset(4), {.num_workers = -1}); },
+               {"DataLoader", "num_workers", "-1"});
+  expect_error([] { DataLoader(make_dataset(4), {.prefetch_factor = 0}); },
+               {"DataLoader", "prefetch_factor", "0"});
   expect_error([] { DataLoader(std::shared_ptr<const soma::data::Dataset>()); },
                {"DataLoader", "null"});
   DataLoader loader(make_dataset(4), {.batch_size = 4});
@@ -311,13 +298,12 @@ TEST(DataLoaderTest, ShardsAreDisjointCompleteAndMatchTheGlobalBatch) {
 // A last global batch with fewer samples than ranks leaves some ranks an empty batch: 0 rows,
 // the dataset's column shape and dtypes, through the transform.
 TEST(DataLoaderTest, EmptyShareOfTheLastBatch) {
-  DataLoader shard(make_dataset(7), {.batch_size = 2,
-                                     .transform =
-                                         [](Batch b) {
-                                           return Batch{b.x * 2.0f, b.y};
-                                         },
-                                     .num_replicas = 3,
-                                     .rank = 0});
+  DataLoader shard(
+      make_dataset(7),
+      {.batch_size = 2,
+       .transform = soma::data::transforms::Lambda([](const Tensor& x) { return x * 2.0f; }),
+       .num_replicas = 3,
+       .rank = 0});
   // 7 = 6 + 1: the last global batch has 1 sample, which rank 2 gets.
   EXPECT_EQ(shard.size(), 2);
   EXPECT_EQ(shard.num_samples(), 2);

@@ -175,7 +175,7 @@ TEST(DataNormalizationTest, Uint8ScaleMatchesHandLoop) {
   EXPECT_NEAR(norm.mean, mean, 1e-15);
   EXPECT_NEAR(norm.std, std, 1e-15);
 
-  const Tensor y = norm.apply(x);
+  const Tensor y = norm.transform()(x);
   EXPECT_EQ(y.dtype(), soma::kFloat32);
   EXPECT_EQ(y.shape(), x.shape());
   const auto out = y.to_vector<float>();
@@ -185,7 +185,7 @@ TEST(DataNormalizationTest, Uint8ScaleMatchesHandLoop) {
   EXPECT_NEAR(soma::data::Normalization::fit(y).std, 1.0, 1e-6);
 }
 
-// apply() takes a division-free path for uint8; its result must still be exactly the documented
+// Normalize takes a division-free path for uint8; its result must still be exactly the documented
 // formula, for every byte value and for fitted and unusual parameters.
 TEST(DataNormalizationTest, Uint8IsExactlyTheFormulaForEveryByte) {
   Tensor x = soma::empty({256}, soma::kUInt8);
@@ -202,7 +202,7 @@ TEST(DataNormalizationTest, Uint8IsExactlyTheFormulaForEveryByte) {
     for (double std : {0.3530239, 0.3081, 7.0, 1e-3}) with(mean, std, 1.0 / 255.0);
   with(0.5, 0.25, 1.0);
   for (const auto& norm : norms) {
-    const std::vector<float> out = norm.apply(x).to_vector<float>();
+    const std::vector<float> out = norm.transform()(x).to_vector<float>();
     for (int v = 0; v < 256; ++v)
       ASSERT_EQ(out[v], static_cast<float>((v * norm.scale - norm.mean) / norm.std))
           << "byte " << v << " mean " << norm.mean << " std " << norm.std;
@@ -214,7 +214,8 @@ TEST(DataNormalizationTest, FloatConstantAndErrors) {
   EXPECT_DOUBLE_EQ(norm.scale, 1.0);
   EXPECT_DOUBLE_EQ(norm.mean, 2.5);
   EXPECT_DOUBLE_EQ(norm.std, std::sqrt(1.25));
-  EXPECT_EQ(norm.apply(soma::tensor({2.5f}, {1, 1})).to_vector<float>(), std::vector<float>{0.0f});
+  EXPECT_EQ(norm.transform()(soma::tensor({2.5f}, {1, 1})).to_vector<float>(),
+            std::vector<float>{0.0f});
 
   EXPECT_DOUBLE_EQ(soma::data::Normalization::fit(soma::full({3}, 7.0)).std, 1.0);  // constant
   expect_error(
@@ -229,7 +230,7 @@ TEST(DataNormalizationTest, FloatConstantAndErrors) {
       {"Normalization::fit", "NaN"});
   soma::data::Normalization bad;
   bad.std = 0.0;
-  expect_error([&] { bad.apply(soma::zeros({2})); }, {"Normalization::apply", "std=0"});
+  expect_error([&] { bad.transform()(soma::zeros({2})); }, {"transforms::Normalize", "std=0"});
 }
 
 // ---- per-feature normalisation ----------------------------------------------------------------
@@ -286,7 +287,7 @@ TEST(DataNormalizationTest, PerFeatureMatchesADirectComputationPerColumn) {
   EXPECT_EQ(want.std[2], 0.0);
   EXPECT_EQ(norm.feature_std[2], 1.0);
 
-  const Tensor y = norm.apply(x);
+  const Tensor y = norm.transform()(x);
   EXPECT_EQ(y.dtype(), soma::kFloat32);
   EXPECT_EQ(y.shape(), x.shape());
   const std::vector<float> yv = y.to_vector<float>();
@@ -302,8 +303,8 @@ TEST(DataNormalizationTest, PerFeatureMatchesADirectComputationPerColumn) {
     EXPECT_NEAR(got.mean[j], 0.0, 1e-5) << j;
     EXPECT_NEAR(got.std[j], j == 2 ? 0.0 : 1.0, 1e-5) << j;
   }
-  // A single sample [F] and a batch of one [1, F] give the rows of the batch result.
-  const std::vector<float> row7 = norm.apply(x.narrow(0, 7, 1).squeeze(0)).to_vector<float>();
+  // A batch of one [1, F] gives the row of the batch result; a single sample [F] is not a batch.
+  const std::vector<float> row7 = norm.transform()(x.narrow(0, 7, 1)).to_vector<float>();
   EXPECT_EQ(row7, std::vector<float>(yv.begin() + 7 * f, yv.begin() + 8 * f));
 }
 
@@ -320,14 +321,15 @@ TEST(DataNormalizationTest, PerFeatureKeepsASmallScaleColumnThatOneStdErases) {
       lo = std::min(lo, v[i * f + j]), hi = std::max(hi, v[i * f + j]);
     return static_cast<double>(hi) - lo;
   };
-  const double scalar = spread(soma::data::Normalization::fit(x).apply(x), 1);
-  const double per_feature = spread(soma::data::Normalization::fit_per_feature(x).apply(x), 1);
+  const double scalar = spread(soma::data::Normalization::fit(x).transform()(x), 1);
+  const double per_feature =
+      spread(soma::data::Normalization::fit_per_feature(x).transform()(x), 1);
   EXPECT_LT(scalar, 1e-6);
   EXPECT_GT(per_feature, 2.0);
 }
 
 TEST(DataNormalizationTest, PerFeatureUint8UsesScaleAndManyThreadsGiveTheSameResult) {
-  // 40000 x 3 elements: apply() runs its parallel loop.
+  // 40000 x 3 elements: Normalize runs its parallel loop.
   const int64_t n = 40000, f = 3;
   Tensor x = soma::empty({n, f}, soma::kUInt8);
   uint8_t* p = x.data<uint8_t>();
@@ -337,7 +339,7 @@ TEST(DataNormalizationTest, PerFeatureUint8UsesScaleAndManyThreadsGiveTheSameRes
   const ColumnStats want = column_stats(xv, n, f, 1.0 / 255.0);
   const auto norm = soma::data::Normalization::fit_per_feature(x);
   EXPECT_DOUBLE_EQ(norm.scale, 1.0 / 255.0);
-  const std::vector<float> yv = norm.apply(x).to_vector<float>();
+  const std::vector<float> yv = norm.transform()(x).to_vector<float>();
   for (int64_t j = 0; j < f; ++j) {
     EXPECT_NEAR(norm.feature_mean[j], want.mean[j], 1e-12) << j;
     EXPECT_NEAR(norm.feature_std[j], want.std[j], 1e-12) << j;
@@ -364,25 +366,25 @@ TEST(DataNormalizationTest, PerFeatureErrors) {
   const auto norm = soma::data::Normalization::fit_per_feature(mixed_scale_columns(10));
   expect_error(
       [&] {
-        norm.apply(soma::zeros({5, 3}));
+        norm.transform()(soma::zeros({5, 3}));
       },
-      {"Normalization::apply", "x has 3 features", "[5, 3]", "fitted on 4 features"});
-  expect_error([&] { norm.apply(soma::zeros({})); },
-               {"Normalization::apply", "x has 0 features", "fitted on 4 features"});
+      {"transforms::Normalize", "4 channels", "[5, 3]", "has 3 in dimension 1"});
+  expect_error([&] { norm.transform()(soma::zeros({})); },
+               {"transforms::Normalize", "batch dimension", "0-d"});
   soma::data::Normalization bad = norm;
   bad.feature_std.pop_back();
   expect_error(
       [&] {
-        bad.apply(soma::zeros({5, 4}));
+        bad.transform()(soma::zeros({5, 4}));
       },
-      {"Normalization::apply", "feature_mean has 4 entries but feature_std has 3"});
+      {"transforms::Normalize", "mean has 4 entries but std has 3"});
   bad = norm;
   bad.feature_std[2] = 0.0;
   expect_error(
       [&] {
-        bad.apply(soma::zeros({5, 4}));
+        bad.transform()(soma::zeros({5, 4}));
       },
-      {"Normalization::apply", "feature 2", "std=0"});
+      {"transforms::Normalize", "channel 2", "std=0"});
 }
 
 }  // namespace

@@ -2,8 +2,8 @@
 """Golden values from PyTorch for soma's differentiable ops, soma::nn and soma::optim.
 
 Run:   /usr/bin/python3 tests/reference/make_reference.py
-Writes tests/reference/ops_reference.txt, nn_reference.txt, optim_reference.txt and
-promotion_reference.txt next to this script. tests/ops/golden_test.cpp, tests/nn/nn_golden_test.cpp,
+Writes tests/reference/ops_reference.txt, nn_reference.txt, optim_reference.txt,
+promotion_reference.txt, kernels_reference.txt and transforms_reference.txt next to this script. tests/ops/golden_test.cpp, tests/nn/nn_golden_test.cpp,
 tests/optim/optim_golden_test.cpp and tests/ops/promotion_test.cpp read them (parser in tests/reference/reference_file.h), so
 the C++ tests never need Python. Re-run this script (and commit its outputs) after adding a case
 or an op; the output is deterministic (every case seeds its own generator from a CRC of its
@@ -1328,6 +1328,108 @@ def write_kernels(here):
     print(f"wrote {count} cases ({len(KERNEL_OPS)} ops) to {path} ({os.path.getsize(path)} bytes)")
 
 
+
+# ---- transforms_reference.txt -------------------------------------------------------------
+# Read by tests/data/transforms_test.cpp. torchvision's semantics emulated with torch ops (no
+# torchvision here): ToTensor + Normalize is (x.float() / 255 - mean[c]) / std[c] in float32
+# (torchvision.transforms.functional.normalize: tensor.sub_(mean).div_(std)); RandomCrop(size,
+# padding) is torch.nn.functional.pad(x, [p, p, p, p]) (padding_mode constant, fill 0) followed
+# by img[..., top:top + h, left:left + w]; RandomHorizontalFlip is img.flip(-1). The random
+# part (offsets, flags) is an input here: soma draws its own (tested for uniformity there).
+#
+#   case <name> normalize <dtype>   in 0 x (uint8 or float32) [N, C, ...]; in 1 mean float64 [C];
+#                                   in 2 std float64 [C]; in 3 scale float64 (0-d); out 0 float32
+#   case <name> pad_crop <dtype>    in 0 x [N, ..., H, W]; in 1 int64 [N, 2] (top, left) in the
+#                                   padded image; in 2 int64 [3] (height, width, padding); out 0
+#   case <name> hflip <dtype>       in 0 x [N, ..., W]; in 1 int64 [N] flags (0/1); out 0
+TRANSFORM_DTYPES = {torch.float32: "float32", torch.float64: "float64", torch.int64: "int64",
+                    torch.uint8: "uint8"}
+
+
+def transform_line(role, k, t):
+    dims = [str(d) for d in t.shape]
+    return " ".join([role, str(k), TRANSFORM_DTYPES[t.dtype], str(t.dim())] + dims + fmt_values(t))
+
+
+def transform_cases():
+    out = []
+
+    def gen(name):
+        g = torch.Generator()
+        g.manual_seed(zlib.crc32(name.encode()))
+        return g
+
+    def image_u8(name, shape):
+        return torch.randint(0, 256, shape, generator=gen(name), dtype=torch.int64).to(torch.uint8)
+
+    def image_f32(name, shape):
+        return torch.randn(shape, generator=gen(name), dtype=torch.float32)
+
+    def normalize(name, x, mean, std):
+        # ToTensor's scaling for uint8, then torchvision's normalize in float32.
+        scale = 1.0 / 255.0 if x.dtype == torch.uint8 else 1.0
+        xf = x.to(torch.float32).div(255) if x.dtype == torch.uint8 else x.clone()
+        m = torch.as_tensor(mean, dtype=torch.float32)
+        s = torch.as_tensor(std, dtype=torch.float32)
+        if len(mean) > 1:
+            view = [1, len(mean)] + [1] * (x.dim() - 2)
+            m, s = m.view(view), s.view(view)
+        y = xf.sub(m).div(s)
+        out.append((name, "normalize", x.dtype,
+                    [x, torch.tensor(mean, dtype=torch.float64),
+                     torch.tensor(std, dtype=torch.float64),
+                     torch.tensor(scale, dtype=torch.float64)], y))
+
+    def pad_crop(name, x, h, w, pad, offsets):
+        padded = torch.nn.functional.pad(x, [pad, pad, pad, pad], mode="constant", value=0)
+        y = torch.stack([padded[k, ..., t:t + h, l:l + w] for k, (t, l) in enumerate(offsets)])
+        out.append((name, "pad_crop", x.dtype,
+                    [x, torch.tensor(offsets, dtype=torch.int64).view(-1, 2),
+                     torch.tensor([h, w, pad], dtype=torch.int64)], y))
+
+    def hflip(name, x, flags):
+        y = torch.stack([x[k].flip(-1) if f else x[k] for k, f in enumerate(flags)])
+        out.append((name, "hflip", x.dtype, [x, torch.tensor(flags, dtype=torch.int64)], y))
+
+    normalize("normalize_uint8_rgb", image_u8("normalize_uint8_rgb", [2, 3, 4, 5]),
+              [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616])
+    normalize("normalize_uint8_fashion", image_u8("normalize_uint8_fashion", [3, 1, 28, 28]),
+              [0.2860402], [0.3530239])
+    normalize("normalize_uint8_flat", image_u8("normalize_uint8_flat", [4, 784]),
+              [0.1307], [0.3081])
+    normalize("normalize_float_c2", image_f32("normalize_float_c2", [3, 2, 3, 3]),
+              [0.5, -1.25], [2.0, 0.75])
+    normalize("normalize_float_columns", image_f32("normalize_float_columns", [5, 4]),
+              [0.0, 1.0, -2.0, 3.5], [1.0, 0.5, 4.0, 0.125])
+    pad_crop("crop_fashion_pad4", image_u8("crop_fashion_pad4", [4, 1, 28, 28]), 28, 28, 4,
+             [(0, 0), (8, 8), (3, 5), (8, 0)])
+    pad_crop("crop_gray_rank3", image_u8("crop_gray_rank3", [3, 6, 7]), 5, 5, 2,
+             [(0, 6), (4, 0), (2, 3)])
+    pad_crop("crop_rgb_nopad", image_f32("crop_rgb_nopad", [2, 3, 5, 6]), 3, 4, 0,
+             [(0, 2), (2, 0)])
+    pad_crop("crop_rect_pad1", image_f32("crop_rect_pad1", [3, 2, 4, 3]), 2, 5, 1,
+             [(0, 0), (4, 0), (2, 0)])
+    hflip("hflip_rgb", image_f32("hflip_rgb", [4, 3, 2, 5]), [1, 0, 0, 1])
+    hflip("hflip_fashion", image_u8("hflip_fashion", [3, 1, 28, 28]), [0, 1, 1])
+    hflip("hflip_gray_rank3", image_u8("hflip_gray_rank3", [2, 4, 7]), [1, 1])
+    return out
+
+
+def write_transforms(here):
+    path = os.path.join(here, "transforms_reference.txt")
+    lines = ["# Written by tests/reference/make_reference.py (torch %s); read by "
+             "tests/data/transforms_test.cpp. Do not edit." % torch.__version__.split("+")[0]]
+    cases = transform_cases()
+    for name, op, dtype, inputs, y in cases:
+        lines.append("case %s %s %s" % (name, op, TRANSFORM_DTYPES[dtype]))
+        lines += [transform_line("in", k, t) for k, t in enumerate(inputs)]
+        lines.append(transform_line("out", 0, y))
+        lines.append("end")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print(f"wrote {len(cases)} cases to {path} ({os.path.getsize(path)} bytes)")
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     write_ops(here)
@@ -1335,6 +1437,7 @@ def main():
     write_optim(here)
     write_promotion(here)
     write_kernels(here)
+    write_transforms(here)
 
 
 if __name__ == "__main__":

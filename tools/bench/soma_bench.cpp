@@ -7,9 +7,9 @@
 //   soma_bench dist    --batch 128 [--reps 3]        train under mpirun (bench/dist_throughput)
 //
 // train: Fashion-MNIST train split (60000), global mean/std normalisation applied per batch by
-// the DataLoader transform (as `soma train` does), shuffle (prefetch only with a spare core, as
-// `soma train`), Adam(1e-3), cross-entropy. One warm-up epoch, then `reps` timed epochs (data
-// loading and shuffling included); each timed epoch is one repetition. --smoke: 2 batches per
+// the DataLoader transform (as `soma train` does), shuffle (one loader worker only with a spare
+// core, as `soma train`), Adam(1e-3), cross-entropy. One warm-up epoch, then `reps` timed epochs
+// (data loading and shuffling included); each timed epoch is one repetition. --smoke: 2 batches per
 // epoch, 1 rep. Values are per repetition; the driver takes medians. Public API only.
 //
 // dist: the same training through train::fit on this rank's shard (--batch is per rank), run
@@ -105,10 +105,9 @@ void run_train(const Args& a) {
        .shuffle = true,
        .seed = 0,
        .drop_last = false,
-       .prefetch = soma::get_num_threads() < static_cast<int>(std::thread::hardware_concurrency()),
-       .transform = [norm](data::Batch b) {
-         return data::Batch{norm.apply(b.x), b.y};
-       }});
+       .num_workers =
+           soma::get_num_threads() < static_cast<int>(std::thread::hardware_concurrency()) ? 1 : 0,
+       .transform = norm.transform()});
   soma::manual_seed(0);
   auto model = make_mlp(x.size(1), a.hidden, 10);
   model->train();
@@ -149,11 +148,8 @@ void run_dist(const Args& a) {
                           {.batch_size = a.batch,
                            .shuffle = true,
                            .seed = 0,
-                           .prefetch = soma::get_num_threads() < cores,
-                           .transform =
-                               [norm](data::Batch b) {
-                                 return data::Batch{norm.apply(b.x), b.y};
-                               },
+                           .num_workers = soma::get_num_threads() < cores ? 1 : 0,
+                           .transform = norm.transform(),
                            .num_replicas = world,
                            .rank = rank});
   soma::manual_seed(0);

@@ -18,7 +18,7 @@ const std::vector<std::string> kFashionNames = {"T-shirt/top", "Trouser",   "Pul
                                                 "Coat",        "Sandal",    "Shirt",    "Sneaker",
                                                 "Bag",         "Ankle boot"};
 
-// The DataLoader's prefetch thread helps only when the compute pool leaves a core free; with
+// A DataLoader worker thread helps only when the compute pool leaves a core free; with
 // every core busy it competes with the pool (-5 % samples/s on 2 cores, docs/PERFORMANCE.md).
 // Under mpirun the ranks on a node share its cores.
 bool spare_core() {
@@ -48,8 +48,8 @@ Data load_data(const std::string& dir, const std::string& csv, const std::string
   return d;
 }
 
-std::function<data::Batch(data::Batch)> normalizer(const data::Normalization& norm) {
-  return [norm](data::Batch b) { return data::Batch{norm.apply(b.x), b.y}; };
+data::transforms::Transform normalizer(const data::Normalization& norm) {
+  return norm.transform();
 }
 
 TrainData select_data(const TrainConfig& c, int world, int rank) {
@@ -78,7 +78,7 @@ TrainData select_data(const TrainConfig& c, int world, int rank) {
                                             .shuffle = true,
                                             .seed = c.seed,
                                             .drop_last = false,
-                                            .prefetch = spare_core(),
+                                            .num_workers = spare_core() ? 1 : 0,
                                             .transform = normalizer(norm),
                                             .num_replicas = world,
                                             .rank = rank});

@@ -23,7 +23,7 @@ Data load_data(const std::string& dir, const std::string& csv, const std::string
                const std::string& split);
 
 /// A DataLoader transform that normalises the inputs.
-std::function<data::Batch(data::Batch)> normalizer(const data::Normalization& norm);
+data::transforms::Transform normalizer(const data::Normalization& norm);
 
 struct TrainData {
   data::TensorDataset train_set, val_set;  // the seeded split of the training data

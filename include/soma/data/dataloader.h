@@ -1,5 +1,6 @@
 // DataLoader: iterates over a Dataset in mini-batches, optionally shuffled (with an explicit
-// seed, reshuffled every epoch), with an optional per-batch transform and background prefetch.
+// seed, reshuffled every epoch), through an optional transform stage (soma/data/transforms.h),
+// built on the calling thread or by persistent worker threads that load ahead.
 //
 // Epoch e visits the samples in epoch_order(e): 0, 1, ..., N-1 without shuffle; with shuffle, a
 // Fisher-Yates shuffle driven by std::mt19937_64(seed * 0x9E3779B97F4A7C15 + e) in which the
@@ -19,6 +20,23 @@
 // batch size G. When the last global batch has fewer than W samples some ranks get an empty
 // batch (x and y with 0 rows), which train::fit takes part in with weight 0.
 //
+// Workers (num_workers = W > 0, torch's name): a pass starts W threads that live until the pass
+// ends (reaching end(), or the last iterator of the pass being destroyed: leaving the loop
+// early with break or an exception stops and joins them; a worker finishes the batch it is
+// building first). Worker w builds batches w, w + W, w + 2W, ... (torch's round-robin), at
+// most prefetch_factor * W batches ahead of the one the loop is at, and the loop receives
+// them in order: the batches, and the random draws of the transform (keyed by seed, epoch and
+// sample index), are bit-identical for every num_workers. An exception from the dataset or
+// the transform reaches the loop, at the batch that failed, as a soma::Error naming the batch
+// and the epoch (with num_workers = 0 too).
+//
+// Threads: a worker runs its kernels (gather, transform) on one thread (a ThreadLimit of 1),
+// while the loop's own ops use the compute pool, soma::get_num_threads() threads. A pass is
+// therefore get_num_threads() + num_workers busy threads: keep num_workers <= cores -
+// get_num_threads(), i.e. use workers only when the pool leaves cores free (with every core
+// in the pool, one extra thread slows training: docs/PERFORMANCE.md). The loader does not
+// clamp num_workers; `soma train` picks 1 when get_num_threads() < the cores it may use, else 0.
+//
 //   soma::data::DataLoader loader(soma::data::TensorDataset(x, y),
 //                                 {.batch_size = 128, .shuffle = true, .seed = 42});
 //   for (int epoch = 0; epoch < 10; ++epoch)
@@ -28,28 +46,28 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
 #include <iterator>
 #include <memory>
 #include <utility>
 #include <vector>
 
 #include "soma/data/dataset.h"
+#include "soma/data/transforms.h"
 
 namespace soma::data {
 
 struct DataLoaderOptions {
-  int64_t batch_size = 32;  // samples per batch (> 0)
-  bool shuffle = false;     // visit the samples in a new random order every epoch
-  uint64_t seed = 0;        // the order of epoch e depends only on (seed, e)
-  bool drop_last = false;   // drop the last batch when it has fewer than batch_size samples
-  bool prefetch = false;    // build the next batch on a background thread (same batches);
-                            // pays only when a core is left over: with every core in the
-                            // compute pool the extra thread slows training (docs/PERFORMANCE.md)
-  std::function<Batch(Batch)> transform{};  // applied to every batch (on the background
-                                            // thread when prefetching: must be thread-safe)
-  int64_t num_replicas = 1;                 // ranks sharing each global batch (dist::world_size())
-  int64_t rank = 0;  // this rank's shard, in [0, num_replicas) (dist::rank())
+  int64_t batch_size = 32;      // samples per batch (> 0)
+  bool shuffle = false;         // visit the samples in a new random order every epoch
+  uint64_t seed = 0;            // the order of epoch e depends only on (seed, e)
+  bool drop_last = false;       // drop the last batch when it has fewer than batch_size samples
+  int64_t num_workers = 0;      // worker threads building batches ahead (>= 0; 0: the calling
+                                // thread builds each batch when the loop reaches it); see above
+  int64_t prefetch_factor = 2;  // batches loaded in advance per worker (>= 1)
+  transforms::Transform transform{};  // applied to every batch's x (on the workers when
+                                      // num_workers > 0), with the batch's seed, epoch, indices
+  int64_t num_replicas = 1;           // ranks sharing each global batch (dist::world_size())
+  int64_t rank = 0;                   // this rank's shard, in [0, num_replicas) (dist::rank())
 };
 
 class DataLoader {
@@ -64,7 +82,8 @@ class DataLoader {
 
   /// An input iterator over one epoch's batches. Copies share their position. The batch a
   /// dereference returns stays valid until the next increment; an iterator must not outlive
-  /// its loader. Errors from the dataset or the transform surface from begin() or ++.
+  /// its loader. Errors from the dataset or the transform surface from begin() or ++ as a
+  /// soma::Error naming the batch; the pass is then over (a further ++ throws).
   class Iterator {
    public:
     using iterator_category = std::input_iterator_tag;
@@ -84,7 +103,7 @@ class DataLoader {
 
    private:
     friend class DataLoader;
-    struct State;  // the pass's sample order, position, current and prefetched batch
+    struct State;  // the pass's sample order, position, current batch and its workers
     explicit Iterator(std::shared_ptr<State> state) : state_(std::move(state)) {}
     std::shared_ptr<State> state_;
   };

@@ -1,5 +1,6 @@
 // Datasets: indexable collections of (x, y) examples, the splits that make train/validation sets
-// from them, and the Normalization that turns raw pixels into standardised float32 inputs.
+// from them, and the Normalization statistics that turn raw pixels into standardised float32
+// inputs (applied by transforms::Normalize).
 //
 // A Dataset returns one Example by index and a Batch for a list of indices. TensorDataset holds
 // two tensors whose first dimension is the sample index (x [N, ...] in any dtype, so uint8
@@ -8,7 +9,7 @@
 //   soma::data::TensorDataset ds(train.images, train.labels);        // x uint8 [60000, 28, 28]
 //   auto [fit_set, val_set] = soma::data::train_val_split(ds, 0.1, /*seed=*/0);
 //   auto norm = soma::data::Normalization::fit(fit_set.x());         // mean/std of x / 255
-//   soma::Tensor xb = norm.apply(fit_set.get_batch({0, 1, 2}).x);    // float32 [3, 28, 28]
+//   soma::Tensor xb = norm.transform()(fit_set.get_batch({0, 1, 2}).x);  // float32 [3, 28, 28]
 // Tabular data (columns on different scales) is standardised per column instead:
 //   auto norm = soma::data::Normalization::fit_per_feature(features);  // features [N, F]
 #pragma once
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "soma/core/tensor.h"
+#include "soma/data/transforms.h"
 
 namespace soma::data {
 
@@ -33,7 +35,7 @@ struct Batch {
 };
 
 /// The interface a DataLoader reads from. Implementations must allow concurrent const calls
-/// (DataLoaderOptions::prefetch calls get_batch() on a background thread).
+/// (a DataLoader with num_workers > 0 calls get_batch() on its worker threads).
 class Dataset {
  public:
   virtual ~Dataset() = default;
@@ -94,16 +96,16 @@ class Subset : public Dataset {
 std::vector<Subset> random_split(std::shared_ptr<const Dataset> ds,
                                  const std::vector<int64_t>& lengths, uint64_t seed);
 
-/// Standardisation of the inputs, with one mean and std for all elements (images) or one per
-/// feature column (tabular data):
-///   apply(x) = ((x * scale) - mean) / std                 one statistic for every element
-///   apply(x)[..., j] = ((x[..., j] * scale) - feature_mean[j]) / feature_std[j]   per feature
-/// as float32, computed in double, rounded once. fit() and fit_per_feature() set scale = 1/255
-/// for uint8 data (pixels to [0, 1], like torchvision's ToTensor) and 1 otherwise; apply() uses
-/// the stored scale whatever x's dtype. Fit it on the training split only and apply it to every
-/// batch. apply() is a data transform: it records no autograd graph.
+/// Standardisation statistics of the inputs, with one mean and std for all elements (images)
+/// or one per feature column (tabular data); transform() is the stage that applies them:
+///   transform()(x) = ((x * scale) - mean) / std                 one statistic for every element
+///   transform()(x)[:, j] = ((x[:, j] * scale) - feature_mean[j]) / feature_std[j]   x [N, F]
+/// as float32, computed in double, rounded once (transforms::Normalize). fit() and
+/// fit_per_feature() set scale = 1/255 for uint8 data (pixels to [0, 1], like torchvision's
+/// ToTensor) and 1 otherwise. Fit it on the training split only and give its transform() to
+/// every loader (DataLoaderOptions::transform). The tools' model files store these numbers.
 ///   auto norm = soma::data::Normalization::fit_per_feature(train_x);   // train_x [N, F]
-///   soma::Tensor xb = norm.apply(batch_x);                               // batch_x [B, F]
+///   soma::Tensor xb = norm.transform()(batch_x);                         // batch_x [B, F]
 struct Normalization {
   double mean = 0.0;  // mean of x * scale (unused when per_feature())
   double std = 1.0;   // population standard deviation of x * scale, > 0 (unused when per_feature())
@@ -121,9 +123,10 @@ struct Normalization {
   static Normalization fit_per_feature(const Tensor& x);
   /// Whether feature_mean / feature_std are used.
   bool per_feature() const { return !feature_mean.empty() || !feature_std.empty(); }
-  /// float32 tensor of x's shape. x may have any dtype (uint8 and float are the usual ones);
-  /// per feature, x's last dimension must be F.
-  Tensor apply(const Tensor& x) const;
+  /// transforms::Normalize({mean}, {std}, scale), or with feature_mean / feature_std per
+  /// column of x [N, F]. Throws soma::Error for invalid statistics (std <= 0, non-finite,
+  /// feature_mean and feature_std of different sizes).
+  transforms::Normalize transform() const;
 };
 
 }  // namespace soma::data

@@ -1,0 +1,163 @@
+// Data-pipeline kernels: normalisation to float32, zero-padded crop, horizontal flip.
+#include "kernels/cpu/data.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#include "kernels/cpu/parallel.h"
+
+namespace soma::kernels::cpu {
+
+namespace {
+
+// Rows of `row_elems` elements per parallel chunk so that a chunk holds about kParallelGrain
+// elements (the same threshold as every other elementwise kernel).
+int64_t row_grain(int64_t row_elems) {
+  return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, row_elems));
+}
+
+template <int64_t Size>
+struct Word {
+  unsigned char b[Size];
+};
+
+template <int64_t Size>
+void reverse_row(const unsigned char* src, unsigned char* dst, int64_t w) {
+  const auto* s = reinterpret_cast<const Word<Size>*>(src);
+  auto* d = reinterpret_cast<Word<Size>*>(dst);
+  for (int64_t c = 0; c < w; ++c) std::memcpy(&d[c], &s[w - 1 - c], Size);
+}
+
+void reverse_row(const unsigned char* src, unsigned char* dst, int64_t w, int64_t elem) {
+  switch (elem) {
+    case 1:
+      return reverse_row<1>(src, dst, w);
+    case 2:
+      return reverse_row<2>(src, dst, w);
+    case 4:
+      return reverse_row<4>(src, dst, w);
+    case 8:
+      return reverse_row<8>(src, dst, w);
+    default:
+      for (int64_t c = 0; c < w; ++c) std::memcpy(dst + c * elem, src + (w - 1 - c) * elem, elem);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void normalize(const T* x, float* out, int64_t outer, int64_t channels, int64_t inner, double scale,
+               const double* mean, const double* std) {
+  if (outer <= 0 || channels <= 0 || inner <= 0) return;
+  const double sc = scale;
+  if (inner == 1) {
+    // Tabular [rows, features]: one statistic per column.
+    parallel_for(outer, row_grain(channels), [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i)
+        for (int64_t j = 0; j < channels; ++j)
+          out[i * channels + j] = static_cast<float>(
+              (static_cast<double>(x[i * channels + j]) * sc - mean[j]) / std[j]);
+    });
+    return;
+  }
+  // uint8 (images): 256 possible inputs per channel; use the FMA form when it rounds exactly
+  // like the formula for all of them (fails only within ~1e-16 of a rounding boundary).
+  bool fast = false;
+  std::vector<double> a, b;
+  if constexpr (std::is_same_v<T, uint8_t>) {
+    fast = true;
+    a.resize(static_cast<size_t>(channels));
+    b.resize(static_cast<size_t>(channels));
+    for (int64_t c = 0; c < channels && fast; ++c) {
+      a[c] = sc / std[c];
+      b[c] = -mean[c] / std[c];
+      for (int v = 0; fast && v < 256; ++v)
+        fast = static_cast<float>(std::fma(v, a[c], b[c])) ==
+               static_cast<float>((v * sc - mean[c]) / std[c]);
+    }
+  }
+  // Split over elements (a batch of one channel is a single row), a chunk at a time per row.
+  parallel_for(outer * channels * inner, kParallelGrain, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end;) {
+      const int64_t r = i / inner, c = r % channels, stop = std::min(end, (r + 1) * inner);
+      const T* p = x + i;
+      float* po = out + i;
+      const int64_t len = stop - i;
+      if (fast) {
+        const double ac = a[c], bc = b[c];  // locals: the loop vectorises
+        for (int64_t j = 0; j < len; ++j)
+          po[j] = static_cast<float>(std::fma(static_cast<double>(p[j]), ac, bc));
+      } else {
+        const double mu = mean[c], sd = std[c];
+        for (int64_t j = 0; j < len; ++j)
+          po[j] = static_cast<float>((static_cast<double>(p[j]) * sc - mu) / sd);
+      }
+      i = stop;
+    }
+  });
+}
+
+template void normalize<float>(const float*, float*, int64_t, int64_t, int64_t, double,
+                               const double*, const double*);
+template void normalize<double>(const double*, float*, int64_t, int64_t, int64_t, double,
+                                const double*, const double*);
+template void normalize<int64_t>(const int64_t*, float*, int64_t, int64_t, int64_t, double,
+                                 const double*, const double*);
+template void normalize<bool>(const bool*, float*, int64_t, int64_t, int64_t, double, const double*,
+                              const double*);
+template void normalize<uint8_t>(const uint8_t*, float*, int64_t, int64_t, int64_t, double,
+                                 const double*, const double*);
+
+void pad_crop(const void* x, void* out, int64_t elem_size, int64_t n, int64_t planes, int64_t h,
+              int64_t w, int64_t oh, int64_t ow, int64_t pad, const int64_t* top,
+              const int64_t* left) {
+  const auto* src = static_cast<const unsigned char*>(x);
+  auto* dst = static_cast<unsigned char*>(out);
+  const int64_t in_plane = h * w * elem_size, out_plane = oh * ow * elem_size;
+  parallel_for(n * planes, row_grain(oh * ow), [&](int64_t begin, int64_t end) {
+    for (int64_t q = begin; q < end; ++q) {
+      const int64_t k = q / planes;
+      const int64_t r0 = top[k] - pad, c0 = left[k] - pad;  // window origin in x's coordinates
+      // Columns of the window that fall inside x: [c_lo, c_hi) of the output row.
+      const int64_t c_lo = std::clamp<int64_t>(-c0, 0, ow);
+      const int64_t c_hi = std::clamp<int64_t>(w - c0, c_lo, ow);
+      const unsigned char* sp = src + q * in_plane;
+      unsigned char* dp = dst + q * out_plane;
+      for (int64_t r = 0; r < oh; ++r) {
+        unsigned char* drow = dp + r * ow * elem_size;
+        const int64_t sr = r + r0;
+        if (sr < 0 || sr >= h || c_hi <= c_lo) {
+          std::memset(drow, 0, static_cast<size_t>(ow * elem_size));
+          continue;
+        }
+        if (c_lo > 0) std::memset(drow, 0, static_cast<size_t>(c_lo * elem_size));
+        std::memcpy(drow + c_lo * elem_size, sp + (sr * w + c0 + c_lo) * elem_size,
+                    static_cast<size_t>((c_hi - c_lo) * elem_size));
+        if (c_hi < ow)
+          std::memset(drow + c_hi * elem_size, 0, static_cast<size_t>((ow - c_hi) * elem_size));
+      }
+    }
+  });
+}
+
+void hflip(const void* x, void* out, int64_t elem_size, int64_t n, int64_t rows, int64_t w,
+           const uint8_t* flip) {
+  const auto* src = static_cast<const unsigned char*>(x);
+  auto* dst = static_cast<unsigned char*>(out);
+  const int64_t row_bytes = w * elem_size;
+  parallel_for(n * rows, row_grain(w), [&](int64_t begin, int64_t end) {
+    for (int64_t q = begin; q < end; ++q) {
+      const unsigned char* s = src + q * row_bytes;
+      unsigned char* d = dst + q * row_bytes;
+      if (flip[q / rows])
+        reverse_row(s, d, w, elem_size);
+      else
+        std::memcpy(d, s, static_cast<size_t>(row_bytes));
+    }
+  });
+}
+
+}  // namespace soma::kernels::cpu
