@@ -107,7 +107,6 @@ class Workers {
   void run(int64_t w) {
     // One thread for this worker's kernels: the loop's ops already use the compute pool.
     kernels::cpu::ThreadLimit limit(1);
-    kernels::cpu::sync_blas_threads();
     for (int64_t b = w; b < plan_->num_batches; b += num_workers_) {
       {
         std::unique_lock<std::mutex> lock(mutex_);

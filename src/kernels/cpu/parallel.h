@@ -32,8 +32,10 @@ void parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> 
 /// for kernels that split work themselves (GEMM along C's longer side, dropout by chunks).
 void parallel_team(bool parallel, FunctionRef<void(int64_t, int64_t)> f);
 
-/// Makes the calling thread's OpenMP setting (which OpenBLAS's OpenMP build reads on every
-/// call) equal num_threads(). Cheap when nothing changed. BLAS wrappers call it first.
+/// Makes the calling thread's OpenMP setting and OpenBLAS's thread count equal num_threads()
+/// before a BLAS call (BLAS wrappers call it first; cheap when nothing changed). OpenBLAS keeps
+/// one count for the whole process, so a BLAS call on a capped thread (a loader worker) sets it
+/// lower until the next call from an uncapped thread sets it back.
 void sync_blas_threads();
 
 /// The team size of the last parallel region this thread started through parallel_for or
