@@ -7,7 +7,7 @@
 #include <tuple>
 
 #include "core/dispatch.h"
-#include "kernels/cpu/data.h"
+#include "kernels/kernels.h"
 #include "soma/core/error.h"
 
 namespace soma::data::transforms {
@@ -83,8 +83,8 @@ Tensor Normalize::apply(const Tensor& x, const Context& ctx) const {
   Tensor out = empty(x.shape(), kFloat32);
   if (x.numel() == 0) return out;
   soma::detail::dispatch_all(x.dtype(), [&]<typename T>() {
-    kernels::cpu::normalize<T>(xc.data<T>(), out.data<float>(), outer, channels, inner, scale_,
-                               mean_.data(), std_.data());
+    kernels::call<kernels::Normalize<T>>(xc.data<T>(), out.data<float>(), outer, channels, inner,
+                                         scale_, mean_.data(), std_.data());
   });
   return out;
 }
@@ -212,8 +212,8 @@ Tensor pad_crop(const Tensor& x, int64_t height, int64_t width, int64_t padding,
   const Tensor xc = x.contiguous();
   const int64_t planes = x.numel() / (n * h * w);
   soma::detail::dispatch_all(x.dtype(), [&]<typename T>() {
-    kernels::cpu::pad_crop(xc.data<T>(), out.data<T>(), sizeof(T), n, planes, h, w, height, width,
-                           padding, top.data(), left.data());
+    kernels::call<kernels::PadCrop>(xc.data<T>(), out.data<T>(), sizeof(T), n, planes, h, w, height,
+                                    width, padding, top.data(), left.data());
   });
   return out;
 }
@@ -228,7 +228,7 @@ Tensor hflip(const Tensor& x, const std::vector<uint8_t>& flip) {
   const Tensor xc = x.contiguous();
   const int64_t rows = x.numel() / (n * w);
   soma::detail::dispatch_all(x.dtype(), [&]<typename T>() {
-    kernels::cpu::hflip(xc.data<T>(), out.data<T>(), sizeof(T), n, rows, w, flip.data());
+    kernels::call<kernels::HFlip>(xc.data<T>(), out.data<T>(), sizeof(T), n, rows, w, flip.data());
   });
   return out;
 }

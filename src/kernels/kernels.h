@@ -52,6 +52,9 @@ SOMA_KERNEL_SLOT(RmspropUpdate, "rmsprop_update", int64_t, T*, const T*, T*, T*,
 SOMA_KERNEL_SLOT(AdagradUpdate, "adagrad_update", int64_t, T*, const T*, T*, const AdagradArgs<T>&)
 SOMA_KERNEL_SLOT(AdadeltaUpdate, "adadelta_update", int64_t, T*, const T*, T*, T*,
                  const AdadeltaArgs<T>&)
+/// The data transforms' loops (kernels/cpu/data.h): per-channel normalise to float32.
+SOMA_KERNEL_SLOT(Normalize, "normalize", const T*, float*, int64_t, int64_t, int64_t, double,
+                 const double*, const double*)
 /// dst = scale * src, dst += src, and whether a buffer is all finite (contiguous, n elements).
 SOMA_KERNEL_SLOT(ScaledCopy, "scaled_copy", T*, const T*, int64_t, T)
 SOMA_KERNEL_SLOT(AddInto, "add_into", T*, const T*, int64_t)
@@ -68,6 +71,17 @@ struct Copy {
 struct GatherRows {
   using Fn = void(const char*, char*, int64_t, int64_t, const int64_t*, int64_t, int64_t);
   static constexpr const char* name = "gather_rows";
+};
+
+/// Zero-padded crop and per-sample horizontal flip, on elements of any size (kernels/cpu/data.h).
+struct PadCrop {
+  using Fn = void(const void*, void*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                  int64_t, const int64_t*, const int64_t*);
+  static constexpr const char* name = "pad_crop";
+};
+struct HFlip {
+  using Fn = void(const void*, void*, int64_t, int64_t, int64_t, int64_t, const uint8_t*);
+  static constexpr const char* name = "hflip";
 };
 
 /// The strided n-d loop under every elementwise op (kernels/cpu/loop.h): calls f for each

@@ -7,6 +7,7 @@
 //                   `SOMA_KERNELS=reference` runs any program, and the op test table in ctest
 //                   (kernels.reference_backend), on them.
 #include "kernels/cpu/copy.h"
+#include "kernels/cpu/data.h"
 #include "kernels/cpu/dropout.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/loop.h"
@@ -58,9 +59,24 @@ void register_reductions() {
   Kernel<ExtremumDim<T>>::add("reference", 0, &cpu::extremum_dim_reference<T>);
 }
 
+template <typename T>
+void register_normalize() {
+  Kernel<Normalize<T>>::add("cpu", 100, &cpu::normalize<T>);
+  Kernel<Normalize<T>>::add("reference", 0, &cpu::normalize_reference<T>);
+}
+
 }  // namespace
 
 void register_kernels() {
+  register_normalize<float>();
+  register_normalize<double>();
+  register_normalize<int64_t>();
+  register_normalize<bool>();
+  register_normalize<uint8_t>();
+  Kernel<PadCrop>::add("cpu", 100, &cpu::pad_crop);
+  Kernel<PadCrop>::add("reference", 0, &cpu::pad_crop_reference);
+  Kernel<HFlip>::add("cpu", 100, &cpu::hflip);
+  Kernel<HFlip>::add("reference", 0, &cpu::hflip_reference);
   register_float<float>();
   register_float<double>();
   register_reductions<float>();

@@ -29,12 +29,18 @@ void read_env_locked() {
 
 namespace detail {
 
-void ensure_registered() {
+void register_once() {
   static std::once_flag once;
-  std::call_once(once, [] {
-    register_kernels();
-    std::lock_guard<std::mutex> lock(g_mutex);
-    read_env_locked();
+  std::call_once(once, [] { register_kernels(); });
+}
+
+void ensure_registered() {
+  register_once();
+  // Checked after registration, outside call_once: an error here leaves the registration done
+  // (once), and repeats at every use until the preference is valid.
+  std::lock_guard<std::mutex> lock(g_mutex);
+  read_env_locked();
+  {
     SOMA_CHECK(
         g_preference.empty() || backends().count(g_preference),
         "SOMA_KERNELS: no kernel is registered under '", g_preference, "' (registered backends: ",
@@ -44,7 +50,7 @@ void ensure_registered() {
           return all;
         }(),
         ")");
-  });
+  }
 }
 
 uint64_t generation() {
@@ -85,7 +91,7 @@ const CpuFeatures& cpu_features() {
 }
 
 void set_preferred_backend(const std::string& name) {
-  detail::ensure_registered();
+  detail::register_once();
   {
     std::lock_guard<std::mutex> lock(g_mutex);
     read_env_locked();
@@ -107,7 +113,7 @@ std::string preferred_backend() {
 }
 
 std::vector<std::string> registered_backends() {
-  detail::ensure_registered();
+  detail::register_once();
   std::lock_guard<std::mutex> lock(g_mutex);
   return {backends().begin(), backends().end()};
 }

@@ -59,7 +59,8 @@ class BackendGuard {
 };
 
 namespace detail {
-void ensure_registered();  // runs register_kernels() once
+void register_once();      // runs register_kernels() once
+void ensure_registered();  // register_once, then checks SOMA_KERNELS names a backend
 uint64_t generation();     // changes whenever a cached choice may be stale
 void bump_generation();
 void note_backend(const char* name);
@@ -118,7 +119,7 @@ class Kernel {
     std::mutex mutex;
     std::vector<Impl> impls;
     std::atomic<Fn*> cached{nullptr};
-    std::atomic<uint64_t> cached_gen{~uint64_t{0}};
+    std::atomic<uint64_t> cached_gen{0};  // generations start at 1
   };
   static State& state() {
     static State s;
@@ -141,8 +142,13 @@ class Kernel {
       if (!best || i.priority > best->priority) best = &i;
     }
     SOMA_CHECK(best != nullptr, "kernel '", Tag::name, "': no implementation is available");
-    s.cached.store(best->fn, std::memory_order_relaxed);
-    s.cached_gen.store(gen, std::memory_order_release);
+    // Only a newer choice replaces the cached one (a select that read an older generation and
+    // got the lock last must not publish its stale pointer under the newer generation).
+    if (gen >= s.cached_gen.load(std::memory_order_relaxed)) {
+      s.cached_gen.store(0, std::memory_order_release);  // readers re-select while it changes
+      s.cached.store(best->fn, std::memory_order_release);
+      s.cached_gen.store(gen, std::memory_order_release);
+    }
     return best->fn;
   }
 };

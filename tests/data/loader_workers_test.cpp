@@ -262,7 +262,7 @@ TEST(DataLoaderWorkersTest, WorkersRunTheirKernelsOnOneThread) {
   DataLoader inline_loader(inline_ds, {.batch_size = 4});
   run_pass(inline_loader);
   EXPECT_EQ(inline_ds->threads, std::set<std::thread::id>{std::this_thread::get_id()});
-  EXPECT_EQ(inline_ds->budgets, std::set<int>{soma::kernels::cpu::num_threads()});
+  EXPECT_EQ(inline_ds->budgets, std::set<int>{soma::get_num_threads()});
 }
 
 }  // namespace

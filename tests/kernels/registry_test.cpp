@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <limits>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -129,8 +131,12 @@ TEST(KernelRegistry, ReferenceAndFastAgree) {
     r.push_back(F::dropout(x, 0.3, true));
     return r;
   };
-  soma::manual_seed(9);
-  const auto fast = run();
+  std::vector<soma::Tensor> fast;
+  {
+    k::BackendGuard none("");  // the fast kernels, also when SOMA_KERNELS=reference is set
+    soma::manual_seed(9);
+    fast = run();
+  }
   std::vector<soma::Tensor> ref;
   {
     k::BackendGuard guard("reference");
@@ -225,6 +231,90 @@ TEST(Threads, BitIdenticalAcrossOneAndTwoThreads) {
   ASSERT_EQ(one.size(), two.size());
   for (size_t i = 0; i < one.size(); ++i)
     EXPECT_TRUE(same(one[i], two[i])) << "result " << i << " differs between 1 and 2 threads";
+}
+
+}  // namespace
+
+namespace {
+
+// Every slot's "reference" against its fast implementation on the same buffers (the slots the
+// op table reaches only through dist/ or fit, and the data transforms').
+TEST(KernelRegistry, EverySlotsReferenceMatchesTheFastOne) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> nd;
+  std::vector<float> x(5000), y(5000);
+  for (float& v : x) v = nd(rng);
+  // AllFinite: clean, with a NaN, with an infinity.
+  for (int c = 0; c < 3; ++c) {
+    std::vector<float> v = x;
+    if (c == 1) v[4321] = std::nanf("");
+    if (c == 2) v[17] = -std::numeric_limits<float>::infinity();
+    bool fast = false, ref = false;
+    k::Kernel<k::AllFinite<float>>::get("cpu")(v.data(), 5000, &fast);
+    k::Kernel<k::AllFinite<float>>::get("reference")(v.data(), 5000, &ref);
+    EXPECT_EQ(fast, c == 0);
+    EXPECT_EQ(ref, c == 0);
+  }
+  // ScaledCopy and AddInto: exact.
+  std::vector<float> a(5000), b(5000);
+  k::Kernel<k::ScaledCopy<float>>::get("cpu")(a.data(), x.data(), 5000, 0.25f);
+  k::Kernel<k::ScaledCopy<float>>::get("reference")(b.data(), x.data(), 5000, 0.25f);
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a[7], 0.25f * x[7]);
+  k::Kernel<k::AddInto<float>>::get("cpu")(a.data(), x.data(), 5000);
+  k::Kernel<k::AddInto<float>>::get("reference")(b.data(), x.data(), 5000);
+  EXPECT_EQ(a, b);
+  // SoftmaxBackward over [7, 50, 13]: close (the reference sums in long double).
+  std::vector<float> s(7 * 50 * 13), g(s.size()), d1(s.size()), d2(s.size());
+  for (size_t i = 0; i < s.size(); ++i) g[i] = nd(rng);
+  for (bool log : {false, true}) {
+    k::Kernel<k::SoftmaxForward<float>>::get("cpu")(x.data(), s.data(), 7, 50, 13, log);
+    k::Kernel<k::SoftmaxBackward<float>>::get("cpu")(s.data(), g.data(), d1.data(), 7, 50, 13, log);
+    k::Kernel<k::SoftmaxBackward<float>>::get("reference")(s.data(), g.data(), d2.data(), 7, 50,
+                                                           13, log);
+    for (size_t i = 0; i < s.size(); ++i) ASSERT_NEAR(d1[i], d2[i], 1e-5) << i << " log " << log;
+  }
+  // ExtremumDim on int64 with ties (the first index wins in both).
+  std::vector<int64_t> xi(6 * 40 * 5);
+  for (size_t i = 0; i < xi.size(); ++i) xi[i] = static_cast<int64_t>(rng() % 7);
+  for (bool is_max : {true, false}) {
+    std::vector<int64_t> v1(30), v2(30), i1(30), i2(30);
+    k::Kernel<k::ExtremumDim<int64_t>>::get("cpu")(xi.data(), v1.data(), i1.data(), 6, 40, 5,
+                                                   is_max);
+    k::Kernel<k::ExtremumDim<int64_t>>::get("reference")(xi.data(), v2.data(), i2.data(), 6, 40, 5,
+                                                         is_max);
+    EXPECT_EQ(v1, v2);
+    EXPECT_EQ(i1, i2);
+  }
+  // GemmBatched with a broadcast B (stride 0): close.
+  std::vector<float> c1(4 * 9 * 11), c2(c1.size());
+  for (float& v : y) v = nd(rng);
+  k::Kernel<k::GemmBatched<float>>::get("cpu")(false, true, 4, 9, 11, 30, x.data(), 9 * 30, 30,
+                                               y.data(), 0, 30, c1.data());
+  k::Kernel<k::GemmBatched<float>>::get("reference")(false, true, 4, 9, 11, 30, x.data(), 9 * 30,
+                                                     30, y.data(), 0, 30, c2.data());
+  for (size_t i = 0; i < c1.size(); ++i) ASSERT_NEAR(c1[i], c2[i], 1e-4) << i;
+  // The data transforms' loops: exact.
+  std::vector<uint8_t> img(3 * 2 * 28 * 28);
+  for (uint8_t& v : img) v = static_cast<uint8_t>(rng());
+  const double mean[2] = {0.3, 0.6}, stdv[2] = {0.2, 0.45};
+  std::vector<float> n1(img.size()), n2(img.size());
+  k::Kernel<k::Normalize<uint8_t>>::get("cpu")(img.data(), n1.data(), 3, 2, 784, 1.0 / 255, mean,
+                                               stdv);
+  k::Kernel<k::Normalize<uint8_t>>::get("reference")(img.data(), n2.data(), 3, 2, 784, 1.0 / 255,
+                                                     mean, stdv);
+  EXPECT_EQ(n1, n2);
+  const int64_t top[3] = {0, 4, 8}, left[3] = {8, 3, 0};
+  std::vector<uint8_t> p1(img.size()), p2(img.size());
+  k::Kernel<k::PadCrop>::get("cpu")(img.data(), p1.data(), 1, 3, 2, 28, 28, 28, 28, 4, top, left);
+  k::Kernel<k::PadCrop>::get("reference")(img.data(), p2.data(), 1, 3, 2, 28, 28, 28, 28, 4, top,
+                                          left);
+  EXPECT_EQ(p1, p2);
+  const uint8_t flip[3] = {1, 0, 1};
+  k::Kernel<k::HFlip>::get("cpu")(img.data(), p1.data(), 1, 3, 2 * 28, 28, flip);
+  k::Kernel<k::HFlip>::get("reference")(img.data(), p2.data(), 1, 3, 2 * 28, 28, flip);
+  EXPECT_EQ(p1, p2);
+  EXPECT_EQ(p1[5], img[27 - 5]);
 }
 
 }  // namespace

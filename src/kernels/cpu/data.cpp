@@ -160,4 +160,55 @@ void hflip(const void* x, void* out, int64_t elem_size, int64_t n, int64_t rows,
   });
 }
 
+template <typename T>
+void normalize_reference(const T* x, float* out, int64_t outer, int64_t channels, int64_t inner,
+                         double scale, const double* mean, const double* std) {
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < channels; ++c)
+      for (int64_t i = 0; i < inner; ++i) {
+        const int64_t k = (o * channels + c) * inner + i;
+        out[k] = static_cast<float>((static_cast<double>(x[k]) * scale - mean[c]) / std[c]);
+      }
+}
+template void normalize_reference<float>(const float*, float*, int64_t, int64_t, int64_t, double,
+                                         const double*, const double*);
+template void normalize_reference<double>(const double*, float*, int64_t, int64_t, int64_t, double,
+                                          const double*, const double*);
+template void normalize_reference<int64_t>(const int64_t*, float*, int64_t, int64_t, int64_t,
+                                           double, const double*, const double*);
+template void normalize_reference<bool>(const bool*, float*, int64_t, int64_t, int64_t, double,
+                                        const double*, const double*);
+template void normalize_reference<uint8_t>(const uint8_t*, float*, int64_t, int64_t, int64_t,
+                                           double, const double*, const double*);
+
+void pad_crop_reference(const void* x, void* out, int64_t elem_size, int64_t n, int64_t planes,
+                        int64_t h, int64_t w, int64_t oh, int64_t ow, int64_t pad,
+                        const int64_t* top, const int64_t* left) {
+  const auto* src = static_cast<const unsigned char*>(x);
+  auto* dst = static_cast<unsigned char*>(out);
+  for (int64_t k = 0; k < n; ++k)
+    for (int64_t p = 0; p < planes; ++p)
+      for (int64_t r = 0; r < oh; ++r)
+        for (int64_t c = 0; c < ow; ++c) {
+          const int64_t sr = r + top[k] - pad, sc = c + left[k] - pad;
+          unsigned char* d = dst + (((k * planes + p) * oh + r) * ow + c) * elem_size;
+          for (int64_t b = 0; b < elem_size; ++b)
+            d[b] = sr >= 0 && sr < h && sc >= 0 && sc < w
+                       ? src[(((k * planes + p) * h + sr) * w + sc) * elem_size + b]
+                       : 0;
+        }
+}
+
+void hflip_reference(const void* x, void* out, int64_t elem_size, int64_t n, int64_t rows,
+                     int64_t w, const uint8_t* flip) {
+  const auto* src = static_cast<const unsigned char*>(x);
+  auto* dst = static_cast<unsigned char*>(out);
+  for (int64_t k = 0; k < n; ++k)
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < w; ++c)
+        for (int64_t b = 0; b < elem_size; ++b)
+          dst[((k * rows + r) * w + c) * elem_size + b] =
+              src[((k * rows + r) * w + (flip[k] ? w - 1 - c : c)) * elem_size + b];
+}
+
 }  // namespace soma::kernels::cpu

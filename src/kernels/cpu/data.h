@@ -32,4 +32,14 @@ void pad_crop(const void* x, void* out, int64_t elem_size, int64_t n, int64_t pl
 void hflip(const void* x, void* out, int64_t elem_size, int64_t n, int64_t rows, int64_t w,
            const uint8_t* flip);
 
+/// The same three as plain element loops on the calling thread (the "reference" backend).
+template <typename T>
+void normalize_reference(const T* x, float* out, int64_t outer, int64_t channels, int64_t inner,
+                         double scale, const double* mean, const double* std);
+void pad_crop_reference(const void* x, void* out, int64_t elem_size, int64_t n, int64_t planes,
+                        int64_t h, int64_t w, int64_t oh, int64_t ow, int64_t pad,
+                        const int64_t* top, const int64_t* left);
+void hflip_reference(const void* x, void* out, int64_t elem_size, int64_t n, int64_t rows,
+                     int64_t w, const uint8_t* flip);
+
 }  // namespace soma::kernels::cpu

@@ -103,6 +103,10 @@ int num_threads() {
 void sync_blas_threads() {
   if (omp_in_parallel()) return;  // OpenBLAS runs single-threaded inside a parallel region
   const int n = num_threads();
+  // A capped thread (a loader worker) leaves OpenBLAS's process-wide count alone: changing it
+  // while another thread is inside a threaded BLAS call would resize buffers in use.
+  if (t_cap > 0 && n < setting()) return;
+  t_last_team = n;  // what a BLAS call that soma does not split itself runs on
   if (n != t_applied) {
     omp_set_num_threads(n);  // this thread's OpenMP setting, which OpenBLAS's OpenMP build uses
     t_applied = n;

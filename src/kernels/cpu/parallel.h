@@ -34,8 +34,9 @@ void parallel_team(bool parallel, FunctionRef<void(int64_t, int64_t)> f);
 
 /// Makes the calling thread's OpenMP setting and OpenBLAS's thread count equal num_threads()
 /// before a BLAS call (BLAS wrappers call it first; cheap when nothing changed). OpenBLAS keeps
-/// one count for the whole process, so a BLAS call on a capped thread (a loader worker) sets it
-/// lower until the next call from an uncapped thread sets it back.
+/// one count for the whole process: a thread under a ThreadLimit leaves it alone (changing it
+/// while another thread is in a threaded BLAS call is a race), so BLAS calls from a capped
+/// thread run with the process's count.
 void sync_blas_threads();
 
 /// The team size of the last parallel region this thread started through parallel_for or

@@ -82,6 +82,7 @@ void softmax_backward(const T* y, const T* g, T* dx, int64_t outer, int64_t n, i
 
 template <typename T>
 void softmax_reference(const T* x, T* y, int64_t outer, int64_t n, int64_t inner, bool log) {
+  if (n == 0) return;
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t i = 0; i < inner; ++i) {
       const T* px = x + o * n * inner + i;
