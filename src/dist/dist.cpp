@@ -1,7 +1,6 @@
 // soma::dist over MPI (SOMA_WITH_MPI), or as a one-process job without it.
 #include "soma/dist/dist.h"
 
-#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -39,14 +38,6 @@ int launcher_world_size() {
     }
   }
   return std::getenv("PMIX_RANK") ? 1 : 0;
-}
-
-// The CPUs this process may run on (its affinity mask; mpirun binds ranks to cores).
-int usable_cpus() {
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
 // The first element of a contiguous float32 or float64 tensor.
@@ -266,7 +257,7 @@ void init(int* argc, char*** argv) {
 #endif
   if (!std::getenv("SOMA_NUM_THREADS") && !std::getenv("OMP_NUM_THREADS")) {
     const int share = static_cast<int>(std::thread::hardware_concurrency()) / local_size();
-    set_num_threads(std::max(1, std::min(usable_cpus(), share)));
+    set_num_threads(std::max(1, std::min(available_cpus(), share)));
   }
 }
 

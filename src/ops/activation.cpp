@@ -113,8 +113,8 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log, const char* op) {
              const Tensor gc = g.contiguous();
              Tensor dx = detail::make_tensor(y.shape(), y.dtype());
              detail::dispatch_float(y.dtype(), op, [&]<typename T>() {
-               kernels::call<kernels::SoftmaxBackward<T>>(y.data<T>(), gc.data<T>(), dx.data<T>(), outer, n,
-                                                 inner, log);
+               kernels::call<kernels::SoftmaxBackward<T>>(y.data<T>(), gc.data<T>(), dx.data<T>(),
+                                                          outer, n, inner, log);
              });
              return {dx};
            },

@@ -81,8 +81,8 @@ std::pair<Tensor, Tensor> extremum_impl(const Tensor& x, int64_t dim, bool keepd
   Tensor values = detail::make_tensor(shape, x.dtype());
   Tensor indices = detail::make_tensor(shape, kInt64);
   detail::dispatch_numeric(x.dtype(), op, [&]<typename T>() {
-    kernels::call<kernels::ExtremumDim<T>>(xc.data<T>(), values.data<T>(), indices.data<int64_t>(), s.outer,
-                                  s.n, s.inner, is_max);
+    kernels::call<kernels::ExtremumDim<T>>(xc.data<T>(), values.data<T>(), indices.data<int64_t>(),
+                                           s.outer, s.n, s.inner, is_max);
   });
   if (needs_grad(x)) {
     record(values, op, {x},

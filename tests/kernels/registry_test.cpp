@@ -270,8 +270,8 @@ TEST(KernelRegistry, EverySlotsReferenceMatchesTheFastOne) {
   for (bool log : {false, true}) {
     k::Kernel<k::SoftmaxForward<float>>::get("cpu")(x.data(), s.data(), 7, 50, 13, log);
     k::Kernel<k::SoftmaxBackward<float>>::get("cpu")(s.data(), g.data(), d1.data(), 7, 50, 13, log);
-    k::Kernel<k::SoftmaxBackward<float>>::get("reference")(s.data(), g.data(), d2.data(), 7, 50,
-                                                           13, log);
+    k::Kernel<k::SoftmaxBackward<float>>::get("reference")(s.data(), g.data(), d2.data(), 7, 50, 13,
+                                                           log);
     for (size_t i = 0; i < s.size(); ++i) ASSERT_NEAR(d1[i], d2[i], 1e-5) << i << " log " << log;
   }
   // ExtremumDim on int64 with ties (the first index wins in both).

@@ -1,7 +1,4 @@
 #include "data_select.h"
-
-#include <sched.h>
-
 #include <algorithm>
 #include <future>
 #include <thread>
@@ -24,12 +21,7 @@ const std::vector<std::string> kFashionNames = {"T-shirt/top", "Trouser",   "Pul
 // every core busy it competes with the pool (-5 % samples/s on 2 cores, docs/PERFORMANCE.md).
 // Under mpirun the ranks on a node share its cores.
 bool spare_core() {
-  cpu_set_t set;  // the CPUs this process may run on (taskset, mpirun's binding)
-  CPU_ZERO(&set);
-  const int cpus = sched_getaffinity(0, sizeof(set), &set) == 0
-                       ? CPU_COUNT(&set)
-                       : static_cast<int>(std::thread::hardware_concurrency());
-  const int cores = cpus / dist::local_size();
+  const int cores = available_cpus() / dist::local_size();
   return get_num_threads() < cores;
 }
 

@@ -16,5 +16,7 @@ void set_num_threads(int n);
 /// The number of threads soma's kernels and BLAS use. Throws soma::Error if SOMA_NUM_THREADS
 /// is set to something other than a whole number in [1, 4096].
 int get_num_threads();
+/// The number of CPUs this process may run on (its affinity mask: taskset, mpirun's binding).
+int available_cpus();
 
 }  // namespace soma

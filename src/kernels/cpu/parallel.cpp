@@ -33,12 +33,16 @@ int parse_count(const char* s, bool list) {
   return n >= 1 && n <= kMaxThreads ? static_cast<int>(n) : -1;
 }
 
-int affinity_cpus() {
+}  // namespace
+
+int available_cpus() {
   cpu_set_t set;
   CPU_ZERO(&set);
   if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
   return std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
+
+namespace {
 
 // 0 until the first use reads the environment; then the process-wide setting.
 std::atomic<int> g_threads{0};
@@ -62,7 +66,7 @@ void init() {
     } else if (const char* o = std::getenv("OMP_NUM_THREADS")) {
       n = parse_count(o, true);
     }
-    if (n < 0) n = affinity_cpus();
+    if (n < 0) n = available_cpus();
     int expected = 0;
     g_threads.compare_exchange_strong(expected, n);
   });
