@@ -1,4 +1,5 @@
 #include "data_select.h"
+
 #include <algorithm>
 #include <future>
 #include <thread>
