@@ -1,6 +1,7 @@
 // soma: a small deep-learning library for C++20. Include this one header.
 #pragma once
 
+#include "soma/autograd/autograd.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/autograd/gradcheck.h"
 #include "soma/core/dtype.h"

@@ -1,5 +1,7 @@
 // Graph construction (record) and the backward engine: a topological walk from the root that
 // calls each node's closure once all of its consumers have contributed their gradients.
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <unordered_map>
 #include <unordered_set>
@@ -9,8 +11,14 @@
 #include "soma/ops/elementwise.h"
 
 namespace soma::autograd {
+namespace {
+thread_local const std::shared_ptr<Node>* running_node = nullptr;  // the closure running now
+std::atomic<int64_t> live_nodes{0};
+std::atomic<unsigned> hook_ids{0};
+}  // namespace
 
 Node::~Node() {
+  live_nodes.fetch_sub(1, std::memory_order_relaxed);
   std::vector<std::shared_ptr<Node>> pending = std::move(next);
   while (!pending.empty()) {
     std::shared_ptr<Node> n = std::move(pending.back());
@@ -37,6 +45,7 @@ std::shared_ptr<Node> edge_of(const Tensor& t) {
   if (!acc) {
     acc = std::make_shared<Node>();
     acc->name = "AccumulateGrad";
+    acc->accumulates = true;
     acc->leaf = t.impl();
     acc->shape = impl.shape;
     acc->dtype = impl.dtype;
@@ -99,30 +108,98 @@ void record(Tensor& out, const char* name, const std::vector<Tensor>& inputs, Ba
 
 namespace {
 
-void accumulate_into_leaf(TensorImpl& leaf, Tensor g) {
+void accumulate_into_leaf(TensorImpl& leaf, Tensor g, bool create_graph) {
+  if (create_graph) {
+    // Keep the gradient's graph (a Hessian-vector product differentiates .grad again).
+    leaf.grad = leaf.grad.defined() ? leaf.grad + g : g;
+    return;
+  }
   if (!leaf.grad.defined()) {
     // Steal the buffer when nothing else refers to it; otherwise keep a private copy, so a
     // later in-place update of .grad cannot write into another tensor (or into a from_blob
     // buffer, which its caller may still hold).
     const bool owned = g.impl().use_count() == 1 && g.impl()->storage.use_count() == 1 &&
-                       !g.impl()->storage->foreign && g.is_contiguous() && g.impl()->offset == 0;
-    leaf.grad = owned ? g : g.clone();
+                       !g.impl()->storage->foreign && g.is_contiguous() && g.impl()->offset == 0 &&
+                       g.grad_fn() == nullptr;
+    leaf.grad = owned ? g : g.detach().clone();
+  } else if (leaf.grad.requires_grad()) {
+    leaf.grad = (leaf.grad + g).detach();  // a .grad kept with its graph by create_graph
   } else {
     leaf.grad.add_(g);
   }
 }
 
+Tensor run_hooks(const std::vector<std::pair<unsigned, Hook>>& hooks, Tensor g) {
+  for (const auto& [id, hook] : hooks) {
+    Tensor r = hook(g);
+    if (r.defined()) {
+      SOMA_CHECK(r.shape() == g.shape() && r.dtype() == g.dtype(), "register_hook: hook ", id,
+                 " returned a gradient of shape ", r.shape(), " and dtype ", r.dtype(),
+                 ", expected ", g.shape(), " and ", g.dtype());
+      g = std::move(r);
+    }
+  }
+  return g;
+}
+
+class GradModeGuard {
+ public:
+  explicit GradModeGuard(bool on) : prev_(is_grad_enabled()) { set_grad_enabled(on); }
+  ~GradModeGuard() { set_grad_enabled(prev_); }
+
+ private:
+  bool prev_;
+};
+
 }  // namespace
 
-void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
-  NoGradGuard no_grad;  // backward closures compute plain tensors
-  std::shared_ptr<Node> root_node = edge_of(root);
+Node::Node() {
+  live_nodes.fetch_add(1, std::memory_order_relaxed);
+}
 
-  // Count, for every node reachable from the root, how many edges point at it.
+int64_t live_node_count() {
+  return live_nodes.load(std::memory_order_relaxed);
+}
+
+unsigned next_hook_id() {
+  return hook_ids.fetch_add(1, std::memory_order_relaxed);
+}
+
+Tensor attach_output(const Tensor& y) {
+  if (!is_grad_enabled() || running_node == nullptr || !y.defined() || !is_floating(y.dtype()))
+    return y;
+  Tensor alias = y.detach();
+  alias.impl()->requires_grad = true;
+  alias.impl()->grad_fn = *running_node;
+  return alias;
+}
+
+std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds,
+                                 bool retain_graph, bool create_graph,
+                                 const std::vector<Tensor>* inputs) {
+  GradModeGuard grad_mode(create_graph);  // closures record their own graph only then
+  SOMA_CHECK(roots.size() == seeds.size(), "backward: ", roots.size(), " tensors but ",
+             seeds.size(), " gradients");
+
+  std::unordered_map<Node*, Tensor> grads;
+  std::vector<std::shared_ptr<Node>> root_nodes;
+  for (size_t i = 0; i < roots.size(); ++i) {
+    std::shared_ptr<Node> n = edge_of(roots[i]);
+    SOMA_CHECK(n != nullptr, "backward: element ", i, " of the tensors does not require grad and ",
+               "has no grad_fn");
+    Tensor& slot = grads[n.get()];
+    slot = slot.defined() ? slot + seeds[i] : seeds[i];
+    if (std::find(root_nodes.begin(), root_nodes.end(), n) == root_nodes.end())
+      root_nodes.push_back(std::move(n));
+  }
+
+  // Count, for every node reachable from the roots, how many edges point at it.
   std::unordered_map<Node*, int> dependencies;
   {
-    std::vector<Node*> stack{root_node.get()};
-    std::unordered_set<Node*> seen{root_node.get()};
+    std::vector<Node*> stack;
+    std::unordered_set<Node*> seen;
+    for (const auto& r : root_nodes)
+      if (seen.insert(r.get()).second) stack.push_back(r.get());
     while (!stack.empty()) {
       Node* n = stack.back();
       stack.pop_back();
@@ -134,8 +211,42 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     }
   }
 
-  std::unordered_map<Node*, Tensor> grads{{root_node.get(), grad}};
-  std::vector<std::shared_ptr<Node>> ready{root_node};
+  // autograd::grad: which node carries each input's gradient, and which nodes lead to one.
+  std::unordered_map<Node*, std::vector<size_t>> captured;
+  std::unordered_set<Node*> needed;
+  std::vector<Tensor> results;
+  if (inputs != nullptr) {
+    results.resize(inputs->size());
+    for (size_t i = 0; i < inputs->size(); ++i) {
+      const Tensor& x = (*inputs)[i];
+      SOMA_CHECK(x.defined() && x.requires_grad(), "grad: input ", i,
+                 " does not require grad (one of the differentiated tensors)");
+      captured[edge_of(x).get()].push_back(i);
+    }
+    // A topological order: a node after every node that points at it.
+    std::unordered_map<Node*, int> pending = dependencies;
+    std::vector<Node*> topo;
+    std::vector<Node*> ready_nodes;
+    for (const auto& r : root_nodes)
+      if (pending[r.get()] == 0) ready_nodes.push_back(r.get());
+    while (!ready_nodes.empty()) {
+      Node* n = ready_nodes.back();
+      ready_nodes.pop_back();
+      topo.push_back(n);
+      for (const auto& e : n->next)
+        if (e && --pending[e.get()] == 0) ready_nodes.push_back(e.get());
+    }
+    for (auto it = topo.rbegin(); it != topo.rend(); ++it) {
+      Node* n = *it;
+      bool need = captured.count(n) > 0;
+      for (const auto& e : n->next) need = need || (e && needed.count(e.get()));
+      if (need) needed.insert(n);
+    }
+  }
+
+  std::vector<std::shared_ptr<Node>> ready;
+  for (const auto& r : root_nodes)
+    if (dependencies[r.get()] == 0) ready.push_back(r);
   while (!ready.empty()) {
     std::shared_ptr<Node> node = std::move(ready.back());
     ready.pop_back();
@@ -144,12 +255,37 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       g = std::move(it->second);
       grads.erase(it);
     }
-    if (node->leaf) {
-      if (g.defined()) accumulate_into_leaf(*node->leaf, std::move(g));
+    if (g.defined() && !node->pre_hooks.empty()) g = run_hooks(node->pre_hooks, std::move(g));
+    if (g.defined())
+      if (std::shared_ptr<TensorImpl> out = node->retains.lock()) {
+        Tensor gd = create_graph ? g : g.detach();
+        out->grad = out->grad.defined() ? (out->grad + gd) : gd.clone();
+      }
+    if (inputs != nullptr) {
+      if (auto c = captured.find(node.get()); c != captured.end() && g.defined()) {
+        Tensor gi = g;
+        if (node->accumulates)
+          if (std::shared_ptr<TensorImpl> leaf = node->leaf.lock(); leaf && !leaf->hooks.empty())
+            gi = run_hooks(leaf->hooks, std::move(gi));
+        for (size_t k : c->second) results[k] = gi;
+      }
+    }
+    if (node->accumulates) {
+      if (inputs == nullptr && g.defined())
+        if (std::shared_ptr<TensorImpl> leaf = node->leaf.lock()) {
+          if (!leaf->hooks.empty()) g = run_hooks(leaf->hooks, std::move(g));
+          accumulate_into_leaf(*leaf, std::move(g), create_graph);
+        }
       continue;
     }
+    // autograd::grad runs only the nodes between the roots and the inputs.
+    const bool run = inputs == nullptr || [&] {
+      for (const auto& e : node->next)
+        if (e && needed.count(e.get())) return true;
+      return false;
+    }();
     Grads input_grads;
-    if (g.defined()) {
+    if (g.defined() && run) {
       SOMA_CHECK(!node->released, "backward: trying to backward through the graph a second time ",
                  "(the saved tensors of ", node->name,
                  " were freed by the first backward; pass retain_graph=true to keep them)");
@@ -157,7 +293,15 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
         SOMA_CHECK(storage->version == version, "backward: a tensor saved by ", node->name,
                    " for its gradient was modified by an in-place operation (version ",
                    storage->version, ", saved at version ", version, ")");
-      input_grads = node->backward(g);
+      const std::shared_ptr<Node>* outer = running_node;
+      running_node = &node;
+      try {
+        input_grads = node->backward(g);
+      } catch (...) {
+        running_node = outer;
+        throw;
+      }
+      running_node = outer;
       SOMA_CHECK(input_grads.size() == node->next.size(), "backward of ", node->name, ": returned ",
                  input_grads.size(), " gradients for ", node->next.size(), " inputs");
       if (is_anomaly_enabled()) {
@@ -172,7 +316,7 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
                          input_grads[k].shape(), ")");
       }
     }
-    if (!retain_graph) {
+    if (!retain_graph && run) {
       node->backward = nullptr;
       node->saved.clear();
       node->released = true;
@@ -180,7 +324,7 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
     for (size_t i = 0; i < node->next.size(); ++i) {
       const std::shared_ptr<Node>& e = node->next[i];
       if (!e) continue;
-      if (g.defined() && input_grads[i].defined()) {
+      if (!input_grads.empty() && input_grads[i].defined()) {
         const Tensor& gi = input_grads[i];
         SOMA_CHECK(gi.shape() == e->shape && gi.dtype() == e->dtype, "backward of ", node->name,
                    ": gradient for input ", i, " has shape ", gi.shape(), " and dtype ", gi.dtype(),
@@ -191,6 +335,7 @@ void run_backward(const Tensor& root, const Tensor& grad, bool retain_graph) {
       if (--dependencies[e.get()] == 0) ready.push_back(e);
     }
   }
+  return results;
 }
 
 }  // namespace soma::autograd

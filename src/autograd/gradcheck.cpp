@@ -4,7 +4,10 @@
 #include <sstream>
 
 #include "core/tensor_impl.h"
+#include "soma/autograd/autograd.h"
 #include "soma/autograd/grad_mode.h"
+#include "soma/core/random.h"
+#include "soma/ops/shape.h"
 #include "soma/core/error.h"
 
 namespace soma::autograd {
@@ -102,6 +105,49 @@ bool gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
     }
   }
   return true;
+}
+
+bool gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                   const std::vector<Tensor>& inputs, const std::vector<Tensor>& grad_outputs,
+                   const GradcheckOptions& options) {
+  std::vector<size_t> diff;  // the inputs that require grad
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (inputs[i].defined() && inputs[i].requires_grad()) diff.push_back(i);
+  SOMA_CHECK(!diff.empty(), "gradgradcheck: no input requires grad");
+  Tensor v;
+  {
+    NoGradGuard no_grad;
+    const Tensor out = fn(inputs);
+    SOMA_CHECK(grad_outputs.size() <= 1, "gradgradcheck: the function has one output; got ",
+               grad_outputs.size(), " grad_outputs");
+    if (!grad_outputs.empty()) {
+      v = grad_outputs[0].detach();
+      SOMA_CHECK(v.shape() == out.shape(), "gradgradcheck: grad_outputs[0] has shape ", v.shape(),
+                 ", the output has ", out.shape());
+    } else {
+      // Fixed grad_outputs, without disturbing the caller's random stream.
+      const std::string state = get_rng_state();
+      manual_seed(0x5eed);
+      v = randn(out.shape(), out.dtype());
+      set_rng_state(state);
+    }
+  }
+  auto first_derivative = [&](const std::vector<Tensor>& xs) {
+    const Tensor out = fn(xs);
+    if (!out.requires_grad()) return zeros({0}, kFloat64);
+    std::vector<Tensor> wrt;
+    for (size_t i : diff) wrt.push_back(xs[i]);
+    const std::vector<Tensor> g = grad({out}, wrt, {v}, true, true, true);
+    std::vector<Tensor> parts;
+    for (size_t k = 0; k < g.size(); ++k)
+      parts.push_back(g[k].defined() ? reshape(g[k], {-1}) : zeros({wrt[k].numel()}, kFloat64));
+    return parts.size() == 1 ? parts[0] : cat(parts, 0);
+  };
+  try {
+    return gradcheck(first_derivative, inputs, options);
+  } catch (const Error& e) {
+    throw Error(std::string("gradgradcheck (second derivatives): ") + e.what());
+  }
 }
 
 }  // namespace soma::autograd

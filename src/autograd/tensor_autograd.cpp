@@ -48,7 +48,8 @@ void Tensor::zero_grad(bool set_to_none) {
   }
 }
 
-void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
+void Tensor::backward(const Tensor& gradient, std::optional<bool> retain_graph,
+                      bool create_graph) const {
   const TensorImpl& impl = impl_of(*this, "backward");
   SOMA_CHECK(impl.requires_grad, "backward: the tensor does not require grad and has no grad_fn ",
              "(shape ", impl.shape, ")");
@@ -61,9 +62,44 @@ void Tensor::backward(const Tensor& gradient, bool retain_graph) const {
     SOMA_CHECK(g.shape() == impl.shape && g.dtype() == impl.dtype, "backward: gradient of shape ",
                g.shape(), " and dtype ", g.dtype(), " does not match the output's shape ",
                impl.shape, " and dtype ", impl.dtype);
-    g = g.detach();
+    if (!create_graph) g = g.detach();
   }
-  autograd::run_backward(*this, g, retain_graph);
+  autograd::run_backward({*this}, {g}, retain_graph.value_or(create_graph), create_graph);
+}
+
+unsigned Tensor::register_hook_fn(std::function<Tensor(const Tensor&)> hook) {
+  TensorImpl& impl = const_cast<TensorImpl&>(impl_of(*this, "register_hook"));
+  SOMA_CHECK(impl.requires_grad, "register_hook: cannot register a hook on a tensor that does not ",
+             "require grad (shape ", impl.shape, ")");
+  const unsigned id = autograd::next_hook_id();
+  if (impl.grad_fn)
+    impl.grad_fn->pre_hooks.emplace_back(id, std::move(hook));
+  else
+    impl.hooks.emplace_back(id, std::move(hook));
+  return id;
+}
+
+void Tensor::remove_hook(unsigned id) {
+  TensorImpl& impl = const_cast<TensorImpl&>(impl_of(*this, "remove_hook"));
+  auto erase = [id](auto& hooks) {
+    const size_t before = hooks.size();
+    std::erase_if(hooks, [id](const auto& h) { return h.first == id; });
+    return hooks.size() != before;
+  };
+  const bool removed = impl.grad_fn ? erase(impl.grad_fn->pre_hooks) : erase(impl.hooks);
+  SOMA_CHECK(removed, "remove_hook: no hook ", id, " on this tensor");
+}
+
+void Tensor::retain_grad() {
+  TensorImpl& impl = const_cast<TensorImpl&>(impl_of(*this, "retain_grad"));
+  SOMA_CHECK(impl.requires_grad, "retain_grad: cannot retain the gradient of a tensor that does ",
+             "not require grad (shape ", impl.shape, ")");
+  if (impl.grad_fn) impl.grad_fn->retains = impl_;
+}
+
+bool Tensor::retains_grad() const {
+  const TensorImpl& impl = impl_of(*this, "retains_grad");
+  return impl.grad_fn && impl.grad_fn->retains.lock().get() == &impl;
 }
 
 Tensor Tensor::detach() const {

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "core/allocator.h"
 #include "soma/core/tensor.h"
@@ -53,6 +55,8 @@ struct TensorImpl {
   std::shared_ptr<autograd::Node> grad_fn;         // producer (non-leaf) or null
   std::weak_ptr<autograd::Node> grad_accumulator;  // leaf: cached AccumulateGrad node
   Tensor grad;
+  // Leaf gradient hooks (Tensor::register_hook), run in order before .grad accumulates.
+  std::vector<std::pair<unsigned, std::function<Tensor(const Tensor&)>>> hooks;
 
   char* bytes() const {
     return static_cast<char*>(storage->data) + offset * static_cast<int64_t>(element_size(dtype));

@@ -59,6 +59,16 @@ SOMA_KERNEL_SLOT(Normalize, "normalize", const T*, float*, int64_t, int64_t, int
 SOMA_KERNEL_SLOT(ScaledCopy, "scaled_copy", T*, const T*, int64_t, T)
 SOMA_KERNEL_SLOT(AddInto, "add_into", T*, const T*, int64_t)
 SOMA_KERNEL_SLOT(AllFinite, "all_finite", const T*, int64_t, bool*)
+// toolkit: shape and copy
+
+// toolkit: indexing
+
+// toolkit: reductions, sorting
+
+// toolkit: math
+
+// toolkit: activations, factories
+
 #undef SOMA_KERNEL_SLOT
 
 /// dst[i] = convert(src[i]) over equal shapes, any strides and dtypes.

@@ -94,6 +94,16 @@ void register_kernels() {
   Kernel<Copy>::add("reference", 0, &cpu::copy_reference);
   Kernel<GatherRows>::add("cpu", 100, &cpu::gather_rows);
   Kernel<GatherRows>::add("reference", 0, &cpu::gather_rows_reference);
+  // toolkit: shape and copy
+
+  // toolkit: indexing
+
+  // toolkit: reductions, sorting
+
+  // toolkit: math
+
+  // toolkit: activations, factories
+
 }
 
 }  // namespace soma::kernels

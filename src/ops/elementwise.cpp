@@ -420,7 +420,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
   Tensor out = binary(BinOp::Mul, a, b, 1, "mul", &ac, &bc);
   if (needs_grad(ac, bc)) {
     record(out, "mul", {ac, bc},
-           [a = ac.detach(), b = bc.detach(), ra = ac.requires_grad(),
+           [a = ac, b = bc, ra = ac.requires_grad(),
             rb = bc.requires_grad()](const Tensor& g) -> Grads {
              return {ra ? grad_to(g * b, a.shape()) : Tensor(),
                      rb ? grad_to(g * a, b.shape()) : Tensor()};
@@ -652,15 +652,17 @@ Tensor neg(const Tensor& x) {
 Tensor exp(const Tensor& x) {
   Tensor out = unary_float(x, "exp", [](auto v) { return std::exp(v); });
   if (needs_grad(x))
-    record(out, "exp", {x}, [y = out.detach()](const Tensor& g) -> Grads { return {g * y}; },
-           {out});
+    record(
+        out, "exp", {x},
+        [y = out.detach()](const Tensor& g) -> Grads { return {g * autograd::attach_output(y)}; },
+        {out});
   return out;
 }
 
 Tensor log(const Tensor& x) {
   Tensor out = unary_float(x, "log", [](auto v) { return std::log(v); });
   if (needs_grad(x))
-    record(out, "log", {x}, [x = x.detach()](const Tensor& g) -> Grads { return {g / x}; }, {x});
+    record(out, "log", {x}, [x](const Tensor& g) -> Grads { return {g / x}; }, {x});
   return out;
 }
 

@@ -48,6 +48,7 @@ struct Case {
   std::vector<RefTensor> outs;    // "out", in index order
   RefTensor gout;                 // "gout" (gradient of outs[0]) when has_gout
   bool has_gout = false;
+  std::vector<RefTensor> gouts;   // every "gout k" line (k: the output it belongs to)
   std::vector<RefTensor> grads;        // "grad": gradients of inputs
   std::vector<RefTensor> params;       // "param": module parameters by key
   std::vector<RefTensor> param_grads;  // "pgrad": gradients of module parameters by key
@@ -70,6 +71,7 @@ struct RefFile {
 struct ParseRules {
   std::set<std::string> roles;  // allowed tensor roles besides "case" and "end"
   bool require_gout = true;     // every case with an output has a gout of out 0's size
+  bool multi_gout = false;      // "gout k" lines for outputs other than 0 are allowed
 };
 
 // `default_name` under tests/reference/, unless the environment variable `env_var` names
@@ -196,9 +198,13 @@ inline RefFile parse_reference(const std::string& path, const ParseRules& rules)
         if (t.index != static_cast<int>(current.outs.size())) return fail("outputs out of order");
         current.outs.push_back(t);
       } else if (role == "gout") {
-        if (t.index != 0) return fail("gout of an output other than 0");
-        current.gout = t;
-        current.has_gout = true;
+        if (t.index < 0 || (t.index != 0 && !rules.multi_gout))
+          return fail("gout of an output other than 0");
+        if (t.index == 0) {
+          current.gout = t;
+          current.has_gout = true;
+        }
+        current.gouts.push_back(t);
       } else if (role == "grad") {
         if (!indexed(t)) return fail("grad of a non-numeric input '" + t.key + "'");
         current.grads.push_back(t);

@@ -30,4 +30,14 @@ struct GradcheckOptions {
 bool gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
                const std::vector<Tensor>& inputs, const GradcheckOptions& options = {});
 
+/// Second derivatives by finite differences (like torch.autograd.gradgradcheck): with fixed
+/// random grad_outputs v (drawn from a generator seeded with options' `seed`, or the given
+/// ones), runs gradcheck on inputs -> autograd::grad(fn(inputs), inputs, v, create_graph=true),
+/// i.e. compares the derivatives of the vector-Jacobian product with central differences. An
+/// op whose backward is not differentiable makes it fail (or its backward raises soma::Error
+/// naming the op).
+bool gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
+                   const std::vector<Tensor>& inputs, const std::vector<Tensor>& grad_outputs = {},
+                   const GradcheckOptions& options = {});
+
 }  // namespace soma::autograd

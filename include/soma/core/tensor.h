@@ -14,12 +14,14 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "soma/core/dtype.h"
@@ -86,8 +88,31 @@ class Tensor {
   /// Clears the gradient: sets it to undefined, or fills it with zeros when set_to_none=false.
   void zero_grad(bool set_to_none = true);
   /// Back-propagates from this tensor. `gradient` may be omitted for a one-element tensor.
-  /// The graph is freed afterwards unless retain_graph is true.
-  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false) const;
+  /// The graph is freed afterwards unless retain_graph is true (default: create_graph). With
+  /// create_graph the backward is itself recorded, so the accumulated .grad can be
+  /// differentiated again (a Hessian-vector product); as in PyTorch, a .grad that keeps its
+  /// graph this way is freed by zero_grad() or by setting it again.
+  void backward(const Tensor& gradient = Tensor(), std::optional<bool> retain_graph = std::nullopt,
+                bool create_graph = false) const;
+  /// Registers `hook`, called with this tensor's gradient during backward (before a leaf's
+  /// .grad accumulates); a hook returning a Tensor replaces the gradient, one returning void
+  /// only observes it. Returns an id for remove_hook (libtorch's register_hook).
+  template <typename F>
+  unsigned register_hook(F&& hook) {
+    if constexpr (std::is_void_v<std::invoke_result_t<F&, const Tensor&>>)
+      return register_hook_fn([h = std::forward<F>(hook)](const Tensor& g) {
+        h(g);
+        return Tensor();
+      });
+    else
+      return register_hook_fn(std::function<Tensor(const Tensor&)>(std::forward<F>(hook)));
+  }
+  /// Removes the hook with this id (soma::Error if this tensor has none).
+  void remove_hook(unsigned id);
+  /// Keeps this non-leaf tensor's gradient in grad() after backward (a no-op on leaves).
+  void retain_grad();
+  /// Whether retain_grad() was called on this non-leaf tensor.
+  bool retains_grad() const;
   /// A tensor sharing storage with this one, outside the graph.
   Tensor detach() const;
   /// True for tensors not produced by a differentiable op.
@@ -197,10 +222,21 @@ class Tensor {
   Tensor ge(const Scalar& other) const;
   Tensor le(const Scalar& other) const;
 
+  // ---- toolkit: shape and copy (ops/shape.h) -----------------------------------------------
+
+  // ---- toolkit: indexing (ops/indexing.h) ---------------------------------------------------
+
+  // ---- toolkit: reductions, sorting (ops/reduce.h) -----------------------------------------
+
+  // ---- toolkit: math (ops/elementwise.h, ops/matmul.h) -------------------------------------
+
+  // ---- toolkit: activations, random in-place fills (ops/activation.h, core/tensor.h) -------
+
   /// Internal handle (for soma's own code).
   const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
 
  private:
+  unsigned register_hook_fn(std::function<Tensor(const Tensor&)> hook);
   std::shared_ptr<TensorImpl> impl_;
 };
 
