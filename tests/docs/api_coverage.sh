@@ -34,7 +34,7 @@ names=$(awk '
   }' "${headers[@]}" | sort -u)
 missing=()
 for n in $names; do
-  grep -qE "(\`|[.:]|[[:space:]])$n(\(|\`|[[:space:]])" "$DOC" || missing+=("$n")
+  grep -qE "(\`|[.:>]|[[:space:]])$n([(<]|\`|[[:space:]])" "$DOC" || missing+=("$n")
 done
 count=$(echo "$names" | wc -w)
 if [ ${#missing[@]} -ne 0 ]; then
