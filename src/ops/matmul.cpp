@@ -160,7 +160,11 @@ Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2, const 
              input.shape(), " cannot be broadcast to the product's shape ", shape);
   Tensor r = mm_core(mat1, mat2, "addmm");
   if (alpha.to_double() != 1.0) r = r * alpha;
-  if (beta.to_double() == 0.0) return r;  // the input is ignored (its NaNs too), as PyTorch
+  if (beta.to_double() == 0.0) {
+    // the input is ignored (its NaNs too), as PyTorch; it still gets a (zero) gradient
+    if (!needs_grad(input)) return r;
+    return where(ones({}, kBool), r, input);
+  }
   return r + (beta.to_double() == 1.0 ? input : input * beta);
 }
 

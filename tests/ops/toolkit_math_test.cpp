@@ -98,6 +98,18 @@ const toolkit::Table& table() {
     m["remainder"] = Op{one([](const Inputs& x) { return soma::remainder(x[0], x[1]); })};
     m["fmod"] = Op{one([](const Inputs& x) { return soma::fmod(x[0], x[1]); })};
     m["mul_chain"] = Op{one([](const Inputs& x) { return x[0] * x[1] * x[0]; })};
+    m["rsub"] = Op{one([](const Inputs& x) { return soma::rsub(x[0], 2.0, 3); })};
+    u("neg", soma::neg);
+    m["add_alpha"] = Op{one([](const Inputs& x) { return soma::add(x[0], x[1], -1.5); })};
+    m["mul_scalar"] = Op{one([](const Inputs& x) { return x[0] * -2.5; })};
+    m["remainder_scalar"] = Op{one([](const Inputs& x) { return soma::remainder(x[0], 0.7); })};
+    // ties: the gradient is split half and half (not differentiable there: no gradcheck)
+    m["maximum_ties"] = Op{one([](const Inputs& x) { return soma::maximum(x[0], x[1]); }), true,
+                           false};
+    m["minimum_ties"] = Op{one([](const Inputs& x) { return soma::minimum(x[0], x[1]); }), true,
+                           false};
+    e("einsum_ellipsis_mid", "i...j->ji...");
+    m["addmm_beta0"] = Op{one([](const Inputs& x) { return soma::addmm(x[0], x[1], x[2], 0.0); })};
     return m;
   }();
   return tab;

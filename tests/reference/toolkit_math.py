@@ -85,6 +85,15 @@ OPS = {
     "remainder": lambda x: torch.remainder(x[0], x[1]),
     "fmod": lambda x: torch.fmod(x[0], x[1]),
     "mul_chain": lambda x: x[0] * x[1] * x[0],
+    "rsub": lambda x: torch.rsub(x[0], 2.0, alpha=3),
+    "neg": lambda x: torch.neg(x[0]),
+    "add_alpha": lambda x: torch.add(x[0], x[1], alpha=-1.5),
+    "mul_scalar": lambda x: torch.mul(x[0], -2.5),
+    "remainder_scalar": lambda x: torch.remainder(x[0], 0.7),
+    "maximum_ties": lambda x: torch.maximum(x[0], x[1]),
+    "minimum_ties": lambda x: torch.minimum(x[0], x[1]),
+    "einsum_ellipsis_mid": lambda x: torch.einsum("i...j->ji...", x[0]),
+    "addmm_beta0": lambda x: torch.addmm(x[0], x[1], x[2], beta=0.0),
 }
 
 
@@ -200,6 +209,17 @@ def cases():
         ("remainder", "remainder", [normal((2, 3)), fixed([1.5, -0.7, 2.0])]),
         ("fmod", "fmod", [normal((2, 3)), fixed([1.5, -0.7, 2.0])]),
         ("mul_chain", "mul_chain", [normal((2, 3)), normal((3,))]),
+        ("rsub", "rsub", [normal((2, 3))]),
+        ("neg", "neg", [normal((2, 3))]),
+        ("neg_int", "neg", [index([1, -2, 0])]),
+        ("add_alpha", "add_alpha", [normal((2, 3)), normal((3,))]),
+        ("mul_scalar", "mul_scalar", [normal((2, 3))]),
+        ("remainder_scalar", "remainder_scalar", [away_from((2, 3), -2.0, 2.0, [-1.4, -0.7, 0.0, 0.7, 1.4])]),
+        ("maximum_ties", "maximum_ties", [fixed([1.0, 2.0, 3.0]), fixed([1.0, 3.0, 2.0])]),
+        ("minimum_ties", "minimum_ties", [fixed([[1.0, 2.0], [0.5, -1.0]]), fixed([1.0, -1.0])]),
+        ("einsum_ellipsis_mid", "einsum_ellipsis_mid", [normal((2, 3, 4, 5))]),
+        ("einsum_ellipsis_none", "einsum_ellipsis_mid", [normal((2, 5))]),
+        ("addmm_beta0", "addmm_beta0", [normal((3, 2)), normal((3, 4)), normal((4, 2))]),
     ]
 
 
