@@ -157,9 +157,9 @@ Labeled contract_pair(Labeled a, Labeled b, const std::vector<bool>& summed) {
   out_shape.insert(out_shape.end(), ls.begin(), ls.end());
   out_shape.insert(out_shape.end(), rs.begin(), rs.end());
   Labeled out;
-  out.t = reshape(is_floating(a3.dtype()) ? bmm(a3, b3)
-                                           : sum(unsqueeze(a3, -1) * unsqueeze(b3, 1), 2),
-                  out_shape);
+  out.t =
+      reshape(is_floating(a3.dtype()) ? bmm(a3, b3) : sum(unsqueeze(a3, -1) * unsqueeze(b3, 1), 2),
+              out_shape);
   out.labels = batch;
   out.labels.insert(out.labels.end(), left.begin(), left.end());
   out.labels.insert(out.labels.end(), right.begin(), right.end());
@@ -211,12 +211,14 @@ Tensor einsum(std::string_view equation_view, const std::vector<Tensor>& operand
   bool any_ellipsis = false;
   for (size_t i = 0; i < terms.size(); ++i) {
     const Term& t = terms[i];
-    const int64_t e = t.ellipsis_at < 0 ? 0 : operands[i].dim() - static_cast<int64_t>(t.letters.size());
+    const int64_t e =
+        t.ellipsis_at < 0 ? 0 : operands[i].dim() - static_cast<int64_t>(t.letters.size());
     any_ellipsis |= t.ellipsis_at >= 0;
     std::vector<int> labels;
     for (int p = 0; p <= static_cast<int>(t.letters.size()); ++p) {
       if (p == t.ellipsis_at)
-        for (int64_t j = 0; j < e; ++j) labels.push_back(kLetters + static_cast<int>(n_ell - e + j));
+        for (int64_t j = 0; j < e; ++j)
+          labels.push_back(kLetters + static_cast<int>(n_ell - e + j));
       if (p < static_cast<int>(t.letters.size())) {
         labels.push_back(t.letters[static_cast<size_t>(p)]);
         ++count[static_cast<size_t>(t.letters[static_cast<size_t>(p)])];
@@ -276,7 +278,9 @@ Tensor einsum(std::string_view equation_view, const std::vector<Tensor>& operand
   {
     const std::vector<int> users = used_after(0);
     for (Labeled& x : ops)
-      x = sum_labels(x, [&](int l) { return !in_out[static_cast<size_t>(l)] && users[static_cast<size_t>(l)] == 1; });
+      x = sum_labels(x, [&](int l) {
+        return !in_out[static_cast<size_t>(l)] && users[static_cast<size_t>(l)] == 1;
+      });
   }
   Labeled acc = ops[0];
   for (size_t i = 1; i < ops.size(); ++i) {

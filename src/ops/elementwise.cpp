@@ -689,9 +689,7 @@ Tensor abs(const Tensor& x) {
     return map1<T>(x, [](T v) { return v < 0 ? static_cast<T>(-v) : v; });
   });
   if (needs_grad(x)) {
-    record(out, "abs", {x},
-           [x](const Tensor& g) -> Grads { return {g * sign(x)}; },
-           {x});
+    record(out, "abs", {x}, [x](const Tensor& g) -> Grads { return {g * sign(x)}; }, {x});
   }
   return out;
 }
@@ -752,7 +750,8 @@ Tensor pow(const Tensor& x, const Tensor& exponent) {
              if (re) {
                // d x^e / de = x^e ln x, taken as 0 where x == 0 and e >= 0 (as PyTorch)
                const Tensor mask = eq(x, 0) * ge(e, 0);
-               grad_e = sum_to(g * where(mask, zero, autograd::attach_output(y) * log(x)), e.shape());
+               grad_e =
+                   sum_to(g * where(mask, zero, autograd::attach_output(y) * log(x)), e.shape());
              }
              return {grad_x, grad_e};
            },

@@ -60,8 +60,7 @@ Tensor unary(const Tensor& input, const char* op, F f, B backward, bool needs_ou
 
 // Rounding and sign: zero gradient (as torch), integer dtypes kept.
 Tensor zero_grad_op(Tensor out, const Tensor& x, const char* op) {
-  if (needs_grad(x))
-    record(out, op, {x}, [](const Tensor& g) -> Grads { return {zeros_like(g)}; });
+  if (needs_grad(x)) record(out, op, {x}, [](const Tensor& g) -> Grads { return {zeros_like(g)}; });
   return out;
 }
 
@@ -112,18 +111,14 @@ Tensor expm1(const Tensor& x) {
 Tensor log2(const Tensor& x) {
   return unary(
       x, "log2", [](auto v) { return std::log2(v); },
-      [](const Tensor& x, const Tensor&, const Tensor& g) {
-        return g / (x * std::numbers::ln2);
-      },
+      [](const Tensor& x, const Tensor&, const Tensor& g) { return g / (x * std::numbers::ln2); },
       false);
 }
 
 Tensor log10(const Tensor& x) {
   return unary(
       x, "log10", [](auto v) { return std::log10(v); },
-      [](const Tensor& x, const Tensor&, const Tensor& g) {
-        return g / (x * std::numbers::ln10);
-      },
+      [](const Tensor& x, const Tensor&, const Tensor& g) { return g / (x * std::numbers::ln10); },
       false);
 }
 
@@ -148,8 +143,7 @@ Tensor rsqrt(const Tensor& x) {
   // d x^(-1/2) / dx = -1/2 x^(-3/2) = -1/2 y^3
   return unary(
       x, "rsqrt", [](auto v) { return decltype(v)(1) / std::sqrt(v); },
-      [](const Tensor&, const Tensor& y, const Tensor& g) { return g * (y * y * y) * -0.5; },
-      true);
+      [](const Tensor&, const Tensor& y, const Tensor& g) { return g * (y * y * y) * -0.5; }, true);
 }
 
 Tensor floor(const Tensor& x) {
@@ -239,8 +233,7 @@ Tensor lerp(const Tensor& start, const Tensor& end, const Scalar& weight) {
     record(out, "lerp", {start, end},
            [ss = start.shape(), se = end.shape(), rs = start.requires_grad(),
             re = end.requires_grad(), w](const Tensor& g) -> Grads {
-             return {rs ? sum_to(g * (1.0 - w), ss) : Tensor(),
-                     re ? sum_to(g * w, se) : Tensor()};
+             return {rs ? sum_to(g * (1.0 - w), ss) : Tensor(), re ? sum_to(g * w, se) : Tensor()};
            });
   }
   return out;
@@ -252,7 +245,8 @@ Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight) {
                                        weight.shape(), "lerp");
   Tensor out = detail::make_tensor(shape, start.dtype());
   detail::dispatch_float(start.dtype(), "lerp", [&]<typename T>() {
-    ops::apply3<T, T, T>(out, start, end, weight, [](T s, T e, T w) { return lerp_value(s, e, w); });
+    ops::apply3<T, T, T>(out, start, end, weight,
+                         [](T s, T e, T w) { return lerp_value(s, e, w); });
   });
   if (needs_grad(start, end, weight)) {
     record(out, "lerp", {start, end, weight},
@@ -268,22 +262,54 @@ Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight) {
 }
 
 // ---- method forms --------------------------------------------------------------------------
-Tensor Tensor::sin() const { return soma::sin(*this); }
-Tensor Tensor::cos() const { return soma::cos(*this); }
-Tensor Tensor::tan() const { return soma::tan(*this); }
-Tensor Tensor::atan2(const Tensor& other) const { return soma::atan2(*this, other); }
-Tensor Tensor::log1p() const { return soma::log1p(*this); }
-Tensor Tensor::expm1() const { return soma::expm1(*this); }
-Tensor Tensor::log2() const { return soma::log2(*this); }
-Tensor Tensor::log10() const { return soma::log10(*this); }
-Tensor Tensor::erf() const { return soma::erf(*this); }
-Tensor Tensor::floor() const { return soma::floor(*this); }
-Tensor Tensor::ceil() const { return soma::ceil(*this); }
-Tensor Tensor::round() const { return soma::round(*this); }
-Tensor Tensor::sign() const { return soma::sign(*this); }
-Tensor Tensor::reciprocal() const { return soma::reciprocal(*this); }
-Tensor Tensor::rsqrt() const { return soma::rsqrt(*this); }
-Tensor Tensor::square() const { return soma::square(*this); }
+Tensor Tensor::sin() const {
+  return soma::sin(*this);
+}
+Tensor Tensor::cos() const {
+  return soma::cos(*this);
+}
+Tensor Tensor::tan() const {
+  return soma::tan(*this);
+}
+Tensor Tensor::atan2(const Tensor& other) const {
+  return soma::atan2(*this, other);
+}
+Tensor Tensor::log1p() const {
+  return soma::log1p(*this);
+}
+Tensor Tensor::expm1() const {
+  return soma::expm1(*this);
+}
+Tensor Tensor::log2() const {
+  return soma::log2(*this);
+}
+Tensor Tensor::log10() const {
+  return soma::log10(*this);
+}
+Tensor Tensor::erf() const {
+  return soma::erf(*this);
+}
+Tensor Tensor::floor() const {
+  return soma::floor(*this);
+}
+Tensor Tensor::ceil() const {
+  return soma::ceil(*this);
+}
+Tensor Tensor::round() const {
+  return soma::round(*this);
+}
+Tensor Tensor::sign() const {
+  return soma::sign(*this);
+}
+Tensor Tensor::reciprocal() const {
+  return soma::reciprocal(*this);
+}
+Tensor Tensor::rsqrt() const {
+  return soma::rsqrt(*this);
+}
+Tensor Tensor::square() const {
+  return soma::square(*this);
+}
 Tensor Tensor::lerp(const Tensor& end, const Scalar& weight) const {
   return soma::lerp(*this, end, weight);
 }

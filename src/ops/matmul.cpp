@@ -9,8 +9,8 @@
 #include "core/dispatch.h"
 #include "core/tensor_impl.h"
 #include "kernels/kernels.h"
-#include "soma/ops/reduce.h"
 #include "soma/ops/elementwise.h"
+#include "soma/ops/reduce.h"
 #include "soma/ops/shape.h"
 
 namespace soma {
@@ -125,7 +125,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     s.push_back(n);
     return reshape(mm_core(reshape(a, {-1, k}), b, "matmul"), s);
   }
-  const Shape sa(a.shape().begin(), a.shape().end() - 2), sb(b.shape().begin(), b.shape().end() - 2);
+  const Shape sa(a.shape().begin(), a.shape().end() - 2),
+      sb(b.shape().begin(), b.shape().end() - 2);
   Shape batch = broadcast_shapes(sa, sb, "matmul");
   int64_t nb = 1;
   for (int64_t d : batch) nb *= d;
@@ -179,8 +180,8 @@ Tensor dot(const Tensor& a, const Tensor& b) {
   check_pair(a, b, "dot");
   SOMA_CHECK(a.dim() == 1 && b.dim() == 1, "dot: expected 1-D tensors, got shapes ", a.shape(),
              " and ", b.shape());
-  SOMA_CHECK(a.size(0) == b.size(0), "dot: inconsistent tensor size, expected tensor [",
-             a.size(0), "] and src [", b.size(0), "] to have the same number of elements");
+  SOMA_CHECK(a.size(0) == b.size(0), "dot: inconsistent tensor size, expected tensor [", a.size(0),
+             "] and src [", b.size(0), "] to have the same number of elements");
   if (!is_floating(a.dtype())) return sum(a * b);
   return reshape(mm_core(unsqueeze(a, 0), unsqueeze(b, 1), "dot"), {});
 }

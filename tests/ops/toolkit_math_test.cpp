@@ -75,7 +75,9 @@ const toolkit::Table& table() {
     e("einsum_three_shared", "bi,bj,bk->bijk");
     e("einsum_broadcast", "ij,ij->i");
     e("einsum_bilinear", "bn,anm,bm->ba");
-    m["einsum_t"] = Op{one([](const Inputs& x) { return soma::einsum("ij,jk->ik", {tr(x[0]), x[1]}); })};
+    m["einsum_t"] = Op{one([](const Inputs& x) {
+      return soma::einsum("ij,jk->ik", {tr(x[0]), x[1]});
+    })};
     m["pow_scalar3"] = Op{one([](const Inputs& x) { return soma::pow(x[0], 3.0); })};
     m["pow_scalar_half"] = Op{one([](const Inputs& x) { return soma::pow(x[0], 0.5); })};
     m["pow_scalar2"] = Op{one([](const Inputs& x) { return soma::pow(x[0], 2.0); })};
@@ -104,10 +106,10 @@ const toolkit::Table& table() {
     m["mul_scalar"] = Op{one([](const Inputs& x) { return x[0] * -2.5; })};
     m["remainder_scalar"] = Op{one([](const Inputs& x) { return soma::remainder(x[0], 0.7); })};
     // ties: the gradient is split half and half (not differentiable there: no gradcheck)
-    m["maximum_ties"] = Op{one([](const Inputs& x) { return soma::maximum(x[0], x[1]); }), true,
-                           false};
-    m["minimum_ties"] = Op{one([](const Inputs& x) { return soma::minimum(x[0], x[1]); }), true,
-                           false};
+    m["maximum_ties"] =
+        Op{one([](const Inputs& x) { return soma::maximum(x[0], x[1]); }), true, false};
+    m["minimum_ties"] =
+        Op{one([](const Inputs& x) { return soma::minimum(x[0], x[1]); }), true, false};
     e("einsum_ellipsis_mid", "i...j->ji...");
     m["addmm_beta0"] = Op{one([](const Inputs& x) { return soma::addmm(x[0], x[1], x[2], 0.0); })};
     return m;
@@ -181,9 +183,12 @@ TEST(ToolkitMathBehaviour, GradGradCheckOlderOps) {
       {"abs", F([](const Inputs& v) { return soma::abs(v[0]) * v[1]; })},
       {"clamp", F([](const Inputs& v) { return soma::clamp(v[0], -0.3, 0.4) * v[0]; })},
       {"maximum", F([](const Inputs& v) { return soma::maximum(v[0], v[1]) * v[1]; })},
-      {"where", F([](const Inputs& v) { return soma::where(soma::gt(v[0], 0), v[0] * v[1], v[1]); })},
+      {"where",
+       F([](const Inputs& v) { return soma::where(soma::gt(v[0], 0), v[0] * v[1], v[1]); })},
       {"matmul", F([](const Inputs& v) { return soma::matmul(v[0], tr(v[1] * v[0])); })},
-      {"einsum", F([](const Inputs& v) { return soma::einsum("ij,kj->ik", {v[0], v[1] * v[2]}); })},
+      {"einsum", F([](const Inputs& v) {
+         return soma::einsum("ij,kj->ik", {v[0], v[1] * v[2]});
+       })},
   };
   for (const auto& [name, f] : fns) {
     EXPECT_NO_THROW(gradgradcheck(f, {x, y, p})) << name;
