@@ -133,6 +133,13 @@ bool gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
     }
   }
   auto first_derivative = [&](const std::vector<Tensor>& xs) {
+    // gradcheck evaluates its function under NoGradGuard for the finite differences; the first
+    // derivative needs the graph either way.
+    struct EnableGrad {
+      bool prev = is_grad_enabled();
+      EnableGrad() { set_grad_enabled(true); }
+      ~EnableGrad() { set_grad_enabled(prev); }
+    } enable_grad;
     const Tensor out = fn(xs);
     if (!out.requires_grad()) return zeros({0}, kFloat64);
     std::vector<Tensor> wrt;
