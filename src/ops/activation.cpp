@@ -14,6 +14,7 @@
 #include "ops/map.h"
 #include "soma/ops/elementwise.h"
 #include "soma/ops/reduce.h"
+#include "soma/autograd/grad_mode.h"
 #include "soma/ops/shape.h"
 
 namespace soma {
@@ -258,7 +259,8 @@ Tensor hardtanh(const Tensor& x, double min_val, double max_val) {
 Tensor hardsigmoid(const Tensor& x) {
   auto df = [](auto g, auto v) {
     using T = decltype(v);
-    return v > T(-3) && v < T(3) ? static_cast<T>(g / T(6)) : T(0);
+    // PyTorch's kernel multiplies by the float constant 1/6 in every dtype
+    return v > T(-3) && v < T(3) ? static_cast<T>(g * static_cast<T>(1.0f / 6.0f)) : T(0);
   };
   return activation(
       x, "hardsigmoid", false,
@@ -322,10 +324,27 @@ Tensor prelu(const Tensor& x, const Tensor& weight) {
 Tensor glu(const Tensor& x, int64_t dim) {
   SOMA_CHECK(x.defined(), "glu: called with an undefined tensor");
   SOMA_CHECK(x.dim() > 0, "glu: glu does not support scalars because halving size must be even");
+  SOMA_CHECK(is_floating(x.dtype()), "glu: input must be float32 or float64, got ", x.dtype());
   const int64_t d = detail::wrap_dim(dim, x.dim(), "glu");
-  const int64_t n = x.size(d);
+  const int64_t n = x.size(d), h = n / 2;
   SOMA_CHECK(n % 2 == 0, "glu: Halving dimension must be even, but dimension ", d, " is size ", n);
-  return narrow(x, d, 0, n / 2) * sigmoid(narrow(x, d, n / 2, n / 2));
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    const Tensor xd = x.detach();
+    out = narrow(xd, d, 0, h) * sigmoid(narrow(xd, d, h, h));
+  }
+  if (needs_grad(x)) {
+    // d/da = g s,  d/db = g a s (1 - s),  s = sigmoid(b): the halves are read with narrow and
+    // the gradient joined with cat, whose backward pass is a narrow again.
+    record(out, "glu", {x},
+           [x, d, h](const Tensor& g) -> Grads {
+             const Tensor a = narrow(x, d, 0, h), s = sigmoid(narrow(x, d, h, h));
+             return {cat({g * s, g * a * s * (1.0 - s)}, d)};
+           },
+           {x});
+  }
+  return out;
 }
 
 namespace {

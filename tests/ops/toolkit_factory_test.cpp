@@ -21,7 +21,8 @@ toolkit::Op constant(std::function<Tensor(const Inputs&)> f) {
 
 const toolkit::Table& table() {
   static const toolkit::Table t = {
-      {"linspace_m1_1_7", constant([](const Inputs&) { return soma::linspace(-1, 1, 7); })},
+      {"linspace_m1_1_7_f64",
+       constant([](const Inputs&) { return soma::linspace(-1, 1, 7, soma::kFloat64); })},
       {"linspace_5_m3_9_f64",
        constant([](const Inputs&) { return soma::linspace(5, -3, 9, soma::kFloat64); })},
       {"linspace_0_10_4_i64",
@@ -59,6 +60,19 @@ double var_of(const Tensor& t) {
 }
 
 constexpr int64_t kDraws = 200000;
+
+// float32 (the default): computed in float like PyTorch (the reference file's values are
+// float64 ones, so the float32 rounding is checked here).
+TEST(ToolkitFactoryLinspace, Float32Default) {
+  Tensor x = soma::linspace(-1, 1, 7);
+  EXPECT_EQ(x.dtype(), soma::kFloat32);
+  const auto v = x.to_vector<float>();
+  // torch.linspace(-1, 1, 7) bit for bit
+  EXPECT_EQ(v, (std::vector<float>{-1.0f, -0x1.555554p-1f, -0x1.555554p-2f, -0x1.0p-25f,
+                                   0x1.555554p-2f, 0x1.555554p-1f, 1.0f}));
+  EXPECT_FLOAT_EQ(v[3], -2.98023224e-08f);  // torch.linspace(-1, 1, 7)[3]
+  EXPECT_EQ(soma::linspace(3, 3, 4).to_vector<float>(), (std::vector<float>{3, 3, 3, 3}));
+}
 
 TEST(ToolkitFactoryRandom, NormalFillMatchesMeanAndStd) {
   for (soma::DType dtype : {soma::kFloat32, soma::kFloat64}) {
