@@ -125,8 +125,8 @@ Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement) {
              probs.shape());
   SOMA_CHECK(is_floating(probs.dtype()), op, ": probabilities must be float32 or float64, got ",
              probs.dtype());
-  SOMA_CHECK(num_samples > 0, op, ": cannot sample n_sample <= 0 samples (num_samples=",
-             num_samples, ")");
+  SOMA_CHECK(num_samples > 0, op,
+             ": cannot sample n_sample <= 0 samples (num_samples=", num_samples, ")");
   const int64_t rows = probs.dim() == 2 ? probs.size(0) : 1, n = probs.size(-1);
   SOMA_CHECK(n > 0, op, ": number of categories cannot be zero");
   SOMA_CHECK(replacement || num_samples <= n, op, ": cannot sample n_sample > prob_dist.size(-1) ",
@@ -191,8 +191,9 @@ Tensor& Tensor::normal_(double mean, double sd) {
 Tensor& Tensor::uniform_(double from, double to) {
   SOMA_CHECK(defined(), "uniform_: called on an undefined tensor");
   SOMA_CHECK(is_floating(dtype()), "uniform_: tensor must be float32 or float64, got ", dtype());
-  SOMA_CHECK(from <= to, "uniform_: uniform_ expects to return a [from, to) range, but found from=",
-             from, " > to=", to);
+  SOMA_CHECK(from <= to,
+             "uniform_: uniform_ expects to return a [from, to) range, but found from=", from,
+             " > to=", to);
   Tensor values;
   {
     NoGradGuard no_grad;

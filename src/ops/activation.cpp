@@ -12,9 +12,9 @@
 #include "core/dispatch.h"
 #include "kernels/kernels.h"
 #include "ops/map.h"
+#include "soma/autograd/grad_mode.h"
 #include "soma/ops/elementwise.h"
 #include "soma/ops/reduce.h"
-#include "soma/autograd/grad_mode.h"
 #include "soma/ops/shape.h"
 
 namespace soma {
@@ -93,9 +93,8 @@ T stable_softplus(T v) {  // log(1 + e^v)
 
 // erf as a differentiable op (for gelu's gradient): d erf(x) = 2/sqrt(pi) e^(-x^2).
 Tensor erf_op(const Tensor& x) {
-  Tensor out = detail::dispatch_float(x.dtype(), "erf", [&]<typename T>() {
-    return map1<T>(x, [](T v) { return std::erf(v); });
-  });
+  Tensor out = detail::dispatch_float(
+      x.dtype(), "erf", [&]<typename T>() { return map1<T>(x, [](T v) { return std::erf(v); }); });
   if (needs_grad(x))
     record(out, "erf", {x},
            [x](const Tensor& g) -> Grads {

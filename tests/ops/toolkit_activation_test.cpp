@@ -89,10 +89,13 @@ TEST(ToolkitActivationErrors, NameTheOpAndValues) {
   };
   EXPECT_NE(message([] { soma::celu(vec({1.0}), 0.0); }).find("celu: alpha cannot be 0"),
             std::string::npos);
-  EXPECT_NE(message([] { soma::glu(soma::zeros({2, 3}), 1); }).find("dimension 1 is size 3"),
+  EXPECT_NE(message([] {
+              soma::glu(soma::zeros({2, 3}), 1);
+            }).find("dimension 1 is size 3"),
             std::string::npos);
-  EXPECT_NE(message([] { soma::prelu(soma::zeros({2, 3}), soma::zeros({2})); })
-                .find("parameter numbers = 2 and channel size = 3"),
+  EXPECT_NE(message([] {
+              soma::prelu(soma::zeros({2, 3}), soma::zeros({2}));
+            }).find("parameter numbers = 2 and channel size = 3"),
             std::string::npos);
   EXPECT_THROW(soma::prelu(soma::zeros({2, 3}), soma::zeros({3}, soma::kFloat64)), soma::Error);
   EXPECT_THROW(soma::nn::CELU(0.0), soma::Error);

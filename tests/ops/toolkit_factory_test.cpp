@@ -184,9 +184,8 @@ TEST(ToolkitFactoryRandom, MultinomialWithoutReplacement) {
     EXPECT_EQ(row.size(), 6u);
   }
   // the first draw follows the weights: P(1) = 3/4
-  Tensor many = soma::multinomial(soma::expand(soma::tensor(std::vector<double>{1, 3}, {1, 2}),
-                                               {20000, 2}),
-                                  1);
+  Tensor many = soma::multinomial(
+      soma::expand(soma::tensor(std::vector<double>{1, 3}, {1, 2}), {20000, 2}), 1);
   EXPECT_NEAR(mean_of(many), 0.75, 0.015);
   // zero-weight categories come after the positive ones
   Tensor z = soma::multinomial(soma::tensor(std::vector<double>{0, 1, 0}), 2);
@@ -207,11 +206,13 @@ TEST(ToolkitFactoryRandom, MultinomialErrors) {
     return std::string("no error");
   };
   const Tensor p = soma::tensor(std::vector<double>{1, 2});
-  EXPECT_NE(message([&] { soma::multinomial(soma::tensor(std::vector<double>{1, -1}), 1); })
-                .find("element < 0"),
+  EXPECT_NE(message([&] {
+              soma::multinomial(soma::tensor(std::vector<double>{1, -1}), 1);
+            }).find("element < 0"),
             std::string::npos);
-  EXPECT_NE(message([&] { soma::multinomial(soma::zeros({2, 3}), 1); })
-                .find("sum of probabilities <= 0"),
+  EXPECT_NE(message([&] {
+              soma::multinomial(soma::zeros({2, 3}), 1);
+            }).find("sum of probabilities <= 0"),
             std::string::npos);
   EXPECT_NE(message([&] { soma::multinomial(p, 3); }).find("without replacement"),
             std::string::npos);

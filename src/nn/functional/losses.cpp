@@ -101,7 +101,8 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, BCEOption
                  dp = g * ops::map2<T>(p, t, [](T pv, T tv) {
                         return (pv - tv) / std::max((T(1) - pv) * pv, static_cast<T>(1e-12f));
                       });
-               if (rt) dt = g * ops::map1<T>(p, [](T pv) { return std::log1p(-pv) - std::log(pv); });
+               if (rt)
+                 dt = g * ops::map1<T>(p, [](T pv) { return std::log1p(-pv) - std::log(pv); });
              });
              return {dp, dt};
            },
@@ -327,8 +328,8 @@ Tensor fused_cross_entropy(const Tensor& x, const Tensor& target, int64_t ignore
                    hot.data<T>()[i * C + ys[i]] = T(1);
                  }
                });
-               const Tensor dx = (softmax(x, 1) * keep - hot) *
-                                 per_sample_scale(g, reduction, count, N);
+               const Tensor dx =
+                   (softmax(x, 1) * keep - hot) * per_sample_scale(g, reduction, count, N);
                return {reshape(dx, shape)};
              }
              Tensor dx = empty({N, C}, g.dtype());
