@@ -1,6 +1,7 @@
 #include "soma/nn/layers.h"
 
 #include <cmath>
+#include <sstream>
 
 #include "soma/core/error.h"
 #include "soma/nn/functional.h"
@@ -78,6 +79,93 @@ Tensor LogSoftmax::forward(const Tensor& input) {
 std::string LogSoftmax::describe() const {
   return "LogSoftmax(dim=" + std::to_string(dim) + ")";
 }
+namespace {
+template <typename... Args>
+std::string print(const Args&... args) {
+  std::ostringstream os;
+  (os << ... << args);
+  return os.str();
+}
+}  // namespace
+
+Tensor Softmin::forward(const Tensor& input) {
+  return softmin(input, dim);
+}
+std::string Softmin::describe() const {
+  return print("Softmin(dim=", dim, ")");
+}
+Tensor ELU::forward(const Tensor& input) {
+  return elu(input, alpha);
+}
+std::string ELU::describe() const {
+  return print("ELU(alpha=", alpha, ")");
+}
+Tensor SELU::forward(const Tensor& input) {
+  return selu(input);
+}
+CELU::CELU(double alpha) : alpha(alpha) {
+  SOMA_CHECK(alpha != 0.0, "CELU: alpha cannot be 0");
+}
+Tensor CELU::forward(const Tensor& input) {
+  return celu(input, alpha);
+}
+std::string CELU::describe() const {
+  return print("CELU(alpha=", alpha, ")");
+}
+Tensor SiLU::forward(const Tensor& input) {
+  return silu(input);
+}
+Tensor Mish::forward(const Tensor& input) {
+  return mish(input);
+}
+Tensor Softplus::forward(const Tensor& input) {
+  return softplus(input, beta, threshold);
+}
+std::string Softplus::describe() const {
+  return print("Softplus(beta=", beta, ", threshold=", threshold, ")");
+}
+Hardtanh::Hardtanh(double min_val, double max_val) : min_val(min_val), max_val(max_val) {
+  SOMA_CHECK(max_val > min_val, "Hardtanh: max_val (", max_val, ") must be greater than min_val (",
+             min_val, ")");
+}
+Tensor Hardtanh::forward(const Tensor& input) {
+  return hardtanh(input, min_val, max_val);
+}
+std::string Hardtanh::describe() const {
+  return print("Hardtanh(min_val=", min_val, ", max_val=", max_val, ")");
+}
+Tensor Hardsigmoid::forward(const Tensor& input) {
+  return hardsigmoid(input);
+}
+Tensor Hardswish::forward(const Tensor& input) {
+  return hardswish(input);
+}
+Tensor LogSigmoid::forward(const Tensor& input) {
+  return log_sigmoid(input);
+}
+
+PReLU::PReLU(int64_t num_parameters, double init, DType dtype)
+    : num_parameters(num_parameters), init(init), dtype(dtype) {
+  SOMA_CHECK(num_parameters > 0, "PReLU: num_parameters must be positive, got ", num_parameters);
+  SOMA_CHECK(is_floating(dtype), "PReLU: dtype must be float32 or float64, got ", dtype);
+  reset();
+}
+void PReLU::reset() {
+  weight = register_parameter("weight", full({num_parameters}, init, dtype));
+}
+Tensor PReLU::forward(const Tensor& input) {
+  return prelu(input, weight);
+}
+std::string PReLU::describe() const {
+  return print("PReLU(num_parameters=", num_parameters, ")");
+}
+Tensor GLU::forward(const Tensor& input) {
+  return glu(input, dim);
+}
+std::string GLU::describe() const {
+  return print("GLU(dim=", dim, ")");
+}
+
 Tensor Flatten::forward(const Tensor& input) {
   return F::flatten(input, start_dim, end_dim);
 }

@@ -254,6 +254,20 @@ class Tensor {
   Tensor dot(const Tensor& other) const;
 
   // ---- toolkit: activations, random in-place fills (ops/activation.h, core/tensor.h) -------
+  /// Fills with samples of N(mean, std^2) from the global generator (float dtypes; std >= 0).
+  Tensor& normal_(double mean = 0.0, double std = 1.0);
+  /// Fills with samples of U[from, to) from the global generator (float dtypes; from <= to).
+  Tensor& uniform_(double from = 0.0, double to = 1.0);
+  /// Fills with 0/1 draws, 1 with probability p (a scalar, or a tensor broadcast to this shape).
+  Tensor& bernoulli_(double p = 0.5);
+  Tensor& bernoulli_(const Tensor& p);
+  /// soma::bernoulli(*this): 0/1 draws with this tensor's entries as probabilities.
+  Tensor bernoulli() const;
+  Tensor bernoulli(double p) const;
+  /// soma::multinomial(*this, num_samples, replacement).
+  Tensor multinomial(int64_t num_samples, bool replacement = false) const;
+  Tensor softmin(int64_t dim) const;
+  Tensor prelu(const Tensor& weight) const;
 
   /// Internal handle (for soma's own code).
   const std::shared_ptr<TensorImpl>& impl() const { return impl_; }
@@ -294,6 +308,21 @@ Tensor rand(const Shape& shape, DType dtype = kFloat32);
 Tensor randn(const Shape& shape, DType dtype = kFloat32);
 /// Uniform integers in [low, high).
 Tensor randint(int64_t low, int64_t high, const Shape& shape, DType dtype = kInt64);
+/// `steps` evenly spaced values from start to end inclusive (torch.linspace; steps >= 0).
+Tensor linspace(double start, double end, int64_t steps, DType dtype = kFloat32);
+/// The n x m identity (ones on the main diagonal); m defaults to n (torch.eye).
+Tensor eye(int64_t n, DType dtype = kFloat32);
+Tensor eye(int64_t n, int64_t m, DType dtype = kFloat32);
+/// int64 `indices` -> int64 one-hot with a trailing dim of num_classes (-1: max + 1), like
+/// torch.nn.functional.one_hot; negative or out-of-range classes throw.
+Tensor one_hot(const Tensor& indices, int64_t num_classes = -1);
+/// 0/1 draws (input's dtype) with the entries of `p` (in [0, 1]) as probabilities.
+Tensor bernoulli(const Tensor& p);
+/// 0/1 draws shaped like `x`, each 1 with probability p.
+Tensor bernoulli(const Tensor& x, double p);
+/// Draws num_samples category indices (int64) per row of the 1-D or 2-D non-negative weights
+/// `probs` (normalised per row), with or without replacement, like torch.multinomial.
+Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement = false);
 Tensor empty_like(const Tensor& t);
 Tensor zeros_like(const Tensor& t);
 Tensor ones_like(const Tensor& t);

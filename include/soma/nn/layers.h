@@ -1,4 +1,5 @@
-// Layers: Linear, activations, Flatten, Dropout, Identity. Each is a thin module whose forward
+// Layers: Linear, activations (ReLU ... GLU, PReLU with a learnable slope), Flatten, Dropout,
+// Identity. Each is a thin module whose forward
 // calls one functional op.
 //   nn::Sequential model(nn::Linear(784, 256), nn::ReLU(), nn::Dropout(0.5),
 //                        nn::Linear(256, 10));
@@ -84,6 +85,126 @@ class LogSoftmax : public Cloneable<LogSoftmax> {
  public:
   void reset() override {}
   explicit LogSoftmax(int64_t dim = -1) : dim(dim) {}
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override;
+  int64_t dim;
+};
+
+class Softmin : public Cloneable<Softmin> {
+ public:
+  void reset() override {}
+  explicit Softmin(int64_t dim = -1) : dim(dim) {}
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override;
+  int64_t dim;
+};
+
+/// x > 0 ? x : alpha (e^x - 1)
+class ELU : public Cloneable<ELU> {
+ public:
+  void reset() override {}
+  explicit ELU(double alpha = 1.0) : alpha(alpha) {}
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override;
+  double alpha;
+};
+
+/// scale * ELU(alpha) with PyTorch's fixed alpha and scale.
+class SELU : public Cloneable<SELU> {
+ public:
+  void reset() override {}
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override { return "SELU"; }
+};
+
+/// max(0, x) + min(0, alpha (e^(x/alpha) - 1)); alpha != 0.
+class CELU : public Cloneable<CELU> {
+ public:
+  void reset() override {}
+  explicit CELU(double alpha = 1.0);
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override;
+  double alpha;
+};
+
+/// x sigmoid(x) (also called swish).
+class SiLU : public Cloneable<SiLU> {
+ public:
+  void reset() override {}
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override { return "SiLU"; }
+};
+
+/// x tanh(softplus(x))
+class Mish : public Cloneable<Mish> {
+ public:
+  void reset() override {}
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override { return "Mish"; }
+};
+
+/// log(1 + e^(beta x)) / beta, linear where beta x > threshold.
+class Softplus : public Cloneable<Softplus> {
+ public:
+  void reset() override {}
+  explicit Softplus(double beta = 1.0, double threshold = 20.0)
+      : beta(beta), threshold(threshold) {}
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override;
+  double beta, threshold;
+};
+
+/// clamp(x, min_val, max_val)
+class Hardtanh : public Cloneable<Hardtanh> {
+ public:
+  void reset() override {}
+  explicit Hardtanh(double min_val = -1.0, double max_val = 1.0);
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override;
+  double min_val, max_val;
+};
+
+class Hardsigmoid : public Cloneable<Hardsigmoid> {
+ public:
+  void reset() override {}
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override { return "Hardsigmoid"; }
+};
+
+class Hardswish : public Cloneable<Hardswish> {
+ public:
+  void reset() override {}
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override { return "Hardswish"; }
+};
+
+class LogSigmoid : public Cloneable<LogSigmoid> {
+ public:
+  void reset() override {}
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override { return "LogSigmoid"; }
+};
+
+/// x > 0 ? x : weight x with a learnable weight ("weight", [num_parameters], filled with
+/// `init`): one slope shared by all channels, or one per channel (dim 1 of the input).
+class PReLU : public Cloneable<PReLU> {
+ public:
+  explicit PReLU(int64_t num_parameters = 1, double init = 0.25, DType dtype = kFloat32);
+  /// Registers a new weight filled with `init`.
+  void reset() override;
+  Tensor forward(const Tensor& input) override;
+  std::string describe() const override;
+  int64_t num_parameters;
+  double init;
+  DType dtype;
+  Tensor weight;
+};
+
+/// a sigmoid(b), a and b the halves of the input along dim.
+class GLU : public Cloneable<GLU> {
+ public:
+  void reset() override {}
+  explicit GLU(int64_t dim = -1) : dim(dim) {}
   Tensor forward(const Tensor& input) override;
   std::string describe() const override;
   int64_t dim;

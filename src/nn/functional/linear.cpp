@@ -7,6 +7,7 @@
 #include "kernels/kernels.h"
 #include "soma/core/error.h"
 #include "soma/nn/functional.h"
+#include "soma/ops/matmul.h"
 #include "soma/ops/reduce.h"
 #include "soma/ops/shape.h"
 
@@ -18,7 +19,7 @@ using autograd::record;
 
 // x [B, N] (leading dims flattened), weight [M, N], bias [M]:
 //   y = x W^T + b          (bias rows written first, then GEMM with beta = 1)
-//   dx = dy W,  dW = dy^T x,  db = sum_B dy
+//   dx = dy W,  dW = dy^T x,  db = sum_B dy   (fused GEMMs; matmul under create_graph)
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   SOMA_CHECK(x.defined() && weight.defined(), "linear: called with an undefined tensor");
   SOMA_CHECK(weight.dim() == 2, "linear: weight must be 2-D [out, in], got shape ", weight.shape());
@@ -57,29 +58,38 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   });
   out = out.view(out_shape);
   if (needs_grad(x, weight, bias)) {
-    record(out, "linear", {x, weight, bias},
-           [x2, w, x_shape = x.shape(), rx = x.requires_grad(), rw = weight.requires_grad(),
-            rb = bias.defined() && bias.requires_grad(), M, N](const Tensor& g) -> Grads {
-             const Tensor g2 = reshape(g, {-1, M}).contiguous();
-             const int64_t B = g2.size(0);
-             Tensor dx, dw, db;
-             detail::dispatch_float(g.dtype(), "linear backward", [&]<typename T>() {
-               if (rx) {
-                 dx = empty({B, N}, g.dtype());
-                 kernels::gemm<T>(false, false, B, N, M, T(1), g2.data<T>(), M, w.data<T>(), N,
-                                  T(0), dx.data<T>(), N);
-                 dx = dx.view(x_shape);
-               }
-               if (rw) {
-                 dw = empty({M, N}, g.dtype());
-                 kernels::gemm<T>(true, false, M, N, B, T(1), g2.data<T>(), M, x2.data<T>(), N,
-                                  T(0), dw.data<T>(), N);
-               }
-             });
-             if (rb) db = sum(g2, 0);
-             return {dx, dw, db};
-           },
-           {x2, w});
+    record(
+        out, "linear", {x, weight, bias},
+        [x, weight, x2, w, x_shape = x.shape(), rx = x.requires_grad(), rw = weight.requires_grad(),
+         rb = bias.defined() && bias.requires_grad(), M, N](const Tensor& g) -> Grads {
+          Tensor dx, dw, db;
+          if (autograd::is_grad_enabled()) {
+            // create_graph: the same products from differentiable ops, on x and weight as-is
+            const Tensor g2 = reshape(g, {-1, M});
+            if (rx) dx = reshape(matmul(g2, weight), x_shape);
+            if (rw) dw = matmul(t(g2), reshape(x, {-1, N}));
+            if (rb) db = sum(g2, 0);
+            return {dx, dw, db};
+          }
+          const Tensor g2 = reshape(g, {-1, M}).contiguous();
+          const int64_t B = g2.size(0);
+          detail::dispatch_float(g.dtype(), "linear backward", [&]<typename T>() {
+            if (rx) {
+              dx = empty({B, N}, g.dtype());
+              kernels::gemm<T>(false, false, B, N, M, T(1), g2.data<T>(), M, w.data<T>(), N, T(0),
+                               dx.data<T>(), N);
+              dx = dx.view(x_shape);
+            }
+            if (rw) {
+              dw = empty({M, N}, g.dtype());
+              kernels::gemm<T>(true, false, M, N, B, T(1), g2.data<T>(), M, x2.data<T>(), N, T(0),
+                               dw.data<T>(), N);
+            }
+          });
+          if (rb) db = sum(g2, 0);
+          return {dx, dw, db};
+        },
+        {x2, w});
   }
   return out;
 }

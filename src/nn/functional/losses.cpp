@@ -73,8 +73,6 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, BCEOption
   if (auto [i, v] = first_outside(target, 0.0, 1.0); i >= 0)
     detail::fail("binary_cross_entropy: target values must be in [0, 1], got ", v,
                  " at flat index ", i);
-  SOMA_CHECK(!target.requires_grad() || !autograd::is_grad_enabled(),
-             "binary_cross_entropy: the gradient with respect to target is not implemented");
   // l = -(t max(log p, -100) + (1 - t) max(log(1 - p), -100))
   Tensor l = detail::dispatch_float(input.dtype(), "binary_cross_entropy", [&]<typename T>() {
     return ops::map2<T>(input, target, [](T p, T t) {
@@ -82,17 +80,31 @@ Tensor binary_cross_entropy(const Tensor& input, const Tensor& target, BCEOption
       return -(t * lp + (T(1) - t) * lq);
     });
   });
-  if (needs_grad(input)) {
+  if (needs_grad(input, target)) {
     // dl/dp = (p - t) / max(p (1 - p), eps)   (PyTorch's binary_cross_entropy_backward, whose
-    // eps is the float 1e-12f in every dtype)
-    record(l, "binary_cross_entropy", {input},
-           [p = input.detach(), t = target.detach()](const Tensor& g) -> Grads {
-             const Tensor d = detail::dispatch_float(p.dtype(), "bce backward", [&]<typename T>() {
-               return ops::map2<T>(p, t, [](T pv, T tv) {
-                 return (pv - tv) / std::max((T(1) - pv) * pv, static_cast<T>(1e-12f));
-               });
+    // eps is the float 1e-12f in every dtype);  dl/dt = log(1 - p) - log(p) = -logit(p)
+    record(l, "binary_cross_entropy", {input, target},
+           [input, target, p = input.detach(), t = target.detach(), rp = input.requires_grad(),
+            rt = target.requires_grad()](const Tensor& g) -> Grads {
+             Tensor dp, dt;
+             if (autograd::is_grad_enabled()) {  // create_graph: differentiable in both
+               if (rp) {
+                 const Tensor denom = maximum((1.0 - input) * input,
+                                              full({}, static_cast<double>(1e-12f), p.dtype()));
+                 dp = g * ((input - target) / denom);
+               }
+               if (rt) dt = g * (log(1.0 - input) - log(input));
+               return {dp, dt};
+             }
+             detail::dispatch_float(p.dtype(), "bce backward", [&]<typename T>() {
+               if (rp)
+                 dp = g * ops::map2<T>(p, t, [](T pv, T tv) {
+                        return (pv - tv) / std::max((T(1) - pv) * pv, static_cast<T>(1e-12f));
+                      });
+               if (rt)
+                 dt = g * ops::map1<T>(p, [](T pv) { return std::log1p(-pv) - std::log(pv); });
              });
-             return {g * d};
+             return {dp, dt};
            },
            {input, target});
   }
@@ -126,8 +138,14 @@ Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& targe
   if (needs_grad(input, target)) {
     // dl/dx = (1 + (pw - 1) t) sigmoid(x) - pw t;   dl/dt = -x + (pw - 1) softplus(-x)
     record(l, "binary_cross_entropy_with_logits", {input, target},
-           [x = input.detach(), t = target.detach(), pw = pw.detach(), rx = input.requires_grad(),
-            rt = target.requires_grad()](const Tensor& g) -> Grads {
+           [input, target, x = input.detach(), t = target.detach(), pw = pw.detach(),
+            rx = input.requires_grad(), rt = target.requires_grad()](const Tensor& g) -> Grads {
+             if (autograd::is_grad_enabled()) {  // create_graph: differentiable in input, target
+               Tensor dx, dt;
+               if (rx) dx = g * ((1.0 + (pw - 1.0) * target) * sigmoid(input) - pw * target);
+               if (rt) dt = g * ((pw - 1.0) * softplus(-input) - input);
+               return {dx, dt};
+             }
              return detail::dispatch_float(
                  x.dtype(), "bce_with_logits backward", [&]<typename T>() -> Grads {
                    Tensor dx, dt;
@@ -206,6 +224,14 @@ Tensor reduced_output(const Tensor& per_sample, Reduction r, double denom, bool 
   return r == Reduction::Mean ? s / denom : s;
 }
 
+// The upstream gradient of a per-sample loss reduced by r, as a [N, 1] or [] tensor that
+// scales row i of the input's gradient: g[i] (none), g / denom (mean), g (sum).
+Tensor per_sample_scale(const Tensor& g, Reduction r, double denom, int64_t N) {
+  if (r == Reduction::None) return reshape(g, {N, 1});
+  if (r == Reduction::Mean) return denom == 0.0 ? g * 0.0 : g / denom;  // all ignored: no grad
+  return g;
+}
+
 // nll over [N, C] log-probabilities; also the tail of the fused cross-entropy.
 //   l_i = -w[y_i] x[i, y_i]; mean divides by sum_i w[y_i] over non-ignored i.
 Tensor nll_impl(const Tensor& logp, const Tensor& target, const Tensor& weight,
@@ -237,6 +263,17 @@ Tensor nll_impl(const Tensor& logp, const Tensor& target, const Tensor& weight,
   if (needs_grad(logp)) {
     record(out, "nll_loss", {logp},
            [ys, wi, N, C, denom, reduction, shape = logp.shape()](const Tensor& g) -> Grads {
+             if (autograd::is_grad_enabled()) {
+               // create_graph: dx = M * g' with the constant M[i, y_i] = -w_i (nll is linear in
+               // its input), g' the upstream gradient per sample, so dx is differentiable in g.
+               Tensor m = zeros(shape, g.dtype());
+               detail::dispatch_float(g.dtype(), "nll_loss backward", [&]<typename T>() {
+                 T* d = m.data<T>();
+                 for (int64_t i = 0; i < N; ++i)
+                   if (wi[i] != 0.0) d[i * C + ys[i]] = static_cast<T>(-wi[i]);
+               });
+               return {m * per_sample_scale(g, reduction, denom, N)};
+             }
              Tensor dx = zeros(shape, g.dtype());
              const std::vector<double> gs = g.to_vector<double>();
              detail::dispatch_float(g.dtype(), "nll_loss backward", [&]<typename T>() {
@@ -279,8 +316,22 @@ Tensor fused_cross_entropy(const Tensor& x, const Tensor& target, int64_t ignore
   }
   if (needs_grad(x)) {
     record(out, "cross_entropy", {x},
-           [logp, ys, N, C, count, reduction, ignore_index,
+           [x, logp, ys, N, C, count, reduction, ignore_index,
             shape = x.shape()](const Tensor& g) -> Grads {
+             if (autograd::is_grad_enabled()) {
+               // create_graph: dx = (softmax(x) keep - onehot(y)) * g', differentiable in x and g
+               Tensor keep = zeros({N, 1}, g.dtype()), hot = zeros({N, C}, g.dtype());
+               detail::dispatch_float(g.dtype(), "cross_entropy backward", [&]<typename T>() {
+                 for (int64_t i = 0; i < N; ++i) {
+                   if (ys[i] == ignore_index) continue;
+                   keep.data<T>()[i] = T(1);
+                   hot.data<T>()[i * C + ys[i]] = T(1);
+                 }
+               });
+               const Tensor dx =
+                   (softmax(x, 1) * keep - hot) * per_sample_scale(g, reduction, count, N);
+               return {reshape(dx, shape)};
+             }
              Tensor dx = empty({N, C}, g.dtype());
              const std::vector<double> gs = g.to_vector<double>();
              detail::dispatch_float(g.dtype(), "cross_entropy backward", [&]<typename T>() {
