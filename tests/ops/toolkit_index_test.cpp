@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "core/tensor_impl.h"
+#include "kernels/kernels.h"
 #include "ops/toolkit_driver.h"
 #include "soma/soma.h"
 
@@ -197,6 +198,35 @@ TEST(ToolkitIndexViews, ScatterWithLargerSrcAndGrad) {
   EXPECT_EQ(src.grad().to_vector<double>(),
             (std::vector<double>{1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0}));
   EXPECT_EQ(x.grad().sum().item<double>(), 6.0);
+}
+
+TEST(ToolkitIndexKernels, TakePutMatchReference) {
+  namespace k = soma::kernels;
+  const int64_t n = 200000, m = 1000;
+  std::vector<double> x(m), v(n);
+  std::vector<int64_t> lin(n);
+  for (int64_t i = 0; i < m; ++i) x[i] = 0.5 * static_cast<double>(i) - 7;
+  for (int64_t i = 0; i < n; ++i) {
+    lin[i] = (i * 7919) % m;
+    v[i] = static_cast<double>(i % 13) - 6;
+  }
+  std::vector<double> a(n), b(n);
+  k::cpu::take_flat<double>(x.data(), lin.data(), a.data(), n);
+  k::cpu::take_flat_reference<double>(x.data(), lin.data(), b.data(), n);
+  EXPECT_EQ(a, b);
+  for (bool acc : {false, true}) {
+    std::vector<double> pa = x, pb = x;
+    k::cpu::put_flat<double>(pa.data(), lin.data(), v.data(), n, acc);
+    k::cpu::put_flat_reference<double>(pb.data(), lin.data(), v.data(), n, acc);
+    EXPECT_EQ(pa, pb) << "accumulate " << acc;
+  }
+  // The ops give the same results on the reference backend.
+  Tensor t = soma::randn({50, 40}, soma::kFloat64);
+  const Tensor idx = soma::randint(0, 50, {30, 40});
+  Tensor fast = soma::scatter_add(t, 0, idx, soma::gather(t, 0, idx));
+  k::BackendGuard guard("reference");
+  Tensor ref = soma::scatter_add(t, 0, idx, soma::gather(t, 0, idx));
+  EXPECT_EQ(fast.to_vector<double>(), ref.to_vector<double>());
 }
 
 }  // namespace
