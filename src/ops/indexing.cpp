@@ -130,8 +130,8 @@ struct Plan {
   Geometry real, virt;
   std::vector<Tensor> adv;  // one per view dim; undefined: no tensor index there
   bool advanced = false;
-  Shape out_shape;          // shape of x[indices]
-  std::vector<int64_t> lin; // advanced only: row-major positions in x of the result's elements
+  Shape out_shape;           // shape of x[indices]
+  std::vector<int64_t> lin;  // advanced only: row-major positions in x of the result's elements
 };
 
 void insert_dim(Geometry& g, size_t d) {
@@ -182,8 +182,8 @@ Plan make_plan(const Tensor& x, const std::vector<TensorIndex>& indices, const c
       case TensorIndex::Kind::Integer: {
         const int64_t size = p.real.shape[d];
         int64_t k = i.integer();
-        SOMA_CHECK(k >= -size && k < size, op, ": index ", k, " is out of bounds for dimension ",
-                   d, " with size ", size, " (shape ", x.shape(), ")");
+        SOMA_CHECK(k >= -size && k < size, op, ": index ", k, " is out of bounds for dimension ", d,
+                   " with size ", size, " (shape ", x.shape(), ")");
         if (k < 0) k += size;
         for (Geometry* g : {&p.real, &p.virt}) {
           g->offset += k * g->strides[d];
@@ -240,14 +240,15 @@ Plan make_plan(const Tensor& x, const std::vector<TensorIndex>& indices, const c
         for (int64_t j = 0; j < mask.dim(); ++j)
           SOMA_CHECK(mask.size(j) == p.real.shape[d + static_cast<size_t>(j)], op,
                      ": the shape of the mask ", mask.shape(), " at index ", j,
-                     " does not match the shape of the indexed tensor ", p.real.shape,
-                     " at index ", d + static_cast<size_t>(j));
+                     " does not match the shape of the indexed tensor ", p.real.shape, " at index ",
+                     d + static_cast<size_t>(j));
         const Tensor nz = nonzero(mask);  // [n, k]
         const std::vector<int64_t> v = nz.to_vector<int64_t>();
         const int64_t n = nz.size(0), k = mask.dim();
         for (int64_t j = 0; j < k; ++j) {
           std::vector<int64_t> col(static_cast<size_t>(n));
-          for (int64_t r = 0; r < n; ++r) col[static_cast<size_t>(r)] = v[static_cast<size_t>(r * k + j)];
+          for (int64_t r = 0; r < n; ++r)
+            col[static_cast<size_t>(r)] = v[static_cast<size_t>(r * k + j)];
           p.adv[d + static_cast<size_t>(j)] = long_tensor(col, {n});
         }
         p.advanced = true;
@@ -312,7 +313,8 @@ Plan make_plan(const Tensor& x, const std::vector<TensorIndex>& indices, const c
   const std::vector<int64_t> rest = strided_offsets(p.out_shape, rest_strides, p.virt.offset);
   const std::vector<int64_t> bpos = strided_offsets(p.out_shape, b_strides, 0);
   p.lin.resize(rest.size());
-  for (size_t j = 0; j < rest.size(); ++j) p.lin[j] = rest[j] + adv_off[static_cast<size_t>(bpos[j])];
+  for (size_t j = 0; j < rest.size(); ++j)
+    p.lin[j] = rest[j] + adv_off[static_cast<size_t>(bpos[j])];
   return p;
 }
 
@@ -406,8 +408,8 @@ int64_t check_along_dim(const Tensor& x, int64_t dim, const Tensor& index, const
   const Shape xs = shape_1d(x), is = shape_1d(index);
   for (size_t k = 0; k < xs.size(); ++k)
     SOMA_CHECK(static_cast<int64_t>(k) == d || is[k] <= xs[k], op, ": index of shape ",
-               index.shape(), " is larger than the input of shape ", x.shape(),
-               " at dimension ", k, " (only dimension ", d, " may be larger)");
+               index.shape(), " is larger than the input of shape ", x.shape(), " at dimension ", k,
+               " (only dimension ", d, " may be larger)");
   return d;
 }
 
@@ -436,8 +438,8 @@ Tensor scatter_impl(const Tensor& x, int64_t dim, const Tensor& index, const Ten
 
 Tensor as_mask(const Tensor& mask, const char* op) {
   check_defined(mask, op);
-  SOMA_CHECK(mask.dtype() == kBool || mask.dtype() == kUInt8, op,
-             ": expected a bool mask, got ", mask.dtype());
+  SOMA_CHECK(mask.dtype() == kBool || mask.dtype() == kUInt8, op, ": expected a bool mask, got ",
+             mask.dtype());
   return mask.dtype() == kBool ? mask : ne(mask, Scalar(0));
 }
 
@@ -587,8 +589,7 @@ Tensor nonzero(const Tensor& x) {
   if (nd == 0) {
     // A 0-d tensor: one row of no coordinates when its value is nonzero.
     bool nonzero_value = false;
-    detail::dispatch_all(x.dtype(),
-                         [&]<typename T>() { nonzero_value = xc.data<T>()[0] != T(0); });
+    detail::dispatch_all(x.dtype(), [&]<typename T>() { nonzero_value = xc.data<T>()[0] != T(0); });
     return zeros({nonzero_value ? 1 : 0, 0}, kInt64);
   }
   return long_tensor(coords, {static_cast<int64_t>(coords.size()) / nd, nd});

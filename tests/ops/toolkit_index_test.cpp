@@ -18,36 +18,65 @@ using namespace soma::indexing;
 const toolkit::Table& table() {
   static const toolkit::Table t = {
       // basic indexing (views)
-      {"index_basic", {one([](const Inputs& a) { return a[0].index({Slice(1, None), 0}); })}},
-      {"index_step",
-       {one([](const Inputs& a) { return a[0].index({Slice(None, None, 2), Slice(1, 4, 2)}); })}},
-      {"index_neg", {one([](const Inputs& a) { return a[0].index({-1, Slice(-3, None)}); })}},
-      {"index_none_ellipsis",
-       {one([](const Inputs& a) { return a[0].index({None, Ellipsis, 1}); })}},
-      {"index_bool_scalar", {one([](const Inputs& a) { return a[0].index({true, 1}); })}},
-      {"index_bool_false", {one([](const Inputs& a) { return a[0].index({"...", false}); })}},
-      {"index_basic_t", {one([](const Inputs& a) { return a[0].t().index({Slice(1), -1}); })}},
-      {"index_zero_size", {one([](const Inputs& a) { return a[0].index({Slice(), 1}); })}},
+      {"index_basic", {one([](const Inputs& a) {
+         return a[0].index({Slice(1, None), 0});
+       })}},
+      {"index_step", {one([](const Inputs& a) {
+         return a[0].index({Slice(None, None, 2), Slice(1, 4, 2)});
+       })}},
+      {"index_neg", {one([](const Inputs& a) {
+         return a[0].index({-1, Slice(-3, None)});
+       })}},
+      {"index_none_ellipsis", {one([](const Inputs& a) {
+         return a[0].index({None, Ellipsis, 1});
+       })}},
+      {"index_bool_scalar", {one([](const Inputs& a) {
+         return a[0].index({true, 1});
+       })}},
+      {"index_bool_false", {one([](const Inputs& a) {
+         return a[0].index({"...", false});
+       })}},
+      {"index_basic_t", {one([](const Inputs& a) {
+         return a[0].t().index({Slice(1), -1});
+       })}},
+      {"index_zero_size", {one([](const Inputs& a) {
+         return a[0].index({Slice(), 1});
+       })}},
       // advanced indexing (copies)
       {"index_int", {one([](const Inputs& a) { return a[0].index({a[1]}); })}},
-      {"index_adjacent", {one([](const Inputs& a) { return a[0].index({Slice(), a[1], a[2]}); })}},
-      {"index_separated",
-       {one([](const Inputs& a) { return a[0].index({a[1], Slice(), a[2]}); })}},
-      {"index_none_between", {one([](const Inputs& a) { return a[0].index({a[1], None, a[2]}); })}},
+      {"index_adjacent", {one([](const Inputs& a) {
+         return a[0].index({Slice(), a[1], a[2]});
+       })}},
+      {"index_separated", {one([](const Inputs& a) {
+         return a[0].index({a[1], Slice(), a[2]});
+       })}},
+      {"index_none_between", {one([](const Inputs& a) {
+         return a[0].index({a[1], None, a[2]});
+       })}},
       {"index_mask", {one([](const Inputs& a) { return soma::index(a[0], {a[1]}); })}},
-      {"index_mask_slice", {one([](const Inputs& a) { return a[0].index({Slice(1, None), a[1]}); })}},
-      {"index_int_t", {one([](const Inputs& a) { return a[0].t().index({Slice(1, None), a[1]}); })}},
-      {"index_int_scalar", {one([](const Inputs& a) { return a[0].index({a[1], 2}); })}},
+      {"index_mask_slice", {one([](const Inputs& a) {
+         return a[0].index({Slice(1, None), a[1]});
+       })}},
+      {"index_int_t", {one([](const Inputs& a) {
+         return a[0].t().index({Slice(1, None), a[1]});
+       })}},
+      {"index_int_scalar", {one([](const Inputs& a) {
+         return a[0].index({a[1], 2});
+       })}},
       // index_put
-      {"index_put_basic",
-       {one([](const Inputs& a) { return a[0].index_put({Slice(1, None), 0}, a[1]); })}},
+      {"index_put_basic", {one([](const Inputs& a) {
+         return a[0].index_put({Slice(1, None), 0}, a[1]);
+       })}},
       {"index_put_int", {one([](const Inputs& a) { return a[0].index_put({a[2]}, a[1]); })}},
-      {"index_put_adjacent",
-       {one([](const Inputs& a) { return a[0].index_put({Slice(), a[2], a[3]}, a[1]); })}},
-      {"index_put_mask", {one([](const Inputs& a) { return soma::index_put(a[0], {a[2]}, a[1]); })}},
+      {"index_put_adjacent", {one([](const Inputs& a) {
+         return a[0].index_put({Slice(), a[2], a[3]}, a[1]);
+       })}},
+      {"index_put_mask",
+       {one([](const Inputs& a) { return soma::index_put(a[0], {a[2]}, a[1]); })}},
       {"index_put_acc", {one([](const Inputs& a) { return a[0].index_put({a[2]}, a[1], true); })}},
-      {"index_put_acc2",
-       {one([](const Inputs& a) { return a[0].index_put({a[2], a[3]}, a[1], true); })}},
+      {"index_put_acc2", {one([](const Inputs& a) {
+         return a[0].index_put({a[2], a[3]}, a[1], true);
+       })}},
       // gather / scatter / index_add
       {"gather0", {one([](const Inputs& a) { return soma::gather(a[0], 0, a[1]); })}},
       {"gather1", {one([](const Inputs& a) { return a[0].gather(-1, a[1]); })}},
@@ -55,7 +84,8 @@ const toolkit::Table& table() {
       {"scatter0", {one([](const Inputs& a) { return soma::scatter(a[0], 0, a[2], a[1]); })}},
       {"scatter1", {one([](const Inputs& a) { return a[0].scatter(-1, a[2], a[1]); })}},
       {"scatter_value", {one([](const Inputs& a) { return a[0].scatter(1, a[1], 2.5); })}},
-      {"scatter_add0", {one([](const Inputs& a) { return soma::scatter_add(a[0], 0, a[2], a[1]); })}},
+      {"scatter_add0",
+       {one([](const Inputs& a) { return soma::scatter_add(a[0], 0, a[2], a[1]); })}},
       {"scatter_add_t", {one([](const Inputs& a) { return a[0].t().scatter_add(1, a[2], a[1]); })}},
       {"index_add0", {one([](const Inputs& a) { return soma::index_add(a[0], 0, a[2], a[1]); })}},
       {"index_add_alpha",
@@ -168,19 +198,25 @@ TEST(ToolkitIndexErrors, MessagesNameOpAndValues) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(message([&] { x.index({5}); }).find("index 5 is out of bounds for dimension 0 with size 2"),
-            std::string::npos);
+  EXPECT_NE(
+      message([&] { x.index({5}); }).find("index 5 is out of bounds for dimension 0 with size 2"),
+      std::string::npos);
   EXPECT_NE(message([&] { x.index({0, 0, 0}); }).find("too many indices"), std::string::npos);
   EXPECT_NE(message([&] { x.index({Slice(None, None, 0)}); }).find("step"), std::string::npos);
-  EXPECT_NE(message([&] { x.index({Ellipsis, Ellipsis}); }).find("single ellipsis"),
+  EXPECT_NE(message([&] {
+              x.index({Ellipsis, Ellipsis});
+            }).find("single ellipsis"),
             std::string::npos);
   EXPECT_THROW((void)TensorIndex("..x"), soma::Error);
-  EXPECT_NE(message([&] { soma::gather(x, 1, soma::tensor(std::vector<int64_t>{3}, {1, 1})); })
-                .find("gather: index 3 is out of bounds for dimension 1 with size 3"),
+  EXPECT_NE(message([&] {
+              soma::gather(x, 1, soma::tensor(std::vector<int64_t>{3}, {1, 1}));
+            }).find("gather: index 3 is out of bounds for dimension 1 with size 3"),
             std::string::npos);
   EXPECT_NE(message([&] { soma::take(x, soma::tensor(std::vector<int64_t>{6})); }).find("take"),
             std::string::npos);
-  EXPECT_NE(message([&] { x.masked_fill_(soma::ones({2, 2}).gt(0.0), 1.0f); }).find("masked_fill_"),
+  EXPECT_NE(message([&] {
+              x.masked_fill_(soma::ones({2, 2}).gt(0.0), 1.0f);
+            }).find("masked_fill_"),
             std::string::npos);
   EXPECT_NE(message([&] { x.index_put_({0}, soma::ones({2})); }).find("shape mismatch"),
             std::string::npos);

@@ -46,10 +46,10 @@ void put_flat_reference(T* out, const int64_t* lin, const T* v, int64_t n, bool 
   }
 }
 
-#define SOMA_INDEXING_INSTANTIATE(T)                                                  \
-  template void take_flat<T>(const T*, const int64_t*, T*, int64_t);                  \
-  template void take_flat_reference<T>(const T*, const int64_t*, T*, int64_t);        \
-  template void put_flat<T>(T*, const int64_t*, const T*, int64_t, bool);             \
+#define SOMA_INDEXING_INSTANTIATE(T)                                           \
+  template void take_flat<T>(const T*, const int64_t*, T*, int64_t);           \
+  template void take_flat_reference<T>(const T*, const int64_t*, T*, int64_t); \
+  template void put_flat<T>(T*, const int64_t*, const T*, int64_t, bool);      \
   template void put_flat_reference<T>(T*, const int64_t*, const T*, int64_t, bool);
 SOMA_INDEXING_INSTANTIATE(float)
 SOMA_INDEXING_INSTANTIATE(double)
