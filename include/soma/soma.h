@@ -31,6 +31,7 @@
 #include "soma/nn/utils.h"
 #include "soma/ops/activation.h"
 #include "soma/ops/elementwise.h"
+#include "soma/ops/indexing.h"
 #include "soma/ops/matmul.h"
 #include "soma/ops/reduce.h"
 #include "soma/ops/shape.h"

@@ -62,6 +62,21 @@ SOMA_KERNEL_SLOT(AllFinite, "all_finite", const T*, int64_t, bool*)
 // toolkit: shape and copy
 
 // toolkit: indexing
+/// out[i] = x[lin[i]] and out[lin[i]] = v[i] (+= with accumulate, in the order i = 0..n-1, so
+/// a repeated position keeps the last value or the sum in index order) over contiguous buffers
+/// (ops/indexing.cpp: every indexing op's take and put; kernels/cpu/indexing.cpp).
+SOMA_KERNEL_SLOT(TakeFlat, "take_flat", const T*, const int64_t*, T*, int64_t)
+SOMA_KERNEL_SLOT(PutFlat, "put_flat", T*, const int64_t*, const T*, int64_t, bool)
+namespace cpu {
+template <typename T>
+void take_flat(const T* x, const int64_t* lin, T* out, int64_t n);
+template <typename T>
+void take_flat_reference(const T* x, const int64_t* lin, T* out, int64_t n);
+template <typename T>
+void put_flat(T* out, const int64_t* lin, const T* v, int64_t n, bool accumulate);
+template <typename T>
+void put_flat_reference(T* out, const int64_t* lin, const T* v, int64_t n, bool accumulate);
+}  // namespace cpu
 
 // toolkit: reductions, sorting
 

@@ -97,6 +97,17 @@ void register_kernels() {
   // toolkit: shape and copy
 
   // toolkit: indexing
+  const auto indexing_kernels = []<typename T>() {
+    Kernel<TakeFlat<T>>::add("cpu", 100, &cpu::take_flat<T>);
+    Kernel<TakeFlat<T>>::add("reference", 0, &cpu::take_flat_reference<T>);
+    Kernel<PutFlat<T>>::add("cpu", 100, &cpu::put_flat<T>);
+    Kernel<PutFlat<T>>::add("reference", 0, &cpu::put_flat_reference<T>);
+  };
+  indexing_kernels.template operator()<float>();
+  indexing_kernels.template operator()<double>();
+  indexing_kernels.template operator()<int64_t>();
+  indexing_kernels.template operator()<bool>();
+  indexing_kernels.template operator()<uint8_t>();
 
   // toolkit: reductions, sorting
 
