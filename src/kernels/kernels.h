@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/fold.h"
 #include "kernels/cpu/loop.h"
 #include "kernels/cpu/optim.h"
 #include "kernels/registry.h"
@@ -60,6 +61,9 @@ SOMA_KERNEL_SLOT(ScaledCopy, "scaled_copy", T*, const T*, int64_t, T)
 SOMA_KERNEL_SLOT(AddInto, "add_into", T*, const T*, int64_t)
 SOMA_KERNEL_SLOT(AllFinite, "all_finite", const T*, int64_t, bool*)
 // toolkit: shape and copy
+/// nn::functional::unfold / fold (kernels/cpu/fold.h); col2im accumulates into a zeroed image.
+SOMA_KERNEL_SLOT(Im2Col, "im2col", const T*, T*, const cpu::FoldGeometry&)
+SOMA_KERNEL_SLOT(Col2Im, "col2im", const T*, T*, const cpu::FoldGeometry&)
 
 // toolkit: indexing
 
