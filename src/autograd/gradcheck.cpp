@@ -133,6 +133,14 @@ bool gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
     }
   }
   auto first_derivative = [&](const std::vector<Tensor>& xs) {
+    // gradcheck evaluates its function under NoGradGuard for the central differences; the
+    // first derivative needs the graph, so grad mode is on here whatever the caller's is.
+    const bool was_enabled = is_grad_enabled();
+    set_grad_enabled(true);
+    struct Restore {
+      bool on;
+      ~Restore() { set_grad_enabled(on); }
+    } restore{was_enabled};
     const Tensor out = fn(xs);
     if (!out.requires_grad()) return zeros({0}, kFloat64);
     std::vector<Tensor> wrt;
