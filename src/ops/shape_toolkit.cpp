@@ -57,15 +57,17 @@ Tensor permute(const Tensor& x, const Shape& dims) {
   }
   Tensor out = detail::make_view(x, shape, strides, x.impl()->offset);
   if (needs_grad(x))
-    record(out, "permute", {x}, [inverse](const Tensor& g) -> Grads { return {permute(g, inverse)}; });
+    record(out, "permute", {x},
+           [inverse](const Tensor& g) -> Grads { return {permute(g, inverse)}; });
   return out;
 }
 
 Tensor movedim(const Tensor& x, const Shape& source, const Shape& destination) {
   check_defined(x, "movedim");
-  SOMA_CHECK(source.size() == destination.size(), "movedim: Invalid source or destination dims: ",
-             "source (", source, " dims) should contain the same number of dims as destination (",
-             destination, " dims)");
+  SOMA_CHECK(source.size() == destination.size(),
+             "movedim: Invalid source or destination dims: ", "source (", source,
+             " dims) should contain the same number of dims as destination (", destination,
+             " dims)");
   const int64_t n = x.dim();
   const std::vector<int64_t> src = wrap_unique(source, n, "movedim");
   const std::vector<int64_t> dst = wrap_unique(destination, n, "movedim");
@@ -95,8 +97,8 @@ Tensor repeat(const Tensor& x, const Shape& repeats) {
   SOMA_CHECK(n >= x.dim(), "repeat: Number of dimensions of repeat dims (", n,
              ") can not be smaller than number of dimensions of tensor (", x.dim(), ")");
   for (int64_t r : repeats)
-    SOMA_CHECK(r >= 0, "repeat: Trying to create tensor with negative dimension ", r,
-               ": repeats ", repeats);
+    SOMA_CHECK(r >= 0, "repeat: Trying to create tensor with negative dimension ", r, ": repeats ",
+               repeats);
   const int64_t lead = n - x.dim();
   Shape paired, expanded, result;
   for (int64_t d = 0; d < n; ++d) {
@@ -137,8 +139,8 @@ std::vector<Tensor> split_with_sizes(const Tensor& x, const std::vector<int64_t>
     total += s;
   }
   SOMA_CHECK(total == x.size(d), "split_with_sizes: expects split_sizes to sum exactly to ",
-             x.size(d), " (input tensor's size at dimension ", d, "), but got split_sizes=",
-             split_sizes);
+             x.size(d), " (input tensor's size at dimension ", d,
+             "), but got split_sizes=", split_sizes);
   std::vector<Tensor> out;
   int64_t start = 0;
   for (int64_t s : split_sizes) {
@@ -161,7 +163,8 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim) {
   const int64_t n = x.size(d);
   SOMA_CHECK(split_size > 0 || n == 0, "split: split_size can only be 0 if dimension size is 0, ",
              "but got dimension size of ", n);
-  const int64_t pieces = split_size == 0 ? 1 : std::max<int64_t>((n + split_size - 1) / split_size, 1);
+  const int64_t pieces =
+      split_size == 0 ? 1 : std::max<int64_t>((n + split_size - 1) / split_size, 1);
   std::vector<int64_t> sizes(pieces, split_size);
   sizes.back() = n - split_size * (pieces - 1);
   return split_with_sizes(x, sizes, d);
@@ -205,12 +208,13 @@ Tensor flip(const Tensor& x, const Shape& dims) {
 Tensor roll(const Tensor& x, const Shape& shifts, const Shape& dims) {
   check_defined(x, "roll");
   if (dims.empty()) {
-    SOMA_CHECK(shifts.size() == 1, "roll: shifts and dimensions must align. shifts: ",
-               shifts.size(), ", dims: 0");
+    SOMA_CHECK(shifts.size() == 1,
+               "roll: shifts and dimensions must align. shifts: ", shifts.size(), ", dims: 0");
     return reshape(roll(reshape(x, {-1}), shifts, {0}), x.shape());
   }
-  SOMA_CHECK(shifts.size() == dims.size(), "roll: shifts and dimensions must align. shifts: ",
-             shifts.size(), ", dims: ", dims.size());
+  SOMA_CHECK(shifts.size() == dims.size(),
+             "roll: shifts and dimensions must align. shifts: ", shifts.size(),
+             ", dims: ", dims.size());
   Tensor out = x;
   for (size_t i = 0; i < dims.size(); ++i) {
     const int64_t d = detail::wrap_dim(dims[i], x.dim(), "roll");
@@ -253,8 +257,8 @@ Tensor unfold(const Tensor& x, int64_t dimension, int64_t size, int64_t step) {
   check_defined(x, "unfold");
   const int64_t d = detail::wrap_dim(dimension, x.dim(), "unfold");
   const int64_t n = x.dim() == 0 ? 1 : x.size(d);
-  SOMA_CHECK(size >= 0 && size <= n, "unfold: maximum size for tensor at dimension ", d, " is ",
-             n, " but size is ", size);
+  SOMA_CHECK(size >= 0 && size <= n, "unfold: maximum size for tensor at dimension ", d, " is ", n,
+             " but size is ", size);
   SOMA_CHECK(step > 0, "unfold: step is ", step, " but must be > 0");
   if (x.dim() == 0) return reshape(x, {size});
   const int64_t windows = (n - size) / step + 1;

@@ -23,30 +23,60 @@ std::function<Outputs(const Inputs&)> many(Fn f) {
 
 const toolkit::Table& table() {
   static const toolkit::Table t = {
-      {"permute", Op{one([](const Inputs& x) { return soma::permute(x[0], {2, 0, 1}); })}},
-      {"permute_neg", Op{one([](const Inputs& x) { return x[0].permute({-1, 0, -2}); })}},
-      {"permute_t", Op{one([](const Inputs& x) { return x[0].t().permute({1, 0}); })}},
-      {"permute_repeat", Op{one([](const Inputs& x) { return x[0].permute({0, 0, 1}); })}},
+      {"permute", Op{one([](const Inputs& x) {
+         return soma::permute(x[0], {2, 0, 1});
+       })}},
+      {"permute_neg", Op{one([](const Inputs& x) {
+         return x[0].permute({-1, 0, -2});
+       })}},
+      {"permute_t", Op{one([](const Inputs& x) {
+         return x[0].t().permute({1, 0});
+       })}},
+      {"permute_repeat", Op{one([](const Inputs& x) {
+         return x[0].permute({0, 0, 1});
+       })}},
       {"movedim", Op{one([](const Inputs& x) { return soma::movedim(x[0], 0, -1); })}},
-      {"movedim_list", Op{one([](const Inputs& x) { return x[0].movedim({0, 1}, {2, 0}); })}},
-      {"repeat", Op{one([](const Inputs& x) { return x[0].repeat({2, 1, 3}); })}},
-      {"repeat_t", Op{one([](const Inputs& x) { return soma::repeat(x[0].t(), {2, 2}); })}},
-      {"repeat_zero", Op{one([](const Inputs& x) { return x[0].repeat({0, 2}); })}},
-      {"stack", Op{one([](const Inputs& x) { return soma::stack({x[0], x[1]}, 1); })}},
-      {"stack_neg", Op{one([](const Inputs& x) { return soma::stack({x[0], x[1], x[2]}, -1); })}},
-      {"stack_t", Op{one([](const Inputs& x) { return soma::stack({x[0].t(), x[1]}, 0); })}},
+      {"movedim_list", Op{one([](const Inputs& x) {
+         return x[0].movedim({0, 1}, {2, 0});
+       })}},
+      {"repeat", Op{one([](const Inputs& x) {
+         return x[0].repeat({2, 1, 3});
+       })}},
+      {"repeat_t", Op{one([](const Inputs& x) {
+         return soma::repeat(x[0].t(), {2, 2});
+       })}},
+      {"repeat_zero", Op{one([](const Inputs& x) {
+         return x[0].repeat({0, 2});
+       })}},
+      {"stack", Op{one([](const Inputs& x) {
+         return soma::stack({x[0], x[1]}, 1);
+       })}},
+      {"stack_neg", Op{one([](const Inputs& x) {
+         return soma::stack({x[0], x[1], x[2]}, -1);
+       })}},
+      {"stack_t", Op{one([](const Inputs& x) {
+         return soma::stack({x[0].t(), x[1]}, 0);
+       })}},
       {"split", Op{many([](const Inputs& x) { return soma::split(x[0], 2, 1); })}},
-      {"split_sizes", Op{many([](const Inputs& x) { return x[0].split({1, 3, 1}, -1); })}},
+      {"split_sizes", Op{many([](const Inputs& x) {
+         return x[0].split({1, 3, 1}, -1);
+       })}},
       {"split_t", Op{many([](const Inputs& x) { return x[0].t().split(2); })}},
       {"chunk", Op{many([](const Inputs& x) { return soma::chunk(x[0], 3, 1); })}},
       {"chunk_fewer", Op{many([](const Inputs& x) { return x[0].chunk(4, 0); })}},
       {"unbind", Op{many([](const Inputs& x) { return soma::unbind(x[0], 1); })}},
       {"unbind_t", Op{many([](const Inputs& x) { return x[0].t().unbind(-1); })}},
-      {"flip", Op{one([](const Inputs& x) { return soma::flip(x[0], {0, 2}); })}},
+      {"flip", Op{one([](const Inputs& x) {
+         return soma::flip(x[0], {0, 2});
+       })}},
       {"flip_neg", Op{one([](const Inputs& x) { return x[0].flip({-1}); })}},
-      {"flip_t", Op{one([](const Inputs& x) { return x[0].t().flip({0, 1}); })}},
+      {"flip_t", Op{one([](const Inputs& x) {
+         return x[0].t().flip({0, 1});
+       })}},
       {"roll", Op{one([](const Inputs& x) { return soma::roll(x[0], {2}, {1}); })}},
-      {"roll_dims", Op{one([](const Inputs& x) { return x[0].roll({1, -2}, {0, -1}); })}},
+      {"roll_dims", Op{one([](const Inputs& x) {
+         return x[0].roll({1, -2}, {0, -1});
+       })}},
       {"roll_flat", Op{one([](const Inputs& x) { return soma::roll(x[0], {3}); })}},
       {"roll_t", Op{one([](const Inputs& x) { return x[0].t().roll({-1}, {0}); })}},
       {"tril", Op{one([](const Inputs& x) { return soma::tril(x[0]); })}},
@@ -60,37 +90,69 @@ const toolkit::Table& table() {
       {"unfold_step", Op{one([](const Inputs& x) { return soma::unfold(x[0], 0, 2, 2); })}},
       {"unfold_neg", Op{one([](const Inputs& x) { return x[0].unfold(-1, 3, 2); })}},
       {"unfold_t", Op{one([](const Inputs& x) { return x[0].t().unfold(0, 2, 1); })}},
-      {"pad", Op{one([](const Inputs& x) { return F::pad(x[0], {1, 2}); })}},
-      {"pad_2d", Op{one([](const Inputs& x) { return F::pad(x[0], {1, 0, 2, 1}, "constant", 1.5); })}},
-      {"pad_neg", Op{one([](const Inputs& x) { return F::pad(x[0], {-1, 2, 0, -1}); })}},
-      {"pad_t", Op{one([](const Inputs& x) { return F::pad(x[0].t(), {0, 1, 1, 1}, "constant", -2.0); })}},
-      {"pad_reflect", Op{one([](const Inputs& x) { return F::pad(x[0], {2, 1}, "reflect"); })}},
-      {"pad_reflect_2d", Op{one([](const Inputs& x) { return F::pad(x[0], {1, 2, 2, 1}, "reflect"); })}},
-      {"pad_replicate", Op{one([](const Inputs& x) { return F::pad(x[0], {2, 1}, "replicate"); })}},
-      {"pad_replicate_2d",
-       Op{one([](const Inputs& x) { return F::pad(x[0], {1, 3, 0, 2}, "replicate"); })}},
-      {"pad_replicate_3d",
-       Op{one([](const Inputs& x) { return F::pad(x[0], {1, 1, 2, 0, 1, 1}, "replicate"); })}},
+      {"pad", Op{one([](const Inputs& x) {
+         return F::pad(x[0], {1, 2});
+       })}},
+      {"pad_2d", Op{one([](const Inputs& x) {
+         return F::pad(x[0], {1, 0, 2, 1}, "constant", 1.5);
+       })}},
+      {"pad_neg", Op{one([](const Inputs& x) {
+         return F::pad(x[0], {-1, 2, 0, -1});
+       })}},
+      {"pad_t", Op{one([](const Inputs& x) {
+         return F::pad(x[0].t(), {0, 1, 1, 1}, "constant", -2.0);
+       })}},
+      {"pad_reflect", Op{one([](const Inputs& x) {
+         return F::pad(x[0], {2, 1}, "reflect");
+       })}},
+      {"pad_reflect_2d", Op{one([](const Inputs& x) {
+         return F::pad(x[0], {1, 2, 2, 1}, "reflect");
+       })}},
+      {"pad_replicate", Op{one([](const Inputs& x) {
+         return F::pad(x[0], {2, 1}, "replicate");
+       })}},
+      {"pad_replicate_2d", Op{one([](const Inputs& x) {
+         return F::pad(x[0], {1, 3, 0, 2}, "replicate");
+       })}},
+      {"pad_replicate_3d", Op{one([](const Inputs& x) {
+         return F::pad(x[0], {1, 1, 2, 0, 1, 1}, "replicate");
+       })}},
       {"fn_unfold", Op{one([](const Inputs& x) { return F::unfold(x[0], {2}); })}},
-      {"fn_unfold_opts",
-       Op{one([](const Inputs& x) { return F::unfold(x[0], {2, 3}, {1, 2}, {1, 0}, {2, 1}); })}},
-      {"fn_unfold_3d", Op{one([](const Inputs& x) { return F::unfold(x[0], {2}, {1}, {1}, {2}); })}},
-      {"fold", Op{one([](const Inputs& x) { return F::fold(x[0], {4, 5}, {2}); })}},
+      {"fn_unfold_opts", Op{one([](const Inputs& x) {
+         return F::unfold(x[0], {2, 3}, {1, 2}, {1, 0}, {2, 1});
+       })}},
+      {"fn_unfold_3d",
+       Op{one([](const Inputs& x) { return F::unfold(x[0], {2}, {1}, {1}, {2}); })}},
+      {"fold", Op{one([](const Inputs& x) {
+         return F::fold(x[0], {4, 5}, {2});
+       })}},
       {"fold_opts", Op{one([](const Inputs& x) {
          return F::fold(x[0], {5, 4}, {2, 3}, {2, 1}, {0, 1}, {1, 2});
        })}},
-      {"fold_2d", Op{one([](const Inputs& x) { return F::fold(x[0], {3, 3}, {2}, {1}, {1}, {2}); })}},
+      {"fold_2d", Op{one([](const Inputs& x) {
+         return F::fold(x[0], {3, 3}, {2}, {1}, {1}, {2});
+       })}},
       // existing ops: their backward is differentiable too
       {"index_select", Op{one([](const Inputs& x) { return soma::index_select(x[0], 1, x[1]); })}},
       {"index_select_t", Op{one([](const Inputs& x) { return x[0].t().index_select(0, x[1]); })}},
-      {"cat", Op{one([](const Inputs& x) { return soma::cat({x[0], x[1], x[2]}, 1); })}},
-      {"cat_neg", Op{one([](const Inputs& x) { return soma::cat({x[0], x[1]}, -1); })}},
-      {"expand", Op{one([](const Inputs& x) { return x[0].expand({2, 3, 4}); })}},
-      {"expand_keep", Op{one([](const Inputs& x) { return soma::expand(x[0], {-1, 4}); })}},
+      {"cat", Op{one([](const Inputs& x) {
+         return soma::cat({x[0], x[1], x[2]}, 1);
+       })}},
+      {"cat_neg", Op{one([](const Inputs& x) {
+         return soma::cat({x[0], x[1]}, -1);
+       })}},
+      {"expand", Op{one([](const Inputs& x) {
+         return x[0].expand({2, 3, 4});
+       })}},
+      {"expand_keep", Op{one([](const Inputs& x) {
+         return soma::expand(x[0], {-1, 4});
+       })}},
       {"slice", Op{one([](const Inputs& x) { return x[0].slice(1, 1, 5, 2); })}},
       {"slice_neg", Op{one([](const Inputs& x) { return x[0].slice(0, -2, 3).slice(1, 0, -1); })}},
       {"narrow", Op{one([](const Inputs& x) { return soma::narrow(x[0], 0, 1, 2); })}},
-      {"reshape_t", Op{one([](const Inputs& x) { return x[0].t().reshape({2, -1}); })}},
+      {"reshape_t", Op{one([](const Inputs& x) {
+         return x[0].t().reshape({2, -1});
+       })}},
       {"transpose", Op{one([](const Inputs& x) { return x[0].transpose(0, 2); })}},
       {"squeeze_unsqueeze", Op{one([](const Inputs& x) { return x[0].squeeze(1).unsqueeze(-1); })}},
       {"contiguous_t", Op{one([](const Inputs& x) { return x[0].t().contiguous(); })}},
@@ -157,8 +219,11 @@ TEST(ToolkitShapeErrors, MessagesNameTheOpAndValues) {
   expect_error([&] { F::pad(x, {1, 1}, "reflect", 2.0); }, "doesn't take in value");
   expect_error([&] { F::unfold(soma::zeros({1, 1, 3, 3}, soma::kInt64), {2}); }, "unfold:");
   expect_error([&] { F::unfold(soma::zeros({1, 1, 3, 3}), {2, 2, 2}); }, "kernel_size must hold");
-  expect_error([&] { F::fold(soma::zeros({1, 4, 3}), {3, 3}, {2}); },
-               "calculated number of sliding blocks 2 * 2 = 4, but got input.size(2)=3");
+  expect_error(
+      [&] {
+        F::fold(soma::zeros({1, 4, 3}), {3, 3}, {2});
+      },
+      "calculated number of sliding blocks 2 * 2 = 4, but got input.size(2)=3");
 }
 
 TEST(ToolkitShapeFold, FoldIsUnfoldsAdjoint) {

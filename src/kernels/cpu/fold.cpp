@@ -33,15 +33,15 @@ void im2col(const T* image, T* cols, const FoldGeometry& g) {
   const int64_t L = g.oh * g.ow, K = g.kh * g.kw;
   const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, K * L));
   parallel_for(g.planes, grain, [&](int64_t p0, int64_t p1) {
-    for_each_row(g, p0, p1, [&](int64_t p, int64_t k, int64_t y, bool row_in, int64_t iy,
-                                int64_t x0) {
-      T* dst = cols + (p * K + k) * L + y * g.ow;
-      const T* src = image + (p * g.height + iy) * g.width;
-      for (int64_t x = 0; x < g.ow; ++x) {
-        const int64_t ix = x * g.sw + x0;
-        dst[x] = row_in && ix >= 0 && ix < g.width ? src[ix] : T(0);
-      }
-    });
+    for_each_row(g, p0, p1,
+                 [&](int64_t p, int64_t k, int64_t y, bool row_in, int64_t iy, int64_t x0) {
+                   T* dst = cols + (p * K + k) * L + y * g.ow;
+                   const T* src = image + (p * g.height + iy) * g.width;
+                   for (int64_t x = 0; x < g.ow; ++x) {
+                     const int64_t ix = x * g.sw + x0;
+                     dst[x] = row_in && ix >= 0 && ix < g.width ? src[ix] : T(0);
+                   }
+                 });
   });
 }
 
@@ -51,16 +51,16 @@ void col2im(const T* cols, T* image, const FoldGeometry& g) {
   const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, K * L));
   // each thread owns whole planes, so the accumulation never races
   parallel_for(g.planes, grain, [&](int64_t p0, int64_t p1) {
-    for_each_row(g, p0, p1, [&](int64_t p, int64_t k, int64_t y, bool row_in, int64_t iy,
-                                int64_t x0) {
-      if (!row_in) return;
-      const T* src = cols + (p * K + k) * L + y * g.ow;
-      T* dst = image + (p * g.height + iy) * g.width;
-      for (int64_t x = 0; x < g.ow; ++x) {
-        const int64_t ix = x * g.sw + x0;
-        if (ix >= 0 && ix < g.width) dst[ix] += src[x];
-      }
-    });
+    for_each_row(g, p0, p1,
+                 [&](int64_t p, int64_t k, int64_t y, bool row_in, int64_t iy, int64_t x0) {
+                   if (!row_in) return;
+                   const T* src = cols + (p * K + k) * L + y * g.ow;
+                   T* dst = image + (p * g.height + iy) * g.width;
+                   for (int64_t x = 0; x < g.ow; ++x) {
+                     const int64_t ix = x * g.sw + x0;
+                     if (ix >= 0 && ix < g.width) dst[ix] += src[x];
+                   }
+                 });
   });
 }
 

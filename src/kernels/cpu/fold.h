@@ -8,9 +8,9 @@
 namespace soma::kernels::cpu {
 
 struct FoldGeometry {
-  int64_t planes, height, width;  // image
+  int64_t planes, height, width;           // image
   int64_t kh, kw, dh, dw, ph, pw, sh, sw;  // kernel, dilation, padding, stride
-  int64_t oh, ow;  // number of block positions along each spatial dim
+  int64_t oh, ow;                          // number of block positions along each spatial dim
 };
 
 /// cols[p, i * kw + j, y * ow + x] = image[p, y sh - ph + i dh, x sw - pw + j dw] (0 outside).

@@ -93,11 +93,12 @@ Tensor pad(const Tensor& input, const std::vector<int64_t>& pad, std::string_vie
            double value) {
   SOMA_CHECK(input.defined(), "pad: called with an undefined tensor");
   SOMA_CHECK(pad.size() % 2 == 0, "pad: Padding length must be divisible by 2, got ", pad.size());
-  SOMA_CHECK(static_cast<int64_t>(pad.size()) / 2 <= input.dim(), "pad: Padding length too large:",
-             " ", pad.size(), " values for an input with ", input.dim(), " dims");
+  SOMA_CHECK(static_cast<int64_t>(pad.size()) / 2 <= input.dim(),
+             "pad: Padding length too large:", " ", pad.size(), " values for an input with ",
+             input.dim(), " dims");
   if (mode == "constant") return pad_constant(input, pad, value);
-  SOMA_CHECK(value == 0.0, "pad: Padding mode \"", mode,
-             "\" doesn't take in value argument (got ", value, ")");
+  SOMA_CHECK(value == 0.0, "pad: Padding mode \"", mode, "\" doesn't take in value argument (got ",
+             value, ")");
   if (mode == "reflect") return pad_indexed(input, pad, true);
   if (mode == "replicate") return pad_indexed(input, pad, false);
   detail::fail("pad: unknown padding mode \"", std::string(mode),
@@ -137,8 +138,8 @@ Options options(const std::vector<int64_t>& kernel_size, const std::vector<int64
 }
 
 // The geometry for images of height x width; checks that at least one block fits.
-kernels::cpu::FoldGeometry geometry(const Options& o, int64_t planes, int64_t height,
-                                    int64_t width, const char* op) {
+kernels::cpu::FoldGeometry geometry(const Options& o, int64_t planes, int64_t height, int64_t width,
+                                    const char* op) {
   kernels::cpu::FoldGeometry g{planes, height, width, o.kh, o.kw, o.dh, o.dw,
                                o.ph,   o.pw,   o.sh,  o.sw, 0,    0};
   const int64_t eh = height + 2 * o.ph - o.dh * (o.kh - 1) - 1;
@@ -148,8 +149,8 @@ kernels::cpu::FoldGeometry geometry(const Options& o, int64_t planes, int64_t he
   SOMA_CHECK(g.oh >= 1 && g.ow >= 1, op, ": Given input with spatial size (", height, ", ", width,
              "), kernel_size=(", o.kh, ", ", o.kw, "), dilation=(", o.dh, ", ", o.dw,
              "), padding=(", o.ph, ", ", o.pw, "), calculated shape of the array of sliding ",
-             "blocks as (", eh >= 0 ? g.oh : eh / o.sh + 1, ", ",
-             ew >= 0 ? g.ow : ew / o.sw + 1, "), but its components must be at least one.");
+             "blocks as (", eh >= 0 ? g.oh : eh / o.sh + 1, ", ", ew >= 0 ? g.ow : ew / o.sw + 1,
+             "), but its components must be at least one.");
   return g;
 }
 
@@ -166,9 +167,8 @@ Tensor im2col(const Tensor& input, const Options& o) {
     kernels::call<kernels::Im2Col<T>>(xc.data<T>(), out.data<T>(), g);
   });
   if (needs_grad(input))
-    record(out, "unfold", {input}, [h, w, o](const Tensor& grad) -> Grads {
-      return {col2im(grad, h, w, o)};
-    });
+    record(out, "unfold", {input},
+           [h, w, o](const Tensor& grad) -> Grads { return {col2im(grad, h, w, o)}; });
   return out;
 }
 
@@ -180,8 +180,8 @@ Tensor col2im(const Tensor& input, int64_t height, int64_t width, const Options&
              "), kernel_size=(", o.kh, ", ", o.kw, "), dilation=(", o.dh, ", ", o.dw,
              "), padding=(", o.ph, ", ", o.pw, "), stride=(", o.sh, ", ", o.sw,
              "), expected size of input's dimension 2 to match the calculated number of sliding ",
-             "blocks ", g.oh, " * ", g.ow, " = ", g.oh * g.ow, ", but got input.size(2)=",
-             input.size(2), ".");
+             "blocks ", g.oh, " * ", g.ow, " = ", g.oh * g.ow,
+             ", but got input.size(2)=", input.size(2), ".");
   Tensor out = zeros({n, c, height, width}, input.dtype());
   const Tensor xc = input.contiguous();
   soma::detail::dispatch_float(input.dtype(), "fold", [&]<typename T>() {
@@ -226,9 +226,8 @@ Tensor fold(const Tensor& input, const std::vector<int64_t>& output_size,
   SOMA_CHECK(input.dim() == 2 || input.dim() == 3, "fold: Expected 2D or 3D (batch mode) tensor ",
              "with optional 0 dim batch size for input, but got: ", input.shape());
   if (input.dim() == 2)
-    return soma::squeeze(fold(soma::unsqueeze(input, 0), output_size, kernel_size, dilation,
-                              padding, stride),
-                         0);
+    return soma::squeeze(
+        fold(soma::unsqueeze(input, 0), output_size, kernel_size, dilation, padding, stride), 0);
   SOMA_CHECK(input.size(1) % (o.kh * o.kw) == 0, "fold: Expected size of input's dimension 1 to ",
              "be divisible by the product of kernel_size, but got input.size(1)=", input.size(1),
              " and kernel_size=(", o.kh, ", ", o.kw, ")");
