@@ -9,6 +9,7 @@
 #include "kernels/cpu/fold.h"
 #include "kernels/cpu/loop.h"
 #include "kernels/cpu/optim.h"
+#include "kernels/cpu/shape.h"
 #include "kernels/registry.h"
 #include "soma/core/tensor.h"
 
@@ -64,6 +65,9 @@ SOMA_KERNEL_SLOT(AllFinite, "all_finite", const T*, int64_t, bool*)
 /// nn::functional::unfold / fold (kernels/cpu/fold.h); col2im accumulates into a zeroed image.
 SOMA_KERNEL_SLOT(Im2Col, "im2col", const T*, T*, const cpu::FoldGeometry&)
 SOMA_KERNEL_SLOT(Col2Im, "col2im", const T*, T*, const cpu::FoldGeometry&)
+/// dst[o, idx[j], :] += src[o, j, :] (kernels/cpu/shape.h): index_select's adjoint.
+SOMA_KERNEL_SLOT(IndexAddRows, "index_add_rows", const T*, T*, int64_t, int64_t, const int64_t*,
+                 int64_t, int64_t)
 
 // toolkit: indexing
 

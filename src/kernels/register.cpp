@@ -14,6 +14,7 @@
 #include "kernels/cpu/loop.h"
 #include "kernels/cpu/optim.h"
 #include "kernels/cpu/reduce.h"
+#include "kernels/cpu/shape.h"
 #include "kernels/cpu/softmax.h"
 #include "kernels/cpu/vector.h"
 #include "kernels/kernels.h"
@@ -104,6 +105,10 @@ void register_kernels() {
   Kernel<Col2Im<float>>::add("reference", 0, &cpu::col2im_reference<float>);
   Kernel<Col2Im<double>>::add("cpu", 100, &cpu::col2im<double>);
   Kernel<Col2Im<double>>::add("reference", 0, &cpu::col2im_reference<double>);
+  Kernel<IndexAddRows<float>>::add("cpu", 100, &cpu::index_add_rows<float>);
+  Kernel<IndexAddRows<float>>::add("reference", 0, &cpu::index_add_rows_reference<float>);
+  Kernel<IndexAddRows<double>>::add("cpu", 100, &cpu::index_add_rows<double>);
+  Kernel<IndexAddRows<double>>::add("reference", 0, &cpu::index_add_rows_reference<double>);
 
   // toolkit: indexing
 

@@ -316,14 +316,8 @@ Tensor index_add_zeros(const Tensor& src, const Shape& shape, int64_t dim, const
   Tensor out = zeros(shape, src.dtype());
   const Tensor sc = src.detach().contiguous();
   detail::dispatch_float(src.dtype(), "index_add", [&]<typename T>() {
-    const T* ps = sc.data<T>();
-    T* po = out.data<T>();
-    for (int64_t o = 0; o < outer; ++o)
-      for (int64_t j = 0; j < m; ++j) {
-        T* row = po + (o * size + idx[j]) * inner;
-        const T* srow = ps + (o * m + j) * inner;
-        for (int64_t i = 0; i < inner; ++i) row[i] += srow[i];
-      }
+    kernels::call<kernels::IndexAddRows<T>>(sc.data<T>(), out.data<T>(), outer, size, idx.data(), m,
+                                            inner);
   });
   if (needs_grad(src))
     record(out, "index_add", {src}, [d, n, index](const Tensor& g) -> Grads {
