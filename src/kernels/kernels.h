@@ -6,8 +6,10 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/fold.h"
 #include "kernels/cpu/loop.h"
 #include "kernels/cpu/optim.h"
+#include "kernels/cpu/shape.h"
 #include "kernels/registry.h"
 #include "soma/core/tensor.h"
 
@@ -60,6 +62,12 @@ SOMA_KERNEL_SLOT(ScaledCopy, "scaled_copy", T*, const T*, int64_t, T)
 SOMA_KERNEL_SLOT(AddInto, "add_into", T*, const T*, int64_t)
 SOMA_KERNEL_SLOT(AllFinite, "all_finite", const T*, int64_t, bool*)
 // toolkit: shape and copy
+/// nn::functional::unfold / fold (kernels/cpu/fold.h); col2im accumulates into a zeroed image.
+SOMA_KERNEL_SLOT(Im2Col, "im2col", const T*, T*, const cpu::FoldGeometry&)
+SOMA_KERNEL_SLOT(Col2Im, "col2im", const T*, T*, const cpu::FoldGeometry&)
+/// dst[o, idx[j], :] += src[o, j, :] (kernels/cpu/shape.h): index_select's adjoint.
+SOMA_KERNEL_SLOT(IndexAddRows, "index_add_rows", const T*, T*, int64_t, int64_t, const int64_t*,
+                 int64_t, int64_t)
 
 // toolkit: indexing
 /// out[i] = x[lin[i]] and out[lin[i]] = v[i] (+= with accumulate, in the order i = 0..n-1, so

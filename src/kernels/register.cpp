@@ -9,10 +9,12 @@
 #include "kernels/cpu/copy.h"
 #include "kernels/cpu/data.h"
 #include "kernels/cpu/dropout.h"
+#include "kernels/cpu/fold.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/loop.h"
 #include "kernels/cpu/optim.h"
 #include "kernels/cpu/reduce.h"
+#include "kernels/cpu/shape.h"
 #include "kernels/cpu/softmax.h"
 #include "kernels/cpu/vector.h"
 #include "kernels/kernels.h"
@@ -95,6 +97,18 @@ void register_kernels() {
   Kernel<GatherRows>::add("cpu", 100, &cpu::gather_rows);
   Kernel<GatherRows>::add("reference", 0, &cpu::gather_rows_reference);
   // toolkit: shape and copy
+  Kernel<Im2Col<float>>::add("cpu", 100, &cpu::im2col<float>);
+  Kernel<Im2Col<float>>::add("reference", 0, &cpu::im2col_reference<float>);
+  Kernel<Im2Col<double>>::add("cpu", 100, &cpu::im2col<double>);
+  Kernel<Im2Col<double>>::add("reference", 0, &cpu::im2col_reference<double>);
+  Kernel<Col2Im<float>>::add("cpu", 100, &cpu::col2im<float>);
+  Kernel<Col2Im<float>>::add("reference", 0, &cpu::col2im_reference<float>);
+  Kernel<Col2Im<double>>::add("cpu", 100, &cpu::col2im<double>);
+  Kernel<Col2Im<double>>::add("reference", 0, &cpu::col2im_reference<double>);
+  Kernel<IndexAddRows<float>>::add("cpu", 100, &cpu::index_add_rows<float>);
+  Kernel<IndexAddRows<float>>::add("reference", 0, &cpu::index_add_rows_reference<float>);
+  Kernel<IndexAddRows<double>>::add("cpu", 100, &cpu::index_add_rows<double>);
+  Kernel<IndexAddRows<double>>::add("reference", 0, &cpu::index_add_rows_reference<double>);
 
   // toolkit: indexing
   const auto indexing_kernels = []<typename T>() {

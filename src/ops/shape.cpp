@@ -1,5 +1,7 @@
 // Shape ops: views (reshape, view, transpose, squeeze, unsqueeze, narrow, slice, expand) and
-// copies (cat, index_select), each with its backward.
+// copies (cat, index_select), each with its backward. Every backward is built from
+// differentiable ops (reshape, transpose, sum_to, narrow, and index_add_zeros whose own backward
+// is index_select), so all of them can be differentiated twice.
 #include "soma/ops/shape.h"
 
 #include <cstring>
@@ -8,6 +10,7 @@
 #include "core/dispatch.h"
 #include "core/tensor_impl.h"
 #include "kernels/kernels.h"
+#include "ops/shape_internal.h"
 #include "soma/ops/reduce.h"
 
 namespace soma {
@@ -204,10 +207,11 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
   strides[d] *= step;
   Tensor out = detail::make_view(x, shape, strides, x.impl()->offset + start * x.stride(d));
   if (needs_grad(x)) {
-    record(out, "slice", {x}, [s = x.shape(), d, start, end, step](const Tensor& g) -> Grads {
-      Tensor gx = zeros(s, g.dtype());
-      slice(gx, d, start, end, step).copy_(g);
-      return {gx};
+    record(out, "slice", {x}, [s = x.shape(), d, start, step](const Tensor& g) -> Grads {
+      // the picked positions start, start + step, ... receive g; the rest 0
+      std::vector<int64_t> index(static_cast<size_t>(g.size(d)));
+      for (size_t i = 0; i < index.size(); ++i) index[i] = start + static_cast<int64_t>(i) * step;
+      return {ops::index_add_zeros(g, s, d, tensor(index, {g.size(d)}))};
     });
   }
   return out;
@@ -283,27 +287,46 @@ Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
   kernels::call<kernels::GatherRows>(src, dst, outer, size, idx.data(), m,
                                      static_cast<int64_t>(row_bytes));
   if (needs_grad(x)) {
-    record(out, "index_select", {x},
-           [s = x.shape(), idx, outer, inner, size](const Tensor& g) -> Grads {
-             // index_add: rows picked several times receive the sum of their gradients
-             Tensor gx = zeros(s, g.dtype());
-             const Tensor gc = g.contiguous();
-             const int64_t m = static_cast<int64_t>(idx.size());
-             detail::dispatch_float(g.dtype(), "index_select backward", [&]<typename T>() {
-               const T* pg = gc.data<T>();
-               T* px = gx.data<T>();
-               for (int64_t o = 0; o < outer; ++o)
-                 for (int64_t j = 0; j < m; ++j) {
-                   T* row = px + (o * size + idx[j]) * inner;
-                   const T* grow = pg + (o * m + j) * inner;
-                   for (int64_t i = 0; i < inner; ++i) row[i] += grow[i];
-                 }
-             });
-             return {gx};
-           });
+    // index_add: rows picked several times receive the sum of their gradients
+    const Tensor index1 = reshape(index, {-1});
+    record(out, "index_select", {x}, [s = x.shape(), d, index1](const Tensor& g) -> Grads {
+      return {ops::index_add_zeros(g, s, d, index1)};
+    });
   }
   return out;
 }
+
+namespace ops {
+
+Tensor index_add_zeros(const Tensor& src, const Shape& shape, int64_t dim, const Tensor& index) {
+  const int64_t n = static_cast<int64_t>(shape.size());
+  const int64_t d = n == 0 ? 0 : detail::wrap_dim(dim, n, "index_add");
+  const int64_t size = n == 0 ? 1 : shape[d];
+  int64_t outer = 1, inner = 1;
+  for (int64_t k = 0; k < n; ++k) {
+    if (k < d) outer *= shape[k];
+    if (k > d) inner *= shape[k];
+  }
+  const std::vector<int64_t> idx = index.to_vector<int64_t>();
+  const int64_t m = static_cast<int64_t>(idx.size());
+  SOMA_CHECK(src.numel() == outer * m * inner, "index_add: source of shape ", src.shape(),
+             " does not match ", m, " indices into shape ", shape, " along dim ", d);
+  for (int64_t i : idx)
+    SOMA_CHECK(i >= 0 && i < size, "index_add: index ", i, " is out of range for size ", size);
+  Tensor out = zeros(shape, src.dtype());
+  const Tensor sc = src.detach().contiguous();
+  detail::dispatch_float(src.dtype(), "index_add", [&]<typename T>() {
+    kernels::call<kernels::IndexAddRows<T>>(sc.data<T>(), out.data<T>(), outer, size, idx.data(), m,
+                                            inner);
+  });
+  if (needs_grad(src))
+    record(out, "index_add", {src}, [d, n, index](const Tensor& g) -> Grads {
+      return {n == 0 ? reshape(g, {}) : index_select(g, d, index)};
+    });
+  return out;
+}
+
+}  // namespace ops
 
 // ---- method forms --------------------------------------------------------------------------
 Tensor Tensor::reshape(const Shape& s) const {

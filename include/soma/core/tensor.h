@@ -226,6 +226,21 @@ class Tensor {
   Tensor le(const Scalar& other) const;
 
   // ---- toolkit: shape and copy (ops/shape.h) -----------------------------------------------
+  Tensor permute(const Shape& dims) const;
+  Tensor repeat(const Shape& repeats) const;
+  std::vector<Tensor> split(int64_t split_size, int64_t dim = 0) const;
+  std::vector<Tensor> split(const std::vector<int64_t>& split_sizes, int64_t dim = 0) const;
+  std::vector<Tensor> split_with_sizes(const std::vector<int64_t>& split_sizes,
+                                       int64_t dim = 0) const;
+  std::vector<Tensor> chunk(int64_t chunks, int64_t dim = 0) const;
+  std::vector<Tensor> unbind(int64_t dim = 0) const;
+  Tensor flip(const Shape& dims) const;
+  Tensor roll(const Shape& shifts, const Shape& dims = {}) const;
+  Tensor movedim(int64_t source, int64_t destination) const;
+  Tensor movedim(const Shape& source, const Shape& destination) const;
+  Tensor tril(int64_t diagonal = 0) const;
+  Tensor triu(int64_t diagonal = 0) const;
+  Tensor unfold(int64_t dimension, int64_t size, int64_t step) const;
 
   // ---- toolkit: indexing (ops/indexing.h) ---------------------------------------------------
   /// libtorch's x.index({Slice(1, None), 0, idx, mask}) (soma::index); include soma/ops/indexing.h.

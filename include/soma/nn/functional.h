@@ -77,3 +77,30 @@ Tensor nll_loss(const Tensor& input, const Tensor& target, NLLOptions options = 
 
 }  // namespace functional
 }  // namespace soma::nn
+
+// ---- toolkit: pad, unfold, fold ------------------------------------------------------------
+namespace soma::nn::functional {
+
+/// torch.nn.functional.pad. `pad` holds (left, right) pairs starting from the LAST dim:
+/// {1, 2} pads the last dim with 1 before and 2 after, {1, 2, 3, 4} also the second-to-last
+/// with 3 and 4. mode "constant" fills with `value` (any dim count, negative pads crop);
+/// "reflect" mirrors without repeating the edge (each pad < that dim's size) and "replicate"
+/// repeats the edge; those two pad the last 1, 2 or 3 dims of a 2-3, 3-4 or 4-5 dim input.
+/// Always a copy; differentiable twice.
+Tensor pad(const Tensor& input, const std::vector<int64_t>& pad, std::string_view mode = "constant",
+           double value = 0.0);
+
+/// torch.nn.functional.unfold (im2col): every kernel_size block of input [N, C, H, W] (or
+/// [C, H, W]) as a column: result [N, C * kh * kw, L], L = oh * ow block positions, with
+/// oh = (H + 2 ph - dh (kh - 1) - 1) / sh + 1. Each option holds one value (both dims) or two.
+Tensor unfold(const Tensor& input, const std::vector<int64_t>& kernel_size,
+              const std::vector<int64_t>& dilation = {1}, const std::vector<int64_t>& padding = {0},
+              const std::vector<int64_t>& stride = {1});
+/// torch.nn.functional.fold (col2im), unfold's adjoint: sums the columns of input
+/// [N, C * kh * kw, L] (or [C * kh * kw, L]) back into [N, C, output_size[0], output_size[1]];
+/// overlapping block entries add up.
+Tensor fold(const Tensor& input, const std::vector<int64_t>& output_size,
+            const std::vector<int64_t>& kernel_size, const std::vector<int64_t>& dilation = {1},
+            const std::vector<int64_t>& padding = {0}, const std::vector<int64_t>& stride = {1});
+
+}  // namespace soma::nn::functional

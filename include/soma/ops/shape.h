@@ -1,5 +1,7 @@
-// Shape ops. reshape/view of a contiguous tensor, transpose, t, squeeze, unsqueeze, narrow,
-// slice and expand return views (shared storage); cat and index_select copy. All differentiable.
+// Shape ops. reshape/view of a contiguous tensor, transpose, t, permute, movedim, squeeze,
+// unsqueeze, narrow, slice, expand, unfold and the pieces of split/chunk/unbind return views
+// (shared storage); cat, stack, index_select, repeat, flip, roll, tril and triu copy. All are
+// differentiable twice (their backward is built from differentiable ops).
 #pragma once
 
 #include <vector>
@@ -34,5 +36,41 @@ Tensor expand_as(const Tensor& x, const Tensor& other);
 Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step = 1);
 /// Picks the entries `index` (1-D int64) along `dim`; gradients of repeated indices add up.
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index);
+
+/// Reorders the dims: result dim i is x's dim dims[i] (a view). dims is a permutation of
+/// [0, x.dim()) (negative dims count from the end).
+Tensor permute(const Tensor& x, const Shape& dims);
+/// Moves dims `source` to positions `destination`, keeping the others in order (a view).
+Tensor movedim(const Tensor& x, int64_t source, int64_t destination);
+Tensor movedim(const Tensor& x, const Shape& source, const Shape& destination);
+/// Tiles x: repeats.size() >= x.dim(); x is first viewed with leading size-1 dims (a copy).
+Tensor repeat(const Tensor& x, const Shape& repeats);
+/// Joins equally shaped tensors along a new dim `dim` in [-(d + 1), d] (a copy).
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
+/// Pieces of split_size along dim (the last one smaller when the size does not divide); views.
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim = 0);
+/// Pieces of the given sizes (they must add up to x.size(dim)); views. Note that
+/// split(x, {n}) picks the int overload (pieces of n), as x.split(n) would.
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& split_sizes,
+                          int64_t dim = 0);
+std::vector<Tensor> split_with_sizes(const Tensor& x, const std::vector<int64_t>& split_sizes,
+                                     int64_t dim = 0);
+/// split(x, ceil(size / chunks), dim): at most `chunks` pieces (views).
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);
+/// The slices x.select(dim, i) for every i, each without `dim` (views).
+std::vector<Tensor> unbind(const Tensor& x, int64_t dim = 0);
+/// Reverses the order of the elements along each of `dims` (a copy).
+Tensor flip(const Tensor& x, const Shape& dims);
+/// Shifts elements along dims[i] by shifts[i], wrapping around; with dims empty, x is flattened,
+/// rolled by the one shift and reshaped back (a copy).
+Tensor roll(const Tensor& x, const Shape& shifts, const Shape& dims = {});
+/// Keeps the elements on and below (tril) / above (triu) the `diagonal`-th diagonal of the last
+/// two dims (0: the main diagonal, > 0 above it, < 0 below it); the rest become 0 (a copy).
+Tensor tril(const Tensor& x, int64_t diagonal = 0);
+Tensor triu(const Tensor& x, int64_t diagonal = 0);
+/// Tensor.unfold: every window of `size` elements along `dimension`, `step` apart: that dim
+/// becomes the window count (size - size_of_window) / step + 1 and a new last dim of `size`
+/// holds the window (a view; windows may overlap).
+Tensor unfold(const Tensor& x, int64_t dimension, int64_t size, int64_t step);
 
 }  // namespace soma
