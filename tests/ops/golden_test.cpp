@@ -225,6 +225,25 @@ TEST_P(GoldenTest, MatchesTorch) {
     const std::string err = compare(c, what, inputs[g.index].grad(), g);
     EXPECT_TRUE(err.empty()) << err;
   }
+  // float64: the second derivatives too (every op here has a double backward in torch).
+  if (c.dtype != soma::kFloat64 || c.grads.empty()) return;
+  std::vector<Tensor> fresh;
+  for (const RefTensor& r : c.inputs) {
+    Tensor t = make_tensor(r);
+    if (soma::is_floating(r.dtype)) t.requires_grad_(true);
+    fresh.push_back(t);
+  }
+  // Squared, so that the second derivative of an op linear in its input (add, reshape) flows
+  // through its backward (a backward computed outside the graph fails).
+  auto squared = [&](const std::vector<Tensor>& x) {
+    Tensor y = it->second(x);
+    return y * y;
+  };
+  try {
+    soma::autograd::gradgradcheck(squared, fresh);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << c.label() << ": " << e.what();
+  }
 }
 
 std::vector<size_t> case_indices() {

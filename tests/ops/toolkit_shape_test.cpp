@@ -237,31 +237,3 @@ TEST(ToolkitShapeFold, FoldIsUnfoldsAdjoint) {
 }
 
 }  // namespace
-
-namespace {
-
-// Every shape op is linear, so gradgradcheck of the op alone sees a first derivative that does
-// not depend on x. Squaring the outputs first makes the gradient reaching each op's backward
-// depend on x, so a backward that left the graph (a raw loop) would show up here.
-TEST(ToolkitShapeDoubleBackward, SquaredOutputsPassGradgradcheck) {
-  const golden::RefFile& file = toolkit::load("toolkit_shape_reference.txt");
-  int checked = 0;
-  for (const golden::Case& c : file.cases) {
-    if (c.dtype != soma::kFloat64 || !c.error.empty() || c.grads.empty()) continue;
-    const toolkit::Op& op = table().at(c.op);
-    Inputs inputs = toolkit::make_inputs(c);
-    auto f = [&op](const Inputs& x) {
-      const Tensor y = toolkit::flat_outputs(op.fn(x));
-      return y * y;
-    };
-    try {
-      soma::autograd::gradgradcheck(f, inputs);
-      ++checked;
-    } catch (const std::exception& e) {
-      ADD_FAILURE() << c.label() << ": " << e.what();
-    }
-  }
-  EXPECT_GT(checked, 50);
-}
-
-}  // namespace
