@@ -1,0 +1,131 @@
+// Toolkit goldens for reductions, scans and sorting (tests/reference/toolkit_reduce.py), plus
+// behaviour the goldens cannot show.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+
+#include "ops/toolkit_driver.h"
+
+namespace {
+
+using toolkit::Inputs;
+using toolkit::one;
+using toolkit::Op;
+using toolkit::two;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+const toolkit::Table& table() {
+  static const toolkit::Table t = {
+      {"sum_dim1", {one([](const Inputs& x) { return soma::sum(x[0], 1); })}},
+      {"sum_dim0_keepdim", {one([](const Inputs& x) { return x[0].sum(0, true); })}},
+      {"sum_dims", {one([](const Inputs& x) { return soma::sum(x[0], {0, 2}); })}},
+      {"sum_dims_neg_keepdim", {one([](const Inputs& x) { return x[0].sum({-1, 0}, true); })}},
+      {"sum_repeated", {one([](const Inputs& x) { return soma::sum(x[0], {0, -2}); })}},
+      {"mean_all", {one([](const Inputs& x) { return soma::mean(x[0]); })}},
+      {"mean_dim1", {one([](const Inputs& x) { return soma::mean(x[0], 1); })}},
+      {"mean_dims", {one([](const Inputs& x) { return x[0].mean({1, 2}); })}},
+      {"max_all", {one([](const Inputs& x) { return soma::max(x[0]); })}},
+      {"max_dim1", {two([](const Inputs& x) { return soma::max(x[0], 1); })}},
+      {"max_dim0_keepdim", {two([](const Inputs& x) { return x[0].max(0, true); })}},
+      {"max_dim_t", {two([](const Inputs& x) { return soma::max(x[0].t(), -1); })}},
+      {"min_dim1", {two([](const Inputs& x) { return x[0].min(1); })}},
+      {"amax_all", {one([](const Inputs& x) { return soma::amax(x[0]); })}},
+      {"amax_dims", {one([](const Inputs& x) { return soma::amax(x[0], {0, 2}); })}},
+      {"amin_dims_keepdim", {one([](const Inputs& x) { return x[0].amin({-1}, true); })}},
+      {"prod_all", {one([](const Inputs& x) { return soma::prod(x[0]); })}},
+      {"prod_dim1", {one([](const Inputs& x) { return soma::prod(x[0], 1); })}},
+      {"prod_dim0_keepdim", {one([](const Inputs& x) { return x[0].prod(0, true); })}},
+      {"cumsum_dim1", {one([](const Inputs& x) { return soma::cumsum(x[0], 1); })}},
+      {"cumsum_neg", {one([](const Inputs& x) { return x[0].cumsum(-3); })}},
+      {"cumsum_t", {one([](const Inputs& x) { return soma::cumsum(x[0].t(), 1); })}},
+      {"cumprod_dim1", {one([](const Inputs& x) { return soma::cumprod(x[0], 1); })}},
+      {"cumprod_dim0", {one([](const Inputs& x) { return x[0].cumprod(0); })}},
+      {"var_all", {one([](const Inputs& x) { return soma::var(x[0]); })}},
+      {"var_dims", {one([](const Inputs& x) { return soma::var(x[0], {0, 2}); })}},
+      {"var_corr0_keepdim", {one([](const Inputs& x) { return x[0].var({1}, 0, true); })}},
+      {"std_all", {one([](const Inputs& x) { return x[0].std(); })}},
+      {"std_dims", {one([](const Inputs& x) { return soma::std(x[0], {-1}); })}},
+      {"std_corr2", {one([](const Inputs& x) { return soma::std(x[0], {0, 1}, 2); })}},
+      {"norm2_all", {one([](const Inputs& x) { return soma::norm(x[0]); })}},
+      {"norm2_dims", {one([](const Inputs& x) { return soma::norm(x[0], 2, {0, 2}); })}},
+      {"norm1_dim", {one([](const Inputs& x) { return soma::norm(x[0], 1, {1}, true); })}},
+      {"norm_inf", {one([](const Inputs& x) { return soma::norm(x[0], kInf, {1}); })}},
+      {"norm_ninf", {one([](const Inputs& x) { return x[0].norm(-kInf); })}},
+      {"norm0", {one([](const Inputs& x) { return soma::norm(x[0], 0, {0}); })}},
+      {"norm3", {one([](const Inputs& x) { return soma::norm(x[0], 3, {-1}); })}},
+      {"norm_fro", {one([](const Inputs& x) { return soma::norm(x[0], "fro", {0, 1}); })}},
+      {"logsumexp_dims", {one([](const Inputs& x) { return soma::logsumexp(x[0], {0, 2}); })}},
+      {"logsumexp_dim_keepdim",
+       {one([](const Inputs& x) { return soma::logsumexp(x[0], -1, true); })}},
+      {"all_all", {one([](const Inputs& x) { return soma::all(x[0]); }), true, false}},
+      {"all_dim", {one([](const Inputs& x) { return x[0].all(1); }), true, false}},
+      {"any_all", {one([](const Inputs& x) { return x[0].any(); }), true, false}},
+      {"any_dim_keepdim", {one([](const Inputs& x) { return soma::any(x[0], 0, true); }), true,
+                           false}},
+      {"sort", {two([](const Inputs& x) { return soma::sort(x[0]); })}},
+      {"sort_desc_dim0", {two([](const Inputs& x) { return x[0].sort(0, true); })}},
+      {"sort_t", {two([](const Inputs& x) { return soma::sort(x[0].t(), -1); })}},
+      {"argsort", {one([](const Inputs& x) { return soma::argsort(x[0], 1); }), true, false}},
+      {"argsort_desc", {one([](const Inputs& x) { return x[0].argsort(0, true); }), true, false}},
+      {"topk2", {two([](const Inputs& x) { return soma::topk(x[0], 2); })}},
+      {"topk_smallest_dim0", {two([](const Inputs& x) { return x[0].topk(2, 0, false); })}},
+      {"topk_t", {two([](const Inputs& x) { return soma::topk(x[0].t(), 1, -1); })}},
+      {"kthvalue2", {two([](const Inputs& x) { return soma::kthvalue(x[0], 2); })}},
+      {"kthvalue_dim0_keepdim", {two([](const Inputs& x) { return x[0].kthvalue(3, 0, true); })}},
+      {"median_all", {one([](const Inputs& x) { return soma::median(x[0]); })}},
+      {"median_dim1", {two([](const Inputs& x) { return soma::median(x[0], 1); })}},
+      {"median_dim0_keepdim", {two([](const Inputs& x) { return x[0].median(0, true); })}},
+  };
+  return t;
+}
+
+SOMA_TOOLKIT_SUITE(Reduce, "toolkit_reduce_reference.txt", table);
+
+TEST(ToolkitReduceErrors, MessagesNameTheOpAndValues) {
+  const soma::Tensor x = soma::randn({3, 4});
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const soma::Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message([&] { soma::topk(x, 5, 1); }).find("topk: k (5)"), std::string::npos);
+  EXPECT_NE(message([&] { soma::kthvalue(x, 0, 1); }).find("kthvalue: k (0)"), std::string::npos);
+  EXPECT_NE(message([&] { soma::sum(x, {1, -1}); }).find("dim 1 appears multiple times"),
+            std::string::npos);
+  EXPECT_NE(message([&] { soma::var(soma::arange(4)); }).find("var:"), std::string::npos);
+  EXPECT_NE(message([&] { soma::norm(x, "nuc"); }).find("norm: unknown norm 'nuc'"),
+            std::string::npos);
+}
+
+TEST(ToolkitReduceBehaviour, MaxOverDimReturnsValuesAndIndices) {
+  const soma::Tensor x = soma::tensor({1.f, 5.f, 2.f, 7.f, 0.f, 3.f}, {2, 3});
+  auto [values, indices] = x.max(1);
+  EXPECT_EQ(values.to_vector<float>(), (std::vector<float>{5.f, 7.f}));
+  EXPECT_EQ(indices.dtype(), soma::kInt64);
+  EXPECT_EQ(indices.to_vector<int64_t>(), (std::vector<int64_t>{1, 0}));
+  auto [mv, mi] = soma::min(x, 0, true);
+  EXPECT_EQ(mv.shape(), (soma::Shape{1, 3}));
+  EXPECT_EQ(mi.to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 0}));
+}
+
+TEST(ToolkitReduceBehaviour, SortIsStableAndAllAnyGiveBool) {
+  const soma::Tensor x = soma::tensor(std::vector<double>{2, 1, 2, 1, 2}, {5});
+  EXPECT_EQ(soma::argsort(x).to_vector<int64_t>(), (std::vector<int64_t>{1, 3, 0, 2, 4}));
+  EXPECT_EQ(soma::argsort(x, 0, true).to_vector<int64_t>(),
+            (std::vector<int64_t>{0, 2, 4, 1, 3}));
+  EXPECT_EQ(soma::all(x).dtype(), soma::kBool);
+  EXPECT_TRUE(soma::any(soma::arange(3)).item<bool>());
+  EXPECT_FALSE(soma::all(soma::arange(3)).item<bool>());
+}
+
+TEST(ToolkitReduceBehaviour, NormGradientAtZeroIsZero) {
+  soma::Tensor x = soma::zeros({3}, soma::kFloat64).requires_grad_(true);
+  soma::norm(x).backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{0, 0, 0}));
+}
+
+}  // namespace
