@@ -167,7 +167,10 @@ void record_evenly(Tensor& out, const char* op, const Tensor& x, const std::vect
       [x, y = out.detach(), all, keepdim](const Tensor& g) -> Grads {
         // mask / count is constant, so the gradient is linear in g (and differentiable again).
         const Tensor yk = unsqueeze_dims(y, all, keepdim);
-        const Tensor mask = eq(x.detach(), yk).to(x.dtype());
+        // A NaN result (median of a tensor holding NaN) goes to the NaN elements, like torch.
+        const Tensor xd = x.detach();
+        const Tensor mask = eq(xd, yk).to(x.dtype()) +
+                            ne(xd, xd).to(x.dtype()) * ne(yk, yk).to(x.dtype());
         const Tensor count = all.empty() ? mask : sum(mask, all, true);
         return {mask * (unsqueeze_dims(g, all, keepdim) / count)};
       },

@@ -76,6 +76,19 @@ const toolkit::Table& table() {
       {"median_all", {one([](const Inputs& x) { return soma::median(x[0]); })}},
       {"median_dim1", {two([](const Inputs& x) { return soma::median(x[0], 1); })}},
       {"median_dim0_keepdim", {two([](const Inputs& x) { return x[0].median(0, true); })}},
+      // ties and NaN (no finite differences: not smooth there)
+      {"max_all_ties", {one([](const Inputs& x) { return soma::max(x[0]); }), true, false}},
+      {"amax_all_ties", {one([](const Inputs& x) { return soma::amax(x[0]); }), true, false}},
+      {"amax_dims_ties",
+       {one([](const Inputs& x) { return soma::amax(x[0], {0, 2}); }), true, false}},
+      {"amin_dims_keepdim_ties",
+       {one([](const Inputs& x) { return soma::amin(x[0], {-1}, true); }), true, false}},
+      {"sort_nan", {two([](const Inputs& x) { return soma::sort(x[0]); }), true, false}},
+      {"sort_desc_dim0_nan",
+       {two([](const Inputs& x) { return soma::sort(x[0], 0, true); }), true, false}},
+      {"median_all_nan", {one([](const Inputs& x) { return soma::median(x[0]); }), true, false}},
+      {"median_dim1_nan",
+       {two([](const Inputs& x) { return soma::median(x[0], 1); }), true, false}},
   };
   return t;
 }
@@ -120,6 +133,15 @@ TEST(ToolkitReduceBehaviour, SortIsStableAndAllAnyGiveBool) {
   EXPECT_EQ(soma::all(x).dtype(), soma::kBool);
   EXPECT_TRUE(soma::any(soma::arange(3)).item<bool>());
   EXPECT_FALSE(soma::all(soma::arange(3)).item<bool>());
+}
+
+TEST(ToolkitReduceBehaviour, LogsumexpOfMinusInfinityRows) {
+  const soma::Tensor x = soma::tensor(std::vector<double>{-kInf, -kInf, 0.5, -kInf}, {2, 2});
+  const std::vector<double> y = soma::logsumexp(x, 1).to_vector<double>();
+  EXPECT_EQ(y[0], -kInf);
+  EXPECT_DOUBLE_EQ(y[1], 0.5);
+  const soma::Tensor big = soma::tensor(std::vector<double>{1000, 1000}, {2});
+  EXPECT_DOUBLE_EQ(soma::logsumexp(big, 0).item<double>(), 1000 + std::log(2.0));
 }
 
 TEST(ToolkitReduceBehaviour, NormGradientAtZeroIsZero) {
