@@ -18,13 +18,13 @@ int main() {
                                 {.batch_size = 32, .shuffle = true});
   for (int epoch = 0; epoch < 30; ++epoch)
     for (auto& [xb, yb] : loader) {
-      soma::Tensor loss = F::cross_entropy(model.forward(xb), yb);
+      soma::Tensor loss = F::cross_entropy(model(xb), yb);
       opt.zero_grad();
       loss.backward();  // backpropagation
       opt.step();       // one Adam step
     }
   soma::NoGradGuard no_grad;
-  soma::Tensor acc = soma::eq(soma::argmax(model.forward(x), 1), y).to(soma::kFloat32).mean();
+  soma::Tensor acc = soma::eq(soma::argmax(model(x), 1), y).to(soma::kFloat32).mean();
   std::printf("training accuracy %.3f\n", acc.item<float>());
   soma::save(model, "first.safetensors");  // loads into torch.nn.Sequential (docs/interop.md)
   return acc.item<float>() > 0.9f ? 0 : 1;

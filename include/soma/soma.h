@@ -2,6 +2,7 @@
 #pragma once
 
 #include "soma/autograd/autograd.h"
+#include "soma/autograd/function.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/autograd/gradcheck.h"
 #include "soma/core/dtype.h"

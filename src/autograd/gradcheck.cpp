@@ -89,6 +89,10 @@ bool gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
       *p = saved - options.eps;
       std::vector<double> minus = evaluate(fn, inputs);
       *p = saved;
+      SOMA_CHECK(static_cast<int64_t>(plus.size()) == n_out &&
+                     static_cast<int64_t>(minus.size()) == n_out,
+                 "gradcheck: the function returned ", plus.size(), " elements under NoGradGuard, ",
+                 n_out, " with gradients enabled");
       for (int64_t o = 0; o < n_out; ++o) {
         const double numeric = (plus[o] - minus[o]) / (2 * options.eps);
         const double analytic = jac[i][o * n_in + j];
@@ -133,6 +137,14 @@ bool gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
     }
   }
   auto first_derivative = [&](const std::vector<Tensor>& xs) {
+    // gradcheck evaluates its function under NoGradGuard for the finite differences; the
+    // first derivative needs the graph, so it turns grad mode back on while it runs.
+    const bool was_enabled = is_grad_enabled();
+    set_grad_enabled(true);
+    struct Restore {
+      bool on;
+      ~Restore() { set_grad_enabled(on); }
+    } restore{was_enabled};
     const Tensor out = fn(xs);
     if (!out.requires_grad()) return zeros({0}, kFloat64);
     std::vector<Tensor> wrt;
@@ -141,7 +153,8 @@ bool gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
     std::vector<Tensor> parts;
     for (size_t k = 0; k < g.size(); ++k)
       parts.push_back(g[k].defined() ? reshape(g[k], {-1}) : zeros({wrt[k].numel()}, kFloat64));
-    return parts.size() == 1 ? parts[0] : cat(parts, 0);
+    Tensor flat = parts.size() == 1 ? parts[0] : cat(parts, 0);
+    return was_enabled ? flat : flat.detach();
   };
   try {
     return gradcheck(first_derivative, inputs, options);

@@ -1,5 +1,7 @@
 #include "soma/nn/module.h"
 
+#include "autograd/node.h"
+
 #include <cxxabi.h>
 
 #include <algorithm>
@@ -10,6 +12,7 @@
 #include <sstream>
 #include <typeinfo>
 
+#include "autograd/node.h"
 #include "core/tensor_impl.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
@@ -43,14 +46,49 @@ Module::Module(Module&& other) noexcept
     : parameters_(std::move(other.parameters_)),
       buffers_(std::move(other.buffers_)),
       children_(std::move(other.children_)),
-      training_(other.training_) {}
+      training_(other.training_),
+      hooks_(other.hooks_) {}
 
 Module& Module::operator=(Module&& other) noexcept {
   parameters_ = std::move(other.parameters_);
   buffers_ = std::move(other.buffers_);
   children_ = std::move(other.children_);
   training_ = other.training_;
+  hooks_ = other.hooks_;
   return *this;
+}
+
+// ---- calling a module: forward with its hooks ---------------------------------------------
+Tensor Module::operator()(const Tensor& input) {
+  if (hooks_->pre.empty() && hooks_->post.empty()) return forward(input);
+  const std::shared_ptr<Hooks> hooks = hooks_;  // a hook may remove hooks while they run
+  Tensor x = input;
+  for (auto [id, hook] : hooks->pre)
+    if (Tensor r = hook(*this, x); r.defined()) x = std::move(r);
+  Tensor y = forward(x);
+  for (auto [id, hook] : hooks->post)
+    if (Tensor r = hook(*this, x, y); r.defined()) y = std::move(r);
+  return y;
+}
+
+unsigned Module::add_pre_hook(ForwardPreHook hook) {
+  const unsigned id = autograd::next_hook_id();
+  hooks_->pre.emplace_back(id, std::move(hook));
+  return id;
+}
+
+unsigned Module::add_hook(ForwardHook hook) {
+  const unsigned id = autograd::next_hook_id();
+  hooks_->post.emplace_back(id, std::move(hook));
+  return id;
+}
+
+void Module::remove_hook(unsigned id) {
+  const size_t before = hooks_->pre.size() + hooks_->post.size();
+  std::erase_if(hooks_->pre, [id](const auto& h) { return h.first == id; });
+  std::erase_if(hooks_->post, [id](const auto& h) { return h.first == id; });
+  SOMA_CHECK(hooks_->pre.size() + hooks_->post.size() != before, describe(),
+             ": remove_hook: no forward hook ", id);
 }
 
 // ---- clone ---------------------------------------------------------------------------------
@@ -120,6 +158,7 @@ void Module::finish_clone(Module& copy, const std::function<void()>& reset) cons
   copy.buffers_.clear();
   copy.children_.clear();
   copy.training_ = std::make_shared<bool>(*training_);
+  copy.hooks_ = std::make_shared<Hooks>();
   {
     // reset() draws new initial values, which are overwritten below: put the generator back so
     // that clone() does not change what the program draws next.
@@ -434,7 +473,7 @@ void Sequential::push_back(std::shared_ptr<Module> module) {
 
 Tensor Sequential::forward(const Tensor& input) {
   Tensor x = input;
-  for (const auto& [name, child] : named_children()) x = child->forward(x);
+  for (const auto& [name, child] : named_children()) x = (*child)(x);
   return x;
 }
 

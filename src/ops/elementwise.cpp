@@ -315,8 +315,10 @@ Tensor binary_kernel(BinOp op, const Tensor& a, const Tensor& b, DType ct, const
 template <typename F>
 Tensor unary_float(const Tensor& x, const char* op, F f) {
   check_defined(x, op);
-  return detail::dispatch_float(x.dtype(), op, [&]<typename T>() {
-    return map1<T>(x, [f](T v) { return static_cast<T>(f(v)); });
+  // integer and bool inputs compute in float32, like PyTorch
+  const Tensor xf = is_floating(x.dtype()) ? x : x.to(kFloat32);
+  return detail::dispatch_float(xf.dtype(), op, [&]<typename T>() {
+    return map1<T>(xf, [f](T v) { return static_cast<T>(f(v)); });
   });
 }
 
@@ -441,7 +443,7 @@ Tensor divide(BinOp op, const Tensor& a, const Tensor& b, const char* name) {
   switch (op) {
     case BinOp::Div:
       record(out, name, {ac, bc},
-             [a = ac.detach(), b = bc.detach(), ra, rb](const Tensor& g) -> Grads {
+             [a = ac, b = bc, ra, rb](const Tensor& g) -> Grads {
                // d(a/b)/da = 1/b, d(a/b)/db = -a/b^2
                return {ra ? grad_to(g / b, a.shape()) : Tensor(),
                        rb ? grad_to(-(g * a) / (b * b), b.shape()) : Tensor()};
@@ -465,7 +467,7 @@ Tensor divide(BinOp op, const Tensor& a, const Tensor& b, const char* name) {
     case BinOp::Fmod:
       // d/da = 1; d/db = -(a / b rounded: floor for remainder, trunc for fmod)
       record(out, name, {ac, bc},
-             [a = ac.detach(), b = bc.detach(), ra, rb,
+             [a = ac, b = bc, ra, rb,
               mode = op == BinOp::Remainder ? "floor" : "trunc"](const Tensor& g) -> Grads {
                return {ra ? grad_to(g, a.shape()) : Tensor(),
                        rb ? grad_to(-(g * soma::div(a, b, mode)), b.shape()) : Tensor()};
@@ -587,7 +589,11 @@ Tensor reciprocal(const Tensor& a, const char* name) {
   if (needs_grad(ac)) {
     // d(1/a)/da = -1/a^2 = -out^2
     record(out, "reciprocal", {ac},
-           [y = out.detach()](const Tensor& g) -> Grads { return {-(g * (y * y))}; }, {out});
+           [y = out.detach()](const Tensor& g) -> Grads {
+             const Tensor r = autograd::attach_output(y);
+             return {-(g * (r * r))};
+           },
+           {out});
   }
   return out;
 }
@@ -670,7 +676,10 @@ Tensor sqrt(const Tensor& x) {
   Tensor out = unary_float(x, "sqrt", [](auto v) { return std::sqrt(v); });
   if (needs_grad(x))
     record(out, "sqrt", {x},
-           [y = out.detach()](const Tensor& g) -> Grads { return {g / (y * 2.0)}; }, {out});
+           [y = out.detach()](const Tensor& g) -> Grads {
+             return {g / (autograd::attach_output(y) * 2.0)};
+           },
+           {out});
   return out;
 }
 
@@ -680,31 +689,39 @@ Tensor abs(const Tensor& x) {
     return map1<T>(x, [](T v) { return v < 0 ? static_cast<T>(-v) : v; });
   });
   if (needs_grad(x)) {
-    record(out, "abs", {x},
-           [x = x.detach()](const Tensor& g) -> Grads {
-             return {detail::dispatch_float(g.dtype(), "abs backward", [&]<typename T>() {
-               return map2<T>(g, x, [](T gv, T v) { return v > 0 ? gv : v < 0 ? -gv : T(0); });
-             })};
-           },
-           {x});
+    record(out, "abs", {x}, [x](const Tensor& g) -> Grads { return {g * sign(x)}; }, {x});
   }
   return out;
 }
 
 Tensor pow(const Tensor& x, double exponent) {
+  check_defined(x, "pow");
+  if ((x.dtype() == kInt64 || x.dtype() == kUInt8) && exponent >= 0 &&
+      exponent == std::floor(exponent)) {
+    // an integer tensor to a whole power stays integral (torch), wrapping like mul
+    const auto e = static_cast<uint64_t>(exponent);
+    return detail::dispatch_all(x.dtype(), [&]<typename T>() {
+      return map1<T>(x, [e](T v) {
+        T r = 1, b = v;
+        for (uint64_t k = e; k > 0; k >>= 1) {
+          if (k & 1) r = wrap_mul(r, b);
+          b = wrap_mul(b, b);
+        }
+        return r;
+      });
+    });
+  }
   Tensor out = unary_float(x, "pow", [exponent](auto v) {
     return exponent == 2.0 ? v * v : std::pow(v, static_cast<decltype(v)>(exponent));
   });
   if (needs_grad(x)) {
     record(out, "pow", {x},
-           [x = x.detach(), e = exponent](const Tensor& g) -> Grads {
+           [x, e = exponent](const Tensor& g) -> Grads {
              // d x^e / dx = e x^(e-1), and 0 for e == 0 (as PyTorch)
-             return {detail::dispatch_float(g.dtype(), "pow backward", [&]<typename T>() {
-               return map2<T>(g, x, [e](T gv, T v) {
-                 return e == 0.0 ? T(0)
-                                 : static_cast<T>(gv * e * std::pow(v, static_cast<T>(e - 1)));
-               });
-             })};
+             if (e == 0.0) return {zeros_like(g)};
+             if (e == 1.0) return {g};
+             if (e == 2.0) return {g * (x * 2.0)};
+             return {g * (pow(x, e - 1.0) * e)};
            },
            {x});
   }
@@ -722,24 +739,21 @@ Tensor pow(const Tensor& x, const Tensor& exponent) {
   });
   if (needs_grad(x, exponent)) {
     record(out, "pow", {x, exponent},
-           [x = x.detach(), e = exponent.detach(), y = out.detach(), rx = x.requires_grad(),
+           [x, e = exponent, y = out.detach(), rx = x.requires_grad(),
             re = exponent.requires_grad()](const Tensor& g) -> Grads {
-             return detail::dispatch_float(g.dtype(), "pow backward", [&]<typename T>() -> Grads {
-               Tensor gx, ge;
-               if (rx) {
-                 Tensor d = map2<T>(x, e, [](T a, T p) {
-                   return p == 0 ? T(0) : static_cast<T>(p * std::pow(a, p - 1));
-                 });
-                 gx = sum_to(g * d, x.shape());
-               }
-               if (re) {
-                 // d x^e / de = x^e ln x, taken as 0 where x == 0 and e >= 0 (as PyTorch)
-                 Tensor lx =
-                     map2<T>(x, e, [](T a, T p) { return a == 0 && p >= 0 ? T(0) : std::log(a); });
-                 ge = sum_to(g * y * lx, e.shape());
-               }
-               return {gx, ge};
-             });
+             Tensor grad_x, grad_e;
+             const Tensor zero = zeros({}, g.dtype());
+             if (rx) {
+               // d x^e / dx = e x^(e-1), taken as 0 where e == 0 (as PyTorch)
+               grad_x = sum_to(g * where(eq(e, 0), zero, e * pow(x, e - 1.0)), x.shape());
+             }
+             if (re) {
+               // d x^e / de = x^e ln x, taken as 0 where x == 0 and e >= 0 (as PyTorch)
+               const Tensor mask = eq(x, 0) * ge(e, 0);
+               grad_e =
+                   sum_to(g * where(mask, zero, autograd::attach_output(y) * log(x)), e.shape());
+             }
+             return {grad_x, grad_e};
            },
            {x, exponent, out});
   }
@@ -755,12 +769,10 @@ Tensor clamp(const Tensor& x, double min, double max) {
   });
   if (needs_grad(x)) {
     record(out, "clamp", {x},
-           [x = x.detach(), min, max](const Tensor& g) -> Grads {
-             return {detail::dispatch_float(g.dtype(), "clamp backward", [&]<typename T>() {
-               return map2<T>(g, x, [min, max](T gv, T v) {
-                 return v >= static_cast<T>(min) && v <= static_cast<T>(max) ? gv : T(0);
-               });
-             })};
+           [x, min, max](const Tensor& g) -> Grads {
+             // 1 inside [min, max] (bounds included), 0 outside
+             const Tensor inside = ge(x, min) * le(x, max);
+             return {where(inside, g, zeros({}, g.dtype()))};
            },
            {x});
   }
@@ -775,17 +787,13 @@ Tensor extremum(const Tensor& a, const Tensor& b, bool is_max, const char* op) {
   Tensor out = binary(is_max ? BinOp::Max : BinOp::Min, a, b, 1, op, &ac, &bc);
   if (needs_grad(ac, bc)) {
     record(out, op, {ac, bc},
-           [a = ac.detach(), b = bc.detach(), is_max, ra = ac.requires_grad(),
+           [a = ac, b = bc, is_max, ra = ac.requires_grad(),
             rb = bc.requires_grad()](const Tensor& g) -> Grads {
-             return detail::dispatch_float(
-                 g.dtype(), "maximum backward", [&]<typename T>() -> Grads {
-                   // weight of a: 1 where a wins, 0.5 at ties, 0 where b wins
-                   Tensor wa = map2<T>(a, b, [is_max](T x, T y) {
-                     return x == y ? T(0.5) : ((x > y) == is_max ? T(1) : T(0));
-                   });
-                   return {ra ? sum_to(g * wa, a.shape()) : Tensor(),
-                           rb ? sum_to(g * rsub(wa, 1), b.shape()) : Tensor()};
-                 });
+             // weight of a: 1 where a wins, 0.5 at ties, 0 where b wins (a constant mask)
+             const Tensor wins = is_max ? gt(a, b) : lt(a, b);
+             const Tensor wa = wins.to(g.dtype()) + eq(a, b).to(g.dtype()) * 0.5;
+             return {ra ? sum_to(g * wa, a.shape()) : Tensor(),
+                     rb ? sum_to(g * rsub(wa, 1), b.shape()) : Tensor()};
            },
            {ac, bc});
   }

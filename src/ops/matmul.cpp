@@ -1,5 +1,6 @@
-// matmul: 2-D and batched 3-D products through BLAS, with its backward
-//   dA = dC @ B^T,   dB = A^T @ dC   (transposes are views: BLAS gets transpose flags).
+// matmul (torch.matmul: vectors, batch broadcasting), bmm, addmm, outer and dot: products
+// through BLAS, with the backward dA = dC @ B^T, dB = A^T @ dC (transposes are views: BLAS gets
+// transpose flags), written with the product itself so it is differentiable again.
 #include "soma/ops/matmul.h"
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include "core/dispatch.h"
 #include "core/tensor_impl.h"
 #include "kernels/kernels.h"
+#include "soma/ops/elementwise.h"
 #include "soma/ops/reduce.h"
 #include "soma/ops/shape.h"
 
@@ -45,29 +47,26 @@ Operand blas_operand(const Tensor& x) {
   return op;
 }
 
-}  // namespace
-
-Tensor matmul(const Tensor& a, const Tensor& b) {
-  SOMA_CHECK(a.defined() && b.defined(), "matmul: called with an undefined tensor");
-  SOMA_CHECK(a.dtype() == b.dtype(), "matmul: dtypes ", a.dtype(), " and ", b.dtype(), " differ");
-  SOMA_CHECK(a.dim() >= 1 && a.dim() <= 3 && b.dim() >= 1 && b.dim() <= 3,
-             "matmul: supports 1-D, 2-D and 3-D tensors, got shapes ", a.shape(), " and ",
-             b.shape());
-  // Vectors are promoted to matrices and the added dimension removed afterwards (as PyTorch).
-  if (a.dim() == 1) return squeeze(matmul(unsqueeze(a, 0), b), b.dim() == 1 ? -1 : -2);
-  if (b.dim() == 1) return squeeze(matmul(a, unsqueeze(b, 1)), -1);
-
+// The BLAS product of two 2-D or 3-D operands of one floating dtype (a 2-D operand, or a 3-D one
+// of batch 1, is broadcast over the other's batch). Records `name` with a backward made of
+// mm_core itself on the captured inputs, so it is differentiable again.
+Tensor mm_core(const Tensor& a, const Tensor& b, const char* name) {
   const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
-  SOMA_CHECK(b.size(-2) == k, "matmul: shapes ", a.shape(), " and ", b.shape(),
+  SOMA_CHECK(b.size(-2) == k, name, ": shapes ", a.shape(), " and ", b.shape(),
              " cannot be multiplied (", k, " != ", b.size(-2), ")");
   const int64_t ba = a.dim() == 3 ? a.size(0) : 1, bb = b.dim() == 3 ? b.size(0) : 1;
-  SOMA_CHECK(ba == bb || ba == 1 || bb == 1, "matmul: batch sizes of shapes ", a.shape(), " and ",
+  SOMA_CHECK(ba == bb || ba == 1 || bb == 1, name, ": batch sizes of shapes ", a.shape(), " and ",
              b.shape(), " differ (", ba, " vs ", bb, ")");
   const int64_t batch = std::max(ba, bb);
   const bool batched = a.dim() == 3 || b.dim() == 3;
-  Tensor out = detail::make_tensor(batched ? Shape{batch, m, n} : Shape{m, n}, a.dtype());
+  const Shape shape = batched ? Shape{batch, m, n} : Shape{m, n};
+  if (!is_floating(a.dtype())) {
+    // integer products (no BLAS, no gradient): sum over k of the broadcast products
+    return sum(unsqueeze(a, -1) * unsqueeze(b, -3), -2);
+  }
+  Tensor out = detail::make_tensor(shape, a.dtype());
 
-  detail::dispatch_float(a.dtype(), "matmul", [&]<typename T>() {
+  detail::dispatch_float(a.dtype(), name, [&]<typename T>() {
     T* c = out.data<T>();
     if (k == 0) {
       std::fill_n(c, out.numel(), T(0));
@@ -86,17 +85,119 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   });
 
   if (needs_grad(a, b)) {
-    record(out, "matmul", {a, b},
-           [a = a.detach(), b = b.detach(), ra = a.requires_grad(),
-            rb = b.requires_grad()](const Tensor& g) -> Grads {
+    record(out, name, {a, b},
+           [a, b, ra = a.requires_grad(), rb = b.requires_grad(), name](const Tensor& g) -> Grads {
              Tensor ga, gb;
-             if (ra) ga = sum_to(matmul(g, transpose(b, -1, -2)), a.shape());
-             if (rb) gb = sum_to(matmul(transpose(a, -1, -2), g), b.shape());
+             if (ra) ga = sum_to(mm_core(g, transpose(b, -1, -2), name), a.shape());
+             if (rb) gb = sum_to(mm_core(transpose(a, -1, -2), g, name), b.shape());
              return {ga, gb};
            },
            {a, b});
   }
   return out;
+}
+
+void check_pair(const Tensor& a, const Tensor& b, const char* name) {
+  SOMA_CHECK(a.defined() && b.defined(), name, ": called with an undefined tensor");
+  SOMA_CHECK(a.dtype() == b.dtype(), name, ": expected both operands to have the same dtype, got ",
+             a.dtype(), " and ", b.dtype(), " (shapes ", a.shape(), " and ", b.shape(), ")");
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_pair(a, b, "matmul");
+  SOMA_CHECK(a.dim() >= 1 && b.dim() >= 1,
+             "matmul: both arguments need at least 1 dimension, got shapes ", a.shape(), " and ",
+             b.shape());
+  if (a.dim() == 1 && b.dim() == 1) return dot(a, b);
+  // Vectors are promoted to matrices and the added dimension removed afterwards (as PyTorch).
+  if (a.dim() == 1) return squeeze(matmul(unsqueeze(a, 0), b), -2);
+  if (b.dim() == 1) return squeeze(matmul(a, unsqueeze(b, 1)), -1);
+  if (a.dim() <= 3 && b.dim() <= 3 && (a.dim() == 2 || b.dim() == 2 || a.size(0) == b.size(0)))
+    return mm_core(a, b, "matmul");
+  const int64_t m = a.size(-2), k = a.size(-1), n = b.size(-1);
+  SOMA_CHECK(b.size(-2) == k, "matmul: shapes ", a.shape(), " and ", b.shape(),
+             " cannot be multiplied (", k, " != ", b.size(-2), ")");
+  if (b.dim() == 2) {
+    // [..., M, K] @ [K, N]: one [(...) M, K] @ [K, N] product
+    Shape s(a.shape().begin(), a.shape().end() - 1);
+    s.push_back(n);
+    return reshape(mm_core(reshape(a, {-1, k}), b, "matmul"), s);
+  }
+  const Shape sa(a.shape().begin(), a.shape().end() - 2),
+      sb(b.shape().begin(), b.shape().end() - 2);
+  Shape batch = broadcast_shapes(sa, sb, "matmul");
+  int64_t nb = 1;
+  for (int64_t d : batch) nb *= d;
+  Shape ea = batch, eb = batch;
+  ea.insert(ea.end(), {m, k});
+  eb.insert(eb.end(), {k, n});
+  const Tensor a3 = reshape(expand(a, ea), {nb, m, k});
+  const Tensor b3 = reshape(expand(b, eb), {nb, k, n});
+  batch.insert(batch.end(), {m, n});
+  return reshape(mm_core(a3, b3, "matmul"), batch);
+}
+
+Tensor bmm(const Tensor& a, const Tensor& b) {
+  check_pair(a, b, "bmm");
+  SOMA_CHECK(a.dim() == 3 && b.dim() == 3, "bmm: expected 3-D tensors, got shapes ", a.shape(),
+             " and ", b.shape());
+  SOMA_CHECK(a.size(0) == b.size(0), "bmm: batch sizes of shapes ", a.shape(), " and ", b.shape(),
+             " differ (", a.size(0), " vs ", b.size(0), ")");
+  return mm_core(a, b, "bmm");
+}
+
+Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2, const Scalar& beta,
+             const Scalar& alpha) {
+  SOMA_CHECK(input.defined(), "addmm: called with an undefined input");
+  check_pair(mat1, mat2, "addmm");
+  SOMA_CHECK(input.dtype() == mat1.dtype(), "addmm: expected input of dtype ", mat1.dtype(),
+             ", got ", input.dtype());
+  SOMA_CHECK(mat1.dim() == 2 && mat2.dim() == 2, "addmm: expected 2-D matrices, got shapes ",
+             mat1.shape(), " and ", mat2.shape());
+  const Shape shape{mat1.size(0), mat2.size(1)};
+  SOMA_CHECK(broadcast_shapes(input.shape(), shape, "addmm") == shape, "addmm: input of shape ",
+             input.shape(), " cannot be broadcast to the product's shape ", shape);
+  Tensor r = mm_core(mat1, mat2, "addmm");
+  if (alpha.to_double() != 1.0) r = r * alpha;
+  if (beta.to_double() == 0.0) {
+    // the input is ignored (its NaNs too), as PyTorch; it still gets a (zero) gradient
+    if (!needs_grad(input)) return r;
+    return where(ones({}, kBool), r, input);
+  }
+  return r + (beta.to_double() == 1.0 ? input : input * beta);
+}
+
+Tensor outer(const Tensor& a, const Tensor& b) {
+  SOMA_CHECK(a.defined() && b.defined(), "outer: called with an undefined tensor");
+  SOMA_CHECK(a.dim() == 1 && b.dim() == 1, "outer: expected 1-D arguments, got shapes ", a.shape(),
+             " and ", b.shape());
+  return unsqueeze(a, 1) * b;
+}
+
+Tensor dot(const Tensor& a, const Tensor& b) {
+  check_pair(a, b, "dot");
+  SOMA_CHECK(a.dim() == 1 && b.dim() == 1, "dot: expected 1-D tensors, got shapes ", a.shape(),
+             " and ", b.shape());
+  SOMA_CHECK(a.size(0) == b.size(0), "dot: inconsistent tensor size, expected tensor [", a.size(0),
+             "] and src [", b.size(0), "] to have the same number of elements");
+  if (!is_floating(a.dtype())) return sum(a * b);
+  return reshape(mm_core(unsqueeze(a, 0), unsqueeze(b, 1), "dot"), {});
+}
+
+Tensor Tensor::bmm(const Tensor& other) const {
+  return soma::bmm(*this, other);
+}
+Tensor Tensor::addmm(const Tensor& mat1, const Tensor& mat2, const Scalar& beta,
+                     const Scalar& alpha) const {
+  return soma::addmm(*this, mat1, mat2, beta, alpha);
+}
+Tensor Tensor::outer(const Tensor& other) const {
+  return soma::outer(*this, other);
+}
+Tensor Tensor::dot(const Tensor& other) const {
+  return soma::dot(*this, other);
 }
 
 Tensor Tensor::matmul(const Tensor& other) const {

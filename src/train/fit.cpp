@@ -159,7 +159,7 @@ EvalResult evaluate(nn::Module& model, data::DataLoader& loader, const LossFn& l
   Totals t;
   for (const data::Batch& b : loader) {
     if (batch_rows(b) == 0) continue;
-    Tensor out = model.forward(b.x);
+    Tensor out = model(b.x);
     t.add(loss_value(loss(out, b.y), "evaluate"), out, b.y);
   }
   if (sharded) t.reduce();  // every rank's shard: the whole loader's mean
@@ -225,7 +225,7 @@ History fit(nn::Module& model, optim::Optimizer& optimizer, const LossFn& loss,
       Tensor out;
       double lv = 0;
       if (rows > 0) {
-        out = model.forward(b.x);
+        out = model(b.x);
         Tensor l = loss(out, b.y);
         lv = loss_value(l, "fit");
         const char* advice =

@@ -187,9 +187,11 @@ TEST(GraphLifetime, BackwardFreesTheGraphAndLiveNodesReturnToZero) {
   }
   EXPECT_EQ(ag::live_node_count(), before);
   {
-    // backward(create_graph) keeps .grad's graph; the leaf does not keep it alive in a cycle
+    // backward(create_graph) keeps .grad's graph, which refers to x (as in PyTorch, a cycle
+    // between a parameter and its gradient); zero_grad() breaks it.
     Tensor x = dvec({1, 2}).requires_grad_();
     (x * x * x).sum().backward({}, std::nullopt, true);
+    x.zero_grad();
   }
   EXPECT_EQ(ag::live_node_count(), before);
 }

@@ -52,7 +52,7 @@ void predict(const std::string& model_path, const DataArgs& args) {
   for (int64_t start = 0; start < n; start += 4096) {
     const int64_t len = std::min<int64_t>(4096, n - start);
     const Tensor logits =
-        l.model.model->forward(l.model.normalization.transform()(l.data.x.narrow(0, start, len)));
+        (*l.model.model)(l.model.normalization.transform()(l.data.x.narrow(0, start, len)));
     for (int64_t p : argmax(logits, 1).to_vector<int64_t>()) out << p << '\n';
   }
   std::cout << out.str();

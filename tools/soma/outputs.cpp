@@ -42,7 +42,7 @@ TestResult test_model(TrainData& data, nn::Sequential& model) {
   for (int64_t start = 0; start < n; start += 4096) {
     const int64_t len = std::min<int64_t>(4096, n - start);
     const Tensor xb = test.x.narrow(0, start, len), yb = test.y.narrow(0, start, len);
-    const Tensor pred = argmax(model.forward(norm.transform()(xb)), 1);
+    const Tensor pred = argmax(model(norm.transform()(xb)), 1);
     r.confusion.update(pred, yb);
     if (test.side > 0 && wrong.size() < 36) {
       const std::vector<int64_t> p = pred.to_vector<int64_t>(), t = yb.to_vector<int64_t>();

@@ -259,6 +259,29 @@ class Tensor {
   std::tuple<Tensor, Tensor> median(int64_t dim, bool keepdim = false) const;
 
   // ---- toolkit: math (ops/elementwise.h, ops/matmul.h) -------------------------------------
+  Tensor sin() const;
+  Tensor cos() const;
+  Tensor tan() const;
+  Tensor atan2(const Tensor& other) const;
+  Tensor log1p() const;
+  Tensor expm1() const;
+  Tensor log2() const;
+  Tensor log10() const;
+  Tensor erf() const;
+  Tensor floor() const;
+  Tensor ceil() const;
+  Tensor round() const;
+  Tensor sign() const;
+  Tensor reciprocal() const;
+  Tensor rsqrt() const;
+  Tensor square() const;
+  Tensor lerp(const Tensor& end, const Scalar& weight) const;
+  Tensor lerp(const Tensor& end, const Tensor& weight) const;
+  Tensor addmm(const Tensor& mat1, const Tensor& mat2, const Scalar& beta = 1,
+               const Scalar& alpha = 1) const;
+  Tensor bmm(const Tensor& mat2) const;
+  Tensor outer(const Tensor& vec2) const;
+  Tensor dot(const Tensor& other) const;
 
   // ---- toolkit: activations, random in-place fills (ops/activation.h, core/tensor.h) -------
 

@@ -41,6 +41,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -74,7 +75,42 @@ class Module {
 
   /// The computation. The default throws: a module used as a layer must override it.
   virtual Tensor forward(const Tensor& input);
-  Tensor operator()(const Tensor& input) { return forward(input); }
+  /// Calls the forward pre-hooks, forward(), then the forward hooks. Sequential, train::fit
+  /// and the CLI call modules this way, so hooks fire however a model is run (calling
+  /// forward() directly skips them, as in PyTorch).
+  Tensor operator()(const Tensor& input);
+
+  /// A hook called before forward with (module, input); returning a defined Tensor replaces
+  /// the input (PyTorch's register_forward_pre_hook). Hooks returning void only observe.
+  using ForwardPreHook = std::function<Tensor(Module&, const Tensor& input)>;
+  /// A hook called after forward with (module, input, output); returning a defined Tensor
+  /// replaces the output (PyTorch's register_forward_hook).
+  using ForwardHook = std::function<Tensor(Module&, const Tensor& input, const Tensor& output)>;
+  /// Registers a forward pre-hook; returns an id for remove_hook. Copies of a module share its
+  /// hooks; clone() starts with none.
+  template <typename F>
+  unsigned register_forward_pre_hook(F&& hook) {
+    if constexpr (std::is_void_v<std::invoke_result_t<F&, Module&, const Tensor&>>)
+      return add_pre_hook([h = std::forward<F>(hook)](Module& m, const Tensor& x) {
+        h(m, x);
+        return Tensor();
+      });
+    else
+      return add_pre_hook(ForwardPreHook(std::forward<F>(hook)));
+  }
+  template <typename F>
+  unsigned register_forward_hook(F&& hook) {
+    if constexpr (std::is_void_v<
+                      std::invoke_result_t<F&, Module&, const Tensor&, const Tensor&>>)
+      return add_hook([h = std::forward<F>(hook)](Module& m, const Tensor& x, const Tensor& y) {
+        h(m, x, y);
+        return Tensor();
+      });
+    else
+      return add_hook(ForwardHook(std::forward<F>(hook)));
+  }
+  /// Removes a forward (pre-)hook by id (soma::Error if this module has none with that id).
+  void remove_hook(unsigned id);
 
   /// One-line description used by summary() and operator<<, e.g. "Linear(784 -> 256)".
   virtual std::string describe() const;
@@ -151,6 +187,13 @@ class Module {
   std::vector<std::pair<std::string, Tensor>> buffers_;
   std::vector<std::pair<std::string, std::shared_ptr<Module>>> children_;
   std::shared_ptr<bool> training_ = std::make_shared<bool>(true);  // shared by copies
+  struct Hooks {
+    std::vector<std::pair<unsigned, ForwardPreHook>> pre;
+    std::vector<std::pair<unsigned, ForwardHook>> post;
+  };
+  std::shared_ptr<Hooks> hooks_ = std::make_shared<Hooks>();  // shared by copies
+  unsigned add_pre_hook(ForwardPreHook hook);
+  unsigned add_hook(ForwardHook hook);
 
   friend class Sequential;
 };

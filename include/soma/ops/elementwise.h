@@ -96,6 +96,37 @@ Tensor minimum(const Tensor& a, const Tensor& b);
 /// nonzero = true).
 Tensor where(const Tensor& condition, const Tensor& a, const Tensor& b);
 
+// ---- toolkit: math (src/ops/math_unary.cpp) ------------------------------------------------
+// Floating functions: an integer or bool input is computed in float32 (like torch); float32 and
+// float64 stay. Their gradients are built from soma ops, so they are differentiable again.
+Tensor sin(const Tensor& x);
+Tensor cos(const Tensor& x);
+Tensor tan(const Tensor& x);
+/// atan2(a, b): the angle of (b, a), broadcasting and promoting like div.
+Tensor atan2(const Tensor& a, const Tensor& b);
+Tensor log1p(const Tensor& x);
+Tensor expm1(const Tensor& x);
+Tensor log2(const Tensor& x);
+Tensor log10(const Tensor& x);
+Tensor erf(const Tensor& x);
+/// 1 / x (integers give float32).
+Tensor reciprocal(const Tensor& x);
+/// 1 / sqrt(x) (integers give float32).
+Tensor rsqrt(const Tensor& x);
+/// Rounding keeps integer dtypes (a copy) and has a zero gradient. round() rounds half to even
+/// (like torch.round, without decimals).
+Tensor floor(const Tensor& x);
+Tensor ceil(const Tensor& x);
+Tensor round(const Tensor& x);
+/// -1, 0 or 1 in x's dtype (bool stays bool); zero gradient.
+Tensor sign(const Tensor& x);
+/// x * x in x's dtype (bool gives int64, like torch).
+Tensor square(const Tensor& x);
+/// start + weight * (end - start); start, end (and a tensor weight) share one floating dtype
+/// and broadcast.
+Tensor lerp(const Tensor& start, const Tensor& end, const Scalar& weight);
+Tensor lerp(const Tensor& start, const Tensor& end, const Tensor& weight);
+
 /// Comparisons return bool masks, compare in the promoted dtype (int64 [0, 1] < 0.5 is
 /// [true, false]) and are not differentiable.
 Tensor eq(const Tensor& a, const Tensor& b);
