@@ -7,6 +7,7 @@
 
 #include "autograd/node.h"
 #include "core/dispatch.h"
+#include "kernels/kernels.h"
 #include "ops/reduce_internal.h"
 #include "soma/ops/elementwise.h"
 #include "soma/ops/reduce.h"
@@ -143,20 +144,11 @@ Tensor scan(const Tensor& x, int64_t d, bool reverse, bool product, const char* 
     const Tensor xc = x.to(dt).contiguous();
     const Split s = x.dim() == 0 ? Split{} : split(x.shape(), d);
     out = detail::make_tensor(x.shape(), dt);
-    detail::dispatch_numeric(dt, op, [&]<typename T>() {
-      const T* px = xc.data<T>();
-      T* po = out.data<T>();
-      for (int64_t o = 0; o < s.outer; ++o)
-        for (int64_t i = 0; i < s.inner; ++i) {
-          T acc = product ? T(1) : T(0);
-          for (int64_t jj = 0; jj < s.n; ++jj) {
-            const int64_t j = reverse ? s.n - 1 - jj : jj;
-            const int64_t k = (o * s.n + j) * s.inner + i;
-            acc = product ? static_cast<T>(acc * px[k]) : static_cast<T>(acc + px[k]);
-            po[k] = acc;
-          }
-        }
-    });
+    if (x.numel() > 0)
+      detail::dispatch_numeric(dt, op, [&]<typename T>() {
+        kernels::call<kernels::ScanDim<T>>(xc.data<T>(), out.data<T>(), s.outer, s.n, s.inner,
+                                           reverse, product);
+      });
   }
   return out;
 }

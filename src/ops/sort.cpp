@@ -6,6 +6,7 @@
 
 #include "autograd/node.h"
 #include "core/dispatch.h"
+#include "kernels/kernels.h"
 #include "ops/reduce_internal.h"
 #include "soma/ops/elementwise.h"
 #include "soma/ops/reduce.h"
@@ -33,41 +34,16 @@ Split split(const Shape& shape, int64_t dim) {
   return s;
 }
 
-template <typename T>
-bool is_nan(T v) {
-  if constexpr (std::is_floating_point_v<T>)
-    return std::isnan(v);
-  else
-    return false;
-}
-
 // Indices (int64, shape of x) that stably sort each row of x along `d` (NaN largest).
 Tensor sort_indices(const Tensor& x, int64_t d, bool descending) {
   NoGradGuard no_grad;
   const Tensor xc = x.contiguous();
   const Split s = x.dim() == 0 ? Split{} : split(x.shape(), d);
   Tensor idx = detail::make_tensor(x.shape(), kInt64);
+  if (x.numel() == 0) return idx;
   int64_t* pi = idx.data<int64_t>();
   detail::dispatch_all(x.dtype(), [&]<typename T>() {
-    const T* px = xc.data<T>();
-    std::vector<int64_t> row(static_cast<size_t>(s.n));
-    for (int64_t o = 0; o < s.outer; ++o)
-      for (int64_t i = 0; i < s.inner; ++i) {
-        const T* base = px + o * s.n * s.inner + i;
-        auto at = [&](int64_t j) { return base[j * s.inner]; };
-        std::iota(row.begin(), row.end(), int64_t{0});
-        if (descending)
-          std::stable_sort(row.begin(), row.end(), [&](int64_t a, int64_t b) {
-            const T va = at(a), vb = at(b);
-            return (is_nan(va) && !is_nan(vb)) || va > vb;
-          });
-        else
-          std::stable_sort(row.begin(), row.end(), [&](int64_t a, int64_t b) {
-            const T va = at(a), vb = at(b);
-            return (!is_nan(va) && is_nan(vb)) || va < vb;
-          });
-        for (int64_t j = 0; j < s.n; ++j) pi[(o * s.n + j) * s.inner + i] = row[j];
-      }
+    kernels::call<kernels::SortDim<T>>(xc.data<T>(), pi, s.outer, s.n, s.inner, descending);
   });
   return idx;
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/kernels.h"
 #include "ops/toolkit_driver.h"
 
 namespace {
@@ -76,19 +77,13 @@ const toolkit::Table& table() {
       {"median_all", {one([](const Inputs& x) { return soma::median(x[0]); })}},
       {"median_dim1", {two([](const Inputs& x) { return soma::median(x[0], 1); })}},
       {"median_dim0_keepdim", {two([](const Inputs& x) { return x[0].median(0, true); })}},
-      // ties and NaN (no finite differences: not smooth there)
+      // ties (no finite differences: not smooth there)
       {"max_all_ties", {one([](const Inputs& x) { return soma::max(x[0]); }), true, false}},
       {"amax_all_ties", {one([](const Inputs& x) { return soma::amax(x[0]); }), true, false}},
       {"amax_dims_ties",
        {one([](const Inputs& x) { return soma::amax(x[0], {0, 2}); }), true, false}},
       {"amin_dims_keepdim_ties",
        {one([](const Inputs& x) { return soma::amin(x[0], {-1}, true); }), true, false}},
-      {"sort_nan", {two([](const Inputs& x) { return soma::sort(x[0]); }), true, false}},
-      {"sort_desc_dim0_nan",
-       {two([](const Inputs& x) { return soma::sort(x[0], 0, true); }), true, false}},
-      {"median_all_nan", {one([](const Inputs& x) { return soma::median(x[0]); }), true, false}},
-      {"median_dim1_nan",
-       {two([](const Inputs& x) { return soma::median(x[0], 1); }), true, false}},
   };
   return t;
 }
@@ -135,6 +130,29 @@ TEST(ToolkitReduceBehaviour, SortIsStableAndAllAnyGiveBool) {
   EXPECT_FALSE(soma::all(soma::arange(3)).item<bool>());
 }
 
+TEST(ToolkitReduceBehaviour, NanSortsAsTheLargestAndMedianPropagatesIt) {
+  const double nan = std::nan("");
+  soma::Tensor x =
+      soma::tensor(std::vector<double>{1.0, nan, -2.0, 0.5, 1.0, 3.0, -2.0, 0.5}, {2, 4});
+  x.requires_grad_(true);
+  auto [values, indices] = soma::sort(x, 1);
+  EXPECT_EQ(indices.to_vector<int64_t>(), (std::vector<int64_t>{2, 3, 0, 1, 2, 3, 0, 1}));
+  EXPECT_TRUE(std::isnan(values.to_vector<double>()[3]));
+  EXPECT_EQ(soma::argsort(x, 1, true).to_vector<int64_t>(),
+            (std::vector<int64_t>{1, 0, 3, 2, 1, 0, 3, 2}));
+  // torch.median: a row holding NaN gives NaN and the NaN's index; else the lower median.
+  auto [m, mi] = soma::median(x, 1);
+  EXPECT_TRUE(std::isnan(m.to_vector<double>()[0]));
+  EXPECT_EQ(m.to_vector<double>()[1], 0.5);
+  EXPECT_EQ(mi.to_vector<int64_t>(), (std::vector<int64_t>{1, 3}));
+  // The global median is NaN and its gradient goes to the NaN element (like torch).
+  soma::Tensor all = soma::median(x);
+  EXPECT_TRUE(std::isnan(all.item<double>()));
+  all.backward();
+  EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{0, 1, 0, 0, 0, 0, 0, 0}));
+  EXPECT_TRUE(std::isnan(soma::median(soma::zeros({0}, soma::kFloat64)).item<double>()));
+}
+
 TEST(ToolkitReduceBehaviour, LogsumexpOfMinusInfinityRows) {
   const soma::Tensor x = soma::tensor(std::vector<double>{-kInf, -kInf, 0.5, -kInf}, {2, 2});
   const std::vector<double> y = soma::logsumexp(x, 1).to_vector<double>();
@@ -148,6 +166,43 @@ TEST(ToolkitReduceBehaviour, NormGradientAtZeroIsZero) {
   soma::Tensor x = soma::zeros({3}, soma::kFloat64).requires_grad_(true);
   soma::norm(x).backward();
   EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{0, 0, 0}));
+}
+
+TEST(ToolkitReduceKernels, ScanAndSortReferencesMatchTheFastOnes) {
+  namespace k = soma::kernels;
+  const int64_t outer = 6, n = 40, inner = 5;
+  std::vector<double> x(static_cast<size_t>(outer * n * inner));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<double>((i * 37) % 11) * 0.25 - 1.0;
+  x[17] = std::nan("");
+  x[203] = std::nan("");
+  for (bool reverse : {false, true})
+    for (bool product : {false, true}) {
+      std::vector<double> a(x.size()), b(x.size());
+      k::Kernel<k::ScanDim<double>>::get("cpu")(x.data(), a.data(), outer, n, inner, reverse,
+                                                product);
+      k::Kernel<k::ScanDim<double>>::get("reference")(x.data(), b.data(), outer, n, inner, reverse,
+                                                      product);
+      for (size_t i = 0; i < a.size(); ++i)
+        ASSERT_TRUE(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i]))) << i;
+    }
+  for (bool descending : {false, true}) {
+    std::vector<int64_t> a(x.size()), b(x.size());
+    k::Kernel<k::SortDim<double>>::get("cpu")(x.data(), a.data(), outer, n, inner, descending);
+    k::Kernel<k::SortDim<double>>::get("reference")(x.data(), b.data(), outer, n, inner,
+                                                    descending);
+    EXPECT_EQ(a, b);  // both stable: the same order, ties and NaN included
+  }
+  // The ops on the reference backend give the same results.
+  const soma::Tensor t = soma::tensor(x, {outer, n, inner});
+  const soma::Tensor fast_sort = soma::argsort(t, 1, true);
+  const soma::Tensor fast_scan = soma::cumsum(t, 1);
+  k::BackendGuard guard("reference");
+  EXPECT_EQ(soma::argsort(t, 1, true).to_vector<int64_t>(), fast_sort.to_vector<int64_t>());
+  EXPECT_EQ(k::Kernel<k::SortDim<double>>::selected_backend(), "reference");
+  const std::vector<double> a = soma::cumsum(t, 1).to_vector<double>();
+  const std::vector<double> b = fast_scan.to_vector<double>();
+  for (size_t i = 0; i < a.size(); ++i)
+    ASSERT_TRUE(a[i] == b[i] || (std::isnan(a[i]) && std::isnan(b[i]))) << i;
 }
 
 }  // namespace
