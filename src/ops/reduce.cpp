@@ -83,13 +83,12 @@ std::pair<Tensor, Tensor> extremum_impl(const Tensor& x, int64_t dim, bool keepd
   });
   if (needs_grad(x)) {
     // The gradient goes to the position the index picked (put_along: differentiable in g).
-    record(values, op, {x},
-           [shape = x.shape(), d, keepdim, indices](const Tensor& g) -> Grads {
-             if (shape.empty()) return {g};
-             const Tensor gk = keepdim ? g : unsqueeze(g, d);
-             const Tensor ik = keepdim ? indices : unsqueeze(indices, d);
-             return {detail::put_along(gk, d, ik.contiguous(), shape)};
-           });
+    record(values, op, {x}, [shape = x.shape(), d, keepdim, indices](const Tensor& g) -> Grads {
+      if (shape.empty()) return {g};
+      const Tensor gk = keepdim ? g : unsqueeze(g, d);
+      const Tensor ik = keepdim ? indices : unsqueeze(indices, d);
+      return {detail::put_along(gk, d, ik.contiguous(), shape)};
+    });
   }
   return {values, indices};
 }

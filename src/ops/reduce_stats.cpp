@@ -84,13 +84,12 @@ Tensor dd_recip(const Tensor& y) {
     out = 1.0 / y;
   }
   if (needs_grad(y))
-    record(
-        out, "reciprocal", {y},
-        [r = out.detach()](const Tensor& g) -> Grads {
-          const Tensor ra = autograd::attach_output(r);
-          return {-(g * ra * ra)};
-        },
-        {out});
+    record(out, "reciprocal", {y},
+           [r = out.detach()](const Tensor& g) -> Grads {
+             const Tensor ra = autograd::attach_output(r);
+             return {-(g * ra * ra)};
+           },
+           {out});
   return out;
 }
 
@@ -102,14 +101,13 @@ Tensor dd_sqrt(const Tensor& s) {
     out = sqrt(s);
   }
   if (needs_grad(s))
-    record(
-        out, "sqrt", {s},
-        [r = out.detach()](const Tensor& g) -> Grads {
-          const Tensor ra = autograd::attach_output(r);
-          const Tensor zero = eq(r, 0.0).to(r.dtype());
-          return {g * 0.5 * dd_recip(ra + zero) * (1.0 - zero)};
-        },
-        {out});
+    record(out, "sqrt", {s},
+           [r = out.detach()](const Tensor& g) -> Grads {
+             const Tensor ra = autograd::attach_output(r);
+             const Tensor zero = eq(r, 0.0).to(r.dtype());
+             return {g * 0.5 * dd_recip(ra + zero) * (1.0 - zero)};
+           },
+           {out});
   return out;
 }
 
@@ -164,37 +162,36 @@ Tensor scan_sum(const Tensor& x, int64_t d, bool reverse) {
 Tensor scan_prod(const Tensor& x, int64_t d) {
   Tensor out = scan(x, d, false, true, "cumprod");
   if (needs_grad(x))
-    record(
-        out, "cumprod", {x},
-        [x, y = out.detach(), d](const Tensor& g) -> Grads {
-          bool has_zero;
-          {
-            NoGradGuard no_grad;
-            has_zero = x.numel() > 0 && any(eq(x.detach(), 0.0)).item<bool>();
-          }
-          if (!has_zero)  // dy_j/dx_i = y_j / x_i for j >= i
-            return {scan_sum(g * autograd::attach_output(y), d, true) * dd_recip(x)};
-          // With zeros: grad_i = sum_{j >= i} g_j prod_{k <= j, k != i} x_k, one scan per i.
-          const int64_t n = x.dim() == 0 ? 1 : x.size(d);
-          Shape col(static_cast<size_t>(std::max<int64_t>(x.dim(), 1)), 1);
-          if (x.dim() > 0) col[d] = n;
-          std::vector<Tensor> parts;
-          for (int64_t i = 0; i < n; ++i) {
-            Tensor onehot, later;
-            {
-              NoGradGuard no_grad;
-              const Tensor pos = reshape(arange(0.0, static_cast<double>(n), 1.0, x.dtype()),
-                                         x.dim() == 0 ? Shape{} : col);
-              onehot = eq(pos, static_cast<double>(i)).to(x.dtype());
-              later = ge(pos, static_cast<double>(i)).to(x.dtype());
-            }
-            const Tensor xi = x * (1.0 - onehot) + onehot;
-            const Tensor term = g * scan_prod(xi, d) * later;
-            parts.push_back(x.dim() == 0 ? term : sum(term, d, true));
-          }
-          return {x.dim() == 0 ? parts[0] : cat(parts, d)};
-        },
-        {x});
+    record(out, "cumprod", {x},
+           [x, y = out.detach(), d](const Tensor& g) -> Grads {
+             bool has_zero;
+             {
+               NoGradGuard no_grad;
+               has_zero = x.numel() > 0 && any(eq(x.detach(), 0.0)).item<bool>();
+             }
+             if (!has_zero)  // dy_j/dx_i = y_j / x_i for j >= i
+               return {scan_sum(g * autograd::attach_output(y), d, true) * dd_recip(x)};
+             // With zeros: grad_i = sum_{j >= i} g_j prod_{k <= j, k != i} x_k, one scan per i.
+             const int64_t n = x.dim() == 0 ? 1 : x.size(d);
+             Shape col(static_cast<size_t>(std::max<int64_t>(x.dim(), 1)), 1);
+             if (x.dim() > 0) col[d] = n;
+             std::vector<Tensor> parts;
+             for (int64_t i = 0; i < n; ++i) {
+               Tensor onehot, later;
+               {
+                 NoGradGuard no_grad;
+                 const Tensor pos = reshape(arange(0.0, static_cast<double>(n), 1.0, x.dtype()),
+                                            x.dim() == 0 ? Shape{} : col);
+                 onehot = eq(pos, static_cast<double>(i)).to(x.dtype());
+                 later = ge(pos, static_cast<double>(i)).to(x.dtype());
+               }
+               const Tensor xi = x * (1.0 - onehot) + onehot;
+               const Tensor term = g * scan_prod(xi, d) * later;
+               parts.push_back(x.dim() == 0 ? term : sum(term, d, true));
+             }
+             return {x.dim() == 0 ? parts[0] : cat(parts, d)};
+           },
+           {x});
   return out;
 }
 
@@ -211,8 +208,7 @@ Tensor extremum_dims(const Tensor& x, const std::vector<int64_t>& dims, bool kee
   {
     NoGradGuard no_grad;
     out = x;
-    for (int64_t d : ds)
-      out = std::get<0>(is_max ? max(out, d, true) : min(out, d, true));
+    for (int64_t d : ds) out = std::get<0>(is_max ? max(out, d, true) : min(out, d, true));
     if (ds.empty() && x.dim() == 0) out = x.clone();
     out = drop_dims(out, ds, keepdim);
   }
@@ -220,8 +216,8 @@ Tensor extremum_dims(const Tensor& x, const std::vector<int64_t>& dims, bool kee
   return out;
 }
 
-Tensor var_impl(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction,
-                bool keepdim, const char* op) {
+Tensor var_impl(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction, bool keepdim,
+                const char* op) {
   check_defined(x, op);
   SOMA_CHECK(is_floating(x.dtype()), op, ": std and var only support floating-point dtypes, got ",
              x.dtype());
@@ -331,7 +327,8 @@ Tensor norm(const Tensor& x, double p, const std::vector<int64_t>& dims, bool ke
 }
 
 Tensor norm(const Tensor& x, std::string_view p, const std::vector<int64_t>& dims, bool keepdim) {
-  SOMA_CHECK(p == "fro", "norm: unknown norm '", std::string(p), "' (expected \"fro\" or a number)");
+  SOMA_CHECK(p == "fro", "norm: unknown norm '", std::string(p),
+             "' (expected \"fro\" or a number)");
   SOMA_CHECK(dims.size() <= 2, "norm: \"fro\" takes at most 2 dims, got ", dims.size());
   return norm(x, 2.0, dims, keepdim);
 }
@@ -357,13 +354,12 @@ Tensor logsumexp(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim
     out = drop_dims(out, ds, keepdim);
   }
   if (needs_grad(xf))
-    record(
-        out, "logsumexp", {xf},
-        [xf, y = out.detach(), ds, keepdim](const Tensor& g) -> Grads {
-          const Tensor yk = detail::unsqueeze_dims(autograd::attach_output(y), ds, keepdim);
-          return {detail::unsqueeze_dims(g, ds, keepdim) * exp(xf - yk)};
-        },
-        {xf});
+    record(out, "logsumexp", {xf},
+           [xf, y = out.detach(), ds, keepdim](const Tensor& g) -> Grads {
+             const Tensor yk = detail::unsqueeze_dims(autograd::attach_output(y), ds, keepdim);
+             return {detail::unsqueeze_dims(g, ds, keepdim) * exp(xf - yk)};
+           },
+           {xf});
   return out;
 }
 

@@ -138,19 +138,18 @@ void record_evenly(Tensor& out, const char* op, const Tensor& x, const std::vect
   std::vector<int64_t> all = x.dim() == 0 ? std::vector<int64_t>{} : dims;
   if (all.empty())
     for (int64_t d = 0; d < x.dim(); ++d) all.push_back(d);
-  record(
-      out, op, {x},
-      [x, y = out.detach(), all, keepdim](const Tensor& g) -> Grads {
-        // mask / count is constant, so the gradient is linear in g (and differentiable again).
-        const Tensor yk = unsqueeze_dims(y, all, keepdim);
-        // A NaN result (median of a tensor holding NaN) goes to the NaN elements, like torch.
-        const Tensor xd = x.detach();
-        const Tensor mask = eq(xd, yk).to(x.dtype()) +
-                            ne(xd, xd).to(x.dtype()) * ne(yk, yk).to(x.dtype());
-        const Tensor count = all.empty() ? mask : sum(mask, all, true);
-        return {mask * (unsqueeze_dims(g, all, keepdim) / count)};
-      },
-      {x});
+  record(out, op, {x},
+         [x, y = out.detach(), all, keepdim](const Tensor& g) -> Grads {
+           // mask / count is constant, so the gradient is linear in g (and differentiable again).
+           const Tensor yk = unsqueeze_dims(y, all, keepdim);
+           // A NaN result (median of a tensor holding NaN) goes to the NaN elements, like torch.
+           const Tensor xd = x.detach();
+           const Tensor mask =
+               eq(xd, yk).to(x.dtype()) + ne(xd, xd).to(x.dtype()) * ne(yk, yk).to(x.dtype());
+           const Tensor count = all.empty() ? mask : sum(mask, all, true);
+           return {mask * (unsqueeze_dims(g, all, keepdim) / count)};
+         },
+         {x});
 }
 
 }  // namespace detail
@@ -172,8 +171,8 @@ std::tuple<Tensor, Tensor> topk(const Tensor& x, int64_t k, int64_t dim, bool la
   check_defined(x, "topk");
   const int64_t d = detail::wrap_dim(dim, x.dim(), "topk");
   const int64_t n = x.dim() == 0 ? 1 : x.size(d);
-  SOMA_CHECK(k >= 0 && k <= n, "topk: k (", k, ") is out of range for dimension ", dim,
-             " of size ", n, " (shape ", x.shape(), ")");
+  SOMA_CHECK(k >= 0 && k <= n, "topk: k (", k, ") is out of range for dimension ", dim, " of size ",
+             n, " (shape ", x.shape(), ")");
   (void)sorted;  // the k elements always come in sorted order (allowed by sorted=false)
   Tensor order = sort_indices(x, d, largest);
   Tensor idx = x.dim() == 0 ? order : narrow(order, d, 0, k).contiguous();
@@ -226,8 +225,8 @@ std::tuple<Tensor, Tensor> median(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor median(const Tensor& x) {
   check_defined(x, "median");
   if (x.numel() == 0) {
-    SOMA_CHECK(is_floating(x.dtype()), "median: cannot compute the median of an empty ",
-               x.dtype(), " tensor");
+    SOMA_CHECK(is_floating(x.dtype()), "median: cannot compute the median of an empty ", x.dtype(),
+               " tensor");
     return full({}, std::nan(""), x.dtype());
   }
   Tensor out;

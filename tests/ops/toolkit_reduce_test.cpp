@@ -20,19 +20,29 @@ const toolkit::Table& table() {
   static const toolkit::Table t = {
       {"sum_dim1", {one([](const Inputs& x) { return soma::sum(x[0], 1); })}},
       {"sum_dim0_keepdim", {one([](const Inputs& x) { return x[0].sum(0, true); })}},
-      {"sum_dims", {one([](const Inputs& x) { return soma::sum(x[0], {0, 2}); })}},
-      {"sum_dims_neg_keepdim", {one([](const Inputs& x) { return x[0].sum({-1, 0}, true); })}},
-      {"sum_repeated", {one([](const Inputs& x) { return soma::sum(x[0], {0, -2}); })}},
+      {"sum_dims", {one([](const Inputs& x) {
+         return soma::sum(x[0], {0, 2});
+       })}},
+      {"sum_dims_neg_keepdim", {one([](const Inputs& x) {
+         return x[0].sum({-1, 0}, true);
+       })}},
+      {"sum_repeated", {one([](const Inputs& x) {
+         return soma::sum(x[0], {0, -2});
+       })}},
       {"mean_all", {one([](const Inputs& x) { return soma::mean(x[0]); })}},
       {"mean_dim1", {one([](const Inputs& x) { return soma::mean(x[0], 1); })}},
-      {"mean_dims", {one([](const Inputs& x) { return x[0].mean({1, 2}); })}},
+      {"mean_dims", {one([](const Inputs& x) {
+         return x[0].mean({1, 2});
+       })}},
       {"max_all", {one([](const Inputs& x) { return soma::max(x[0]); })}},
       {"max_dim1", {two([](const Inputs& x) { return soma::max(x[0], 1); })}},
       {"max_dim0_keepdim", {two([](const Inputs& x) { return x[0].max(0, true); })}},
       {"max_dim_t", {two([](const Inputs& x) { return soma::max(x[0].t(), -1); })}},
       {"min_dim1", {two([](const Inputs& x) { return x[0].min(1); })}},
       {"amax_all", {one([](const Inputs& x) { return soma::amax(x[0]); })}},
-      {"amax_dims", {one([](const Inputs& x) { return soma::amax(x[0], {0, 2}); })}},
+      {"amax_dims", {one([](const Inputs& x) {
+         return soma::amax(x[0], {0, 2});
+       })}},
       {"amin_dims_keepdim", {one([](const Inputs& x) { return x[0].amin({-1}, true); })}},
       {"prod_all", {one([](const Inputs& x) { return soma::prod(x[0]); })}},
       {"prod_dim1", {one([](const Inputs& x) { return soma::prod(x[0], 1); })}},
@@ -43,27 +53,37 @@ const toolkit::Table& table() {
       {"cumprod_dim1", {one([](const Inputs& x) { return soma::cumprod(x[0], 1); })}},
       {"cumprod_dim0", {one([](const Inputs& x) { return x[0].cumprod(0); })}},
       {"var_all", {one([](const Inputs& x) { return soma::var(x[0]); })}},
-      {"var_dims", {one([](const Inputs& x) { return soma::var(x[0], {0, 2}); })}},
+      {"var_dims", {one([](const Inputs& x) {
+         return soma::var(x[0], {0, 2});
+       })}},
       {"var_corr0_keepdim", {one([](const Inputs& x) { return x[0].var({1}, 0, true); })}},
       {"std_all", {one([](const Inputs& x) { return x[0].std(); })}},
       {"std_dims", {one([](const Inputs& x) { return soma::std(x[0], {-1}); })}},
-      {"std_corr2", {one([](const Inputs& x) { return soma::std(x[0], {0, 1}, 2); })}},
+      {"std_corr2", {one([](const Inputs& x) {
+         return soma::std(x[0], {0, 1}, 2);
+       })}},
       {"norm2_all", {one([](const Inputs& x) { return soma::norm(x[0]); })}},
-      {"norm2_dims", {one([](const Inputs& x) { return soma::norm(x[0], 2, {0, 2}); })}},
+      {"norm2_dims", {one([](const Inputs& x) {
+         return soma::norm(x[0], 2, {0, 2});
+       })}},
       {"norm1_dim", {one([](const Inputs& x) { return soma::norm(x[0], 1, {1}, true); })}},
       {"norm_inf", {one([](const Inputs& x) { return soma::norm(x[0], kInf, {1}); })}},
       {"norm_ninf", {one([](const Inputs& x) { return x[0].norm(-kInf); })}},
       {"norm0", {one([](const Inputs& x) { return soma::norm(x[0], 0, {0}); })}},
       {"norm3", {one([](const Inputs& x) { return soma::norm(x[0], 3, {-1}); })}},
-      {"norm_fro", {one([](const Inputs& x) { return soma::norm(x[0], "fro", {0, 1}); })}},
-      {"logsumexp_dims", {one([](const Inputs& x) { return soma::logsumexp(x[0], {0, 2}); })}},
+      {"norm_fro", {one([](const Inputs& x) {
+         return soma::norm(x[0], "fro", {0, 1});
+       })}},
+      {"logsumexp_dims", {one([](const Inputs& x) {
+         return soma::logsumexp(x[0], {0, 2});
+       })}},
       {"logsumexp_dim_keepdim",
        {one([](const Inputs& x) { return soma::logsumexp(x[0], -1, true); })}},
       {"all_all", {one([](const Inputs& x) { return soma::all(x[0]); }), true, false}},
       {"all_dim", {one([](const Inputs& x) { return x[0].all(1); }), true, false}},
       {"any_all", {one([](const Inputs& x) { return x[0].any(); }), true, false}},
-      {"any_dim_keepdim", {one([](const Inputs& x) { return soma::any(x[0], 0, true); }), true,
-                           false}},
+      {"any_dim_keepdim",
+       {one([](const Inputs& x) { return soma::any(x[0], 0, true); }), true, false}},
       {"sort", {two([](const Inputs& x) { return soma::sort(x[0]); })}},
       {"sort_desc_dim0", {two([](const Inputs& x) { return x[0].sort(0, true); })}},
       {"sort_t", {two([](const Inputs& x) { return soma::sort(x[0].t(), -1); })}},
@@ -81,7 +101,10 @@ const toolkit::Table& table() {
       {"max_all_ties", {one([](const Inputs& x) { return soma::max(x[0]); }), true, false}},
       {"amax_all_ties", {one([](const Inputs& x) { return soma::amax(x[0]); }), true, false}},
       {"amax_dims_ties",
-       {one([](const Inputs& x) { return soma::amax(x[0], {0, 2}); }), true, false}},
+       {one([](const Inputs& x) {
+          return soma::amax(x[0], {0, 2});
+        }),
+        true, false}},
       {"amin_dims_keepdim_ties",
        {one([](const Inputs& x) { return soma::amin(x[0], {-1}, true); }), true, false}},
   };
@@ -102,7 +125,9 @@ TEST(ToolkitReduceErrors, MessagesNameTheOpAndValues) {
   };
   EXPECT_NE(message([&] { soma::topk(x, 5, 1); }).find("topk: k (5)"), std::string::npos);
   EXPECT_NE(message([&] { soma::kthvalue(x, 0, 1); }).find("kthvalue: k (0)"), std::string::npos);
-  EXPECT_NE(message([&] { soma::sum(x, {1, -1}); }).find("dim 1 appears multiple times"),
+  EXPECT_NE(message([&] {
+              soma::sum(x, {1, -1});
+            }).find("dim 1 appears multiple times"),
             std::string::npos);
   EXPECT_NE(message([&] { soma::var(soma::arange(4)); }).find("var:"), std::string::npos);
   EXPECT_NE(message([&] { soma::norm(x, "nuc"); }).find("norm: unknown norm 'nuc'"),
@@ -123,8 +148,7 @@ TEST(ToolkitReduceBehaviour, MaxOverDimReturnsValuesAndIndices) {
 TEST(ToolkitReduceBehaviour, SortIsStableAndAllAnyGiveBool) {
   const soma::Tensor x = soma::tensor(std::vector<double>{2, 1, 2, 1, 2}, {5});
   EXPECT_EQ(soma::argsort(x).to_vector<int64_t>(), (std::vector<int64_t>{1, 3, 0, 2, 4}));
-  EXPECT_EQ(soma::argsort(x, 0, true).to_vector<int64_t>(),
-            (std::vector<int64_t>{0, 2, 4, 1, 3}));
+  EXPECT_EQ(soma::argsort(x, 0, true).to_vector<int64_t>(), (std::vector<int64_t>{0, 2, 4, 1, 3}));
   EXPECT_EQ(soma::all(x).dtype(), soma::kBool);
   EXPECT_TRUE(soma::any(soma::arange(3)).item<bool>());
   EXPECT_FALSE(soma::all(soma::arange(3)).item<bool>());

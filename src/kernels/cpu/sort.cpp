@@ -45,14 +45,13 @@ template <typename T>
 void scan_dim(const T* x, T* out, int64_t outer, int64_t n, int64_t inner, bool reverse,
               bool product) {
   const int64_t rows = outer * inner;
-  parallel_for(rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)),
-               [&](int64_t begin, int64_t end) {
-                 for (int64_t r = begin; r < end; ++r) {
-                   const int64_t o = r / inner, i = r % inner;
-                   scan_row(x + o * n * inner + i, out + o * n * inner + i, n, inner, reverse,
-                            product);
-                 }
-               });
+  parallel_for(
+      rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) {
+          const int64_t o = r / inner, i = r % inner;
+          scan_row(x + o * n * inner + i, out + o * n * inner + i, n, inner, reverse, product);
+        }
+      });
 }
 
 template <typename T>
@@ -104,10 +103,10 @@ void sort_dim_reference(const T* x, int64_t* indices, int64_t outer, int64_t n, 
     }
 }
 
-#define SOMA_SORT_INSTANTIATE(T)                                                              \
-  template void scan_dim<T>(const T*, T*, int64_t, int64_t, int64_t, bool, bool);            \
-  template void sort_dim<T>(const T*, int64_t*, int64_t, int64_t, int64_t, bool);            \
-  template void scan_dim_reference<T>(const T*, T*, int64_t, int64_t, int64_t, bool, bool);  \
+#define SOMA_SORT_INSTANTIATE(T)                                                            \
+  template void scan_dim<T>(const T*, T*, int64_t, int64_t, int64_t, bool, bool);           \
+  template void sort_dim<T>(const T*, int64_t*, int64_t, int64_t, int64_t, bool);           \
+  template void scan_dim_reference<T>(const T*, T*, int64_t, int64_t, int64_t, bool, bool); \
   template void sort_dim_reference<T>(const T*, int64_t*, int64_t, int64_t, int64_t, bool);
 SOMA_SORT_INSTANTIATE(float)
 SOMA_SORT_INSTANTIATE(double)
