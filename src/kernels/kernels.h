@@ -87,6 +87,10 @@ void put_flat_reference(T* out, const int64_t* lin, const T* v, int64_t n, bool 
 }  // namespace cpu
 
 // toolkit: reductions, sorting
+/// Running sum / product along k of [outer, n, inner] (reverse: from the end), see cpu/sort.h.
+SOMA_KERNEL_SLOT(ScanDim, "scan_dim", const T*, T*, int64_t, int64_t, int64_t, bool, bool)
+/// Stable sorting order (int64 indices) along k of [outer, n, inner]; NaN is the largest value.
+SOMA_KERNEL_SLOT(SortDim, "sort_dim", const T*, int64_t*, int64_t, int64_t, int64_t, bool)
 
 // toolkit: math
 

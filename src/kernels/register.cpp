@@ -15,6 +15,7 @@
 #include "kernels/cpu/optim.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/shape.h"
+#include "kernels/cpu/sort.h"
 #include "kernels/cpu/softmax.h"
 #include "kernels/cpu/vector.h"
 #include "kernels/kernels.h"
@@ -124,6 +125,22 @@ void register_kernels() {
   indexing_kernels.template operator()<uint8_t>();
 
   // toolkit: reductions, sorting
+  Kernel<ScanDim<float>>::add("cpu", 100, &cpu::scan_dim<float>);
+  Kernel<ScanDim<float>>::add("reference", 0, &cpu::scan_dim_reference<float>);
+  Kernel<ScanDim<double>>::add("cpu", 100, &cpu::scan_dim<double>);
+  Kernel<ScanDim<double>>::add("reference", 0, &cpu::scan_dim_reference<double>);
+  Kernel<ScanDim<int64_t>>::add("cpu", 100, &cpu::scan_dim<int64_t>);
+  Kernel<ScanDim<int64_t>>::add("reference", 0, &cpu::scan_dim_reference<int64_t>);
+  Kernel<SortDim<float>>::add("cpu", 100, &cpu::sort_dim<float>);
+  Kernel<SortDim<float>>::add("reference", 0, &cpu::sort_dim_reference<float>);
+  Kernel<SortDim<double>>::add("cpu", 100, &cpu::sort_dim<double>);
+  Kernel<SortDim<double>>::add("reference", 0, &cpu::sort_dim_reference<double>);
+  Kernel<SortDim<int64_t>>::add("cpu", 100, &cpu::sort_dim<int64_t>);
+  Kernel<SortDim<int64_t>>::add("reference", 0, &cpu::sort_dim_reference<int64_t>);
+  Kernel<SortDim<bool>>::add("cpu", 100, &cpu::sort_dim<bool>);
+  Kernel<SortDim<bool>>::add("reference", 0, &cpu::sort_dim_reference<bool>);
+  Kernel<SortDim<uint8_t>>::add("cpu", 100, &cpu::sort_dim<uint8_t>);
+  Kernel<SortDim<uint8_t>>::add("reference", 0, &cpu::sort_dim_reference<uint8_t>);
 
   // toolkit: math
 

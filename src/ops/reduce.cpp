@@ -1,10 +1,12 @@
-// Reductions (sum, mean, max, min, argmax) with their backward passes.
+// Reductions (sum, mean, max, min, argmax, amax, amin, prod, var, std, norm, logsumexp, all,
+// any) and scans (cumsum, cumprod) with their backward passes.
 #include "soma/ops/reduce.h"
 
 #include "autograd/node.h"
 #include "core/dispatch.h"
 #include "kernels/kernels.h"
 #include "ops/map.h"
+#include "ops/reduce_internal.h"
 #include "soma/ops/elementwise.h"
 #include "soma/ops/shape.h"
 
@@ -41,12 +43,6 @@ Shape reduced_shape(const Shape& shape, int64_t dim, bool keepdim) {
   return out;
 }
 
-// `g` (the gradient of a reduction over `dim`) as a stride-0 view over `shape`.
-Tensor expand_back(const Tensor& g, const Shape& shape, int64_t dim, bool keepdim) {
-  Tensor gk = keepdim || shape.empty() || dim < 0 ? g : unsqueeze(g, dim);
-  return detail::make_view(gk, shape, ops::broadcast_strides(gk, shape), gk.impl()->offset);
-}
-
 Tensor sum_impl(const Tensor& x, bool all, int64_t dim, bool keepdim, const char* op) {
   SOMA_CHECK(x.defined(), op, ": called with an undefined tensor");
   const Tensor xc = x.contiguous();
@@ -62,7 +58,8 @@ Tensor sum_impl(const Tensor& x, bool all, int64_t dim, bool keepdim, const char
   });
   if (needs_grad(x)) {
     record(out, op, {x}, [shape = x.shape(), d = all ? -1 : d, keepdim](const Tensor& g) -> Grads {
-      return {expand_back(g, shape, d, keepdim)};
+      const Tensor gk = keepdim || shape.empty() || d < 0 ? g : unsqueeze(g, d);
+      return {expand(gk, shape)};
     });
   }
   return out;
@@ -85,21 +82,13 @@ std::pair<Tensor, Tensor> extremum_impl(const Tensor& x, int64_t dim, bool keepd
                                            s.outer, s.n, s.inner, is_max);
   });
   if (needs_grad(x)) {
-    record(values, op, {x},
-           [shape = x.shape(), s, indices, dtype = x.dtype()](const Tensor& g) -> Grads {
-             // Scatter each gradient to the position its index picked.
-             Tensor gx = zeros(shape, dtype);
-             const Tensor gc = g.contiguous();
-             detail::dispatch_float(dtype, "max backward", [&]<typename T>() {
-               const T* pg = gc.data<T>();
-               const int64_t* pi = indices.data<int64_t>();
-               T* px = gx.data<T>();
-               for (int64_t o = 0; o < s.outer; ++o)
-                 for (int64_t i = 0; i < s.inner; ++i)
-                   px[(o * s.n + pi[o * s.inner + i]) * s.inner + i] = pg[o * s.inner + i];
-             });
-             return {gx};
-           });
+    // The gradient goes to the position the index picked (put_along: differentiable in g).
+    record(values, op, {x}, [shape = x.shape(), d, keepdim, indices](const Tensor& g) -> Grads {
+      if (shape.empty()) return {g};
+      const Tensor gk = keepdim ? g : unsqueeze(g, d);
+      const Tensor ik = keepdim ? indices : unsqueeze(indices, d);
+      return {detail::put_along(gk, d, ik.contiguous(), shape)};
+    });
   }
   return {values, indices};
 }
@@ -113,14 +102,7 @@ Tensor extremum_all(const Tensor& x, bool is_max, const char* op) {
     NoGradGuard no_grad;
     out = extremum_impl(x.reshape({-1}), 0, false, is_max, op).first;
   }
-  if (needs_grad(x)) {
-    record(out, op, {x},
-           [x = x.detach(), v = out.detach()](const Tensor& g) -> Grads {
-             Tensor mask = eq(x, v).to(x.dtype());
-             return {mask * (g / sum(mask))};
-           },
-           {x});
-  }
+  if (needs_grad(x)) detail::record_evenly(out, op, x, {}, false);
   return out;
 }
 
@@ -152,11 +134,13 @@ Tensor max(const Tensor& x) {
 Tensor min(const Tensor& x) {
   return extremum_all(x, false, "min");
 }
-Tensor max(const Tensor& x, int64_t dim, bool keepdim) {
-  return extremum_impl(x, dim, keepdim, true, "max").first;
+std::tuple<Tensor, Tensor> max(const Tensor& x, int64_t dim, bool keepdim) {
+  auto [v, i] = extremum_impl(x, dim, keepdim, true, "max");
+  return {v, i};
 }
-Tensor min(const Tensor& x, int64_t dim, bool keepdim) {
-  return extremum_impl(x, dim, keepdim, false, "min").first;
+std::tuple<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim) {
+  auto [v, i] = extremum_impl(x, dim, keepdim, false, "min");
+  return {v, i};
 }
 
 Tensor argmax(const Tensor& x) {
@@ -208,13 +192,13 @@ Tensor Tensor::mean(int64_t dim, bool keepdim) const {
 Tensor Tensor::max() const {
   return soma::max(*this);
 }
-Tensor Tensor::max(int64_t dim, bool keepdim) const {
+std::tuple<Tensor, Tensor> Tensor::max(int64_t dim, bool keepdim) const {
   return soma::max(*this, dim, keepdim);
 }
 Tensor Tensor::min() const {
   return soma::min(*this);
 }
-Tensor Tensor::min(int64_t dim, bool keepdim) const {
+std::tuple<Tensor, Tensor> Tensor::min(int64_t dim, bool keepdim) const {
   return soma::min(*this, dim, keepdim);
 }
 Tensor Tensor::argmax() const {

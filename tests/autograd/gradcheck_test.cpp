@@ -136,10 +136,10 @@ std::vector<Case> cases() {
       {"mean", {{3, 4}}, [](V x) { return soma::mean(x[0]); }},
       {"mean_dim", {{3, 4}}, [](V x) { return soma::mean(x[0], 0, true); }},
       {"max", {{3, 4}}, [](V x) { return soma::max(x[0]); }},
-      {"max_dim", {{3, 4}}, [](V x) { return soma::max(x[0], 1); }},
-      {"max_dim_keepdim", {{2, 3, 4}}, [](V x) { return soma::max(x[0], 1, true); }},
+      {"max_dim", {{3, 4}}, [](V x) { return std::get<0>(soma::max(x[0], 1)); }},
+      {"max_dim_keepdim", {{2, 3, 4}}, [](V x) { return std::get<0>(soma::max(x[0], 1, true)); }},
       {"min", {{3, 4}}, [](V x) { return soma::min(x[0]); }},
-      {"min_dim", {{3, 4}}, [](V x) { return soma::min(x[0], 0); }},
+      {"min_dim", {{3, 4}}, [](V x) { return std::get<0>(soma::min(x[0], 0)); }},
       // a small composite: one MLP layer with bias and cross-entropy style loss
       {"mlp_layer", {{4, 3}, {3, 5}, {5}},
        [](V x) { return -soma::log_softmax(soma::relu(soma::matmul(x[0], x[1]) + x[2]), 1).mean(); }},

@@ -150,7 +150,7 @@ std::vector<Op> ops_for(DType dtype, int64_t R, int64_t C) {
       {"sum dim 0", [](const Tensor& x) { return soma::sum(x, 0); }},
       {"sum dim 1", [](const Tensor& x) { return soma::sum(x, 1, true); }},
       {"sum", [](const Tensor& x) { return soma::sum(x); }},
-      {"max dim 1", [](const Tensor& x) { return soma::max(x, 1); }},
+      {"max dim 1", [](const Tensor& x) { return std::get<0>(soma::max(x, 1)); }},
       {"argmax dim 0", [](const Tensor& x) { return soma::argmax(x, 0); }},
       {"index_select dim 0", [=](const Tensor& x) { return soma::index_select(x, 0, idx0); }},
       {"index_select dim 1", [=](const Tensor& x) { return soma::index_select(x, 1, idx1); }},

@@ -42,7 +42,7 @@ const std::map<std::string, OpFn>& ops() {
       {"sum", [](const Inputs& x) { return soma::sum(x[0]); }},
       {"sum_dim0", [](const Inputs& x) { return soma::sum(x[0], 0); }},
       {"mean_dim1", [](const Inputs& x) { return soma::mean(x[0], 1); }},
-      {"max_dim1", [](const Inputs& x) { return soma::max(x[0], 1); }},
+      {"max_dim1", [](const Inputs& x) { return std::get<0>(soma::max(x[0], 1)); }},
       {"softmax_dim0", [](const Inputs& x) { return soma::softmax(x[0], 0); }},
       {"softmax_dim1", [](const Inputs& x) { return soma::softmax(x[0], 1); }},
       {"log_softmax_dim0", [](const Inputs& x) { return soma::log_softmax(x[0], 0); }},
