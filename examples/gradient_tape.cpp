@@ -1,6 +1,7 @@
 // The lecture's training loop written GradientTape-style: instead of loss.backward() filling
 // each parameter's .grad, soma::autograd::grad returns d loss / d parameters as a list (as
-// tf.GradientTape.gradient does), and the update uses that list. Three classes of points on
+// tf.GradientTape.gradient does), and the optimizer applies that list (Keras's
+// apply_gradients). Three classes of points on
 // concentric rings, a 2-32-3 tanh network, mini-batch SGD.
 // Fails unless
 //   - the GradientTape loop ends with exactly the weights of the same loop written with
@@ -54,8 +55,9 @@ int main(int argc, char** argv) {
         if (tape) {
           // "with GradientTape() as tape: ...; grads = tape.gradient(loss, params)"
           std::vector<Tensor> grads = soma::autograd::grad({loss}, params);
-          soma::NoGradGuard no_grad;
-          for (size_t i = 0; i < params.size(); ++i) params[i].sub_(grads[i] * kLr);
+          // "optimizer.apply_gradients(zip(grads, params))"
+          for (size_t i = 0; i < params.size(); ++i) params[i].set_grad(grads[i]);
+          opt.step();
         } else {
           opt.zero_grad();
           loss.backward();

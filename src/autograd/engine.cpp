@@ -110,8 +110,9 @@ namespace {
 
 void accumulate_into_leaf(TensorImpl& leaf, Tensor g, bool create_graph) {
   if (create_graph) {
-    // Keep the gradient's graph (a Hessian-vector product differentiates .grad again).
-    leaf.grad = leaf.grad.defined() ? leaf.grad + g : g;
+    // Keep the gradient's graph (a Hessian-vector product differentiates .grad again); a new
+    // tensor, never the incoming gradient itself (it may be the caller's own tensor).
+    leaf.grad = leaf.grad.defined() ? leaf.grad + g : g.clone();
     return;
   }
   if (!leaf.grad.defined()) {
@@ -129,7 +130,8 @@ void accumulate_into_leaf(TensorImpl& leaf, Tensor g, bool create_graph) {
   }
 }
 
-Tensor run_hooks(const std::vector<std::pair<unsigned, Hook>>& hooks, Tensor g) {
+Tensor run_hooks(std::vector<std::pair<unsigned, Hook>> hooks, Tensor g) {
+  // A copy: a hook may remove hooks (itself included) while they run.
   for (const auto& [id, hook] : hooks) {
     Tensor r = hook(g);
     if (r.defined()) {
@@ -255,21 +257,17 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
       g = std::move(it->second);
       grads.erase(it);
     }
+    // autograd::grad returns the gradient that reaches an input before its hooks run (as
+    // torch.autograd.grad in PyTorch 1.13).
+    if (inputs != nullptr)
+      if (auto c = captured.find(node.get()); c != captured.end() && g.defined())
+        for (size_t k : c->second) results[k] = g;
     if (g.defined() && !node->pre_hooks.empty()) g = run_hooks(node->pre_hooks, std::move(g));
     if (g.defined())
       if (std::shared_ptr<TensorImpl> out = node->retains.lock()) {
         Tensor gd = create_graph ? g : g.detach();
         out->grad = out->grad.defined() ? (out->grad + gd) : gd.clone();
       }
-    if (inputs != nullptr) {
-      if (auto c = captured.find(node.get()); c != captured.end() && g.defined()) {
-        Tensor gi = g;
-        if (node->accumulates)
-          if (std::shared_ptr<TensorImpl> leaf = node->leaf.lock(); leaf && !leaf->hooks.empty())
-            gi = run_hooks(leaf->hooks, std::move(gi));
-        for (size_t k : c->second) results[k] = gi;
-      }
-    }
     if (node->accumulates) {
       if (inputs == nullptr && g.defined())
         if (std::shared_ptr<TensorImpl> leaf = node->leaf.lock()) {

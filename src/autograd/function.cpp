@@ -115,6 +115,15 @@ void record_custom(const char* type_name, const std::shared_ptr<AutogradContext>
     shapes.push_back(o.shape());
     dtypes.push_back(o.dtype());
   }
+  // One differentiable output per function: soma's graph nodes have one output each, and
+  // splitting backward over several nodes would call it once per output and re-attach saved
+  // outputs to the wrong node under create_graph.
+  size_t differentiable = 0;
+  for (const Tensor& o : outputs)
+    differentiable += !ctx->is_non_differentiable(o) && is_floating(o.dtype());
+  SOMA_CHECK(differentiable <= 1, name, ": forward returned ", differentiable,
+             " differentiable outputs; soma's custom functions support one (mark the others with ",
+             "ctx->mark_non_differentiable, or split the function)");
   const std::vector<Tensor> saved = ctx->saved_for_version_check();
   for (size_t k = 0; k < n_out; ++k) {
     Tensor& o = outputs[k];

@@ -25,7 +25,13 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype) {
     if (steps == 1) p[0] = static_cast<T>(start);
     if (steps <= 1) return;
     // PyTorch's symmetric form: the first half steps up from start, the second down from end.
-    const C s = static_cast<C>(start), e = static_cast<C>(end);
+    if constexpr (std::is_integral_v<T>)
+      SOMA_CHECK(std::abs(start) < 9.2e18 && std::abs(end) < 9.2e18, "linspace: start ", start,
+                 " and end ", end, " must fit in ", dtype);
+    // An integer dtype converts start and end first, as PyTorch does (linspace(-5.5, 5, 6,
+    // int64) steps from -5).
+    const C s = std::is_integral_v<T> ? static_cast<C>(static_cast<T>(start)) : static_cast<C>(start);
+    const C e = std::is_integral_v<T> ? static_cast<C>(static_cast<T>(end)) : static_cast<C>(end);
     const C step = (e - s) / static_cast<C>(steps - 1);
     const int64_t half = steps / 2;
     for (int64_t i = 0; i < steps; ++i)

@@ -61,12 +61,12 @@ Module& Module::operator=(Module&& other) noexcept {
 // ---- calling a module: forward with its hooks ---------------------------------------------
 Tensor Module::operator()(const Tensor& input) {
   if (hooks_->pre.empty() && hooks_->post.empty()) return forward(input);
-  const std::shared_ptr<Hooks> hooks = hooks_;  // a hook may remove hooks while they run
+  const Hooks hooks = *hooks_;  // a copy: a hook may remove hooks (itself too) while they run
   Tensor x = input;
-  for (auto [id, hook] : hooks->pre)
+  for (const auto& [id, hook] : hooks.pre)
     if (Tensor r = hook(*this, x); r.defined()) x = std::move(r);
   Tensor y = forward(x);
-  for (auto [id, hook] : hooks->post)
+  for (const auto& [id, hook] : hooks.post)
     if (Tensor r = hook(*this, x, y); r.defined()) y = std::move(r);
   return y;
 }

@@ -98,8 +98,9 @@ Tensor diagonal_of(const Tensor& x, int64_t d1, int64_t d2) {
   Shape s1(static_cast<size_t>(x.dim()), 1), s2(static_cast<size_t>(x.dim()), 1);
   s1[static_cast<size_t>(d1)] = n;
   s2[static_cast<size_t>(d2)] = n;
-  const Tensor mask = eq(reshape(r, s1), reshape(r, s2)).to(x.dtype());
-  return sum(x * mask, d2);
+  // where(), not x * mask: an inf or nan off the diagonal must not leak in as 0 * inf.
+  const Tensor mask = eq(reshape(r, s1), reshape(r, s2));
+  return sum(where(mask, x, zeros({}, x.dtype())), d2);
 }
 
 // a and b contracted over the labels `contract` (in both, summed away); the other shared labels

@@ -203,11 +203,12 @@ Plan make_plan(const Tensor& x, const std::vector<TensorIndex>& indices, const c
         if (stop < 0) stop += size;
         start = std::clamp<int64_t>(start, 0, size);
         stop = std::clamp<int64_t>(stop, 0, size);
-        const int64_t len = stop > start ? (stop - start + step - 1) / step : 0;
+        const int64_t len = stop > start ? 1 + (stop - start - 1) / step : 0;  // no overflow
         for (Geometry* g : {&p.real, &p.virt}) {
           g->offset += start * g->strides[d];
           g->shape[d] = len;
-          g->strides[d] *= step;
+          // A step past the end only ever reaches one element: keep its stride from overflowing.
+          g->strides[d] *= len > 1 ? step : 1;
         }
         ++d;
         break;

@@ -112,17 +112,6 @@ Tensor dd_sqrt(const Tensor& s) {
 }
 
 // log(x) with gradient g / x.
-Tensor dd_log(const Tensor& x) {
-  Tensor out;
-  {
-    NoGradGuard no_grad;
-    out = log(x);
-  }
-  if (needs_grad(x))
-    record(out, "log", {x}, [x](const Tensor& g) -> Grads { return {g * dd_recip(x)}; }, {x});
-  return out;
-}
-
 // |x| as x * sign(x) (sign constant: gradient sign(x), 0 at 0).
 Tensor dd_abs(const Tensor& x) {
   Tensor sign;
@@ -321,9 +310,15 @@ Tensor norm(const Tensor& x, double p, const std::vector<int64_t>& dims, bool ke
     return needs_grad(x) ? count + sum(x * 0.0, ds, keepdim) : count;  // zero gradient
   }
   SOMA_CHECK(!std::isnan(p), "norm: p is nan");
-  // (sum |x|^p)^(1/p) = exp(log(sum(exp(p log|x|))) / p)
-  const Tensor powered = exp(dd_log(dd_abs(x)) * p);
-  return exp(dd_log(sum(powered, ds, keepdim)) * (1.0 / p));
+  // (sum |x|^p)^(1/p). Zeros go through where() so that their gradient is 0 (not 0 * inf, as
+  // d|x|^p/dx and d s^(1/p)/ds are at 0 for some p), as PyTorch's norm backward masks them.
+  const Tensor one = ones({}, x.dtype());
+  const Tensor a = dd_abs(x);
+  const Tensor nonzero = ne(x, 0.0);
+  const Tensor powered = where(nonzero, pow(where(nonzero, a, one), p), zeros({}, x.dtype()));
+  const Tensor s = sum(powered, ds, keepdim);
+  const Tensor positive = ne(s, 0.0);
+  return where(positive, pow(where(positive, s, one), 1.0 / p), zeros({}, x.dtype()));
 }
 
 Tensor norm(const Tensor& x, std::string_view p, const std::vector<int64_t>& dims, bool keepdim) {

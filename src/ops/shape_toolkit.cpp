@@ -47,7 +47,7 @@ Tensor permute(const Tensor& x, const Shape& dims) {
   const int64_t n = x.dim();
   SOMA_CHECK(static_cast<int64_t>(dims.size()) == n, "permute: number of dims ", dims,
              " does not match the number of dims of the input of shape ", x.shape());
-  if (n == 0) return x;
+  if (n == 0) return view(x, {});  // a new view, as for any other rank
   const std::vector<int64_t> p = wrap_unique(dims, n, "permute");
   Shape shape(n), strides(n), inverse(n);
   for (int64_t i = 0; i < n; ++i) {
@@ -71,7 +71,7 @@ Tensor movedim(const Tensor& x, const Shape& source, const Shape& destination) {
   const int64_t n = x.dim();
   const std::vector<int64_t> src = wrap_unique(source, n, "movedim");
   const std::vector<int64_t> dst = wrap_unique(destination, n, "movedim");
-  if (n == 0) return x;
+  if (n == 0) return view(x, {});
   Shape order(n, -1);
   std::vector<bool> used(n, false);
   for (size_t i = 0; i < src.size(); ++i) {

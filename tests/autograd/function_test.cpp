@@ -69,6 +69,16 @@ struct MaxWithIndex : ag::Function<MaxWithIndex> {
   }
 };
 
+struct TwoOutputs : ag::Function<TwoOutputs> {
+  static variable_list forward(AutogradContext*, Tensor x) { return {x * 2.0, x * 3.0}; }
+  static variable_list backward(AutogradContext*, variable_list g) { return {g[0] + g[1]}; }
+};
+
+TEST(CustomFunction, TwoDifferentiableOutputsAreRefused) {
+  Tensor x = soma::ones({2}, soma::kFloat64).requires_grad_();
+  EXPECT_THROW(TwoOutputs::apply(x), soma::Error);
+}
+
 struct Identity : ag::Function<Identity> {
   static Tensor forward(AutogradContext*, Tensor x) { return x; }
   static variable_list backward(AutogradContext*, variable_list g) { return {g[0] * 2.0}; }
@@ -166,7 +176,7 @@ TEST(ModuleHooks, FireThroughSequentialAndReplaceValues) {
   std::vector<std::string> calls;
   auto first = model.children()[0];
   const unsigned pre = first->register_forward_pre_hook(
-      [&](soma::nn::Module& m, const Tensor& x) { calls.push_back("pre " + m.describe()); });
+      [&](soma::nn::Module& m, const Tensor&) { calls.push_back("pre " + m.describe()); });
   const unsigned post = model.children()[2]->register_forward_hook(
       [&](soma::nn::Module&, const Tensor&, const Tensor& y) { return y * 0.0; });
   Tensor out = model(soma::randn({5, 3}));

@@ -144,11 +144,41 @@ TEST(TensorHooks, NonLeafHookSeesAndChangesTheFlowingGradient) {
   EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{3, 3}));  // replaced by ones
 }
 
-TEST(TensorHooks, HookSeesGradInAutogradGradToo) {
+TEST(TensorHooks, AutogradGradReturnsTheGradientBeforeTheInputsHooks) {
+  // As torch.autograd.grad in PyTorch 1.13: a leaf input's hook does not change what grad()
+  // returns; a non-leaf input's gradient is captured before its hook, while the hook's
+  // replacement still flows on to the tensors behind it.
   Tensor x = dvec({1, 2}).requires_grad_();
   x.register_hook([](const Tensor& g) { return g * 10.0; });
   auto g = ag::grad({(x * x).sum()}, {x});
-  EXPECT_EQ(g[0].to_vector<double>(), (std::vector<double>{20, 40}));
+  EXPECT_EQ(g[0].to_vector<double>(), (std::vector<double>{2, 4}));
+  Tensor w = dvec({1, 2}).requires_grad_();
+  Tensor h = w * 1.0;
+  h.register_hook([](const Tensor& gh) { return gh * 10.0; });
+  auto gs = ag::grad({(h * h).sum()}, {h, w});
+  EXPECT_EQ(gs[0].to_vector<double>(), (std::vector<double>{2, 4}));
+  EXPECT_EQ(gs[1].to_vector<double>(), (std::vector<double>{20, 40}));
+}
+
+TEST(TensorHooks, AHookMayRemoveItself) {
+  Tensor x = dvec({1, 2}).requires_grad_();
+  unsigned id = 0;
+  int calls = 0;
+  id = x.register_hook([&](const Tensor&) {
+    ++calls;
+    x.remove_hook(id);
+  });
+  (x * x).sum().backward();
+  (x * x).sum().backward();
+  EXPECT_EQ(calls, 1);
+}
+
+TEST(AutogradBackward, CreateGraphGradIsNotTheCallersTensor) {
+  Tensor x = dvec({1, 2}).requires_grad_();
+  Tensor g = dvec({3, 4});
+  (x + 0.0).backward(g, std::nullopt, true);  // add passes the gradient through
+  EXPECT_NE(x.grad().data<double>(), g.data<double>());
+  x.zero_grad();
 }
 
 TEST(TensorHooks, HookOnATensorWithoutGradIsAnError) {

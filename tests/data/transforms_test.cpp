@@ -197,8 +197,9 @@ TEST(DataTransformTest, NormalizeUsesThePoolForOneChannel) {
   for (int64_t i = 0; i < x.numel(); ++i) x.data<uint8_t>()[i] = static_cast<uint8_t>(i * 31);
   const T::Normalize norm({0.2860402}, {0.3530239}, 1.0 / 255);
   const std::vector<float> pooled = norm(x).to_vector<float>();
-  if (soma::kernels::cpu::num_threads() > 1)
+  if (soma::kernels::cpu::num_threads() > 1) {
     EXPECT_EQ(soma::kernels::cpu::last_team_size(), soma::kernels::cpu::num_threads());
+  }
   std::vector<float> single;
   {
     soma::kernels::cpu::ThreadLimit one(1);

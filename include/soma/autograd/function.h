@@ -14,9 +14,11 @@
 //   };
 //   soma::Tensor y = MulConstant::apply(x, 2.0);
 //
-// forward runs with grad mode off; its tensor arguments become the inputs of one graph node per
-// output. backward receives one gradient per output (zeros for an output that got none) and
-// returns one entry per forward argument (undefined for non-tensor arguments and for inputs
+// forward runs with grad mode off; its tensor arguments become the inputs of the output's graph
+// node. forward may return several tensors (a variable_list) but at most one of them
+// differentiable: mark the others (indices, masks) with ctx->mark_non_differentiable, else
+// apply raises soma::Error. backward receives one gradient per output (zeros for the
+// non-differentiable ones) and returns one entry per forward argument (undefined for non-tensor arguments and for inputs
 // that need no gradient). When backward is written with soma's differentiable ops, the
 // function supports double backward (create_graph) too.
 #pragma once
