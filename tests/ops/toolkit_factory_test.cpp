@@ -27,6 +27,8 @@ const toolkit::Table& table() {
        constant([](const Inputs&) { return soma::linspace(5, -3, 9, soma::kFloat64); })},
       {"linspace_0_10_4_i64",
        constant([](const Inputs&) { return soma::linspace(0, 10, 4, soma::kInt64); })},
+      {"linspace_m5p5_5_6_i64",
+       constant([](const Inputs&) { return soma::linspace(-5.5, 5, 6, soma::kInt64); })},
       {"linspace_one", constant([](const Inputs&) { return soma::linspace(2.5, 7, 1); })},
       {"linspace_zero", constant([](const Inputs&) { return soma::linspace(0, 1, 0); })},
       {"linspace_neg", constant([](const Inputs&) { return soma::linspace(0, 1, -1); })},

@@ -3,6 +3,8 @@
 // messages.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include "core/tensor_impl.h"
 #include "kernels/kernels.h"
 #include "ops/toolkit_driver.h"
@@ -18,6 +20,9 @@ using namespace soma::indexing;
 const toolkit::Table& table() {
   static const toolkit::Table t = {
       // basic indexing (views)
+      {"index_huge_step", {one([](const Inputs& a) {
+         return a[0].index({Slice(0, 5, 1000000000000000)});
+       })}},
       {"index_basic", {one([](const Inputs& a) {
          return a[0].index({Slice(1, None), 0});
        })}},
@@ -263,6 +268,20 @@ TEST(ToolkitIndexKernels, TakePutMatchReference) {
   k::BackendGuard guard("reference");
   Tensor ref = soma::scatter_add(t, 0, idx, soma::gather(t, 0, idx));
   EXPECT_EQ(fast.to_vector<double>(), ref.to_vector<double>());
+}
+
+}  // namespace
+
+namespace {
+
+// A step near INT64_MAX reaches one element (Python's len(range(0, 4, 2**63 - 1)) == 1); the
+// length and stride arithmetic must not overflow (torch 1.13 itself overflows here).
+TEST(ToolkitIndexSlice, HugeStepTakesTheFirstElement) {
+  using namespace soma::indexing;
+  Tensor x = soma::arange(12).reshape({4, 3});
+  Tensor y = x.index({Slice(0, 5, std::numeric_limits<int64_t>::max())});
+  EXPECT_EQ(y.shape(), (soma::Shape{1, 3}));
+  EXPECT_EQ(y.to_vector<int64_t>(), (std::vector<int64_t>{0, 1, 2}));
 }
 
 }  // namespace

@@ -237,3 +237,20 @@ TEST(ToolkitShapeFold, FoldIsUnfoldsAdjoint) {
 }
 
 }  // namespace
+
+namespace {
+
+// permute/movedim of a 0-d tensor: a new view (like any other rank), not the input's handle,
+// so requires_grad_ or retain_grad on the result cannot change the input.
+TEST(ToolkitShapeZeroDim, PermuteAndMovedimReturnNewViews) {
+  Tensor x = soma::full({}, 2.0, soma::kFloat64);
+  Tensor p = soma::permute(x, {});
+  Tensor m = soma::movedim(x, soma::Shape{}, soma::Shape{});
+  EXPECT_NE(p.impl(), x.impl());
+  EXPECT_NE(m.impl(), x.impl());
+  EXPECT_EQ(p.data<double>(), x.data<double>());
+  p.requires_grad_();
+  EXPECT_FALSE(x.requires_grad());
+}
+
+}  // namespace

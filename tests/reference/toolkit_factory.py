@@ -11,6 +11,7 @@ OPS = {
     "linspace_m1_1_7_f64": lambda x: torch.linspace(-1, 1, 7, dtype=torch.float64),
     "linspace_5_m3_9_f64": lambda x: torch.linspace(5, -3, 9, dtype=torch.float64),
     "linspace_0_10_4_i64": lambda x: torch.linspace(0, 10, 4, dtype=torch.int64),
+    "linspace_m5p5_5_6_i64": lambda x: torch.linspace(-5.5, 5, 6, dtype=torch.int64),
     "linspace_one": lambda x: torch.linspace(2.5, 7, 1),  # float32: exact values only
     "linspace_zero": lambda x: torch.linspace(0, 1, 0),
     "linspace_neg": lambda x: torch.linspace(0, 1, -1),
@@ -30,7 +31,7 @@ OPS = {
 def cases():
     c = []
     add = lambda name, op, *inputs: c.append((name, op, list(inputs)))
-    for op in ["linspace_m1_1_7_f64", "linspace_5_m3_9_f64", "linspace_0_10_4_i64", "linspace_one",
+    for op in ["linspace_m1_1_7_f64", "linspace_5_m3_9_f64", "linspace_0_10_4_i64", "linspace_m5p5_5_6_i64", "linspace_one",
                "linspace_zero", "eye_3", "eye_2x4_f64", "eye_4x2_i64", "eye_2x3_bool", "eye_0"]:
         add(op, op)
     add("one_hot_1d", "one_hot", index([0, 3, 1, 1]))

@@ -170,6 +170,8 @@ def cases():
         ("einsum_bmm", "einsum_bmm", [normal((2, 3, 4)), normal((2, 4, 2))]),
         ("einsum_trace", "einsum_trace", [normal((3, 3))]),
         ("einsum_diag", "einsum_diag", [normal((4, 4))]),
+        ("einsum_diag_inf_off", "einsum_diag", [fixed([[1.0, float("inf")], [float("nan"), 3.0]])]),
+        ("einsum_trace_inf_off", "einsum_trace", [fixed([[1.0, float("inf")], [2.0, 3.0]])]),
         ("einsum_diag3", "einsum_diag3", [normal((3, 2, 3))]),
         ("einsum_transpose", "einsum_transpose", [normal((2, 3))]),
         ("einsum_sum", "einsum_sum", [normal((2, 3, 4))]),

@@ -146,6 +146,7 @@ def cases():
     add("norm2_dims_empty", "norm2_dims", normal([2, 3, 0]))
     add("norm1_dim", "norm1_dim", signed([3, 4], 0.1, 2.0))
     add("norm_inf", "norm_inf", distinct([3, 4]))
+    add("norm3_with_zero", "norm3", fixed([[0.0, 1.0, -2.0], [0.5, 0.0, 0.0]]))
     add("norm_ninf", "norm_ninf", signed([3, 4], 0.1, 2.0))
     add("norm0", "norm0", fixed([[1.0, 0.0, 2.0], [0.0, 0.0, -1.0]]))
     add("norm3", "norm3", signed([3, 4], 0.2, 2.0))
