@@ -176,7 +176,7 @@ Tensor attach_output(const Tensor& y) {
   return alias;
 }
 
-std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds,
+std::vector<Tensor> run_backward(std::span<const Tensor> roots, std::span<const Tensor> seeds,
                                  bool retain_graph, bool create_graph,
                                  const std::vector<Tensor>* inputs) {
   GradModeGuard grad_mode(create_graph);  // closures record their own graph only then
@@ -184,16 +184,17 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
              seeds.size(), " gradients");
 
   std::unordered_map<Node*, Tensor> grads;
-  std::vector<std::shared_ptr<Node>> root_nodes;
+  // The distinct root nodes; after counting dependencies below, the ready queue itself.
+  std::vector<std::shared_ptr<Node>> ready;
   for (size_t i = 0; i < roots.size(); ++i) {
     std::shared_ptr<Node> n = edge_of(roots[i]);
     SOMA_CHECK(n != nullptr, "backward: element ", i, " of the tensors does not require grad and ",
                "has no grad_fn");
     Tensor& slot = grads[n.get()];
     slot = slot.defined() ? slot + seeds[i] : seeds[i];
-    if (std::find(root_nodes.begin(), root_nodes.end(), n) == root_nodes.end())
-      root_nodes.push_back(std::move(n));
+    if (std::find(ready.begin(), ready.end(), n) == ready.end()) ready.push_back(std::move(n));
   }
+  const std::vector<std::shared_ptr<Node>>& root_nodes = ready;
 
   // Count, for every node reachable from the roots, how many edges point at it.
   std::unordered_map<Node*, int> dependencies;
@@ -246,9 +247,11 @@ std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::ve
     }
   }
 
-  std::vector<std::shared_ptr<Node>> ready;
-  for (const auto& r : root_nodes)
-    if (dependencies[r.get()] == 0) ready.push_back(r);
+  // A root that another root's graph reaches waits for its gradient from there.
+  std::erase_if(ready, [&](const std::shared_ptr<Node>& r) {
+    const auto it = dependencies.find(r.get());
+    return it != dependencies.end() && it->second > 0;
+  });
   while (!ready.empty()) {
     std::shared_ptr<Node> node = std::move(ready.back());
     ready.pop_back();

@@ -6,6 +6,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,7 +72,7 @@ std::shared_ptr<Node> edge_of(const Tensor& t);
 /// `inputs` (autograd::grad) nothing accumulates and the gradient reaching each input is
 /// returned (undefined for an input the roots do not depend on), and only the part of the
 /// graph between the roots and the inputs runs.
-std::vector<Tensor> run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& grads,
+std::vector<Tensor> run_backward(std::span<const Tensor> roots, std::span<const Tensor> grads,
                                  bool retain_graph, bool create_graph,
                                  const std::vector<Tensor>* inputs = nullptr);
 

@@ -64,7 +64,8 @@ void Tensor::backward(const Tensor& gradient, std::optional<bool> retain_graph,
                impl.shape, " and dtype ", impl.dtype);
     if (!create_graph) g = g.detach();
   }
-  autograd::run_backward({*this}, {g}, retain_graph.value_or(create_graph), create_graph);
+  autograd::run_backward(std::span<const Tensor>(this, 1), std::span<const Tensor>(&g, 1),
+                         retain_graph.value_or(create_graph), create_graph);
 }
 
 unsigned Tensor::register_hook_fn(std::function<Tensor(const Tensor&)> hook) {
