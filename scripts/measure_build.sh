@@ -2,6 +2,8 @@
 # Build-time measurements (issue 2 acceptance: clean build <= 3 min, one-file compile <= 3 s).
 #
 #   scripts/measure_build.sh [scratch-build-dir]      (default /tmp/soma-clean-build)
+#   scripts/measure_build.sh --compile-only BUILD_DIR   (b) only, with BUILD_DIR's compile
+#                                                       commands (an existing configured build)
 #
 # (a) Configures a fresh Release build in the scratch dir (same command as `make configure`,
 #     so every default target is built: libsoma, the gtest suite, examples, and bench/ when
@@ -14,6 +16,13 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+COMPILE_ONLY=0
+if [ "${1:-}" = "--compile-only" ]; then
+  COMPILE_ONLY=1
+  shift
+  [ -f "${1:-}/compile_commands.json" ] || { echo "--compile-only needs a configured build dir" >&2; exit 2; }
+  ROOT="$(git -C "$1" rev-parse --show-toplevel)"  # the tree that build dir was configured from
+fi
 SCRATCH="${1:-/tmp/soma-clean-build}"
 JOBS="${JOBS:-2}"
 REPS="${REPS:-3}"
@@ -26,6 +35,7 @@ echo "== machine: $(lscpu | sed -n 's/^Model name: *//p'), nproc=$(nproc), $(c++
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 # ---- (a) clean build ----------------------------------------------------------------------
+if [ "$COMPILE_ONLY" = 0 ]; then
 rm -rf "$SCRATCH"
 t0=$(now)
 cmake -S "$ROOT" -B "$SCRATCH" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
@@ -36,6 +46,7 @@ ncompiles=$(ninja -C "$SCRATCH" -t commands | grep -c -- ' -c ' || true)
 echo "clean configure: $(secs "$t0" "$t1") s"
 echo "clean build (cmake --build -j$JOBS): $(secs "$t1" "$t2") s   [$ncompiles translation units]"
 echo "clean configure + build: $(secs "$t0" "$t2") s"
+fi
 
 # ---- (b) one-file compile -----------------------------------------------------------------
 # The compile command CMake uses for examples/tensor_basics.cpp, writing its object to /tmp.

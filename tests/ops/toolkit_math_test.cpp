@@ -40,6 +40,10 @@ const toolkit::Table& table() {
     u("ceil", soma::ceil);
     u("round", soma::round);
     m["round_ties"] = Op{one([](const Inputs& x) { return x[0].round(); }), true, false};
+    m["isclose"] = Op{one([](const Inputs& x) { return soma::isclose(x[0], x[1]); }), true, false};
+    m["isclose_nan"] =
+        Op{one([](const Inputs& x) { return soma::isclose(x[0], x[1], 1e-5, 1e-8, true); }), true,
+           false};
     u("sign", soma::sign);
     u("abs_int", soma::abs);
     m["atan2"] = Op{one([](const Inputs& x) { return soma::atan2(x[0], x[1]); })};

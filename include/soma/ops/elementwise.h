@@ -142,4 +142,14 @@ Tensor lt(const Tensor& a, const Scalar& b);
 Tensor ge(const Tensor& a, const Scalar& b);
 Tensor le(const Tensor& a, const Scalar& b);
 
+/// |a - b| <= atol + rtol * |b| elementwise (broadcasting), in float64; equal infinities are
+/// close, nan is close to nan only with equal_nan (torch.isclose). Returns a bool tensor.
+Tensor isclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8,
+               bool equal_nan = false);
+/// Whether every element of isclose(a, b, ...) holds (torch.allclose).
+bool allclose(const Tensor& a, const Tensor& b, double rtol = 1e-5, double atol = 1e-8,
+              bool equal_nan = false);
+/// Same shape and the same values (torch.equal; dtypes may differ, values compare exactly).
+bool equal(const Tensor& a, const Tensor& b);
+
 }  // namespace soma
