@@ -75,8 +75,9 @@ int main(int argc, char** argv) {
               sobolev.slope_mse);
   int failures = 0;
   if (!(sobolev.slope_mse < 1e-4 && sobolev.slope_mse < 0.1 * plain.slope_mse)) {
-    std::printf("FAIL: derivative error %.6f not below 1e-4 and a tenth of the value-only fit's %.6f\n",
-                sobolev.slope_mse, plain.slope_mse);
+    std::printf(
+        "FAIL: derivative error %.6f not below 1e-4 and a tenth of the value-only fit's %.6f\n",
+        sobolev.slope_mse, plain.slope_mse);
     ++failures;
   }
   if (!(sobolev.value_mse < 1e-3)) {

@@ -80,9 +80,10 @@ int main(int argc, char** argv) {
   soma::NoGradGuard no_grad;
   const double acc =
       soma::eq(soma::argmax(tape_model(X), 1), Y).to(soma::kFloat64).mean().item<double>();
-  std::printf("GradientTape loop: %d epochs, training accuracy %.3f; weights equal to the "
-              "backward() loop's: %s\n",
-              kEpochs, acc, failures == 0 ? "yes" : "no");
+  std::printf(
+      "GradientTape loop: %d epochs, training accuracy %.3f; weights equal to the "
+      "backward() loop's: %s\n",
+      kEpochs, acc, failures == 0 ? "yes" : "no");
   if (acc < 0.9) {
     std::printf("FAIL: accuracy %.3f < 0.9\n", acc);
     ++failures;

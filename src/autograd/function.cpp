@@ -1,11 +1,12 @@
 // Custom autograd functions (soma::autograd::Function<T>): the context and the graph wiring.
 #include "soma/autograd/function.h"
 
-#include <algorithm>
 #include <cxxabi.h>
+
+#include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <mutex>
-#include <cstdlib>
 
 #include "autograd/node.h"
 #include "core/tensor_impl.h"
@@ -84,8 +85,7 @@ std::string demangle(const char* name) {
 
 void record_custom(const char* type_name, const std::shared_ptr<AutogradContext>& ctx,
                    variable_list& outputs, const variable_list& inputs,
-                   const std::vector<size_t>& positions, size_t num_args,
-                   CustomBackward backward) {
+                   const std::vector<size_t>& positions, size_t num_args, CustomBackward backward) {
   // Node names must outlive the graph: keep one string per function type.
   static std::map<std::string, std::string> names;
   static std::mutex names_mutex;

@@ -6,9 +6,9 @@
 #include "core/tensor_impl.h"
 #include "soma/autograd/autograd.h"
 #include "soma/autograd/grad_mode.h"
+#include "soma/core/error.h"
 #include "soma/core/random.h"
 #include "soma/ops/shape.h"
-#include "soma/core/error.h"
 
 namespace soma::autograd {
 namespace {
@@ -89,10 +89,10 @@ bool gradcheck(const std::function<Tensor(const std::vector<Tensor>&)>& fn,
       *p = saved - options.eps;
       std::vector<double> minus = evaluate(fn, inputs);
       *p = saved;
-      SOMA_CHECK(static_cast<int64_t>(plus.size()) == n_out &&
-                     static_cast<int64_t>(minus.size()) == n_out,
-                 "gradcheck: the function returned ", plus.size(), " elements under NoGradGuard, ",
-                 n_out, " with gradients enabled");
+      SOMA_CHECK(
+          static_cast<int64_t>(plus.size()) == n_out && static_cast<int64_t>(minus.size()) == n_out,
+          "gradcheck: the function returned ", plus.size(), " elements under NoGradGuard, ", n_out,
+          " with gradients enabled");
       for (int64_t o = 0; o < n_out; ++o) {
         const double numeric = (plus[o] - minus[o]) / (2 * options.eps);
         const double analytic = jac[i][o * n_in + j];

@@ -15,8 +15,8 @@
 #include "kernels/cpu/optim.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/shape.h"
-#include "kernels/cpu/sort.h"
 #include "kernels/cpu/softmax.h"
+#include "kernels/cpu/sort.h"
 #include "kernels/cpu/vector.h"
 #include "kernels/kernels.h"
 
@@ -145,7 +145,6 @@ void register_kernels() {
   // toolkit: math
 
   // toolkit: activations, factories
-
 }
 
 }  // namespace soma::kernels

@@ -1,7 +1,5 @@
 #include "soma/nn/module.h"
 
-#include "autograd/node.h"
-
 #include <cxxabi.h>
 
 #include <algorithm>

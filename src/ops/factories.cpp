@@ -30,7 +30,8 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype) {
                  " and end ", end, " must fit in ", dtype);
     // An integer dtype converts start and end first, as PyTorch does (linspace(-5.5, 5, 6,
     // int64) steps from -5).
-    const C s = std::is_integral_v<T> ? static_cast<C>(static_cast<T>(start)) : static_cast<C>(start);
+    const C s =
+        std::is_integral_v<T> ? static_cast<C>(static_cast<T>(start)) : static_cast<C>(start);
     const C e = std::is_integral_v<T> ? static_cast<C>(static_cast<T>(end)) : static_cast<C>(end);
     const C step = (e - s) / static_cast<C>(steps - 1);
     const int64_t half = steps / 2;

@@ -202,7 +202,10 @@ TEST(ModuleHooks, FireInsideFit) {
   soma::data::TensorDataset ds(x, y);
   soma::data::DataLoader loader(ds, {.batch_size = 4});
   soma::optim::SGD opt(model.parameters(), soma::optim::SGDOptions{.lr = 0.1});
-  soma::train::fit(model, opt, [](const Tensor& o, const Tensor& t) { return soma::nn::functional::cross_entropy(o, t); }, loader, {.epochs = 2});
+  soma::train::fit(
+      model, opt,
+      [](const Tensor& o, const Tensor& t) { return soma::nn::functional::cross_entropy(o, t); },
+      loader, {.epochs = 2});
   EXPECT_EQ(rows, 16);
 }
 

@@ -55,8 +55,8 @@ TEST(AutogradGrad, BadArgumentsAreErrors) {
   Tensor y = x * x;
   EXPECT_THROW(ag::grad({y}, {x}), soma::Error);  // non-scalar output without grad_outputs
   EXPECT_THROW(ag::grad({y}, {c}, {soma::ones_like(y)}), soma::Error);  // no requires_grad
-  EXPECT_THROW(ag::grad({y}, {x}, {dvec({1, 2, 3})}), soma::Error);    // wrong shape
-  EXPECT_THROW(ag::grad({c.sum()}, {x}), soma::Error);                 // output needs no grad
+  EXPECT_THROW(ag::grad({y}, {x}, {dvec({1, 2, 3})}), soma::Error);     // wrong shape
+  EXPECT_THROW(ag::grad({c.sum()}, {x}), soma::Error);                  // output needs no grad
 }
 
 TEST(AutogradGrad, GradOutputsWeightTheOutputs) {
@@ -140,7 +140,7 @@ TEST(TensorHooks, NonLeafHookSeesAndChangesTheFlowingGradient) {
   h.register_hook([&](const Tensor& g) { seen = g.to_vector<double>(); });
   h.register_hook([](const Tensor& g) { return g * 0.0 + 1.0; });
   (h * h).sum().backward();
-  EXPECT_EQ(seen, (std::vector<double>{6, 12}));                      // 2h
+  EXPECT_EQ(seen, (std::vector<double>{6, 12}));                         // 2h
   EXPECT_EQ(x.grad().to_vector<double>(), (std::vector<double>{3, 3}));  // replaced by ones
 }
 

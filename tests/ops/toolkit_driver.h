@@ -1,10 +1,11 @@
 // The test driver for the tensor toolkit's op tables (tests/ops/toolkit_*_test.cpp).
 //
-// tests/reference/make_toolkit_reference.py runs each area's ops (tests/reference/toolkit_<area>.py)
-// in PyTorch and writes tests/reference/toolkit_<area>_reference.txt: per case the inputs,
-// every output ("out k"), an upstream gradient for every floating output ("gout k") and torch's
-// gradients d sum_k sum(out_k * gout_k) / d input; or "error <torch's message>" when torch
-// refuses the inputs. For every case the driver checks, in soma:
+// tests/reference/make_toolkit_reference.py runs each area's ops
+// (tests/reference/toolkit_<area>.py) in PyTorch and writes
+// tests/reference/toolkit_<area>_reference.txt: per case the inputs, every output ("out k"), an
+// upstream gradient for every floating output ("gout k") and torch's gradients d sum_k sum(out_k *
+// gout_k) / d input; or "error <torch's message>" when torch refuses the inputs. For every case the
+// driver checks, in soma:
 //   - an error case throws soma::Error;
 //   - each output's dtype, shape and values (integer outputs exactly);
 //   - each floating input's gradient after backward of sum_k sum(out_k * gout_k);
@@ -123,8 +124,8 @@ inline void check_case(const golden::Case& c, const Op& op) {
     }
     for (const golden::RefTensor& g : c.grads) {
       const std::string what = "grad of input " + std::to_string(g.index);
-      const std::string err = golden::compare(c, what, inputs.at(g.index).grad(), g,
-                                              tolerance(c.dtype));
+      const std::string err =
+          golden::compare(c, what, inputs.at(g.index).grad(), g, tolerance(c.dtype));
       EXPECT_TRUE(err.empty()) << err;
     }
   }
@@ -163,11 +164,10 @@ inline const golden::RefFile& load(const std::string& file) {
   auto it = files.find(file);
   if (it == files.end()) {
     const char* dir = std::getenv("SOMA_TOOLKIT_REFERENCE_DIR");
-    const std::string path = dir ? std::string(dir) + "/" + file
-                                 : golden::reference_path("SOMA_TOOLKIT_UNUSED", file);
-    golden::ParseRules rules{.roles = {"in", "out", "gout", "grad", "error"},
-                             .require_gout = false,
-                             .multi_gout = true};
+    const std::string path =
+        dir ? std::string(dir) + "/" + file : golden::reference_path("SOMA_TOOLKIT_UNUSED", file);
+    golden::ParseRules rules{
+        .roles = {"in", "out", "gout", "grad", "error"}, .require_gout = false, .multi_gout = true};
     it = files.emplace(file, golden::parse_reference(path, rules)).first;
   }
   return it->second;
@@ -193,21 +193,21 @@ inline void check_table(const golden::RefFile& file, const Table& table) {
 
 // Instantiates Torch<Area>/Toolkit<Area>.MatchesTorch/<case>_<dtype> and
 // Toolkit<Area>File.OpTableMatchesFile for the table returned by table_fn().
-#define SOMA_TOOLKIT_SUITE(Area, file_name, table_fn)                                          \
-  TEST(Toolkit##Area##File, OpTableMatchesFile) {                                              \
-    toolkit::check_table(toolkit::load(file_name), table_fn());                                \
-  }                                                                                            \
-  class Toolkit##Area : public ::testing::TestWithParam<size_t> {};                            \
-  TEST_P(Toolkit##Area, MatchesTorch) {                                                        \
-    const golden::Case& c = toolkit::load(file_name).cases.at(GetParam());                     \
-    const auto it = table_fn().find(c.op);                                                     \
-    ASSERT_NE(it, table_fn().end()) << c.label() << ": op not in the table";                   \
-    toolkit::check_case(c, it->second);                                                        \
-  }                                                                                            \
-  GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Toolkit##Area);                                \
-  INSTANTIATE_TEST_SUITE_P(Torch, Toolkit##Area,                                               \
-                           ::testing::ValuesIn(toolkit::indices(toolkit::load(file_name))),    \
-                           [](const ::testing::TestParamInfo<size_t>& info) {                  \
-                             const golden::Case& c = toolkit::load(file_name).cases.at(info.param); \
-                             return c.name + "_" + c.dtype_str();                              \
-                           })
+#define SOMA_TOOLKIT_SUITE(Area, file_name, table_fn)                                        \
+  TEST(Toolkit##Area##File, OpTableMatchesFile) {                                            \
+    toolkit::check_table(toolkit::load(file_name), table_fn());                              \
+  }                                                                                          \
+  class Toolkit##Area : public ::testing::TestWithParam<size_t> {};                          \
+  TEST_P(Toolkit##Area, MatchesTorch) {                                                      \
+    const golden::Case& c = toolkit::load(file_name).cases.at(GetParam());                   \
+    const auto it = table_fn().find(c.op);                                                   \
+    ASSERT_NE(it, table_fn().end()) << c.label() << ": op not in the table";                 \
+    toolkit::check_case(c, it->second);                                                      \
+  }                                                                                          \
+  GTEST_ALLOW_UNINSTANTIATED_PARAMETERIZED_TEST(Toolkit##Area);                              \
+  INSTANTIATE_TEST_SUITE_P(                                                                  \
+      Torch, Toolkit##Area, ::testing::ValuesIn(toolkit::indices(toolkit::load(file_name))), \
+      [](const ::testing::TestParamInfo<size_t>& info) {                                     \
+        const golden::Case& c = toolkit::load(file_name).cases.at(info.param);               \
+        return c.name + "_" + c.dtype_str();                                                 \
+      })

@@ -20,9 +20,8 @@ using namespace soma::indexing;
 const toolkit::Table& table() {
   static const toolkit::Table t = {
       // basic indexing (views)
-      {"index_huge_step", {one([](const Inputs& a) {
-         return a[0].index({Slice(0, 5, 1000000000000000)});
-       })}},
+      {"index_huge_step",
+       {one([](const Inputs& a) { return a[0].index({Slice(0, 5, 1000000000000000)}); })}},
       {"index_basic", {one([](const Inputs& a) {
          return a[0].index({Slice(1, None), 0});
        })}},

@@ -48,7 +48,7 @@ struct Case {
   std::vector<RefTensor> outs;    // "out", in index order
   RefTensor gout;                 // "gout" (gradient of outs[0]) when has_gout
   bool has_gout = false;
-  std::vector<RefTensor> gouts;   // every "gout k" line (k: the output it belongs to)
+  std::vector<RefTensor> gouts;        // every "gout k" line (k: the output it belongs to)
   std::vector<RefTensor> grads;        // "grad": gradients of inputs
   std::vector<RefTensor> params;       // "param": module parameters by key
   std::vector<RefTensor> param_grads;  // "pgrad": gradients of module parameters by key

@@ -18,9 +18,9 @@
 // node. forward may return several tensors (a variable_list) but at most one of them
 // differentiable: mark the others (indices, masks) with ctx->mark_non_differentiable, else
 // apply raises soma::Error. backward receives one gradient per output (zeros for the
-// non-differentiable ones) and returns one entry per forward argument (undefined for non-tensor arguments and for inputs
-// that need no gradient). When backward is written with soma's differentiable ops, the
-// function supports double backward (create_graph) too.
+// non-differentiable ones) and returns one entry per forward argument (undefined for non-tensor
+// arguments and for inputs that need no gradient). When backward is written with soma's
+// differentiable ops, the function supports double backward (create_graph) too.
 #pragma once
 
 #include <cstdint>
@@ -46,12 +46,12 @@ namespace soma::autograd {
 class SavedValue {
  public:
   SavedValue() = default;
-  SavedValue(double v) : v_(v) {}  // NOLINT(google-explicit-constructor)
-  SavedValue(int64_t v) : v_(v) {}  // NOLINT(google-explicit-constructor)
+  SavedValue(double v) : v_(v) {}                     // NOLINT(google-explicit-constructor)
+  SavedValue(int64_t v) : v_(v) {}                    // NOLINT(google-explicit-constructor)
   SavedValue(int v) : v_(static_cast<int64_t>(v)) {}  // NOLINT(google-explicit-constructor)
-  SavedValue(bool v) : v_(v) {}  // NOLINT(google-explicit-constructor)
-  SavedValue(std::string v) : v_(std::move(v)) {}  // NOLINT(google-explicit-constructor)
-  SavedValue(Tensor v) : v_(std::move(v)) {}  // NOLINT(google-explicit-constructor)
+  SavedValue(bool v) : v_(v) {}                       // NOLINT(google-explicit-constructor)
+  SavedValue(std::string v) : v_(std::move(v)) {}     // NOLINT(google-explicit-constructor)
+  SavedValue(Tensor v) : v_(std::move(v)) {}          // NOLINT(google-explicit-constructor)
   double toDouble() const;
   int64_t toInt() const;
   bool toBool() const;
@@ -67,8 +67,7 @@ namespace detail {
 /// Wires the outputs of a custom function into the graph: one node per differentiable output,
 /// whose closure calls `backward` with that output's gradient (zeros for the others) and maps
 /// the returned per-argument gradients onto the tensor inputs.
-using CustomBackward =
-    std::function<variable_list(AutogradContext*, variable_list grad_outputs)>;
+using CustomBackward = std::function<variable_list(AutogradContext*, variable_list grad_outputs)>;
 void record_custom(const char* name, const std::shared_ptr<AutogradContext>& ctx,
                    variable_list& outputs, const variable_list& inputs,
                    const std::vector<size_t>& input_arg_positions, size_t num_args,
@@ -110,7 +109,6 @@ class AutogradContext {
   std::vector<bool> needs_input_grad_;
 };
 
-
 /// CRTP base of a custom function: T defines static forward(AutogradContext*, args...)
 /// returning a Tensor or a variable_list, and static backward(AutogradContext*, variable_list).
 template <typename T>
@@ -146,10 +144,9 @@ struct Function {
                     "Function<T>::forward must return soma::Tensor or variable_list");
       outputs = result;
     }
-    detail::record_custom(typeid(T).name(), ctx, outputs, inputs, positions, sizeof...(Args),
-                          [](AutogradContext* c, variable_list g) {
-                            return T::backward(c, std::move(g));
-                          });
+    detail::record_custom(
+        typeid(T).name(), ctx, outputs, inputs, positions, sizeof...(Args),
+        [](AutogradContext* c, variable_list g) { return T::backward(c, std::move(g)); });
     if constexpr (std::is_same_v<Out, Tensor>)
       return outputs[0];
     else

@@ -100,8 +100,7 @@ class Module {
   }
   template <typename F>
   unsigned register_forward_hook(F&& hook) {
-    if constexpr (std::is_void_v<
-                      std::invoke_result_t<F&, Module&, const Tensor&, const Tensor&>>)
+    if constexpr (std::is_void_v<std::invoke_result_t<F&, Module&, const Tensor&, const Tensor&>>)
       return add_hook([h = std::forward<F>(hook)](Module& m, const Tensor& x, const Tensor& y) {
         h(m, x, y);
         return Tensor();
