@@ -18,20 +18,8 @@ using autograd::record;
 
 namespace {
 
-struct Split {
-  int64_t outer = 1, n = 1, inner = 1;
-};
-
-// [outer, n, inner] view of `shape` around `dim`.
-Split split(const Shape& shape, int64_t dim) {
-  Split s;
-  for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
-    if (d < dim) s.outer *= shape[d];
-    if (d == dim) s.n = shape[d];
-    if (d > dim) s.inner *= shape[d];
-  }
-  return s;
-}
+using detail::Split;
+using detail::split;
 
 Shape reduced_shape(const Shape& shape, int64_t dim, bool keepdim) {
   Shape out = shape;

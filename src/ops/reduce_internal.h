@@ -7,6 +7,20 @@
 
 namespace soma::detail {
 
+/// A tensor of `shape` seen as [outer, n, inner] around `dim` (n = shape[dim]).
+struct Split {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+inline Split split(const Shape& shape, int64_t dim) {
+  Split s;
+  for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
+    if (d < dim) s.outer *= shape[d];
+    if (d == dim) s.n = shape[d];
+    if (d > dim) s.inner *= shape[d];
+  }
+  return s;
+}
+
 /// out[..., j, ...] = x[..., idx[..., j, ...], ...] along `dim` (idx int64, same rank as x, the
 /// other dims equal). Differentiable in x; its gradient is put_along.
 Tensor take_along(const Tensor& x, int64_t dim, const Tensor& idx);

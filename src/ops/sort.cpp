@@ -20,19 +20,8 @@ using autograd::record;
 
 namespace {
 
-struct Split {
-  int64_t outer = 1, n = 1, inner = 1;
-};
-
-Split split(const Shape& shape, int64_t dim) {
-  Split s;
-  for (int64_t d = 0; d < static_cast<int64_t>(shape.size()); ++d) {
-    if (d < dim) s.outer *= shape[d];
-    if (d == dim) s.n = shape[d];
-    if (d > dim) s.inner *= shape[d];
-  }
-  return s;
-}
+using detail::Split;
+using detail::split;
 
 // Indices (int64, shape of x) that stably sort each row of x along `d` (NaN largest).
 Tensor sort_indices(const Tensor& x, int64_t d, bool descending) {

@@ -58,6 +58,17 @@ std::function<Outputs(const Inputs&)> two(F f) {
 
 using Table = std::map<std::string, Op>;
 
+// The message of the soma::Error that f() throws, or "no error".
+template <typename F>
+std::string error_message(F f) {
+  try {
+    f();
+  } catch (const soma::Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
 inline golden::Tolerance tolerance(soma::DType dtype) {
   if (dtype == soma::kFloat32) return {1e-5, 1e-6};
   return {1e-12, 1e-12};
