@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "kernels/cpu/conv.h"
 #include "kernels/cpu/fold.h"
 #include "kernels/cpu/loop.h"
 #include "kernels/cpu/optim.h"
@@ -95,6 +96,18 @@ SOMA_KERNEL_SLOT(SortDim, "sort_dim", const T*, int64_t*, int64_t, int64_t, int6
 // toolkit: math
 
 // toolkit: activations, factories
+
+// cnn: convolution (kernels/cpu/conv.h)
+SOMA_KERNEL_SLOT(ConvForward, "conv_forward", const T*, const T*, const T*, T*,
+                 const cpu::ConvGeometry&)
+SOMA_KERNEL_SLOT(ConvBackwardInput, "conv_backward_input", const T*, const T*, T*,
+                 const cpu::ConvGeometry&)
+SOMA_KERNEL_SLOT(ConvBackwardWeight, "conv_backward_weight", const T*, const T*, T*, T*,
+                 const cpu::ConvGeometry&)
+
+// cnn: pooling, upsampling
+
+// cnn: normalisation
 
 #undef SOMA_KERNEL_SLOT
 

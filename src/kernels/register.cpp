@@ -145,6 +145,12 @@ void register_kernels() {
   // toolkit: math
 
   // toolkit: activations, factories
+
+  // cnn: convolution
+
+  // cnn: pooling, upsampling
+
+  // cnn: normalisation
 }
 
 }  // namespace soma::kernels
