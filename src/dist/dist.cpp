@@ -341,6 +341,23 @@ void broadcast_parameters(const std::vector<Tensor>& tensors, int root, int64_t 
 #endif
 }
 
+void broadcast_buffers(const std::vector<Tensor>& buffers, int root) {
+  check_root(root, "broadcast_buffers");
+  if (world_size() == 1) return;
+  NoGradGuard no_grad;
+  std::vector<Tensor> floating, others;
+  for (const Tensor& t : buffers) {
+    if (!t.defined() || t.numel() == 0) continue;
+    (t.dtype() == kFloat32 || t.dtype() == kFloat64 ? floating : others).push_back(t);
+  }
+  // Integer buffers travel as float64 (exact below 2^53) and are copied back.
+  std::vector<Tensor> as_double;
+  for (const Tensor& t : others) as_double.push_back(t.to(kFloat64).contiguous());
+  for (const Tensor& t : as_double) floating.push_back(t);
+  if (!floating.empty()) broadcast_parameters(floating, root);
+  for (size_t i = 0; i < others.size(); ++i) Tensor(others[i]).copy_(as_double[i]);
+}
+
 void broadcast_bytes([[maybe_unused]] std::string& bytes, int root) {
   check_root(root, "broadcast_bytes");
   if (world_size() == 1) return;

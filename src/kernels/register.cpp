@@ -12,6 +12,7 @@
 #include "kernels/cpu/fold.h"
 #include "kernels/cpu/gemm.h"
 #include "kernels/cpu/loop.h"
+#include "kernels/cpu/norm.h"
 #include "kernels/cpu/optim.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/shape.h"
@@ -151,6 +152,20 @@ void register_kernels() {
   // cnn: pooling, upsampling
 
   // cnn: normalisation
+  const auto norm_kernels = []<typename T>() {
+    Kernel<NormStats<T>>::add("cpu", 100, &cpu::norm_stats<T>);
+    Kernel<NormStats<T>>::add("reference", 0, &cpu::norm_stats_reference<T>);
+    Kernel<NormAffine<T>>::add("cpu", 100, &cpu::norm_affine<T>);
+    Kernel<NormAffine<T>>::add("reference", 0, &cpu::norm_affine_reference<T>);
+    Kernel<LayerNormApply<T>>::add("cpu", 100, &cpu::layer_norm_apply<T>);
+    Kernel<LayerNormApply<T>>::add("reference", 0, &cpu::layer_norm_apply_reference<T>);
+    Kernel<NormBackwardReduce<T>>::add("cpu", 100, &cpu::norm_backward_reduce<T>);
+    Kernel<NormBackwardReduce<T>>::add("reference", 0, &cpu::norm_backward_reduce_reference<T>);
+    Kernel<NormBackwardApply<T>>::add("cpu", 100, &cpu::norm_backward_apply<T>);
+    Kernel<NormBackwardApply<T>>::add("reference", 0, &cpu::norm_backward_apply_reference<T>);
+  };
+  norm_kernels.template operator()<float>();
+  norm_kernels.template operator()<double>();
 }
 
 }  // namespace soma::kernels

@@ -201,6 +201,11 @@ History fit(nn::Module& model, optim::Optimizer& optimizer, const LossFn& loss,
                    .has_validation = options.validation != nullptr};
   // Replicas start from rank 0's weights (whatever each rank's seed gave).
   if (world > 1) dist::broadcast_parameters(model.parameters());
+  // As torch's DistributedDataParallel (broadcast_buffers=True): rank 0's buffers (BatchNorm's
+  // running statistics) overwrite every rank's before each step.
+  std::vector<Tensor> buffers;
+  for (const auto& [name, t] : model.named_buffers())
+    if (t.defined()) buffers.push_back(t);
   for (Callback* cb : callbacks) cb->on_train_begin(state);
 
   for (int64_t epoch = options.initial_epoch; epoch < options.epochs && !state.stop_training;
@@ -222,6 +227,7 @@ History fit(nn::Module& model, optim::Optimizer& optimizer, const LossFn& loss,
     for (const data::Batch& b : train) {
       optimizer.zero_grad();
       const int64_t rows = batch_rows(b);
+      if (world > 1 && !buffers.empty()) dist::broadcast_buffers(buffers);
       Tensor out;
       double lv = 0;
       if (rows > 0) {
@@ -270,6 +276,8 @@ History fit(nn::Module& model, optim::Optimizer& optimizer, const LossFn& loss,
     const double train_s = now_seconds() - t0;
     streams.end();
     totals.reduce();
+    // Every rank evaluates and checkpoints with rank 0's buffers, as after a DDP forward.
+    if (world > 1 && !buffers.empty()) dist::broadcast_buffers(buffers);
 
     Logs logs;
     logs["loss"] = totals.loss();

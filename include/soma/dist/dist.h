@@ -6,6 +6,7 @@
 //   init / finalize (or the RAII Environment)   start and stop MPI (MPI_THREAD_FUNNELED)
 //   rank(), world_size()                        this process's place in MPI_COMM_WORLD
 //   broadcast_parameters(params)                rank 0's initial weights to every rank
+//   broadcast_buffers(buffers)                  rank 0's buffers (BatchNorm's running stats)
 //   allreduce_gradients(params, weight)         weighted average of .grad over ranks, packed
 //                                               into large contiguous buckets
 //   allreduce_sum(values)                       metric reduction (loss sums, counts)
@@ -98,6 +99,12 @@ void barrier();
 /// of about bucket_bytes. Call after building the model, so replicas start equal.
 void broadcast_parameters(const std::vector<Tensor>& tensors, int root = 0,
                           int64_t bucket_bytes = int64_t{25} << 20);
+
+/// Overwrites every buffer (any dtype: float32/float64 as they are, integer buffers such as
+/// BatchNorm's int64 num_batches_tracked exactly through float64) with rank `root`'s values,
+/// as torch's DistributedDataParallel does before each forward (broadcast_buffers=True).
+/// train::fit calls it before every step. Undefined tensors are skipped.
+void broadcast_buffers(const std::vector<Tensor>& buffers, int root = 0);
 
 /// Overwrites `bytes` with rank `root`'s string (e.g. a checkpoint file that only rank 0 can
 /// read).
