@@ -116,8 +116,8 @@ SOMA_KERNEL_SLOT(LayerNormApply, "layer_norm_apply", const T*, T*, int64_t, int6
                  const T*, const T*, const T*)
 SOMA_KERNEL_SLOT(NormBackwardReduce, "norm_backward_reduce", const T*, const T*, int64_t, int64_t,
                  int64_t, const T*, T*, T*)
-SOMA_KERNEL_SLOT(NormBackwardApply, "norm_backward_apply", const T*, const T*, T*, int64_t,
-                 int64_t, int64_t, const T*, const T*, const T*)
+SOMA_KERNEL_SLOT(NormBackwardApply, "norm_backward_apply", const T*, const T*, T*, int64_t, int64_t,
+                 int64_t, const T*, const T*, const T*)
 
 #undef SOMA_KERNEL_SLOT
 

@@ -19,7 +19,9 @@ std::string py_float(double v) {
   return s;
 }
 
-const char* py_bool(bool b) { return b ? "True" : "False"; }
+const char* py_bool(bool b) {
+  return b ? "True" : "False";
+}
 
 }  // namespace
 
@@ -60,8 +62,7 @@ void BatchNormBase::reset_parameters() {
 std::string BatchNormBase::describe() const {
   std::ostringstream os;
   os << name() << '(' << options.num_features() << ", eps=" << py_float(options.eps())
-     << ", momentum="
-     << (options.momentum() ? py_float(*options.momentum()) : std::string("None"))
+     << ", momentum=" << (options.momentum() ? py_float(*options.momentum()) : std::string("None"))
      << ", affine=" << py_bool(options.affine())
      << ", track_running_stats=" << py_bool(options.track_running_stats()) << ')';
   return os.str();
@@ -70,9 +71,8 @@ std::string BatchNormBase::describe() const {
 Tensor BatchNormBase::forward(const Tensor& input) {
   SOMA_CHECK(input.defined(), name(), ": called with an undefined tensor");
   check_input(input);
-  SOMA_CHECK(input.size(1) == options.num_features(), name(), ": expected ",
-             options.num_features(), " channels (num_features), got input of shape ",
-             input.shape());
+  SOMA_CHECK(input.size(1) == options.num_features(), name(), ": expected ", options.num_features(),
+             " channels (num_features), got input of shape ", input.shape());
   // torch's _BatchNorm.forward: the factor is the momentum, or 1 / num_batches_tracked
   // (cumulative moving average) when momentum is None.
   double factor = options.momentum().value_or(0.0);
@@ -107,7 +107,9 @@ void BatchNorm2d::check_input(const Tensor& input) const {
 }
 
 // ---- LayerNorm -------------------------------------------------------------------------------
-LayerNorm::LayerNorm(LayerNormOptions options) : options(std::move(options)) { reset(); }
+LayerNorm::LayerNorm(LayerNormOptions options) : options(std::move(options)) {
+  reset();
+}
 
 void LayerNorm::reset() {
   const auto& s = options.normalized_shape();
@@ -145,7 +147,9 @@ std::string LayerNorm::describe() const {
 }
 
 // ---- GroupNorm -------------------------------------------------------------------------------
-GroupNorm::GroupNorm(GroupNormOptions options) : options(options) { reset(); }
+GroupNorm::GroupNorm(GroupNormOptions options) : options(options) {
+  reset();
+}
 
 void GroupNorm::reset() {
   const int64_t G = options.num_groups(), C = options.num_channels();

@@ -10,6 +10,16 @@
 //                                                missing gradients, broadcasts
 //   dist_check sharding SAMPLES LOCAL_BATCH      every epoch's shards disjoint and complete,
 //                                                each global batch = the one-process batch
+//   dist_check syncbn LOCAL_BATCH                W ranks x batch B through SyncBatchNorm2d
+//                                                vs one process x batch W*B through
+//                                                BatchNorm2d, 3 training steps then eval:
+//                                                outputs, input grads, summed weight/bias
+//                                                grads, running stats within 1e-5
+//   dist_check syncbn_fit LOCAL_BATCH SAMPLES    fit() of an MLP with BatchNorm1d converted
+//                                                by convert_sync_batchnorm vs one process with
+//                                                BatchNorm1d: weights and buffers within 1e-5;
+//                                                plain BatchNorm under fit: rank 0's buffers
+//                                                on every rank (torch DDP's broadcast_buffers)
 //   dist_check throw | uncaught | kill | nan     fault injection on the last rank mid-training
 #include <signal.h>
 
@@ -143,6 +153,133 @@ int equivalence(int64_t local_batch, int64_t samples) {
     expect(worst <= 1e-5, "weights differ by more than 1e-5 relative");
     expect(std::fabs(loss - ref_loss) <= 1e-5 * std::fabs(ref_loss), "epoch losses differ");
   }
+  return failures == 0 ? 0 : 1;
+}
+
+// ---- SyncBatchNorm --------------------------------------------------------------------------
+// Sums a float tensor over ranks (a copy).
+Tensor summed(const Tensor& t) {
+  const std::vector<float> v = t.to_vector<float>();
+  std::vector<double> d(v.begin(), v.end());
+  soma::dist::allreduce_sum(d);
+  std::vector<float> f(d.begin(), d.end());
+  return soma::tensor(f, t.shape());
+}
+
+int syncbn(int64_t local_batch) {
+  const int world = soma::dist::world_size(), rank = soma::dist::rank();
+  const int64_t global = local_batch * world;
+  soma::manual_seed(11);
+  const Tensor x_all = soma::randn({global, 3, 4, 5}) * 2.0 + 0.5;
+  const Tensor g_all = soma::randn({global, 3, 4, 5});
+  const Tensor w0 = soma::rand({3}) + 0.5, b0 = soma::randn({3});
+  auto init = [&](nn::BatchNormBase& m) {
+    soma::NoGradGuard no_grad;
+    m.weight.copy_(w0);
+    m.bias.copy_(b0);
+  };
+  nn::SyncBatchNorm sync(nn::SyncBatchNormOptions(3).momentum(0.2));
+  nn::BatchNorm2d ref(nn::BatchNorm2dOptions(3).momentum(0.2));
+  init(sync);
+  init(ref);
+  double worst = 0;
+  auto check = [&](const Tensor& a, const Tensor& b, const std::string& what) {
+    const double e = rel_error(a, b);
+    worst = std::max(worst, e);
+    expect(e <= 1e-5, what + " differs: " + std::to_string(e));
+  };
+  for (int step = 0; step < 3; ++step) {
+    const Tensor xs = x_all * (1.0 + step) + static_cast<double>(step);
+    Tensor xl = xs.narrow(0, rank * local_batch, local_batch).clone().requires_grad_(true);
+    Tensor xr = xs.clone().requires_grad_(true);
+    sync.zero_grad();
+    ref.zero_grad();
+    Tensor yl = sync(xl), yr = ref(xr);
+    (yl * g_all.narrow(0, rank * local_batch, local_batch)).sum().backward();
+    (yr * g_all).sum().backward();
+    const std::string at = " at step " + std::to_string(step);
+    check(yl, yr.narrow(0, rank * local_batch, local_batch), "output" + at);
+    check(xl.grad(), xr.grad().narrow(0, rank * local_batch, local_batch), "input grad" + at);
+    check(summed(sync.weight.grad()), ref.weight.grad(), "weight grad" + at);
+    check(summed(sync.bias.grad()), ref.bias.grad(), "bias grad" + at);
+    check(sync.running_mean, ref.running_mean, "running_mean" + at);
+    check(sync.running_var, ref.running_var, "running_var" + at);
+  }
+  expect(sync.num_batches_tracked.item<int64_t>() == 3, "num_batches_tracked");
+  sync.eval();
+  ref.eval();
+  const Tensor xe = x_all.narrow(0, rank * local_batch, local_batch);
+  check(sync(xe), ref(xe), "eval output");
+  if (rank == 0)
+    std::printf("syncbn: %d ranks x batch %lld SyncBatchNorm vs 1 x batch %lld BatchNorm2d, 3 "
+                "steps: max relative difference %.3g (limit 1e-5)\n",
+                world, static_cast<long long>(local_batch), static_cast<long long>(global), worst);
+  return failures == 0 ? 0 : 1;
+}
+
+std::shared_ptr<nn::Sequential> make_bn_model() {
+  soma::manual_seed(7);
+  return std::make_shared<nn::Sequential>(nn::Linear(20, 16), nn::BatchNorm1d(16), nn::ReLU(),
+                                          nn::Linear(16, 4));
+}
+
+std::vector<Tensor> state_tensors(const nn::Module& m) {
+  std::vector<Tensor> out;
+  for (const auto& [k, t] : m.state_dict()) out.push_back(t);
+  return out;
+}
+
+int syncbn_fit(int64_t local_batch, int64_t samples) {
+  const int world = soma::dist::world_size(), rank = soma::dist::rank();
+  const Data d = make_data(samples);
+  const soma::optim::AdamOptions adam{.lr = 1e-2};
+  auto loader_for = [&](int64_t batch, int replicas, int r) {
+    return soma::data::DataLoader(
+        soma::data::TensorDataset(d.x, d.y),
+        {.batch_size = batch, .shuffle = true, .seed = 3, .num_replicas = replicas, .rank = r});
+  };
+  // SyncBatchNorm: W ranks equal one process.
+  auto model = make_bn_model();
+  nn::SyncBatchNorm::convert_sync_batchnorm(model);
+  soma::optim::Adam opt(model->parameters(), adam);
+  auto loader = loader_for(local_batch, world, rank);
+  soma::train::fit(*model, opt, loss_fn, loader, {.epochs = 1});
+  auto ref = make_bn_model();
+  soma::optim::Adam ref_opt(ref->parameters(), adam);
+  auto ref_loader = loader_for(local_batch * world, 1, 0);
+  ref->train();
+  for (const auto& [xb, yb] : ref_loader) {
+    ref_opt.zero_grad();
+    loss_fn(ref->forward(xb), yb).backward();
+    ref_opt.step();
+  }
+  const auto a = model->state_dict(), b = ref->state_dict();
+  double worst = 0;
+  for (const auto& [k, t] : b) {
+    if (t.dtype() == soma::kInt64) {
+      expect(a.at(k).item<int64_t>() == t.item<int64_t>(), k + " differs");
+      continue;
+    }
+    const double e = rel_error(a.at(k), t);
+    worst = std::max(worst, e);
+    expect(e <= 1e-5, k + " differs by " + std::to_string(e));
+  }
+  expect(replicas_identical(state_tensors(*model)), "SyncBatchNorm replicas differ");
+  // Plain BatchNorm: the buffers are rank 0's on every rank after fit (broadcast each step).
+  auto plain = make_bn_model();
+  soma::optim::Adam plain_opt(plain->parameters(), adam);
+  auto plain_loader = loader_for(local_batch, world, rank);
+  soma::train::fit(*plain, plain_opt, loss_fn, plain_loader, {.epochs = 1});
+  std::vector<Tensor> floats;
+  for (const auto& [k, t] : plain->state_dict())
+    if (t.dtype() != soma::kInt64) floats.push_back(t);
+  expect(replicas_identical(floats), "plain BatchNorm replicas' buffers or weights differ");
+  if (rank == 0)
+    std::printf("syncbn_fit: %d ranks x batch %lld (SyncBatchNorm) vs 1 x batch %lld "
+                "(BatchNorm1d): state max relative difference %.3g (limit 1e-5); plain "
+                "BatchNorm replicas identical\n",
+                world, static_cast<long long>(local_batch),
+                static_cast<long long>(local_batch * world), worst);
   return failures == 0 ? 0 : 1;
 }
 
@@ -310,13 +447,15 @@ int run(int argc, char** argv) {
   auto arg = [&](int i, int64_t def) { return argc > i ? std::atoll(argv[i]) : def; };
   if (mode == "equivalence") return equivalence(arg(2, 64), arg(3, 64 * 2 * 20));
   if (mode == "allreduce") return allreduce();
+  if (mode == "syncbn") return syncbn(arg(2, 8));
+  if (mode == "syncbn_fit") return syncbn_fit(arg(2, 32), arg(3, 640));
   if (mode == "sharding") return sharding(arg(2, 1000), arg(3, 32));
   if (mode == "throw" || mode == "kill" || mode == "nan") return fault(mode);
   if (mode == "uncaught") {
     fault("throw");  // the exception leaves main(): the terminate handler ends the job
     return 1;
   }
-  std::cerr << "usage: dist_check equivalence|allreduce|sharding|throw|uncaught|kill|nan\n";
+  std::cerr << "usage: dist_check equivalence|allreduce|syncbn|syncbn_fit|sharding|throw|uncaught|kill|nan\n";
   return 2;
 }
 

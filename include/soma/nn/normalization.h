@@ -44,12 +44,27 @@ Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight 
 /// Options of BatchNorm1d / BatchNorm2d / SyncBatchNorm (libtorch's BatchNormOptions).
 struct BatchNormOptions {
   BatchNormOptions(int64_t num_features) : num_features_(num_features) {}  // NOLINT: implicit
-  BatchNormOptions& num_features(int64_t v) { num_features_ = v; return *this; }
-  BatchNormOptions& eps(double v) { eps_ = v; return *this; }
+  BatchNormOptions& num_features(int64_t v) {
+    num_features_ = v;
+    return *this;
+  }
+  BatchNormOptions& eps(double v) {
+    eps_ = v;
+    return *this;
+  }
   /// nullopt: the cumulative moving average (factor 1 / num_batches_tracked).
-  BatchNormOptions& momentum(std::optional<double> v) { momentum_ = v; return *this; }
-  BatchNormOptions& affine(bool v) { affine_ = v; return *this; }
-  BatchNormOptions& track_running_stats(bool v) { track_running_stats_ = v; return *this; }
+  BatchNormOptions& momentum(std::optional<double> v) {
+    momentum_ = v;
+    return *this;
+  }
+  BatchNormOptions& affine(bool v) {
+    affine_ = v;
+    return *this;
+  }
+  BatchNormOptions& track_running_stats(bool v) {
+    track_running_stats_ = v;
+    return *this;
+  }
   int64_t num_features() const { return num_features_; }
   double eps() const { return eps_; }
   std::optional<double> momentum() const { return momentum_; }
@@ -88,8 +103,8 @@ class BatchNormBase : public Module {
   void reset_parameters();
 
   BatchNormOptions options;
-  Tensor weight, bias;                                       // undefined unless affine
-  Tensor running_mean, running_var, num_batches_tracked;     // undefined unless tracking
+  Tensor weight, bias;                                    // undefined unless affine
+  Tensor running_mean, running_var, num_batches_tracked;  // undefined unless tracking
 
  protected:
   virtual const char* name() const = 0;
@@ -151,8 +166,14 @@ struct LayerNormOptions {
     normalized_shape_ = std::move(v);
     return *this;
   }
-  LayerNormOptions& eps(double v) { eps_ = v; return *this; }
-  LayerNormOptions& elementwise_affine(bool v) { elementwise_affine_ = v; return *this; }
+  LayerNormOptions& eps(double v) {
+    eps_ = v;
+    return *this;
+  }
+  LayerNormOptions& elementwise_affine(bool v) {
+    elementwise_affine_ = v;
+    return *this;
+  }
   const std::vector<int64_t>& normalized_shape() const { return normalized_shape_; }
   double eps() const { return eps_; }
   bool elementwise_affine() const { return elementwise_affine_; }
@@ -186,10 +207,22 @@ class LayerNorm : public Cloneable<LayerNorm> {
 struct GroupNormOptions {
   GroupNormOptions(int64_t num_groups, int64_t num_channels)
       : num_groups_(num_groups), num_channels_(num_channels) {}
-  GroupNormOptions& num_groups(int64_t v) { num_groups_ = v; return *this; }
-  GroupNormOptions& num_channels(int64_t v) { num_channels_ = v; return *this; }
-  GroupNormOptions& eps(double v) { eps_ = v; return *this; }
-  GroupNormOptions& affine(bool v) { affine_ = v; return *this; }
+  GroupNormOptions& num_groups(int64_t v) {
+    num_groups_ = v;
+    return *this;
+  }
+  GroupNormOptions& num_channels(int64_t v) {
+    num_channels_ = v;
+    return *this;
+  }
+  GroupNormOptions& eps(double v) {
+    eps_ = v;
+    return *this;
+  }
+  GroupNormOptions& affine(bool v) {
+    affine_ = v;
+    return *this;
+  }
   int64_t num_groups() const { return num_groups_; }
   int64_t num_channels() const { return num_channels_; }
   double eps() const { return eps_; }

@@ -291,8 +291,8 @@ void norm_backward_reduce_reference(const T* dy, const T* x, int64_t A, int64_t 
 }
 
 template <typename T>
-void norm_backward_apply_reference(const T* dy, const T* x, T* dx, int64_t A, int64_t C,
-                                   int64_t B, const T* k1, const T* k2, const T* k3) {
+void norm_backward_apply_reference(const T* dy, const T* x, T* dx, int64_t A, int64_t C, int64_t B,
+                                   const T* k1, const T* k2, const T* k3) {
   for (int64_t a = 0; a < A; ++a)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t i = 0; i < B; ++i) {
@@ -301,23 +301,23 @@ void norm_backward_apply_reference(const T* dy, const T* x, T* dx, int64_t A, in
       }
 }
 
-#define SOMA_NORM_INSTANTIATE(T)                                                                 \
-  template void norm_stats<T>(const T*, int64_t, int64_t, int64_t, T*, T*);                      \
-  template void norm_affine<T>(const T*, T*, int64_t, int64_t, int64_t, const T*, const T*);     \
-  template void layer_norm_apply<T>(const T*, T*, int64_t, int64_t, const T*, const T*,          \
-                                    const T*, const T*);                                         \
-  template void norm_backward_reduce<T>(const T*, const T*, int64_t, int64_t, int64_t, const T*, \
-                                        T*, T*);                                                 \
-  template void norm_backward_apply<T>(const T*, const T*, T*, int64_t, int64_t, int64_t,        \
-                                       const T*, const T*, const T*);                            \
-  template void norm_stats_reference<T>(const T*, int64_t, int64_t, int64_t, T*, T*);            \
-  template void norm_affine_reference<T>(const T*, T*, int64_t, int64_t, int64_t, const T*,      \
-                                         const T*);                                              \
-  template void layer_norm_apply_reference<T>(const T*, T*, int64_t, int64_t, const T*,          \
-                                              const T*, const T*, const T*);                     \
-  template void norm_backward_reduce_reference<T>(const T*, const T*, int64_t, int64_t, int64_t, \
-                                                  const T*, T*, T*);                             \
-  template void norm_backward_apply_reference<T>(const T*, const T*, T*, int64_t, int64_t,       \
+#define SOMA_NORM_INSTANTIATE(T)                                                                  \
+  template void norm_stats<T>(const T*, int64_t, int64_t, int64_t, T*, T*);                       \
+  template void norm_affine<T>(const T*, T*, int64_t, int64_t, int64_t, const T*, const T*);      \
+  template void layer_norm_apply<T>(const T*, T*, int64_t, int64_t, const T*, const T*, const T*, \
+                                    const T*);                                                    \
+  template void norm_backward_reduce<T>(const T*, const T*, int64_t, int64_t, int64_t, const T*,  \
+                                        T*, T*);                                                  \
+  template void norm_backward_apply<T>(const T*, const T*, T*, int64_t, int64_t, int64_t,         \
+                                       const T*, const T*, const T*);                             \
+  template void norm_stats_reference<T>(const T*, int64_t, int64_t, int64_t, T*, T*);             \
+  template void norm_affine_reference<T>(const T*, T*, int64_t, int64_t, int64_t, const T*,       \
+                                         const T*);                                               \
+  template void layer_norm_apply_reference<T>(const T*, T*, int64_t, int64_t, const T*, const T*, \
+                                              const T*, const T*);                                \
+  template void norm_backward_reduce_reference<T>(const T*, const T*, int64_t, int64_t, int64_t,  \
+                                                  const T*, T*, T*);                              \
+  template void norm_backward_apply_reference<T>(const T*, const T*, T*, int64_t, int64_t,        \
                                                  int64_t, const T*, const T*, const T*);
 SOMA_NORM_INSTANTIATE(float)
 SOMA_NORM_INSTANTIATE(double)

@@ -16,8 +16,7 @@ template <typename T>
 void norm_stats(const T* x, int64_t A, int64_t C, int64_t B, T* mean, T* var);
 /// y[a, c, b] = x[a, c, b] * scale[c] + shift[c]. y may be x.
 template <typename T>
-void norm_affine(const T* x, T* y, int64_t A, int64_t C, int64_t B, const T* scale,
-                 const T* shift);
+void norm_affine(const T* x, T* y, int64_t A, int64_t C, int64_t B, const T* scale, const T* shift);
 /// Layer norm rows: y[m, k] = (x[m, k] - mean[m]) * rstd[m] * w[k] + b[k] (w, b may be null).
 template <typename T>
 void layer_norm_apply(const T* x, T* y, int64_t M, int64_t K, const T* mean, const T* rstd,
@@ -46,7 +45,7 @@ template <typename T>
 void norm_backward_reduce_reference(const T* dy, const T* x, int64_t A, int64_t C, int64_t B,
                                     const T* mean, T* sum_dy, T* sum_dyx);
 template <typename T>
-void norm_backward_apply_reference(const T* dy, const T* x, T* dx, int64_t A, int64_t C,
-                                   int64_t B, const T* k1, const T* k2, const T* k3);
+void norm_backward_apply_reference(const T* dy, const T* x, T* dx, int64_t A, int64_t C, int64_t B,
+                                   const T* k1, const T* k2, const T* k3);
 
 }  // namespace soma::kernels::cpu

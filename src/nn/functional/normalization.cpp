@@ -6,6 +6,8 @@
 //
 // With xhat = (x - mean) * rstd over a statistics set of M elements, y = xhat * w + b:
 //   dx = rstd * (dy w - mean(dy w) - xhat * mean(dy w xhat)),  dw = sum dy xhat,  db = sum dy.
+#include "soma/nn/normalization.h"
+
 #include <cmath>
 #include <numeric>
 #include <optional>
@@ -16,7 +18,6 @@
 #include "nn/functional/normalization_internal.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
-#include "soma/nn/normalization.h"
 #include "soma/ops/elementwise.h"
 #include "soma/ops/reduce.h"
 #include "soma/ops/shape.h"
@@ -91,9 +92,9 @@ Tensor composed_backward(const Tensor& g, const Tensor& x, const Tensor& wb,
 
 // ---- batch_norm ------------------------------------------------------------------------------
 Tensor detail::batch_norm_train(const Tensor& input, const Tensor& running_mean,
-                                const Tensor& running_var, const Tensor& weight,
-                                const Tensor& bias, double momentum, double eps,
-                                const StatsReduce* reduce, const char* op) {
+                                const Tensor& running_var, const Tensor& weight, const Tensor& bias,
+                                double momentum, double eps, const StatsReduce* reduce,
+                                const char* op) {
   const Shape shape = input.shape();
   const int64_t N = shape[0], C = shape[1], B = product(shape, 2, shape.size());
   const int64_t local = N * B;
@@ -158,66 +159,66 @@ Tensor detail::batch_norm_train(const Tensor& input, const Tensor& running_mean,
   const std::string name = op;
   std::optional<StatsReduce> red;
   if (reduce) red = *reduce;
-  record(
-      out, "batch_norm", {input, weight, bias},
-      [input, weight, x, mean_v, rstd_v, count, eps, rx, rw, rb, N, C, B, name,
-       red](const Tensor& g) -> Grads {
-        Tensor dx, dw, db;
-        if (autograd::is_grad_enabled()) {
-          SOMA_CHECK(!red || count == static_cast<double>(N * B), name,
-                     ": double backward (create_graph) with statistics over several processes "
-                     "is not supported");
-          const Tensor x3 = reshape(input, {N, C, B});
-          const Tensor g3 = reshape(g, {N, C, B});
-          const Tensor wb = weight.defined() ? reshape(weight, {1, C, 1}) : Tensor();
-          Tensor dyxhat;
-          const Tensor d = composed_backward(g3, x3, wb, {0, 2}, eps, &dyxhat);
-          if (rx) dx = reshape(d, input.shape());
-          if (rw) dw = reshape(sum(dyxhat, {0, 2}), weight.shape());
-          if (rb) db = sum(g3, {0, 2});
-          return {dx, dw, db};
-        }
-        const Tensor gc = g.contiguous();
-        const int64_t local = N * B;
-        soma::detail::dispatch_float(g.dtype(), name.c_str(), [&]<typename T>() {
-          std::vector<T> mean_t(C), sdy(C, T(0)), sdyx(C, T(0));
-          for (int64_t c = 0; c < C; ++c) mean_t[c] = static_cast<T>(mean_v[c]);
-          if (local > 0)
-            kernels::call<kernels::NormBackwardReduce<T>>(gc.data<T>(), x.data<T>(), N, C, B,
-                                                          mean_t.data(), sdy.data(), sdyx.data());
-          // Local sums give the parameter gradients (averaged over ranks later, as torch's).
-          std::vector<double> s1(C), s2(C);
-          for (int64_t c = 0; c < C; ++c) s1[c] = sdy[c], s2[c] = sdyx[c];
-          if (rw) {
-            std::vector<double> v(C);
-            for (int64_t c = 0; c < C; ++c) v[c] = s2[c] * rstd_v[c];
-            dw = from_values(v, weight.shape(), g.dtype());
-          }
-          if (rb) db = from_values(s1, {C}, g.dtype());
-          if (!rx) return;
-          if (red) {
-            std::vector<double> packed(s1);
-            packed.insert(packed.end(), s2.begin(), s2.end());
-            (*red)(packed);
-            for (int64_t c = 0; c < C; ++c) s1[c] = packed[c], s2[c] = packed[C + c];
-          }
-          const std::vector<T> w = values_or<T>(weight, C, T(1));
-          std::vector<T> k1(C), k2(C), k3(C);
-          for (int64_t c = 0; c < C; ++c) {
-            const double a = w[c] * rstd_v[c];
-            const double b = -a * rstd_v[c] * rstd_v[c] * s2[c] / count;
-            k1[c] = static_cast<T>(a);
-            k2[c] = static_cast<T>(b);
-            k3[c] = static_cast<T>(-a * s1[c] / count - b * mean_v[c]);
-          }
-          dx = empty(input.shape(), g.dtype());
-          if (local > 0)
-            kernels::call<kernels::NormBackwardApply<T>>(gc.data<T>(), x.data<T>(), dx.data<T>(),
-                                                         N, C, B, k1.data(), k2.data(), k3.data());
-        });
-        return {dx, dw, db};
-      },
-      {x});
+  record(out, "batch_norm", {input, weight, bias},
+         [input, weight, x, mean_v, rstd_v, count, eps, rx, rw, rb, N, C, B, name,
+          red](const Tensor& g) -> Grads {
+           Tensor dx, dw, db;
+           if (autograd::is_grad_enabled()) {
+             SOMA_CHECK(!red || count == static_cast<double>(N * B), name,
+                        ": double backward (create_graph) with statistics over several processes "
+                        "is not supported");
+             const Tensor x3 = reshape(input, {N, C, B});
+             const Tensor g3 = reshape(g, {N, C, B});
+             const Tensor wb = weight.defined() ? reshape(weight, {1, C, 1}) : Tensor();
+             Tensor dyxhat;
+             const Tensor d = composed_backward(g3, x3, wb, {0, 2}, eps, &dyxhat);
+             if (rx) dx = reshape(d, input.shape());
+             if (rw) dw = reshape(sum(dyxhat, {0, 2}), weight.shape());
+             if (rb) db = sum(g3, {0, 2});
+             return {dx, dw, db};
+           }
+           const Tensor gc = g.contiguous();
+           const int64_t local = N * B;
+           soma::detail::dispatch_float(g.dtype(), name.c_str(), [&]<typename T>() {
+             std::vector<T> mean_t(C), sdy(C, T(0)), sdyx(C, T(0));
+             for (int64_t c = 0; c < C; ++c) mean_t[c] = static_cast<T>(mean_v[c]);
+             if (local > 0)
+               kernels::call<kernels::NormBackwardReduce<T>>(
+                   gc.data<T>(), x.data<T>(), N, C, B, mean_t.data(), sdy.data(), sdyx.data());
+             // Local sums give the parameter gradients (averaged over ranks later, as torch's).
+             std::vector<double> s1(C), s2(C);
+             for (int64_t c = 0; c < C; ++c) s1[c] = sdy[c], s2[c] = sdyx[c];
+             if (rw) {
+               std::vector<double> v(C);
+               for (int64_t c = 0; c < C; ++c) v[c] = s2[c] * rstd_v[c];
+               dw = from_values(v, weight.shape(), g.dtype());
+             }
+             if (rb) db = from_values(s1, {C}, g.dtype());
+             if (!rx) return;
+             if (red) {
+               std::vector<double> packed(s1);
+               packed.insert(packed.end(), s2.begin(), s2.end());
+               (*red)(packed);
+               for (int64_t c = 0; c < C; ++c) s1[c] = packed[c], s2[c] = packed[C + c];
+             }
+             const std::vector<T> w = values_or<T>(weight, C, T(1));
+             std::vector<T> k1(C), k2(C), k3(C);
+             for (int64_t c = 0; c < C; ++c) {
+               const double a = w[c] * rstd_v[c];
+               const double b = -a * rstd_v[c] * rstd_v[c] * s2[c] / count;
+               k1[c] = static_cast<T>(a);
+               k2[c] = static_cast<T>(b);
+               k3[c] = static_cast<T>(-a * s1[c] / count - b * mean_v[c]);
+             }
+             dx = empty(input.shape(), g.dtype());
+             if (local > 0)
+               kernels::call<kernels::NormBackwardApply<T>>(gc.data<T>(), x.data<T>(), dx.data<T>(),
+                                                            N, C, B, k1.data(), k2.data(),
+                                                            k3.data());
+           });
+           return {dx, dw, db};
+         },
+         {x});
   return out;
 }
 
@@ -284,10 +285,10 @@ Tensor layer_norm(const Tensor& input, const std::vector<int64_t>& normalized_sh
              ", but got input of size ", shape);
   for (const Tensor* t : {&weight, &bias}) {
     if (!t->defined()) continue;
-    SOMA_CHECK(t->shape() == Shape(normalized_shape), op, ": Expected ",
-               t == &weight ? "weight" : "bias", " to be of same shape as normalized_shape, but got ",
-               t == &weight ? "weight" : "bias", " of shape ", t->shape(),
-               " and normalized_shape = ", Shape(normalized_shape));
+    SOMA_CHECK(
+        t->shape() == Shape(normalized_shape), op, ": Expected ", t == &weight ? "weight" : "bias",
+        " to be of same shape as normalized_shape, but got ", t == &weight ? "weight" : "bias",
+        " of shape ", t->shape(), " and normalized_shape = ", Shape(normalized_shape));
     SOMA_CHECK(t->dtype() == input.dtype(), op, ": ", t == &weight ? "weight" : "bias", " dtype ",
                t->dtype(), " differs from input dtype ", input.dtype());
   }
@@ -312,33 +313,32 @@ Tensor layer_norm(const Tensor& input, const std::vector<int64_t>& normalized_sh
   if (!needs_grad(input, weight, bias)) return out;
   const bool rx = input.requires_grad(), rw = weight.defined() && weight.requires_grad(),
              rb = bias.defined() && bias.requires_grad();
-  record(
-      out, "layer_norm", {input, weight, bias},
-      [input, weight, mean_t, rstd_t, eps, rx, rw, rb, M, K](const Tensor& g) -> Grads {
-        Tensor dx, dw, db;
-        const Tensor g2 = reshape(g, {M, K});
-        const Tensor wb = weight.defined() ? reshape(weight, {1, K}) : Tensor();
-        Tensor dyxhat;
-        if (autograd::is_grad_enabled()) {
-          dx = composed_backward(g2, reshape(input, {M, K}), wb, {1}, eps, &dyxhat);
-        } else {
-          const Tensor xhat = (reshape(input.detach(), {M, K}) - mean_t) * rstd_t;
-          const Tensor gw = wb.defined() ? g2 * wb : g2;
-          dyxhat = g2 * xhat;
-          if (rx) dx = rstd_t * (gw - mean(gw, {1}, true) - xhat * mean(gw * xhat, {1}, true));
-        }
-        if (rx) dx = reshape(dx, input.shape());
-        if (rw) dw = reshape(sum(dyxhat, {0}), weight.shape());
-        if (rb) db = reshape(sum(g2, {0}), weight.defined() ? weight.shape() : Shape{K});
-        return {dx, dw, db};
-      },
-      {mean_t, rstd_t});
+  record(out, "layer_norm", {input, weight, bias},
+         [input, weight, mean_t, rstd_t, eps, rx, rw, rb, M, K](const Tensor& g) -> Grads {
+           Tensor dx, dw, db;
+           const Tensor g2 = reshape(g, {M, K});
+           const Tensor wb = weight.defined() ? reshape(weight, {1, K}) : Tensor();
+           Tensor dyxhat;
+           if (autograd::is_grad_enabled()) {
+             dx = composed_backward(g2, reshape(input, {M, K}), wb, {1}, eps, &dyxhat);
+           } else {
+             const Tensor xhat = (reshape(input.detach(), {M, K}) - mean_t) * rstd_t;
+             const Tensor gw = wb.defined() ? g2 * wb : g2;
+             dyxhat = g2 * xhat;
+             if (rx) dx = rstd_t * (gw - mean(gw, {1}, true) - xhat * mean(gw * xhat, {1}, true));
+           }
+           if (rx) dx = reshape(dx, input.shape());
+           if (rw) dw = reshape(sum(dyxhat, {0}), weight.shape());
+           if (rb) db = reshape(sum(g2, {0}), weight.defined() ? weight.shape() : Shape{K});
+           return {dx, dw, db};
+         },
+         {mean_t, rstd_t});
   return out;
 }
 
 // ---- group_norm ------------------------------------------------------------------------------
-Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight,
-                  const Tensor& bias, double eps) {
+Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight, const Tensor& bias,
+                  double eps) {
   const char* op = "group_norm";
   check_float(input, op, "input");
   SOMA_CHECK(input.dim() >= 2, op, ": Expected at least 2 dimensions for input tensor but ",
@@ -379,27 +379,26 @@ Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight,
   if (!needs_grad(input, weight, bias)) return out;
   const bool rx = input.requires_grad(), rw = weight.defined() && weight.requires_grad(),
              rb = bias.defined() && bias.requires_grad();
-  record(
-      out, "group_norm", {input, weight, bias},
-      [input, weight, eps, rx, rw, rb, N, C, G, S, R](const Tensor& g) -> Grads {
-        Tensor dx, dw, db;
-        const Tensor g3 = reshape(g, {N, C, S});
-        const Tensor gw = weight.defined() ? g3 * reshape(weight, {1, C, 1}) : g3;
-        const Tensor xg = reshape(input, {N, G, R});
-        // dx over the groups, with the weight folded into the incoming gradient.
-        const Tensor mu = mean(xg, {2}, true);
-        const Tensor xc = xg - mu;
-        const Tensor rstd = rsqrt(mean(xc * xc, {2}, true) + eps);
-        const Tensor xhat = xc * rstd;
-        const Tensor gwg = reshape(gw, {N, G, R});
-        if (rx)
-          dx = reshape(rstd * (gwg - mean(gwg, {2}, true) - xhat * mean(gwg * xhat, {2}, true)),
-                       input.shape());
-        if (rw) dw = sum(g3 * reshape(xhat, {N, C, S}), {0, 2});
-        if (rb) db = sum(g3, {0, 2});
-        return {dx, dw, db};
-      },
-      {});
+  record(out, "group_norm", {input, weight, bias},
+         [input, weight, eps, rx, rw, rb, N, C, G, S, R](const Tensor& g) -> Grads {
+           Tensor dx, dw, db;
+           const Tensor g3 = reshape(g, {N, C, S});
+           const Tensor gw = weight.defined() ? g3 * reshape(weight, {1, C, 1}) : g3;
+           const Tensor xg = reshape(input, {N, G, R});
+           // dx over the groups, with the weight folded into the incoming gradient.
+           const Tensor mu = mean(xg, {2}, true);
+           const Tensor xc = xg - mu;
+           const Tensor rstd = rsqrt(mean(xc * xc, {2}, true) + eps);
+           const Tensor xhat = xc * rstd;
+           const Tensor gwg = reshape(gw, {N, G, R});
+           if (rx)
+             dx = reshape(rstd * (gwg - mean(gwg, {2}, true) - xhat * mean(gwg * xhat, {2}, true)),
+                          input.shape());
+           if (rw) dw = sum(g3 * reshape(xhat, {N, C, S}), {0, 2});
+           if (rb) db = sum(g3, {0, 2});
+           return {dx, dw, db};
+         },
+         {});
   return out;
 }
 
