@@ -211,9 +211,10 @@ int syncbn(int64_t local_batch) {
   const Tensor xe = x_all.narrow(0, rank * local_batch, local_batch);
   check(sync(xe), ref(xe), "eval output");
   if (rank == 0)
-    std::printf("syncbn: %d ranks x batch %lld SyncBatchNorm vs 1 x batch %lld BatchNorm2d, 3 "
-                "steps: max relative difference %.3g (limit 1e-5)\n",
-                world, static_cast<long long>(local_batch), static_cast<long long>(global), worst);
+    std::printf(
+        "syncbn: %d ranks x batch %lld SyncBatchNorm vs 1 x batch %lld BatchNorm2d, 3 "
+        "steps: max relative difference %.3g (limit 1e-5)\n",
+        world, static_cast<long long>(local_batch), static_cast<long long>(global), worst);
   return failures == 0 ? 0 : 1;
 }
 
@@ -275,11 +276,12 @@ int syncbn_fit(int64_t local_batch, int64_t samples) {
     if (t.dtype() != soma::kInt64) floats.push_back(t);
   expect(replicas_identical(floats), "plain BatchNorm replicas' buffers or weights differ");
   if (rank == 0)
-    std::printf("syncbn_fit: %d ranks x batch %lld (SyncBatchNorm) vs 1 x batch %lld "
-                "(BatchNorm1d): state max relative difference %.3g (limit 1e-5); plain "
-                "BatchNorm replicas identical\n",
-                world, static_cast<long long>(local_batch),
-                static_cast<long long>(local_batch * world), worst);
+    std::printf(
+        "syncbn_fit: %d ranks x batch %lld (SyncBatchNorm) vs 1 x batch %lld "
+        "(BatchNorm1d): state max relative difference %.3g (limit 1e-5); plain "
+        "BatchNorm replicas identical\n",
+        world, static_cast<long long>(local_batch), static_cast<long long>(local_batch * world),
+        worst);
   return failures == 0 ? 0 : 1;
 }
 
@@ -455,7 +457,8 @@ int run(int argc, char** argv) {
     fault("throw");  // the exception leaves main(): the terminate handler ends the job
     return 1;
   }
-  std::cerr << "usage: dist_check equivalence|allreduce|syncbn|syncbn_fit|sharding|throw|uncaught|kill|nan\n";
+  std::cerr << "usage: dist_check "
+               "equivalence|allreduce|syncbn|syncbn_fit|sharding|throw|uncaught|kill|nan\n";
   return 2;
 }
 

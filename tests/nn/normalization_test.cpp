@@ -5,6 +5,7 @@
 // the fast kernels against the reference ones, double backward, errors.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -47,7 +48,7 @@ std::shared_ptr<nn::Module> make_module(const std::string& id) {
   return nullptr;
 }
 
-std::string dtype_name(soma::DType d) {
+std::string dtype_text(soma::DType d) {
   std::ostringstream os;
   os << d;
   return os.str();
@@ -72,13 +73,15 @@ TEST(NormModules, StateDictAndDescribeMatchTorch) {
     }
     auto m = make_module(id);
     ASSERT_TRUE(m) << id;
-    if (repr != "-") EXPECT_EQ(m->describe(), repr) << id;
+    if (repr != "-") {
+      EXPECT_EQ(m->describe(), repr) << id;
+    }
     std::map<std::string, std::string> got;
     for (const auto& [k, t] : m->state_dict()) {
       std::string shape;
       for (size_t i = 0; i < t.shape().size(); ++i)
         shape += (i ? "x" : "") + std::to_string(t.shape()[i]);
-      got[k] = dtype_name(t.dtype()) + ":" + shape;
+      got[k] = dtype_text(t.dtype()) + ":" + shape;
     }
     EXPECT_EQ(got, expected) << id;
     ++count;
@@ -321,6 +324,36 @@ TEST(NormModules, BatchNormGradGradCheck) {
     return y * y;
   };
   EXPECT_NO_THROW(soma::autograd::gradgradcheck(f, {x, w, b}));
+}
+
+// Timing (not a test): ./soma_tests --gtest_also_run_disabled_tests
+//   --gtest_filter='NormBench.*'
+TEST(NormBench, DISABLED_BatchNormTrainForwardBackward) {
+  soma::manual_seed(9);
+  nn::BatchNorm2d bn(32);
+  Tensor x = soma::randn({128, 32, 28, 28}).requires_grad_(true);
+  Tensor g = soma::randn({128, 32, 28, 28});
+  auto step = [&] {
+    Tensor y = bn(x);
+    y.backward(g);
+  };
+  for (int i = 0; i < 3; ++i) step();
+  const int reps = 20;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i) step();
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() /
+      reps;
+  Tensor y;
+  const auto t1 = std::chrono::steady_clock::now();
+  for (int i = 0; i < reps; ++i) y = bn(x.detach());
+  const double fwd =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count() /
+      reps;
+  std::printf(
+      "batch_norm training [128, 32, 28, 28] float32: forward+backward %.2f ms, "
+      "forward %.2f ms (%d threads)\n",
+      ms, fwd, soma::get_num_threads());
 }
 
 }  // namespace
