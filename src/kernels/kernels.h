@@ -111,13 +111,13 @@ SOMA_KERNEL_SLOT(ConvBackwardWeight, "conv_backward_weight", const T*, const T*,
 // cnn: normalisation (kernels/cpu/norm.h; x viewed as [A, C, B], statistics per c)
 SOMA_KERNEL_SLOT(NormStats, "norm_stats", const T*, int64_t, int64_t, int64_t, T*, T*)
 SOMA_KERNEL_SLOT(NormAffine, "norm_affine", const T*, T*, int64_t, int64_t, int64_t, const T*,
-                 const T*)
+                 const T*, const T*)
 SOMA_KERNEL_SLOT(LayerNormApply, "layer_norm_apply", const T*, T*, int64_t, int64_t, const T*,
                  const T*, const T*, const T*)
 SOMA_KERNEL_SLOT(NormBackwardReduce, "norm_backward_reduce", const T*, const T*, int64_t, int64_t,
                  int64_t, const T*, T*, T*)
 SOMA_KERNEL_SLOT(NormBackwardApply, "norm_backward_apply", const T*, const T*, T*, int64_t, int64_t,
-                 int64_t, const T*, const T*, const T*)
+                 int64_t, const T*, const T*, const T*, const T*)
 
 #undef SOMA_KERNEL_SLOT
 

@@ -124,24 +124,24 @@ void norm_stats(const T* x, int64_t A, int64_t C, int64_t B, T* mean, T* var) {
 }
 
 template <typename T>
-void norm_affine(const T* x, T* y, int64_t A, int64_t C, int64_t B, const T* scale,
+void norm_affine(const T* x, T* y, int64_t A, int64_t C, int64_t B, const T* mean, const T* scale,
                  const T* shift) {
   if (B == 1) {
     parallel_for(A, channel_grain(C), [&](int64_t a0, int64_t a1) {
       for (int64_t a = a0; a < a1; ++a) {
         const T* p = x + a * C;
         T* q = y + a * C;
-        for (int64_t c = 0; c < C; ++c) q[c] = p[c] * scale[c] + shift[c];
+        for (int64_t c = 0; c < C; ++c) q[c] = (p[c] - mean[c]) * scale[c] + shift[c];
       }
     });
     return;
   }
   parallel_for(A * C, channel_grain(B), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
-      const T s = scale[r % C], t = shift[r % C];
+      const T m = mean[r % C], s = scale[r % C], t = shift[r % C];
       const T* p = x + r * B;
       T* q = y + r * B;
-      for (int64_t i = 0; i < B; ++i) q[i] = p[i] * s + t;
+      for (int64_t i = 0; i < B; ++i) q[i] = (p[i] - m) * s + t;
     }
   });
 }
@@ -207,14 +207,14 @@ void norm_backward_reduce(const T* dy, const T* x, int64_t A, int64_t C, int64_t
 
 template <typename T>
 void norm_backward_apply(const T* dy, const T* x, T* dx, int64_t A, int64_t C, int64_t B,
-                         const T* k1, const T* k2, const T* k3) {
+                         const T* mean, const T* k1, const T* k2, const T* k3) {
   if (B == 1) {
     parallel_for(A, channel_grain(C), [&](int64_t a0, int64_t a1) {
       for (int64_t a = a0; a < a1; ++a) {
         const T* g = dy + a * C;
         const T* p = x + a * C;
         T* q = dx + a * C;
-        for (int64_t c = 0; c < C; ++c) q[c] = g[c] * k1[c] + p[c] * k2[c] + k3[c];
+        for (int64_t c = 0; c < C; ++c) q[c] = g[c] * k1[c] + (p[c] - mean[c]) * k2[c] + k3[c];
       }
     });
     return;
@@ -222,11 +222,11 @@ void norm_backward_apply(const T* dy, const T* x, T* dx, int64_t A, int64_t C, i
   parallel_for(A * C, channel_grain(B), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t c = r % C;
-      const T u = k1[c], v = k2[c], w = k3[c];
+      const T m = mean[c], u = k1[c], v = k2[c], w = k3[c];
       const T* g = dy + r * B;
       const T* p = x + r * B;
       T* q = dx + r * B;
-      for (int64_t i = 0; i < B; ++i) q[i] = g[i] * u + p[i] * v + w;
+      for (int64_t i = 0; i < B; ++i) q[i] = g[i] * u + (p[i] - m) * v + w;
     }
   });
 }
@@ -252,13 +252,13 @@ void norm_stats_reference(const T* x, int64_t A, int64_t C, int64_t B, T* mean, 
 }
 
 template <typename T>
-void norm_affine_reference(const T* x, T* y, int64_t A, int64_t C, int64_t B, const T* scale,
-                           const T* shift) {
+void norm_affine_reference(const T* x, T* y, int64_t A, int64_t C, int64_t B, const T* mean,
+                           const T* scale, const T* shift) {
   for (int64_t a = 0; a < A; ++a)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t i = 0; i < B; ++i) {
         const int64_t j = (a * C + c) * B + i;
-        y[j] = x[j] * scale[c] + shift[c];
+        y[j] = (x[j] - mean[c]) * scale[c] + shift[c];
       }
 }
 
@@ -292,33 +292,34 @@ void norm_backward_reduce_reference(const T* dy, const T* x, int64_t A, int64_t 
 
 template <typename T>
 void norm_backward_apply_reference(const T* dy, const T* x, T* dx, int64_t A, int64_t C, int64_t B,
-                                   const T* k1, const T* k2, const T* k3) {
+                                   const T* mean, const T* k1, const T* k2, const T* k3) {
   for (int64_t a = 0; a < A; ++a)
     for (int64_t c = 0; c < C; ++c)
       for (int64_t i = 0; i < B; ++i) {
         const int64_t j = (a * C + c) * B + i;
-        dx[j] = dy[j] * k1[c] + x[j] * k2[c] + k3[c];
+        dx[j] = dy[j] * k1[c] + (x[j] - mean[c]) * k2[c] + k3[c];
       }
 }
 
 #define SOMA_NORM_INSTANTIATE(T)                                                                  \
   template void norm_stats<T>(const T*, int64_t, int64_t, int64_t, T*, T*);                       \
-  template void norm_affine<T>(const T*, T*, int64_t, int64_t, int64_t, const T*, const T*);      \
+  template void norm_affine<T>(const T*, T*, int64_t, int64_t, int64_t, const T*, const T*,       \
+                               const T*);                                                         \
   template void layer_norm_apply<T>(const T*, T*, int64_t, int64_t, const T*, const T*, const T*, \
                                     const T*);                                                    \
   template void norm_backward_reduce<T>(const T*, const T*, int64_t, int64_t, int64_t, const T*,  \
                                         T*, T*);                                                  \
   template void norm_backward_apply<T>(const T*, const T*, T*, int64_t, int64_t, int64_t,         \
-                                       const T*, const T*, const T*);                             \
+                                       const T*, const T*, const T*, const T*);                   \
   template void norm_stats_reference<T>(const T*, int64_t, int64_t, int64_t, T*, T*);             \
   template void norm_affine_reference<T>(const T*, T*, int64_t, int64_t, int64_t, const T*,       \
-                                         const T*);                                               \
+                                         const T*, const T*);                                     \
   template void layer_norm_apply_reference<T>(const T*, T*, int64_t, int64_t, const T*, const T*, \
                                               const T*, const T*);                                \
   template void norm_backward_reduce_reference<T>(const T*, const T*, int64_t, int64_t, int64_t,  \
                                                   const T*, T*, T*);                              \
   template void norm_backward_apply_reference<T>(const T*, const T*, T*, int64_t, int64_t,        \
-                                                 int64_t, const T*, const T*, const T*);
+                                                 int64_t, const T*, const T*, const T*, const T*);
 SOMA_NORM_INSTANTIATE(float)
 SOMA_NORM_INSTANTIATE(double)
 #undef SOMA_NORM_INSTANTIATE

@@ -14,9 +14,11 @@ namespace soma::kernels::cpu {
 /// values, accumulated in double). A * B must be > 0.
 template <typename T>
 void norm_stats(const T* x, int64_t A, int64_t C, int64_t B, T* mean, T* var);
-/// y[a, c, b] = x[a, c, b] * scale[c] + shift[c]. y may be x.
+/// y[a, c, b] = (x[a, c, b] - mean[c]) * scale[c] + shift[c] (centred first, so that a large
+/// mean does not cancel in float32). y may be x.
 template <typename T>
-void norm_affine(const T* x, T* y, int64_t A, int64_t C, int64_t B, const T* scale, const T* shift);
+void norm_affine(const T* x, T* y, int64_t A, int64_t C, int64_t B, const T* mean, const T* scale,
+                 const T* shift);
 /// Layer norm rows: y[m, k] = (x[m, k] - mean[m]) * rstd[m] * w[k] + b[k] (w, b may be null).
 template <typename T>
 void layer_norm_apply(const T* x, T* y, int64_t M, int64_t K, const T* mean, const T* rstd,
@@ -26,18 +28,18 @@ void layer_norm_apply(const T* x, T* y, int64_t M, int64_t K, const T* mean, con
 template <typename T>
 void norm_backward_reduce(const T* dy, const T* x, int64_t A, int64_t C, int64_t B, const T* mean,
                           T* sum_dy, T* sum_dyx);
-/// dx[a, c, b] = dy[a, c, b] * k1[c] + x[a, c, b] * k2[c] + k3[c].
+/// dx[a, c, b] = dy[a, c, b] * k1[c] + (x[a, c, b] - mean[c]) * k2[c] + k3[c].
 template <typename T>
 void norm_backward_apply(const T* dy, const T* x, T* dx, int64_t A, int64_t C, int64_t B,
-                         const T* k1, const T* k2, const T* k3);
+                         const T* mean, const T* k1, const T* k2, const T* k3);
 
 /// One element at a time on one thread, long double accumulation: what the fast kernels are
 /// tested against.
 template <typename T>
 void norm_stats_reference(const T* x, int64_t A, int64_t C, int64_t B, T* mean, T* var);
 template <typename T>
-void norm_affine_reference(const T* x, T* y, int64_t A, int64_t C, int64_t B, const T* scale,
-                           const T* shift);
+void norm_affine_reference(const T* x, T* y, int64_t A, int64_t C, int64_t B, const T* mean,
+                           const T* scale, const T* shift);
 template <typename T>
 void layer_norm_apply_reference(const T* x, T* y, int64_t M, int64_t K, const T* mean,
                                 const T* rstd, const T* w, const T* b);
@@ -46,6 +48,6 @@ void norm_backward_reduce_reference(const T* dy, const T* x, int64_t A, int64_t 
                                     const T* mean, T* sum_dy, T* sum_dyx);
 template <typename T>
 void norm_backward_apply_reference(const T* dy, const T* x, T* dx, int64_t A, int64_t C, int64_t B,
-                                   const T* k1, const T* k2, const T* k3);
+                                   const T* mean, const T* k1, const T* k2, const T* k3);
 
 }  // namespace soma::kernels::cpu

@@ -144,14 +144,14 @@ Tensor detail::batch_norm_train(const Tensor& input, const Tensor& running_mean,
   Tensor out = empty(shape, dtype);
   soma::detail::dispatch_float(dtype, op, [&]<typename T>() {
     const std::vector<T> w = values_or<T>(weight, C, T(1)), b = values_or<T>(bias, C, T(0));
-    std::vector<T> scale(C), shift(C);
+    std::vector<T> mu(C), scale(C);
     for (int64_t c = 0; c < C; ++c) {
+      mu[c] = static_cast<T>(mean_v[c]);
       scale[c] = static_cast<T>(w[c] * rstd_v[c]);
-      shift[c] = static_cast<T>(b[c] - mean_v[c] * w[c] * rstd_v[c]);
     }
     if (local > 0)
-      kernels::call<kernels::NormAffine<T>>(x.data<T>(), out.data<T>(), N, C, B, scale.data(),
-                                            shift.data());
+      kernels::call<kernels::NormAffine<T>>(x.data<T>(), out.data<T>(), N, C, B, mu.data(),
+                                            scale.data(), b.data());
   });
   if (!needs_grad(input, weight, bias)) return out;
   const bool rx = input.requires_grad(), rw = weight.defined() && weight.requires_grad(),
@@ -208,13 +208,13 @@ Tensor detail::batch_norm_train(const Tensor& input, const Tensor& running_mean,
                const double b = -a * rstd_v[c] * rstd_v[c] * s2[c] / count;
                k1[c] = static_cast<T>(a);
                k2[c] = static_cast<T>(b);
-               k3[c] = static_cast<T>(-a * s1[c] / count - b * mean_v[c]);
+               k3[c] = static_cast<T>(-a * s1[c] / count);
              }
              dx = empty(input.shape(), g.dtype());
              if (local > 0)
                kernels::call<kernels::NormBackwardApply<T>>(gc.data<T>(), x.data<T>(), dx.data<T>(),
-                                                            N, C, B, k1.data(), k2.data(),
-                                                            k3.data());
+                                                            N, C, B, mean_t.data(), k1.data(),
+                                                            k2.data(), k3.data());
            });
            return {dx, dw, db};
          },
@@ -258,15 +258,12 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
     const std::vector<T> w = values_or<T>(weight, C, T(1)), b = values_or<T>(bias, C, T(0));
     const std::vector<T> rm = values_or<T>(running_mean, C, T(0)),
                          rv = values_or<T>(running_var, C, T(1));
-    std::vector<T> scale(C), shift(C);
-    for (int64_t c = 0; c < C; ++c) {
-      const double s = w[c] / std::sqrt(static_cast<double>(rv[c]) + eps);
-      scale[c] = static_cast<T>(s);
-      shift[c] = static_cast<T>(b[c] - rm[c] * s);
-    }
+    std::vector<T> scale(C);
+    for (int64_t c = 0; c < C; ++c)
+      scale[c] = static_cast<T>(w[c] / std::sqrt(static_cast<double>(rv[c]) + eps));
     if (x.numel() > 0)
-      kernels::call<kernels::NormAffine<T>>(x.data<T>(), out.data<T>(), N, C, B, scale.data(),
-                                            shift.data());
+      kernels::call<kernels::NormAffine<T>>(x.data<T>(), out.data<T>(), N, C, B, rm.data(),
+                                            scale.data(), b.data());
   });
   return out;
 }
@@ -365,16 +362,17 @@ Tensor group_norm(const Tensor& input, int64_t num_groups, const Tensor& weight,
     std::vector<T> mu(N * G), var(N * G);
     kernels::call<kernels::NormStats<T>>(x.data<T>(), int64_t{1}, N * G, R, mu.data(), var.data());
     const std::vector<T> w = values_or<T>(weight, C, T(1)), b = values_or<T>(bias, C, T(0));
-    std::vector<T> scale(N * C), shift(N * C);
+    std::vector<T> centre(N * C), scale(N * C), shift(N * C);
     for (int64_t n = 0; n < N; ++n)
       for (int64_t c = 0; c < C; ++c) {
         const int64_t ng = n * G + c / (C / G);
         const double rs = 1.0 / std::sqrt(static_cast<double>(var[ng]) + eps);
+        centre[n * C + c] = mu[ng];
         scale[n * C + c] = static_cast<T>(w[c] * rs);
-        shift[n * C + c] = static_cast<T>(b[c] - mu[ng] * w[c] * rs);
+        shift[n * C + c] = b[c];
       }
     kernels::call<kernels::NormAffine<T>>(x.data<T>(), out.data<T>(), int64_t{1}, N * C, S,
-                                          scale.data(), shift.data());
+                                          centre.data(), scale.data(), shift.data());
   });
   if (!needs_grad(input, weight, bias)) return out;
   const bool rx = input.requires_grad(), rw = weight.defined() && weight.requires_grad(),
