@@ -36,10 +36,17 @@ std::vector<int64_t> sample_shape(const TrainConfig& c, const Data& all, bool fl
     for (int64_t d : c.input_shape) n *= d;
     SOMA_CHECK(n == features, "train: --input-shape ", c.input_shape, " has ", n,
                " elements, the samples of ", c.csv.empty() ? c.data : c.csv, " have ", features);
-    return c.input_shape;
+    if (c.arch != "mlp") return c.input_shape;  // the MLP's samples stay flat
   }
   if (all.side > 0 && !flat_model) return {1, all.side, all.side};
   return {features};
+}
+
+// The image view of flat samples for --augment: --input-shape C,H,W, or IDX images.
+std::vector<int64_t> image_view(const TrainConfig& c, const Data& all) {
+  if (c.input_shape.size() == 3) return c.input_shape;
+  if (all.side > 0) return {1, all.side, all.side};
+  return {};
 }
 
 // CSV statistics: one mean/std per feature column of flat samples, or per channel (the first
@@ -81,27 +88,32 @@ data::transforms::Transform normalizer(const data::Normalization& norm) {
 
 data::transforms::Transform model_input(const data::Normalization& norm,
                                         const std::vector<int64_t>& input_shape,
-                                        const std::vector<std::string>& augment, int64_t side) {
+                                        const std::vector<std::string>& augment,
+                                        const std::vector<int64_t>& image) {
   namespace T = data::transforms;
-  if (input_shape.size() <= 1 && augment.empty()) return normalizer(norm);
-  std::vector<int64_t> image = input_shape;
-  if (image.size() <= 1 && side > 0) image = {1, side, side};
+  const bool flat = input_shape.size() <= 1;
+  if (flat && augment.empty()) return normalizer(norm);
+  const std::vector<int64_t> view = flat ? image : input_shape;  // what the augmentation sees
   std::vector<T::Transform> stages;
-  if (image.size() > 1) stages.push_back(T::Reshape(image));
+  if (view.size() > 1) stages.push_back(T::Reshape(view));
   for (const std::string& a : augment) {
-    SOMA_CHECK(image.size() == 3, "train: --augment ", a,
+    SOMA_CHECK(view.size() == 3, "train: --augment ", a,
                " needs images: IDX data, or CSV data with --input-shape C,H,W");
     if (a == "crop") {
-      SOMA_CHECK(image[1] == image[2], "train: --augment crop needs square images, got ", image);
-      stages.push_back(T::RandomCrop(image[1], kCropPadding));
+      SOMA_CHECK(view[1] == view[2], "train: --augment crop needs square images, got ", view);
+      stages.push_back(T::RandomCrop(view[1], kCropPadding));
     } else if (a == "flip") {
       stages.push_back(T::RandomHorizontalFlip(0.5));
     } else {
       detail::fail("train: unknown --augment '", a, "'");
     }
   }
-  stages.push_back(normalizer(norm));
-  if (input_shape.size() <= 1) stages.push_back(T::Reshape({image[0] * image[1] * image[2]}));
+  if (flat) {  // per-feature statistics apply to flat rows
+    stages.push_back(T::Reshape(input_shape));
+    stages.push_back(normalizer(norm));
+  } else {
+    stages.push_back(normalizer(norm));
+  }
   return T::Compose(std::move(stages));
 }
 
@@ -121,6 +133,9 @@ TrainData select_data(const TrainConfig& c, int world, int rank, bool flat_model
   const std::vector<int64_t> shape = sample_shape(c, all, flat_model);
   // Images: one mean/std for all pixels; CSV columns: one per feature (their scales differ),
   // or one per channel.
+  SOMA_CHECK(c.augment.empty() || image_view(c, all).size() == 3 || shape.size() == 3,
+             "train: --augment ", c.augment.front(),
+             " needs images: IDX data, or CSV data with --input-shape C,H,W");
   const data::Normalization norm =
       c.csv.empty() ? data::Normalization::fit(train_set.x()) : fit_csv(train_set.x(), shape);
   const data::transforms::Transform input = model_input(norm, shape);
@@ -129,15 +144,15 @@ TrainData select_data(const TrainConfig& c, int world, int rank, bool flat_model
   SOMA_CHECK(max_label < kMaxClasses, "train: label ", max_label, " means ", max_label + 1,
              " classes; labels are class ids 0..N-1 with N at most ", kMaxClasses);
   const int64_t classes = std::max<int64_t>(2, max_label + 1);
-  data::DataLoader train_loader(train_set,
-                                {.batch_size = c.batch_size,
-                                 .shuffle = true,
-                                 .seed = c.seed,
-                                 .drop_last = false,
-                                 .num_workers = spare_core() ? 1 : 0,
-                                 .transform = model_input(norm, shape, c.augment, all.side),
-                                 .num_replicas = world,
-                                 .rank = rank});
+  data::DataLoader train_loader(
+      train_set, {.batch_size = c.batch_size,
+                  .shuffle = true,
+                  .seed = c.seed,
+                  .drop_last = false,
+                  .num_workers = spare_core() ? 1 : 0,
+                  .transform = model_input(norm, shape, c.augment, image_view(c, all)),
+                  .num_replicas = world,
+                  .rank = rank});
   data::DataLoader val_loader(
       val_set, {.batch_size = 1024, .transform = input, .num_replicas = world, .rank = rank});
   data::DataLoader test_loader(data::TensorDataset(test.x, test.y),

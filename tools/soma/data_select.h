@@ -27,13 +27,13 @@ data::transforms::Transform normalizer(const data::Normalization& norm);
 
 /// What turns rows of data [N, F] into a model's inputs [N, input_shape...]: the reshape (for
 /// a shape of rank > 1), the augmentation (--augment: "crop" is RandomCrop(H, padding 2),
-/// "flip" RandomHorizontalFlip(0.5), on the raw pixels; a flat model's images are viewed as
-/// [1, side, side] for them when `side` > 0) and the normalisation. For flat inputs without
-/// augmentation it is normalizer(norm) itself.
+/// "flip" RandomHorizontalFlip(0.5), on the raw pixels; flat samples are viewed as `image`
+/// [C, H, W] for them) and the normalisation. For flat inputs without augmentation it is
+/// normalizer(norm) itself.
 data::transforms::Transform model_input(const data::Normalization& norm,
                                         const std::vector<int64_t>& input_shape,
                                         const std::vector<std::string>& augment = {},
-                                        int64_t side = 0);
+                                        const std::vector<int64_t>& image = {});
 
 struct TrainData {
   data::TensorDataset train_set, val_set;  // the seeded split of the training data
@@ -48,7 +48,8 @@ struct TrainData {
 };
 
 /// The data of the run: this rank's shard of the training and validation loaders under
-/// mpirun (`world` ranks). The samples' shape is --input-shape when given, else [1, side, side]
+/// mpirun (`world` ranks). The samples' shape is --input-shape when given (except for --arch
+/// mlp, whose samples are flat: there it is the image view for --augment), else [1, side, side]
 /// for IDX images unless `flat_model` (a model whose first layer is a Linear), else [F].
 /// Normalisation: IDX images one mean/std; CSV one per feature column (flat samples) or one per
 /// channel (dimension 0 of --input-shape).

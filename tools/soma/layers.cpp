@@ -73,7 +73,7 @@ const json& LayerArgs::raw(const std::string& name) {
 
 int64_t LayerArgs::integer(const std::string& name) {
   const json* v = get(name);
-  if (!v) detail::fail(where(), ": the argument '", name, "' is required");
+  if (!v) return missing(name), 1;
   if (!is_integer(*v)) bad(name, "an integer");
   return as_integer(*v);
 }
@@ -115,7 +115,7 @@ std::string LayerArgs::choice(const std::string& name, const std::string& fallba
 
 std::vector<int64_t> LayerArgs::ints(const std::string& name, size_t n) {
   const json* v = get(name);
-  if (!v) detail::fail(where(), ": the argument '", name, "' is required");
+  if (!v) return missing(name), std::vector<int64_t>(n, 1);
   const std::string expected =
       n == 1 ? "an integer" : "an integer or a list of " + std::to_string(n) + " integers";
   if (is_integer(*v)) return std::vector<int64_t>(n, as_integer(*v));
@@ -135,7 +135,7 @@ std::vector<int64_t> LayerArgs::ints(const std::string& name, size_t n,
 
 std::vector<int64_t> LayerArgs::int_list(const std::string& name) {
   const json* v = get(name);
-  if (!v) detail::fail(where(), ": the argument '", name, "' is required");
+  if (!v) return missing(name), std::vector<int64_t>{1};
   if (is_integer(*v)) return {as_integer(*v)};
   if (!v->is_array() || v->empty()) bad(name, "an integer or a list of integers");
   std::vector<int64_t> out;
@@ -166,6 +166,10 @@ LayerArgs::IntsOrWord LayerArgs::ints_or_word(const std::string& name, size_t n,
   return {ints(name, n), ""};
 }
 
+void LayerArgs::missing(const std::string& name) {
+  missing_.push_back(name);
+}
+
 void LayerArgs::finish() const {
   for (const auto& item : spec_.items()) {
     const std::string& key = item.key();
@@ -177,6 +181,8 @@ void LayerArgs::finish() const {
     detail::fail(where(), ": unknown argument '", key, "' (", type_, " takes ",
                  takes.empty() ? std::string("no arguments") : takes, ")");
   }
+  if (!missing_.empty())
+    detail::fail(where(), ": the argument '", missing_.front(), "' is required");
 }
 
 // The layer types. One entry per torch.nn class: its name, and a function that reads torch's
@@ -342,8 +348,9 @@ std::shared_ptr<nn::Sequential> build_sequential(const json& layers) {
       layer = it->second(args);
     } catch (const Error& e) {
       const std::string msg = e.what();
-      if (msg.starts_with("arch: ")) throw;
-      detail::fail(args.where(), ": ", msg);
+      if (msg.starts_with("arch: ")) throw;  // an ill-typed argument
+      args.finish();                         // an unknown or missing argument is the better message
+      detail::fail(args.where(), ": ", msg);  // the module refused a value
     }
     args.finish();
     model->push_back(std::move(layer));

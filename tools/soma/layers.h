@@ -27,7 +27,8 @@ namespace soma::cli {
 /// argument it reads (so that arguments no getter asked for are reported as unknown, with the
 /// list of the ones the type takes) and throws soma::Error "arch: layer 3 (Conv2d): 'stride'
 /// must be ..., got ..." for a value of the wrong type. A missing argument or a JSON null takes
-/// the default (torch's None); a required one without a default is an error.
+/// the default (torch's None); a required one without a default is an error that finish()
+/// reports (the getter returns 1s meanwhile, so that the entry reads all its arguments).
 class LayerArgs {
  public:
   LayerArgs(const nlohmann::json& spec, size_t index, std::string type);
@@ -64,14 +65,16 @@ class LayerArgs {
   std::string where() const;
   /// Throws "arch: layer 3 (Conv2d): '<name>' must be <expected>, got <value>".
   [[noreturn]] void bad(const std::string& name, const std::string& expected) const;
-  /// Throws for every argument no getter read (after the entry built the layer).
+  /// Throws for an argument no getter read (after the entry built the layer), then for a
+  /// missing required one.
   void finish() const;
 
  private:
   const nlohmann::json& spec_;
   size_t index_;
   std::string type_;
-  std::vector<std::string> known_;
+  std::vector<std::string> known_, missing_;
+  void missing(const std::string& name);
   const nlohmann::json* get(const std::string& name);  // null when missing or JSON null
 };
 

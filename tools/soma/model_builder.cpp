@@ -38,7 +38,12 @@ int64_t Architecture::in_features() const {
 json arch_layers(const TrainConfig& c) {
   if (c.arch == "mlp") return json();
   if (c.arch == "cnn") return json::parse(kCnnPreset);
-  const std::string text = io::read_file(c.arch);
+  std::string text;
+  try {
+    text = io::read_file(c.arch);
+  } catch (const Error& e) {
+    detail::fail("arch: ", e.what());
+  }
   json layers;
   try {
     layers = json::parse(text);

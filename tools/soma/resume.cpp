@@ -56,6 +56,7 @@ const std::set<std::string> kOptimizerOptions = {"optimizer",    "momentum", "ne
 std::string shown_value(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_array()) {
+    if (v.empty()) return "\"\"";
     std::string out;
     for (const json& e : v) {
       if (!out.empty()) out += ',';
