@@ -213,6 +213,14 @@ if "$SOMA" train "${jcommon[@]}" --epochs 6 --out "$work/json" 2> "$work/err"; t
   grep -q '<table class="metrics" id="metrics">' "$work/json/report.html" \
     && grep -q '<th>test accuracy</th>' "$work/json/report.html" \
     && pass "report.html shows the metrics as a table" || fail "report metrics table"
+  # the torch twin of docs/interop.md (torch.nn.Sequential from the JSON layer list) predicts
+  # the same classes
+  if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+    "$SOMA" predict --model "$work/json/model.safetensors" --csv "$work/blobs.csv" > "$work/soma_pred"
+    /usr/bin/python3 "$(dirname "$0")/torch_twin.py" "$work/json/model.safetensors" "$work/blobs.csv" label \
+      > "$work/torch_pred" 2> "$work/err" && cmp -s "$work/soma_pred" "$work/torch_pred" \
+      && pass "the torch twin of the JSON model predicts as soma" || fail "torch twin ($(tail -2 "$work/err"))"
+  fi
   # --resume: the recorded --arch (the run keeps its layer list even if the file moves);
   # another --arch is an error naming the flag and both values
   "$SOMA" train "${jcommon[@]}" --epochs 3 --out "$work/json-part" 2> "$work/err" || fail "3-epoch JSON run ($(cat "$work/err"))"
@@ -272,6 +280,14 @@ if [ -d "$DATA" ]; then
       && pass "cnn summary for [1, 1, 28, 28]" || fail "cnn summary"
     grep -q "First layer's filters" "$work/cnn/report.html" && grep -q "Feature maps of one test image" "$work/cnn/report.html" \
       && pass "the cnn report shows filters and feature maps" || fail "the cnn report shows filters and feature maps"
+    if /usr/bin/python3 -c "import torch" 2>/dev/null; then
+      "$SOMA" predict --model "$work/cnn/model.safetensors" --data "$work/fm-small" > "$work/soma_pred"
+      /usr/bin/python3 "$(dirname "$0")/torch_twin.py" "$work/cnn/model.safetensors" --idx \
+        "$work/fm-small/t10k-images-idx3-ubyte" > "$work/torch_pred" 2> "$work/err"
+      same=$(paste "$work/soma_pred" "$work/torch_pred" | awk '$1 == $2' | wc -l)
+      [ "$same" -ge 127 ] && pass "the torch twin of the cnn agrees on $same/128 test images" \
+        || fail "cnn torch twin: $same/128 agree ($(tail -2 "$work/err"))"
+    fi
   elif grep -q "unknown type 'Conv2d'" "$work/err"; then
     echo "skip  --arch cnn (this build's layer registry has no Conv2d yet)"
   else
