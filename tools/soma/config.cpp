@@ -174,7 +174,39 @@ void apply_object(const json& j, TrainConfig& c, const std::string& path,
           c.hidden.push_back(w.get<int64_t>());
         }
       }
-    } else if (key == "activation")
+    } else if (key == "input_shape") {
+      if (v.is_string()) {
+        const std::optional<std::vector<int64_t>> dims = parse_widths(v.get<std::string>());
+        SOMA_CHECK(dims && !dims->empty(), "config: ", path,
+                   ": 'input_shape' must be comma-separated sizes like \"1,28,28\", got ",
+                   shown(v));
+        c.input_shape = *dims;
+      } else {
+        SOMA_CHECK(v.is_array(), "config: ", path,
+                   ": 'input_shape' must be a list of sizes like [1, 28, 28], got ", shown(v));
+        c.input_shape.clear();
+        for (auto& d : v) {
+          SOMA_CHECK(d.is_number_integer(), "config: ", path,
+                     ": 'input_shape' must be a list of sizes like [1, 28, 28], got ", shown(v));
+          c.input_shape.push_back(d.get<int64_t>());
+        }
+      }
+    } else if (key == "augment") {
+      if (v.is_string()) {
+        c.augment = parse_names(v.get<std::string>());
+      } else {
+        SOMA_CHECK(v.is_array(), "config: ", path,
+                   ": 'augment' must be a list like [\"crop\", \"flip\"], got ", shown(v));
+        c.augment.clear();
+        for (auto& a : v) {
+          SOMA_CHECK(a.is_string(), "config: ", path,
+                     ": 'augment' must be a list like [\"crop\", \"flip\"], got ", shown(v));
+          c.augment.push_back(a.get<std::string>());
+        }
+      }
+    } else if (key == "arch")
+      c.arch = str();
+    else if (key == "activation")
       c.activation = str();
     else if (key == "dropout")
       c.dropout = num();
@@ -244,6 +276,14 @@ std::optional<std::vector<int64_t>> parse_widths(const std::string& text) {
   return widths;
 }
 
+std::vector<std::string> parse_names(const std::string& text) {
+  std::vector<std::string> names;
+  std::istringstream ss(text);
+  std::string part;
+  while (std::getline(ss, part, ',')) names.push_back(part);
+  return names;
+}
+
 std::string normalized_key(std::string key) {
   if (key.starts_with("--")) key = key.substr(2);
   for (char& ch : key)
@@ -287,6 +327,20 @@ void validate(const TrainConfig& c) {
   for (int64_t w : c.hidden)
     SOMA_CHECK(w > 0 && w <= (1 << 20), "invalid --hidden: layer width ", w,
                " (must be 1..1048576)");
+  SOMA_CHECK(!c.arch.empty(), "invalid --arch '' (expected mlp, cnn or a FILE.json layer list)");
+  SOMA_CHECK(c.arch == "mlp" || c.arch == "cnn" || c.arch.ends_with(".json"), "invalid --arch '",
+             c.arch, "' (expected mlp, cnn or a FILE.json layer list)");
+  SOMA_CHECK(c.input_shape.size() <= 3, "invalid --input-shape ", c.input_shape,
+             " (expected C,H,W, or F for flat inputs)");
+  for (int64_t d : c.input_shape)
+    SOMA_CHECK(d > 0 && d <= (int64_t{1} << 30), "invalid --input-shape ", c.input_shape, ": size ",
+               d, " (sizes must be positive)");
+  std::set<std::string> augments;
+  for (const std::string& a : c.augment) {
+    SOMA_CHECK(a == "crop" || a == "flip", "unknown --augment '", a,
+               "' (expected crop, flip or crop,flip)");
+    SOMA_CHECK(augments.insert(a).second, "invalid --augment: '", a, "' is given twice");
+  }
   SOMA_CHECK(activations.count(c.activation), "invalid --activation '", c.activation,
              "' (expected relu, tanh, sigmoid, gelu or leaky_relu)");
   SOMA_CHECK(c.dropout >= 0 && c.dropout < 1, "invalid --dropout ", c.dropout,
@@ -310,7 +364,10 @@ void validate(const TrainConfig& c) {
 }
 
 std::string to_json(const TrainConfig& c) {
-  json j = {{"hidden", c.hidden},
+  json j = {{"arch", c.arch},
+            {"input_shape", c.input_shape},
+            {"augment", c.augment},
+            {"hidden", c.hidden},
             {"activation", c.activation},
             {"dropout", c.dropout},
             {"optimizer", c.optimizer},

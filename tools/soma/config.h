@@ -12,6 +12,9 @@ namespace soma::cli {
 
 struct TrainConfig {
   // model
+  std::string arch = "mlp";  // "mlp" (--hidden, --activation, --dropout), "cnn" or FILE.json
+  std::vector<int64_t> input_shape;       // per-sample shape the model sees; empty: from the data
+  std::vector<std::string> augment;       // training-loader augmentation: "crop", "flip"
   std::vector<int64_t> hidden{256, 128};  // hidden layer widths
   std::string activation = "relu";        // relu, tanh, sigmoid, gelu, leaky_relu
   double dropout = 0.2;                   // after every hidden layer; 0 disables
@@ -44,6 +47,9 @@ struct TrainConfig {
 /// Hidden layer widths written "256,128" ("" for none): the one parser of --hidden, as a flag
 /// and as a config file's string. Nothing unless every part is a decimal integer.
 std::optional<std::vector<int64_t>> parse_widths(const std::string& text);
+/// A comma-separated list ("crop,flip"; "" for none): --augment as a flag and as a config
+/// file's string.
+std::vector<std::string> parse_names(const std::string& text);
 /// "--batch-size", "batch-size" and "batch_size" all name the option "batch_size".
 std::string normalized_key(std::string key);
 /// Loads a .json or .toml file (keys named like the flags, with '-' or '_'); adds the

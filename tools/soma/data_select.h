@@ -25,10 +25,22 @@ Data load_data(const std::string& dir, const std::string& csv, const std::string
 /// A DataLoader transform that normalises the inputs.
 data::transforms::Transform normalizer(const data::Normalization& norm);
 
+/// What turns rows of data [N, F] into a model's inputs [N, input_shape...]: the reshape (for
+/// a shape of rank > 1), the augmentation (--augment: "crop" is RandomCrop(H, padding 2),
+/// "flip" RandomHorizontalFlip(0.5), on the raw pixels; flat samples are viewed as `image`
+/// [C, H, W] for them) and the normalisation. For flat inputs without augmentation it is
+/// normalizer(norm) itself.
+data::transforms::Transform model_input(const data::Normalization& norm,
+                                        const std::vector<int64_t>& input_shape,
+                                        const std::vector<std::string>& augment = {},
+                                        const std::vector<int64_t>& image = {});
+
 struct TrainData {
   data::TensorDataset train_set, val_set;  // the seeded split of the training data
   Data test;                               // the test split (CSV: the held-out part)
   data::Normalization norm;                // fitted on train_set
+  std::vector<int64_t> input_shape;        // one sample as the model sees it: [F] or [C, H, W]
+  data::transforms::Transform input;       // model_input() without augmentation: test inputs
   int64_t in_features = 0, classes = 0;
   std::vector<std::string> class_names;  // Fashion-MNIST's, for the report; else none
   data::DataLoader train_loader, val_loader, test_loader;
@@ -36,7 +48,11 @@ struct TrainData {
 };
 
 /// The data of the run: this rank's shard of the training and validation loaders under
-/// mpirun (`world` ranks).
-TrainData select_data(const TrainConfig& c, int world, int rank);
+/// mpirun (`world` ranks). The samples' shape is --input-shape when given (except for --arch
+/// mlp, whose samples are flat: there it is the image view for --augment), else [1, side, side]
+/// for IDX images unless `flat_model` (a model whose first layer is a Linear), else [F].
+/// Normalisation: IDX images one mean/std; CSV one per feature column (flat samples) or one per
+/// channel (dimension 0 of --input-shape).
+TrainData select_data(const TrainConfig& c, int world, int rank, bool flat_model = true);
 
 }  // namespace soma::cli

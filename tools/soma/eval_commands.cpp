@@ -24,9 +24,12 @@ Loaded load_for_inference(const std::string& model_path, const DataArgs& args) {
   Loaded l{load_model(model_path), {}};
   l.data = load_data(args.data.empty() ? "/usr/share/datasets/fashion-mnist" : args.data, args.csv,
                      args.label_column, args.split);
-  SOMA_CHECK(l.data.x.size(1) == l.model.arch.in_features, "data has ", l.data.x.size(1),
-             " features per sample, the model in ", model_path, " expects ",
-             l.model.arch.in_features);
+  SOMA_CHECK(
+      l.data.x.size(1) == l.model.arch.in_features(), "data has ", l.data.x.size(1),
+      " features per sample, the model in ", model_path, " expects ", l.model.arch.in_features(),
+      l.model.arch.input_shape.size() > 1 ? " (input shape " : "",
+      l.model.arch.input_shape.size() > 1 ? l.model.arch.input_shape : std::vector<int64_t>{},
+      l.model.arch.input_shape.size() > 1 ? ")" : "");
   return l;
 }
 
@@ -37,8 +40,10 @@ void eval(const std::string& model_path, const DataArgs& args) {
   const int64_t max_label = l.data.y.max().item<int64_t>();
   SOMA_CHECK(max_label < l.model.arch.classes, "eval: label ", max_label,
              " is out of range for the ", l.model.arch.classes, " classes of ", model_path);
-  data::DataLoader loader(data::TensorDataset(l.data.x, l.data.y),
-                          {.batch_size = 1024, .transform = normalizer(l.model.normalization)});
+  data::DataLoader loader(
+      data::TensorDataset(l.data.x, l.data.y),
+      {.batch_size = 1024,
+       .transform = model_input(l.model.normalization, l.model.arch.input_shape)});
   soma::train::EvalResult r = soma::train::evaluate(*l.model.model, loader, training_loss);
   std::cout << std::fixed << std::setprecision(4) << "loss " << r.loss << "  accuracy "
             << r.accuracy << "  samples " << r.samples << "\n";
@@ -47,12 +52,13 @@ void eval(const std::string& model_path, const DataArgs& args) {
 void predict(const std::string& model_path, const DataArgs& args) {
   Loaded l = load_for_inference(model_path, args);
   NoGradGuard no_grad;
+  const data::transforms::Transform input =
+      model_input(l.model.normalization, l.model.arch.input_shape);
   std::ostringstream out;
   const int64_t n = l.data.x.size(0);
   for (int64_t start = 0; start < n; start += 4096) {
     const int64_t len = std::min<int64_t>(4096, n - start);
-    const Tensor logits =
-        (*l.model.model)(l.model.normalization.transform()(l.data.x.narrow(0, start, len)));
+    const Tensor logits = (*l.model.model)(input(l.data.x.narrow(0, start, len)));
     for (int64_t p : argmax(logits, 1).to_vector<int64_t>()) out << p << '\n';
   }
   std::cout << out.str();
@@ -60,7 +66,9 @@ void predict(const std::string& model_path, const DataArgs& args) {
 
 void summary(const std::string& model_path) {
   ModelFile m = load_model(model_path);
-  std::cout << m.model->summary({1, m.arch.in_features});
+  Shape shape{1};
+  shape.insert(shape.end(), m.arch.input_shape.begin(), m.arch.input_shape.end());
+  std::cout << m.model->summary(shape);
 }
 
 }  // namespace soma::cli

@@ -25,12 +25,18 @@ void preload_config(int argc, char** argv, TrainConfig& config, std::set<std::st
 
 // The options of `soma train`; --hidden goes to `hidden` (parsed after the command line).
 CLI::App* add_train_command(CLI::App& app, TrainConfig& config, std::string& config_file,
-                            std::string& hidden) {
+                            std::string& hidden, std::string& input_shape, std::string& augment) {
   CLI::App* train = app.add_subcommand("train",
                                        "train a network; writes model, checkpoint, "
                                        "history, metrics and report.html to --out");
   train->add_option("--config", config_file,
                     "a .json or .toml file with these options (flags win)");
+  train->add_option("--arch", config.arch,
+                    "mlp (--hidden, --activation, --dropout), cnn, or a FILE.json layer list");
+  train->add_option("--input-shape", input_shape,
+                    "the shape of one sample, e.g. 3,32,32 (CSV data for a convolutional model)");
+  train->add_option("--augment", augment,
+                    "training-set augmentation: crop, flip or crop,flip (images)");
   train->add_option("--hidden", hidden, "hidden layer widths, e.g. 256,128 (\"\" for none)");
   train->add_option("--activation", config.activation, "relu, tanh, sigmoid, gelu or leaky_relu");
   train->add_option("--dropout", config.dropout, "dropout probability after each hidden layer");
@@ -78,12 +84,12 @@ void add_data_options(CLI::App* cmd, DataArgs& d) {
 }  // namespace
 
 int parse_command_line(int argc, char** argv, CommandLine& line) {
-  CLI::App app{"soma: train and run neural networks (MLPs) on IDX or CSV data"};
+  CLI::App app{"soma: train and run neural networks on IDX or CSV data"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "help for every subcommand");
 
-  std::string config_file, hidden;
-  CLI::App* train = add_train_command(app, line.config, config_file, hidden);
+  std::string config_file, hidden, input_shape, augment;
+  CLI::App* train = add_train_command(app, line.config, config_file, hidden, input_shape, augment);
   CLI::App* eval = app.add_subcommand("eval", "print loss and accuracy of a model on a data set");
   eval->add_option("--model", line.model, "model.safetensors written by soma train")->required();
   add_data_options(eval, line.data);
@@ -111,6 +117,13 @@ int parse_command_line(int argc, char** argv, CommandLine& line) {
       SOMA_CHECK(widths, "invalid --hidden '", hidden, "' (expected widths like 256,128)");
       line.config.hidden = *widths;
     }
+    if (train->count("--input-shape")) {
+      const std::optional<std::vector<int64_t>> dims = parse_widths(input_shape);
+      SOMA_CHECK(dims && !dims->empty(), "invalid --input-shape '", input_shape,
+                 "' (expected sizes like 1,28,28)");
+      line.config.input_shape = *dims;
+    }
+    if (train->count("--augment")) line.config.augment = parse_names(augment);
     for (const CLI::Option* opt : train->get_options())
       if (opt->count() > 0 && opt->get_name() != "--config")
         line.given.insert(normalized_key(opt->get_name()));

@@ -94,6 +94,99 @@ std::string line_chart(const std::string& title,
   return os.str();
 }
 
+// A number as the metrics table shows it: `digits` decimals, integers without.
+std::string number(const nlohmann::json& v, int digits) {
+  if (v.is_boolean()) return v.get<bool>() ? "yes" : "no";
+  if (v.is_number_integer() || v.is_number_unsigned()) return v.dump();
+  if (!v.is_number()) return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const double x = v.get<double>();
+  if (!std::isfinite(x)) return std::isnan(x) ? "nan" : (x > 0 ? "inf" : "-inf");
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(digits) << x;
+  return os.str();
+}
+
+// metrics.json as two tables: the run's numbers, and the accuracy of each class.
+std::string metrics_table(const nlohmann::json& m, const std::vector<std::string>& class_names) {
+  struct Row {
+    const char* key;
+    const char* label;
+    int digits;
+    const char* unit;
+  };
+  static const Row rows[] = {{"test_accuracy", "test accuracy", 4, ""},
+                             {"test_loss", "test loss", 4, ""},
+                             {"epochs_run", "epochs run", 0, ""},
+                             {"best_epoch", "best epoch (validation loss)", 0, ""},
+                             {"best_val_loss", "best validation loss", 4, ""},
+                             {"stopped_early", "stopped early", 0, ""},
+                             {"train_seconds", "training time", 1, " s"},
+                             {"data_seconds", "data loading time", 2, " s"},
+                             {"samples_per_second", "training samples per second", 0, ""},
+                             {"threads", "threads", 0, ""},
+                             {"ranks", "ranks", 0, ""},
+                             {"allreduce_seconds", "allreduce time", 2, " s"}};
+  std::ostringstream os;
+  os << "<table class=\"metrics\" id=\"metrics\">\n";
+  std::vector<std::string> shown;
+  for (const Row& r : rows) {
+    if (!m.contains(r.key)) continue;
+    shown.push_back(r.key);
+    os << "<tr><th>" << r.label << "</th><td>" << escape(number(m.at(r.key), r.digits)) << r.unit
+       << "</td></tr>\n";
+  }
+  for (const auto& item : m.items()) {  // anything else, as it is
+    if (item.key() == "per_class_accuracy" ||
+        std::find(shown.begin(), shown.end(), item.key()) != shown.end())
+      continue;
+    os << "<tr><th>" << escape(item.key()) << "</th><td>" << escape(number(item.value(), 4))
+       << "</td></tr>\n";
+  }
+  os << "</table>\n";
+  if (m.contains("per_class_accuracy") && m.at("per_class_accuracy").is_array()) {
+    const nlohmann::json& acc = m.at("per_class_accuracy");
+    os << "<table class=\"metrics\" id=\"per-class\"><tr><th>class</th><th>test "
+          "accuracy</th></tr>\n";
+    for (size_t c = 0; c < acc.size(); ++c)
+      os << "<tr><td>"
+         << escape(c < class_names.size() ? std::to_string(c) + " " + class_names[c]
+                                          : std::to_string(c))
+         << "</td><td>" << escape(number(acc[c], 4)) << "</td></tr>\n";
+    os << "</table>\n";
+  }
+  return os.str();
+}
+
+// Grey images drawn by the page's script: each a canvas with its pixels as hex.
+std::string canvas(int64_t height, int64_t width, const std::vector<uint8_t>& pixels, int scale,
+                   bool invert) {
+  static const char* hex = "0123456789abcdef";
+  std::ostringstream os;
+  os << "<canvas class=\"img\" width=\"" << width << "\" height=\"" << height
+     << "\" style=\"width:" << width * scale << "px\"" << (invert ? " data-invert=\"1\"" : "")
+     << " data-px=\"";
+  for (uint8_t p : pixels) os << hex[p >> 4] << hex[p & 15];
+  os << "\"></canvas>";
+  return os.str();
+}
+
+std::string image_grids(const std::vector<ImageGrid>& grids) {
+  std::ostringstream os;
+  for (const ImageGrid& g : grids) {
+    // small images (3x3 filters) drawn larger
+    const int scale =
+        static_cast<int>(std::clamp<int64_t>(84 / std::max<int64_t>(g.width, 1), 2, 16));
+    os << "<h3>" << escape(g.title) << "</h3>\n<div class=\"grid\">\n";
+    for (size_t i = 0; i < g.images.size(); ++i) {
+      os << "<figure>" << canvas(g.height, g.width, g.images[i], scale, false);
+      if (i < g.captions.size()) os << "<figcaption>" << escape(g.captions[i]) << "</figcaption>";
+      os << "</figure>\n";
+    }
+    os << "</div>\n";
+  }
+  return os.str();
+}
+
 }  // namespace
 
 std::string render_report(const ReportData& d) {
@@ -111,13 +204,17 @@ std::string render_report(const ReportData& d) {
         ".charts{display:flex;flex-wrap:wrap;gap:16px}table.cm{border-collapse:collapse;font-size:"
         "12px}"
         "table.cm td,table.cm th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+        "table.metrics{border-collapse:collapse;font-size:13px;margin:0 24px 12px 0;"
+        "display:inline-table;vertical-align:top}table.metrics th{text-align:left;font-weight:"
+        "normal;color:#555;padding:3px 12px 3px 0}table.metrics td{text-align:right;padding:3px "
+        "6px;font-variant-numeric:tabular-nums}table.metrics tr{border-bottom:1px solid #eee}"
         ".grid{display:flex;flex-wrap:wrap;gap:10px}.grid "
         "figure{margin:0;text-align:center;font-size:11px}"
         "canvas{image-rendering:pixelated;border:1px solid "
         "#ccc}pre{background:#f6f6f6;padding:10px;"
         "overflow:auto}</style></head><body>\n";
   os << "<h1>" << escape(d.title) << "</h1>\n";
-  os << "<h2>Metrics</h2><pre id=\"metrics\">" << escape(d.metrics_json) << "</pre>\n";
+  os << "<h2>Metrics</h2>\n" << metrics_table(d.metrics, d.class_names);
   os << "<h2>Training curves</h2><div class=\"charts\">\n";
   os << line_chart("Loss", {{"train loss", get("loss")}, {"validation loss", get("val_loss")}},
                    d.best_epoch, marker);
@@ -153,23 +250,32 @@ std::string render_report(const ReportData& d) {
     os << "<div class=\"grid\">\n";
     for (size_t i = 0; i < d.misclassified.size(); ++i) {
       const Misclassified& m = d.misclassified[i];
-      os << "<figure><canvas class=\"img\" width=\"" << d.image_side << "\" height=\""
-         << d.image_side << "\" style=\"width:" << d.image_side * 3 << "px\" data-px=\"";
-      static const char* hex = "0123456789abcdef";
-      for (uint8_t p : m.pixels) os << hex[p >> 4] << hex[p & 15];
-      os << "\"></canvas><figcaption>true: " << escape(name(m.truth))
+      os << "<figure>" << canvas(d.image_side, d.image_side, m.pixels, 3, true)
+         << "<figcaption>true: " << escape(name(m.truth))
          << "<br>predicted: " << escape(name(m.predicted)) << "</figcaption></figure>\n";
     }
     os << "</div>\n";
   } else {
     os << "<p>(inputs are not images, or nothing was misclassified)</p>\n";
   }
+  if (!d.filters.empty()) {
+    os << "<h2>First layer's filters</h2>\n<p>Grey is 0, white the largest positive weight, "
+          "black the most negative.</p>\n"
+       << image_grids(d.filters);
+  }
+  if (!d.feature_maps.empty()) {
+    os << "<h2>Feature maps of one test image</h2>\n<p>Every layer whose output is an image "
+          "stack [1, C, H, W]: its first channels, each scaled from its minimum (black) to its "
+          "maximum (white).</p>\n"
+       << image_grids(d.feature_maps);
+  }
   os << "<h2>Model</h2><pre id=\"summary\">" << escape(d.summary) << "</pre>\n";
   os << "<h2>Configuration</h2><pre id=\"config\">" << escape(d.config_json) << "</pre>\n";
   os << "<script>\nfor (const c of document.querySelectorAll('canvas.img')) {\n"
-        "  const s = c.width, px = c.dataset.px, ctx = c.getContext('2d'), im = "
-        "ctx.createImageData(s, s);\n"
-        "  for (let i = 0; i < s * s; ++i) { const v = 255 - parseInt(px.substr(2 * i, 2), 16);\n"
+        "  const w = c.width, h = c.height, px = c.dataset.px, inv = c.dataset.invert === '1';\n"
+        "  const ctx = c.getContext('2d'), im = ctx.createImageData(w, h);\n"
+        "  for (let i = 0; i < w * h; ++i) { const g = parseInt(px.substr(2 * i, 2), 16), "
+        "v = inv ? 255 - g : g;\n"
         "    im.data[4 * i] = im.data[4 * i + 1] = im.data[4 * i + 2] = v; im.data[4 * i + 3] = "
         "255; }\n"
         "  ctx.putImageData(im, 0, 0); c.dataset.drawn = '1';\n}\n"

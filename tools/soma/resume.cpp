@@ -45,9 +45,10 @@ std::map<std::string, Tensor> part(const std::map<std::string, Tensor>& state,
 // error unless --override is given. (--epochs, --threads, --quiet and --detect-anomaly may
 // change freely; --epochs follows the extension rules in docs/cli.md.)
 const std::vector<std::string> kComputationOptions = {
-    "hidden",   "activation",   "dropout", "optimizer", "lr",           "momentum",
-    "nesterov", "weight_decay", "beta1",   "beta2",     "schedule",     "batch_size",
-    "patience", "seed",         "data",    "csv",       "label_column", "validation"};
+    "arch",      "input_shape",  "augment",    "hidden",   "activation",   "dropout",
+    "optimizer", "lr",           "momentum",   "nesterov", "weight_decay", "beta1",
+    "beta2",     "schedule",     "batch_size", "patience", "seed",         "data",
+    "csv",       "label_column", "validation"};
 const std::set<std::string> kOptimizerOptions = {"optimizer",    "momentum", "nesterov",
                                                  "weight_decay", "beta1",    "beta2"};
 
@@ -55,10 +56,11 @@ const std::set<std::string> kOptimizerOptions = {"optimizer",    "momentum", "ne
 std::string shown_value(const json& v) {
   if (v.is_string()) return v.get<std::string>();
   if (v.is_array()) {
+    if (v.empty()) return "\"\"";
     std::string out;
     for (const json& e : v) {
       if (!out.empty()) out += ',';
-      out += e.dump();
+      out += e.is_string() ? e.get<std::string>() : e.dump();
     }
     return out;
   }
@@ -86,6 +88,7 @@ Resume read_checkpoint(TrainConfig& c, const std::set<std::string>& given,
   r.ckpt = io::parse_checkpoint(bytes, ckpt_path);
   r.done = r.ckpt.epoch;
   r.has_state = !r.ckpt.state.empty();
+  bool arch_changed = false;
   auto note = [&](const std::string& line) {
     if (main_rank) std::cerr << "soma train: " << line << "\n";
   };
@@ -101,6 +104,7 @@ Resume read_checkpoint(TrainConfig& c, const std::set<std::string>& given,
       std::replace(flag.begin(), flag.end(), '_', '-');
       differ.push_back(flag + " " + shown_value(now.at(k)) + " differs from the recorded " +
                        shown_value(then.at(k)));
+      if (k == "arch") arch_changed = true;
       if (k == "lr") r.lr_changed = true;
       if (k == "lr" || k == "schedule") r.replan = true;
       if (k == "optimizer") r.optimizer_changed = true;
@@ -122,6 +126,17 @@ Resume read_checkpoint(TrainConfig& c, const std::set<std::string>& given,
       if (!given.count(item.key()) && item.key() != "out") keep[item.key()] = item.value();
     load_config_json(keep.dump(), c, ckpt_path + " (recorded configuration)");
     planned = recorded.epochs;
+  }
+  if (auto it = r.ckpt.extra.find("model"); it != r.ckpt.extra.end() && !arch_changed) {
+    json model;
+    try {
+      model = json::parse(it->second);
+    } catch (const json::exception&) {
+      detail::fail("train: ", ckpt_path, ": corrupt model description in the checkpoint");
+    }
+    SOMA_CHECK(model.is_object(), "train: ", ckpt_path,
+               ": corrupt model description in the checkpoint");
+    if (c.arch != "mlp") r.recorded_layers = model.value("layers", json());
   }
   const int64_t target = given.count("epochs") ? c.epochs : planned;
   SOMA_CHECK(target >= r.done, "train: --epochs ", target, " is less than the ", r.done,
@@ -237,10 +252,15 @@ json apply_resume(Resume& r, nn::Module& model, Optimization& opt, const TrainCo
   return recorded_history(r, checkpoint_path(c));
 }
 
-RunRecorder::RunRecorder(std::string out, const TrainConfig& config, json history,
-                         const Optimization& opt)
+RunRecorder::RunRecorder(std::string out, const TrainConfig& config, const Architecture& arch,
+                         json history, const Optimization& opt)
     : out_(std::move(out)),
       config_json_(to_json(config)),
+      model_json_(json{{"arch", arch.name},
+                       {"layers", arch.layers},
+                       {"input_shape", arch.input_shape},
+                       {"classes", arch.classes}}
+                      .dump()),
       history_(std::move(history)),
       opt_(opt) {}
 
@@ -266,7 +286,7 @@ void RunRecorder::on_epoch_end(soma::train::TrainState& state, int64_t epoch,
   ckpt.epoch = epoch + 1;
   ckpt.rng_state = get_rng_state();
   ckpt.state = run_state_dict(opt_);
-  ckpt.extra = {{"history", history_.dump()}, {"config", config_json_}};
+  ckpt.extra = {{"history", history_.dump()}, {"config", config_json_}, {"model", model_json_}};
   io::save_checkpoint((fs::path(out_) / "checkpoint.safetensors").string(), ckpt);
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "config.h"
+#include "model_builder.h"
 #include "optimization.h"
 #include "soma/io/checkpoint.h"
 #include "soma/train/callbacks.h"
@@ -26,6 +27,8 @@ struct Resume {
   bool optimizer_changed = false;          // --override of --optimizer: its state starts afresh
   bool optimizer_options_changed = false;  // --override of momentum, betas, weight decay, ...
   bool has_state = false;                  // the checkpoint has "state." entries (soma >= 0.3)
+  nlohmann::json recorded_layers;  // the run's layer list (--arch cnn / FILE.json), when recorded
+                                   // and --arch is not overridden; else null
 };
 
 /// With config.resume: reads the checkpoint in config.out and merges its recorded
@@ -43,14 +46,16 @@ nlohmann::json apply_resume(Resume& r, nn::Module& model, Optimization& opt,
 /// checkpoint after every epoch.
 class RunRecorder : public soma::train::Callback {
  public:
-  RunRecorder(std::string out, const TrainConfig& config, nlohmann::json history,
-              const Optimization& opt);
+  /// Records `arch`'s layer list and input shape in the checkpoint ("model") besides the
+  /// configuration and the history.
+  RunRecorder(std::string out, const TrainConfig& config, const Architecture& arch,
+              nlohmann::json history, const Optimization& opt);
   void on_epoch_end(soma::train::TrainState& state, int64_t epoch,
                     const soma::train::Logs& logs) override;
   const nlohmann::json& history() const { return history_; }
 
  private:
-  std::string out_, config_json_;
+  std::string out_, config_json_, model_json_;
   nlohmann::json history_;
   const Optimization& opt_;
 };

@@ -3,7 +3,9 @@
 //   status flags.cpp          the command line (CLI11): subcommands, flags, --config; --hidden via
 //   config config.cpp         TrainConfig: JSON/TOML config files, parse_widths, validate, to_json
 //   data_select.cpp    which data (Fashion-MNIST, IDX, CSV), validation split, normalisation,
-//   loaders model_builder.cpp  the network from the options (the architecture), and the loss
+//   loaders, input shape, augmentation
+//   model_builder.cpp  the network from the options (--arch: mlp, the cnn preset, FILE.json), the
+//   loss; layers.cpp: the JSON layer list's layer types (the registry) and its chain check
 //   optimization.cpp   optimizer, learning-rate schedule, early stopping
 //   resume.cpp         the per-epoch checkpoint and history.csv, and --resume from them
 //   outputs.cpp        test evaluation, model.safetensors, metrics.json, report.html (report.cpp)
@@ -110,8 +112,12 @@ void print_header(const TrainConfig& c, const TrainData& data, const Architectur
 std::string train(TrainConfig c, const std::set<std::string>& given) {
   std::optional<Resume> resume = prepare_resume(c, given);  // recorded options into c
   start_run(c);
-  TrainData data = select_data(c, dist::world_size(), dist::rank());
-  const Architecture arch = architecture(c, data.in_features, data.classes);
+  // The layer list: --arch's, or on --resume the one the run recorded (a FILE.json may have
+  // changed or moved since).
+  json layers =
+      resume && !resume->recorded_layers.is_null() ? resume->recorded_layers : arch_layers(c);
+  TrainData data = select_data(c, dist::world_size(), dist::rank(), takes_flat_input(layers));
+  const Architecture arch = architecture(c, layers, data.input_shape, data.classes);
   std::shared_ptr<nn::Sequential> model = build_model(arch);
   Optimization opt = make_optimization(c, *model);
 
@@ -119,7 +125,7 @@ std::string train(TrainConfig c, const std::set<std::string>& given) {
   const json history = resume ? apply_resume(*resume, *model, opt, c) : json::array();
   if (resume && !c.quiet && !resume->finished)
     std::cout << "resuming " << c.out << " after epoch " << initial_epoch << "\n";
-  auto recorder = std::make_shared<RunRecorder>(c.out, c, history, opt);
+  auto recorder = std::make_shared<RunRecorder>(c.out, c, arch, history, opt);
   const soma::train::FitOptions options = fit_options(c, data, opt, initial_epoch, recorder);
 
   if (!c.quiet) print_header(c, data, arch);
