@@ -19,6 +19,9 @@
 #include "kernels/cpu/sort.h"
 #include "kernels/cpu/vector.h"
 #include "kernels/kernels.h"
+#ifdef SOMA_ONEDNN
+#include "kernels/onednn/conv.h"
+#endif
 
 namespace soma::kernels {
 
@@ -147,6 +150,15 @@ void register_kernels() {
   // toolkit: activations, factories
 
   // cnn: convolution
+#ifdef SOMA_ONEDNN
+  // oneDNN (float32 only; SOMA_ONEDNN builds): below "cpu" until the measured rule says where
+  // it wins (docs/PERFORMANCE.md, "Convolutions (issue 18)").
+  Kernel<ConvForward<float>>::add("onednn", 50, &onednn::conv_forward, &onednn::available);
+  Kernel<ConvBackwardInput<float>>::add("onednn", 50, &onednn::conv_backward_input,
+                                        &onednn::available);
+  Kernel<ConvBackwardWeight<float>>::add("onednn", 50, &onednn::conv_backward_weight,
+                                         &onednn::available);
+#endif
 
   // cnn: pooling, upsampling
 
