@@ -4,7 +4,8 @@
 //
 // One benchmark per shape x kernel (forward, backward_input, backward_weight) x backend x
 // threads (1, 2), named <shape>/<kernel>/<backend>/threads:<t>. Backends:
-//   cpu, reference       the registered implementations (reference only with CONV_BENCH_REFERENCE=1:
+//   cpu, reference       the registered implementations (reference only with
+//   CONV_BENCH_REFERENCE=1:
 //                        one element at a time, seconds per call)
 //   onednn:plain         oneDNN on nchw / oihw as they are (no reorder)
 //   onednn:weights       oneDNN with its preferred weight format (the weight reordered per call)
@@ -91,7 +92,9 @@ struct Buffers {
 
 enum Kind { kForward, kBackwardInput, kBackwardWeight };
 const char* kind_name(Kind kind) {
-  return kind == kForward ? "forward" : kind == kBackwardInput ? "backward_input" : "backward_weight";
+  return kind == kForward         ? "forward"
+         : kind == kBackwardInput ? "backward_input"
+                                  : "backward_weight";
 }
 
 using Runner = void (*)(Kind, Buffers&, const ConvGeometry&, const std::string&);
@@ -114,7 +117,8 @@ void run_registered(Kind kind, Buffers& b, const ConvGeometry& g, const std::str
 
 bool registered(Kind kind, const std::string& backend) {
   if (kind == kForward) return k::Kernel<k::ConvForward<float>>::get(backend) != nullptr;
-  if (kind == kBackwardInput) return k::Kernel<k::ConvBackwardInput<float>>::get(backend) != nullptr;
+  if (kind == kBackwardInput)
+    return k::Kernel<k::ConvBackwardInput<float>>::get(backend) != nullptr;
   return k::Kernel<k::ConvBackwardWeight<float>>::get(backend) != nullptr;
 }
 

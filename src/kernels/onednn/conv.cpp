@@ -56,7 +56,8 @@ class Buffer {
   ~Buffer() {
     if (p_) detail::deallocate(p_, bytes_);
   }
-  Buffer(Buffer&& o) noexcept : bytes_(std::exchange(o.bytes_, 0)), p_(std::exchange(o.p_, nullptr)) {}
+  Buffer(Buffer&& o) noexcept
+      : bytes_(std::exchange(o.bytes_, 0)), p_(std::exchange(o.p_, nullptr)) {}
   Buffer& operator=(Buffer&& o) noexcept {
     std::swap(bytes_, o.bytes_);
     std::swap(p_, o.p_);
@@ -196,8 +197,26 @@ constexpr size_t kCapacity = 64;
 using Key = std::array<int64_t, 20>;
 
 Key make_key(ConvKind kind, Layout layout, bool bias, int threads, const cpu::ConvGeometry& g) {
-  return {static_cast<int64_t>(kind), static_cast<int64_t>(layout), bias, threads, g.n, g.c_in,
-          g.h, g.w, g.c_out, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.dh, g.dw, g.groups, g.oh, g.ow};
+  return {static_cast<int64_t>(kind),
+          static_cast<int64_t>(layout),
+          bias,
+          threads,
+          g.n,
+          g.c_in,
+          g.h,
+          g.w,
+          g.c_out,
+          g.kh,
+          g.kw,
+          g.sh,
+          g.sw,
+          g.ph,
+          g.pw,
+          g.dh,
+          g.dw,
+          g.groups,
+          g.oh,
+          g.ow};
 }
 
 struct Cache {
@@ -259,7 +278,8 @@ void execute(const Entry& e, int arg_a, const float* a, int arg_b, const float* 
     args.emplace(bias_in ? DNNL_ARG_BIAS : DNNL_ARG_DIFF_BIAS,
                  memory(e.bias_md, eng, const_cast<float*>(bias_in ? bias_in : bias_out)));
   }
-  if (e.scratch.get_size() > 0) args.emplace(DNNL_ARG_SCRATCHPAD, memory(e.scratch, eng, scratch.get()));
+  if (e.scratch.get_size() > 0)
+    args.emplace(DNNL_ARG_SCRATCHPAD, memory(e.scratch, eng, scratch.get()));
   e.prim.execute(s, args);
   if (e.out.reordered()) {
     memory user_mem(e.out.user, eng, out);
@@ -332,7 +352,8 @@ void conv_backward_input(Layout layout, const float* gy, const float* w, float* 
   OmpThreads threads;
   guarded([&] {
     auto e = lookup(ConvKind::backward_input, layout, false, threads.n(), g);
-    execute(*e, DNNL_ARG_DIFF_DST, gy, DNNL_ARG_WEIGHTS, w, DNNL_ARG_DIFF_SRC, gx, nullptr, nullptr);
+    execute(*e, DNNL_ARG_DIFF_DST, gy, DNNL_ARG_WEIGHTS, w, DNNL_ARG_DIFF_SRC, gx, nullptr,
+            nullptr);
   });
 }
 
