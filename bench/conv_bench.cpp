@@ -10,12 +10,14 @@
 //   onednn:plain         oneDNN on nchw / oihw as they are (no reorder)
 //   onednn:weights       oneDNN with its preferred weight format (the weight reordered per call)
 //   onednn:blocked       oneDNN with its preferred formats everywhere (reorders in and out)
+//   im2col_local         a quick im2col + GEMM in this file (only while no "cpu" one is registered)
 //   selected             Kernel<Slot>::get(): what the ops call (the measured per-shape rule)
 // Counter GFLOP: 2 * n * c_out * oh * ow * (c_in / groups) * kh * kw per call, per second.
 // docs/PERFORMANCE.md ("Convolutions (issue 18)") has the numbers and the rule they gave.
 #include <benchmark/benchmark.h>
 #include <soma/soma.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -122,6 +124,44 @@ bool registered(Kind kind, const std::string& backend) {
   return k::Kernel<k::ConvBackwardWeight<float>>::get(backend) != nullptr;
 }
 
+// A quick im2col + GEMM (soma's Im2Col / Col2Im / Gemm kernels), one image at a time, one GEMM
+// per group: the baseline while no "cpu" convolution is registered.
+k::cpu::FoldGeometry fold(const ConvGeometry& g) {
+  return {g.c_in, g.h, g.w, g.kh, g.kw, g.dh, g.dw, g.ph, g.pw, g.sh, g.sw, g.oh, g.ow};
+}
+
+void run_local(Kind kind, Buffers& b, const ConvGeometry& g, const std::string&) {
+  const int64_t cig = g.c_in / g.groups, cog = g.c_out / g.groups, kk = cig * g.kh * g.kw,
+                l = g.oh * g.ow, hw = g.h * g.w;
+  thread_local std::vector<float> cols;
+  cols.resize(static_cast<size_t>(g.c_in * g.kh * g.kw * l));
+  if (kind == kBackwardWeight) std::fill(b.gw.begin(), b.gw.end(), 0.0f);
+  for (int64_t n = 0; n < g.n; ++n) {
+    const float* x = b.x.data() + n * g.c_in * hw;
+    float* gx = b.gx.data() + n * g.c_in * hw;
+    float* y = b.y.data() + n * g.c_out * l;
+    if (kind != kBackwardInput) k::call<k::Im2Col<float>>(x, cols.data(), fold(g));
+    for (int64_t gr = 0; gr < g.groups; ++gr) {
+      const float* w = b.w.data() + gr * cog * kk;
+      float* c = cols.data() + gr * kk * l;
+      float* yg = y + gr * cog * l;
+      if (kind == kForward) {
+        for (int64_t o = 0; o < cog; ++o) std::fill_n(yg + o * l, l, b.b[gr * cog + o]);
+        k::gemm<float>(false, false, cog, l, kk, 1.0f, w, kk, c, l, 1.0f, yg, l);
+      } else if (kind == kBackwardInput) {
+        k::gemm<float>(true, false, kk, l, cog, 1.0f, w, kk, yg, l, 0.0f, c, l);
+      } else {
+        k::gemm<float>(false, true, cog, kk, l, 1.0f, yg, l, c, l, 1.0f,
+                       b.gw.data() + gr * cog * kk, kk);
+      }
+    }
+    if (kind == kBackwardInput) {
+      std::fill_n(gx, g.c_in * hw, 0.0f);
+      k::call<k::Col2Im<float>>(cols.data(), gx, fold(g));
+    }
+  }
+}
+
 #ifdef SOMA_ONEDNN
 k::onednn::Layout layout_of(const std::string& backend) {
   if (backend == "onednn:plain") return k::onednn::Layout::plain;
@@ -175,6 +215,7 @@ int main(int argc, char** argv) {
         if (std::string(backend) == "reference" && !with_reference) continue;
         if (registered(kind, backend)) add(s, kind, backend, &run_registered);
       }
+      if (!registered(kind, "cpu")) add(s, kind, "im2col_local", &run_local);
 #ifdef SOMA_ONEDNN
       for (const char* backend : {"onednn:plain", "onednn:weights", "onednn:blocked"})
         add(s, kind, backend, &run_onednn);

@@ -151,12 +151,18 @@ void register_kernels() {
 
   // cnn: convolution
 #ifdef SOMA_ONEDNN
-  // oneDNN (float32 only; SOMA_ONEDNN builds): below "cpu" until the measured rule says where
-  // it wins (docs/PERFORMANCE.md, "Convolutions (issue 18)").
+  // oneDNN (float32 only; SOMA_ONEDNN builds): "onednn" alone (below "cpu"), and "tuned", the
+  // default: oneDNN or "cpu" per shape, by the rule measured with bench/conv_bench
+  // (kernels/onednn/conv.h prefer_onednn; docs/PERFORMANCE.md, "Convolutions (issue 18)").
   Kernel<ConvForward<float>>::add("onednn", 50, &onednn::conv_forward, &onednn::available);
   Kernel<ConvBackwardInput<float>>::add("onednn", 50, &onednn::conv_backward_input,
                                         &onednn::available);
   Kernel<ConvBackwardWeight<float>>::add("onednn", 50, &onednn::conv_backward_weight,
+                                         &onednn::available);
+  Kernel<ConvForward<float>>::add("tuned", 150, &onednn::tuned_conv_forward, &onednn::available);
+  Kernel<ConvBackwardInput<float>>::add("tuned", 150, &onednn::tuned_conv_backward_input,
+                                        &onednn::available);
+  Kernel<ConvBackwardWeight<float>>::add("tuned", 150, &onednn::tuned_conv_backward_weight,
                                          &onednn::available);
 #endif
 

@@ -186,6 +186,34 @@ TEST(OnednnConv, RegisteredForFloatOnly) {
   EXPECT_NE(k::Kernel<k::ConvBackwardInput<float>>::get("onednn"), nullptr);
   EXPECT_NE(k::Kernel<k::ConvBackwardWeight<float>>::get("onednn"), nullptr);
   EXPECT_EQ(k::Kernel<k::ConvForward<double>>::get("onednn"), nullptr);
+  // The default for float is the per-shape rule; SOMA_KERNELS / BackendGuard still pick one.
+  EXPECT_EQ(k::Kernel<k::ConvForward<float>>::selected_backend(), "tuned");
+  EXPECT_EQ(k::Kernel<k::ConvBackwardWeight<float>>::selected_backend(), "tuned");
+  EXPECT_NE(k::Kernel<k::ConvForward<double>>::selected_backend(), "tuned");
+  k::BackendGuard guard("onednn");
+  EXPECT_EQ(k::Kernel<k::ConvForward<float>>::selected_backend(), "onednn");
+}
+
+TEST(OnednnConv, TheRuleSendsTinyConvolutionsToCpu) {
+  using k::onednn::ConvKind;
+  EXPECT_FALSE(
+      k::onednn::prefer_onednn(ConvKind::forward, geometry(2, 2, 5, 5, 3, 3, 3, 1, 1, 1, 1)));
+  EXPECT_TRUE(
+      k::onednn::prefer_onednn(ConvKind::forward, geometry(1, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1)));
+  EXPECT_TRUE(k::onednn::prefer_onednn(ConvKind::backward_weight,
+                                       geometry(128, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1)));
+  // Whatever it picks agrees with the reference.
+  auto* ref_fwd = reference_or<k::ConvForward<float>>(&naive_forward);
+  for (const ConvGeometry& g :
+       {geometry(2, 2, 5, 5, 3, 3, 3, 1, 1, 1, 1), geometry(2, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1)}) {
+    const int64_t nx = g.n * g.c_in * g.h * g.w, ny = g.n * g.c_out * g.oh * g.ow,
+                  nw = g.c_out * g.c_in * g.kh * g.kw;
+    const std::vector<float> x = filled(nx, 1), w = filled(nw, 2), b = filled(g.c_out, 3);
+    std::vector<float> y(ny), y_ref(ny);
+    ref_fwd(x.data(), w.data(), b.data(), y_ref.data(), g);
+    k::Kernel<k::ConvForward<float>>::get()(x.data(), w.data(), b.data(), y.data(), g);
+    expect_close(y, y_ref, "tuned forward " + describe(g));
+  }
 }
 
 TEST(OnednnConv, SharedAcrossThreadsAndCacheEviction) {

@@ -16,6 +16,7 @@
 
 #include "core/allocator.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/kernels.h"
 #include "soma/core/error.h"
 
 namespace soma::kernels::onednn {
@@ -52,9 +53,9 @@ class OmpThreads {
 class Buffer {
  public:
   Buffer() = default;
-  explicit Buffer(size_t bytes) : bytes_(bytes), p_(bytes ? detail::allocate(bytes) : nullptr) {}
+  explicit Buffer(size_t bytes) : bytes_(bytes), p_(bytes ? soma::detail::allocate(bytes) : nullptr) {}
   ~Buffer() {
-    if (p_) detail::deallocate(p_, bytes_);
+    if (p_) soma::detail::deallocate(p_, bytes_);
   }
   Buffer(Buffer&& o) noexcept
       : bytes_(std::exchange(o.bytes_, 0)), p_(std::exchange(o.p_, nullptr)) {}
@@ -244,7 +245,7 @@ std::shared_ptr<Entry> lookup(ConvKind kind, Layout layout, bool bias, int threa
   try {
     e = create(kind, layout, bias, g);  // outside the lock (milliseconds)
   } catch (const dnnl::error& err) {
-    detail::fail("onednn conv: cannot create the primitive for input [", g.n, ", ", g.c_in, ", ",
+    soma::detail::fail("onednn conv: cannot create the primitive for input [", g.n, ", ", g.c_in, ", ",
                  g.h, ", ", g.w, "], ", g.c_out, " output channels, kernel ", g.kh, "x", g.kw,
                  ", groups ", g.groups, ": ", err.what());
   }
@@ -297,7 +298,7 @@ void guarded(F&& f) {
   try {
     f();
   } catch (const dnnl::error& err) {
-    detail::fail("onednn conv: ", err.what());
+    soma::detail::fail("onednn conv: ", err.what());
   }
 }
 
@@ -381,6 +382,45 @@ void conv_backward_input(const float* gy, const float* w, float* gx, const cpu::
 void conv_backward_weight(const float* x, const float* gy, float* gw, float* gb,
                           const cpu::ConvGeometry& g) {
   conv_backward_weight(layout_for(ConvKind::backward_weight, g), x, gy, gw, gb, g);
+}
+
+bool prefer_onednn(ConvKind kind, const cpu::ConvGeometry& g) {
+  (void)kind;
+  const double flop = 2.0 * static_cast<double>(g.n) * static_cast<double>(g.c_out) *
+                      static_cast<double>(g.oh * g.ow) *
+                      static_cast<double>(g.groups ? g.c_in / g.groups : 0) *
+                      static_cast<double>(g.kh * g.kw);
+  return flop >= kTinyFlop;
+}
+
+void tuned_conv_forward(const float* x, const float* w, const float* bias, float* y,
+                        const cpu::ConvGeometry& g) {
+  auto* cpu =
+      prefer_onednn(ConvKind::forward, g) ? nullptr : Kernel<ConvForward<float>>::get("cpu");
+  if (cpu)
+    cpu(x, w, bias, y, g);
+  else
+    conv_forward(x, w, bias, y, g);
+}
+void tuned_conv_backward_input(const float* gy, const float* w, float* gx,
+                               const cpu::ConvGeometry& g) {
+  auto* cpu = prefer_onednn(ConvKind::backward_input, g)
+                  ? nullptr
+                  : Kernel<ConvBackwardInput<float>>::get("cpu");
+  if (cpu)
+    cpu(gy, w, gx, g);
+  else
+    conv_backward_input(gy, w, gx, g);
+}
+void tuned_conv_backward_weight(const float* x, const float* gy, float* gw, float* gb,
+                                const cpu::ConvGeometry& g) {
+  auto* cpu = prefer_onednn(ConvKind::backward_weight, g)
+                  ? nullptr
+                  : Kernel<ConvBackwardWeight<float>>::get("cpu");
+  if (cpu)
+    cpu(x, gy, gw, gb, g);
+  else
+    conv_backward_weight(x, gy, gw, gb, g);
 }
 
 std::string implementation(ConvKind kind, Layout layout, const cpu::ConvGeometry& g, bool bias) {

@@ -43,6 +43,19 @@ Layout layout_for(ConvKind kind, const cpu::ConvGeometry& g);
 std::string implementation(ConvKind kind, Layout layout, const cpu::ConvGeometry& g,
                            bool bias = true);
 
+/// The per-shape choice between this backend and "cpu" (registered as backend "tuned", above
+/// both): oneDNN unless the convolution is too small for its per-call overhead to pay
+/// (fewer than kTinyFlop flop, where im2col + GEMM ties or wins and no primitive is created),
+/// or no "cpu" convolution is registered.
+inline constexpr double kTinyFlop = 5e5;
+bool prefer_onednn(ConvKind kind, const cpu::ConvGeometry& g);
+void tuned_conv_forward(const float* x, const float* w, const float* bias, float* y,
+                        const cpu::ConvGeometry& g);
+void tuned_conv_backward_input(const float* gy, const float* w, float* gx,
+                               const cpu::ConvGeometry& g);
+void tuned_conv_backward_weight(const float* x, const float* gy, float* gw, float* gb,
+                                const cpu::ConvGeometry& g);
+
 /// Drops every cached primitive (tests).
 void clear_cache();
 
