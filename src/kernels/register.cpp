@@ -3,6 +3,8 @@
 //   Kernel<Gemm<float>>::add("onednn", 200, &onednn::gemm<float>, &onednn::available);
 // Backends today:
 //   openblas / cpu  the fast kernels (OpenBLAS GEMM; soma's vectorised, threaded loops)
+//   onednn / tuned  float32 convolutions on oneDNN (SOMA_ONEDNN builds); "tuned" (the default)
+//                   picks oneDNN or cpu per shape (kernels/onednn/conv.h)
 //   reference       naive loops on one thread (long double accumulation where it matters):
 //                   `SOMA_KERNELS=reference` runs any program, and the op test table in ctest
 //                   (kernels.reference_backend), on them.
