@@ -6,7 +6,9 @@
 
 JOB is a JSON object: {"workload": "train", "hidden": [256, 128], "batch": 128},
 {"workload": "latency"}, {"workload": "infer", "batch": 1024}, or {"workload": "trainer",
-"out": DIR, "seed": S} (the PyTorch equivalent of a default `soma train` run, see trainer()). Prints one
+"out": DIR, "seed": S} (the PyTorch equivalent of a default `soma train` run, see trainer()),
+or one of issue 18's CNN workloads (see cnn_job()): {"workload": "cnn_train" | "cnn_infer" |
+"cnn_latency" | "dwsep" | "convT", "batch": B, "channels_last": false | true}. Prints one
 JSON line per job, like soma_bench.
 
 Training data handling is the fast idiomatic one for in-memory data (not torch.utils.data's
@@ -150,6 +152,122 @@ def infer_job(job, args):
     emit(job, "samples_per_s", rates, nparams(model), args.threads)
 
 
+# ---- issue 18: convolutional workloads (tools/bench/soma_bench.cpp has the same ones) -------
+def cnn():
+    """The plain 2-conv network: ~25 MFLOP per training sample."""
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10))
+
+
+def dwsep_block():
+    """One depthwise-separable block on [N, 32, 14, 14]: depthwise 3x3 + BN + ReLU, pointwise
+    32 -> 64 + BN + ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(32, 32, 3, padding=1, groups=32), nn.BatchNorm2d(32), nn.ReLU(),
+        nn.Conv2d(32, 64, 1), nn.BatchNorm2d(64), nn.ReLU())
+
+
+def cnn_job(job, args):
+    """cnn_train: Adam(1e-3) steps with cross-entropy on Fashion-MNIST images [B, 1, 28, 28]
+    (normalised per batch like train_job; one timed repetition = `steps` batches after a
+    warm-up); cnn_infer: eval-mode forward of random [B, 1, 28, 28] under no_grad;
+    cnn_latency: the same at batch 1, median µs per call; dwsep / convT: a training step of
+    one layer alone (forward + backward to the input and the parameters, random input, loss =
+    the mean of the output) of the depthwise-separable block on [B, 32, 14, 14] and of
+    ConvTranspose2d(64, 32, 4, stride=2, padding=1) on [B, 64, 7, 7]. channels_last: the model
+    and its inputs in torch.channels_last."""
+    w = job["workload"]
+    fmt = torch.channels_last if job.get("channels_last") else torch.contiguous_format
+    b = 1 if w == "cnn_latency" else job.get("batch", 128)
+    torch.manual_seed(0)
+    if w in ("cnn_train", "cnn_infer", "cnn_latency"):
+        model = cnn()
+    elif w == "dwsep":
+        model = dwsep_block()
+    else:
+        model = nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1)
+    model = model.to(memory_format=fmt)
+    reps = 1 if args.smoke else args.reps
+    rates = []
+    if w == "cnn_train":
+        x, y = load("train")
+        steps = 2 if args.smoke else job.get("steps", 60)
+        n = (steps + 5) * b
+        x, y = x[:n].reshape(-1, 1, 28, 28), y[:n]
+        mean, std = fit_norm(x)
+        model.train()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        g = torch.Generator().manual_seed(0)
+
+        def step(idx):
+            xb = x.index_select(0, idx).float().mul_(1.0 / 255.0).sub_(mean).div_(std)
+            xb = xb.contiguous(memory_format=fmt)
+            loss = F.cross_entropy(model(xb), y.index_select(0, idx))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        order = torch.randperm(x.shape[0], generator=g)
+        for i in range(2 if args.smoke else 5):  # warm-up
+            step(order[i * b:(i + 1) * b])
+        for _ in range(reps):
+            order = torch.randperm(x.shape[0], generator=g)
+            t0 = time.perf_counter()
+            for i in range(steps):
+                step(order[i * b:(i + 1) * b])
+            rates.append(steps * b / (time.perf_counter() - t0))
+        emit(job, "samples_per_s", rates, nparams(model), args.threads)
+        return
+    if w in ("cnn_infer", "cnn_latency"):
+        model.eval()
+        x = torch.randn(b, 1, 28, 28).contiguous(memory_format=fmt)
+        with torch.no_grad():
+            if w == "cnn_latency":
+                calls = 20 if args.smoke else 2000
+                for _ in range(min(calls, 200)):
+                    model(x)
+                for _ in range(reps):
+                    t = []
+                    for _ in range(calls):
+                        t0 = time.perf_counter()
+                        model(x)
+                        t.append((time.perf_counter() - t0) * 1e6)
+                    rates.append(statistics.median(t))
+                emit(dict(job, batch=1), "latency_us", rates, nparams(model), args.threads)
+                return
+            iters = 1 if args.smoke else 10
+            for _ in range(1 if args.smoke else 2):
+                model(x)
+            for _ in range(reps):
+                t0 = time.perf_counter()
+                for _ in range(iters):
+                    model(x)
+                rates.append(b * iters / (time.perf_counter() - t0))
+        emit(job, "samples_per_s", rates, nparams(model), args.threads)
+        return
+    # dwsep, convT: one layer's training step
+    model.train()
+    shape = (b, 32, 14, 14) if w == "dwsep" else (b, 64, 7, 7)
+    x = torch.randn(*shape).contiguous(memory_format=fmt).requires_grad_(True)
+    iters = 2 if args.smoke else 30
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        x.grad = None
+        model(x).mean().backward()
+
+    for _ in range(1 if args.smoke else 3):
+        step()
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            step()
+        rates.append(b * iters / (time.perf_counter() - t0))
+    emit(job, "samples_per_s", rates, nparams(model), args.threads)
+
+
 def evaluate(model, x, y, mean, std):
     model.eval()
     loss_sum, correct = 0.0, 0
@@ -219,7 +337,9 @@ def main():
     ap.add_argument("jobs", nargs="+")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    fns = {"train": train_job, "latency": latency_job, "infer": infer_job, "trainer": trainer}
+    fns = {"train": train_job, "latency": latency_job, "infer": infer_job, "trainer": trainer,
+           "cnn_train": cnn_job, "cnn_infer": cnn_job, "cnn_latency": cnn_job, "dwsep": cnn_job,
+           "convT": cnn_job}
     for j in args.jobs:
         job = json.loads(j)
         fns[job["workload"]](job, args)

@@ -7,7 +7,7 @@
 #   scripts/bootstrap.sh --docs  also doxygen (make docs)
 set -euo pipefail
 
-packages=(build-essential cmake ninja-build libopenblas-openmp-dev libgtest-dev
+packages=(build-essential cmake ninja-build libopenblas-openmp-dev libdnnl-dev libgtest-dev
           libbenchmark-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
           dataset-fashion-mnist
           libopenmpi-dev openmpi-bin)

@@ -3,6 +3,8 @@
 //   Kernel<Gemm<float>>::add("onednn", 200, &onednn::gemm<float>, &onednn::available);
 // Backends today:
 //   openblas / cpu  the fast kernels (OpenBLAS GEMM; soma's vectorised, threaded loops)
+//   onednn / tuned  float32 convolutions on oneDNN (SOMA_ONEDNN builds); "tuned" (the default)
+//                   picks oneDNN or cpu per shape (kernels/onednn/conv.h)
 //   reference       naive loops on one thread (long double accumulation where it matters):
 //                   `SOMA_KERNELS=reference` runs any program, and the op test table in ctest
 //                   (kernels.reference_backend), on them.
@@ -20,6 +22,9 @@
 #include "kernels/cpu/sort.h"
 #include "kernels/cpu/vector.h"
 #include "kernels/kernels.h"
+#ifdef SOMA_ONEDNN
+#include "kernels/onednn/conv.h"
+#endif
 
 namespace soma::kernels {
 
@@ -148,6 +153,21 @@ void register_kernels() {
   // toolkit: activations, factories
 
   // cnn: convolution
+#ifdef SOMA_ONEDNN
+  // oneDNN (float32 only; SOMA_ONEDNN builds): "onednn" alone (below "cpu"), and "tuned", the
+  // default: oneDNN or "cpu" per shape, by the rule measured with bench/conv_bench
+  // (kernels/onednn/conv.h prefer_onednn; docs/PERFORMANCE.md, "Convolutions (issue 18)").
+  Kernel<ConvForward<float>>::add("onednn", 50, &onednn::conv_forward, &onednn::available);
+  Kernel<ConvBackwardInput<float>>::add("onednn", 50, &onednn::conv_backward_input,
+                                        &onednn::available);
+  Kernel<ConvBackwardWeight<float>>::add("onednn", 50, &onednn::conv_backward_weight,
+                                         &onednn::available);
+  Kernel<ConvForward<float>>::add("tuned", 150, &onednn::tuned_conv_forward, &onednn::available);
+  Kernel<ConvBackwardInput<float>>::add("tuned", 150, &onednn::tuned_conv_backward_input,
+                                        &onednn::available);
+  Kernel<ConvBackwardWeight<float>>::add("tuned", 150, &onednn::tuned_conv_backward_weight,
+                                         &onednn::available);
+#endif
 
   // cnn: pooling, upsampling
 

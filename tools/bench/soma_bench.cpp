@@ -5,6 +5,9 @@
 //   soma_bench infer   --batch 1024 [--reps 3]       batch inference throughput, 784-256-128-10
 //   soma_bench sgemm   [--n 2048] [--reps 5]         soma::matmul n^3 (the sgemm ceiling)
 //   soma_bench dist    --batch 128 [--reps 3]        train under mpirun (bench/dist_throughput)
+//   soma_bench cnn_train --batch 128 | cnn_infer --batch 1024 | cnn_latency | dwsep --batch 128
+//              | convT --batch 128                   issue 18's CNN workloads (bench/torch_bench.py
+//                                                    cnn_job has the same definitions)
 //
 // train: Fashion-MNIST train split (60000), global mean/std normalisation applied per batch by
 // the DataLoader transform (as `soma train` does), shuffle (one loader worker only with a spare
@@ -23,6 +26,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -236,6 +240,146 @@ void run_sgemm(const Args& a) {
   emit(b, "gflop_per_s", gflops, 0);
 }
 
+#ifdef SOMA_BENCH_CNN
+// ---- issue 18: convolutional workloads (mirrors bench/torch_bench.py cnn_job) ---------------
+std::shared_ptr<nn::Sequential> make_cnn() {
+  auto m = std::make_shared<nn::Sequential>();
+  m->push_back(nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1)));
+  m->push_back(nn::BatchNorm2d(32));
+  m->push_back(nn::ReLU());
+  m->push_back(nn::MaxPool2d(2));
+  m->push_back(nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1)));
+  m->push_back(nn::BatchNorm2d(64));
+  m->push_back(nn::ReLU());
+  m->push_back(nn::MaxPool2d(2));
+  m->push_back(nn::Flatten());
+  m->push_back(nn::Linear(3136, 128));
+  m->push_back(nn::ReLU());
+  m->push_back(nn::Linear(128, 10));
+  return m;
+}
+
+std::shared_ptr<nn::Sequential> make_dwsep() {
+  auto m = std::make_shared<nn::Sequential>();
+  m->push_back(nn::Conv2d(nn::Conv2dOptions(32, 32, 3).padding(1).groups(32)));
+  m->push_back(nn::BatchNorm2d(32));
+  m->push_back(nn::ReLU());
+  m->push_back(nn::Conv2d(nn::Conv2dOptions(32, 64, 1)));
+  m->push_back(nn::BatchNorm2d(64));
+  m->push_back(nn::ReLU());
+  return m;
+}
+
+void run_cnn(const Args& a) {
+  const std::string& w = a.workload;
+  const int reps = a.smoke ? 1 : a.reps;
+  const int64_t b = w == "cnn_latency" ? 1 : a.batch;
+  soma::manual_seed(0);
+  std::vector<double> values;
+  if (w == "cnn_train") {
+    // Adam steps with cross-entropy on Fashion-MNIST [B, 1, 28, 28], each batch gathered from
+    // a shuffled order and normalised ((x / 255 - mean) / std), as the PyTorch side does.
+    const int64_t steps = a.smoke ? 2 : 60;
+    data::MnistSplit m = data::load_mnist(kData, "train");
+    const int64_t n = std::min<int64_t>(m.images.size(0), (steps + 5) * b);
+    const soma::Tensor x = m.images.narrow(0, 0, n).reshape({n, 1, 28, 28});
+    const soma::Tensor y = m.labels.narrow(0, 0, n);
+    const soma::Tensor xf = x.to(soma::kFloat32) * (1.0 / 255.0);
+    const double mean = xf.mean().item<double>(),
+                 stdev = (xf - mean).pow(2).mean().sqrt().item<double>();
+    auto model = make_cnn();
+    model->train();
+    soma::optim::Adam opt(model->parameters(), {.lr = 1e-3});
+    std::mt19937_64 rng(0);
+    std::vector<int64_t> order(static_cast<size_t>(n));
+    auto step = [&](int64_t i) {
+      const soma::Tensor idx =
+          soma::tensor(std::vector<int64_t>(order.begin() + i * b, order.begin() + (i + 1) * b));
+      const soma::Tensor xb =
+          (x.index_select(0, idx).to(soma::kFloat32) * (1.0 / 255.0) - mean) / stdev;
+      soma::Tensor loss = F::cross_entropy((*model)(xb), y.index_select(0, idx));
+      opt.zero_grad();
+      loss.backward();
+      opt.step();
+    };
+    auto shuffle = [&] {
+      for (int64_t i = 0; i < n; ++i) order[static_cast<size_t>(i)] = i;
+      std::shuffle(order.begin(), order.end(), rng);
+    };
+    shuffle();
+    for (int64_t i = 0; i < (a.smoke ? 2 : 5); ++i) step(i);  // warm-up
+    for (int r = 0; r < reps; ++r) {
+      shuffle();
+      const auto t0 = Clock::now();
+      for (int64_t i = 0; i < steps; ++i) step(i);
+      values.push_back(static_cast<double>(steps * b) / seconds_since(t0));
+    }
+    emit(a, "samples_per_s", values, model->num_parameters());
+    return;
+  }
+  if (w == "cnn_infer" || w == "cnn_latency") {
+    auto model = make_cnn();
+    model->eval();
+    soma::NoGradGuard no_grad;
+    const soma::Tensor x = soma::randn({b, 1, 28, 28});
+    if (w == "cnn_latency") {
+      const int64_t calls = a.smoke ? 20 : 2000;
+      for (int64_t i = 0; i < std::min<int64_t>(calls, 200); ++i) (void)(*model)(x);
+      std::vector<double> t(static_cast<size_t>(calls));
+      for (int r = 0; r < reps; ++r) {
+        for (int64_t i = 0; i < calls; ++i) {
+          const auto t0 = Clock::now();
+          soma::Tensor out = (*model)(x);
+          t[static_cast<size_t>(i)] = seconds_since(t0) * 1e6;
+        }
+        std::nth_element(t.begin(), t.begin() + calls / 2, t.end());
+        values.push_back(t[static_cast<size_t>(calls / 2)]);
+      }
+      Args c = a;
+      c.batch = 1;
+      emit(c, "latency_us", values, model->num_parameters());
+      return;
+    }
+    const int iters = a.smoke ? 1 : 10;
+    for (int i = 0; i < (a.smoke ? 1 : 2); ++i) (void)(*model)(x);
+    for (int r = 0; r < reps; ++r) {
+      const auto t0 = Clock::now();
+      for (int i = 0; i < iters; ++i) (void)(*model)(x);
+      values.push_back(static_cast<double>(b) * iters / seconds_since(t0));
+    }
+    emit(a, "samples_per_s", values, model->num_parameters());
+    return;
+  }
+  // dwsep, convT: one layer's training step (forward, backward to the input and parameters of
+  // the mean of the output).
+  std::shared_ptr<nn::Module> layer;
+  soma::Tensor x;
+  if (w == "dwsep") {
+    layer = make_dwsep();
+    x = soma::randn({b, 32, 14, 14});
+  } else {
+    layer = std::make_shared<nn::ConvTranspose2d>(
+        nn::ConvTranspose2dOptions(64, 32, 4).stride(2).padding(1));
+    x = soma::randn({b, 64, 7, 7});
+  }
+  layer->train();
+  x.requires_grad_(true);
+  const int iters = a.smoke ? 2 : 30;
+  auto step = [&] {
+    layer->zero_grad();
+    x.zero_grad();
+    (*layer)(x).mean().backward();
+  };
+  for (int i = 0; i < (a.smoke ? 1 : 3); ++i) step();
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    for (int i = 0; i < iters; ++i) step();
+    values.push_back(static_cast<double>(b) * iters / seconds_since(t0));
+  }
+  emit(a, "samples_per_s", values, layer->num_parameters());
+}
+#endif
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -288,6 +432,11 @@ int main(int argc, char** argv) {
       run_infer(a);
     else if (a.workload == "sgemm")
       run_sgemm(a);
+#ifdef SOMA_BENCH_CNN
+    else if (a.workload == "cnn_train" || a.workload == "cnn_infer" ||
+             a.workload == "cnn_latency" || a.workload == "dwsep" || a.workload == "convT")
+      run_cnn(a);
+#endif
     else {
       std::fprintf(stderr, "soma_bench: unknown workload %s\n", a.workload.c_str());
       return 2;
