@@ -49,8 +49,9 @@ TEST(PoolingModules, ForwardIsTheFunctionalOp) {
   auto [y, idx] = mp.forward_with_indices(x);
   expect_equal(y, F::max_pool2d(x, {2}));
   EXPECT_EQ(idx.dtype(), soma::kInt64);
-  expect_equal(nn::AvgPool2d(nn::AvgPool2dOptions(2).count_include_pad(false).divisor_override(3))(x),
-               F::avg_pool2d(x, {2}, {}, {0}, false, false, 3));
+  expect_equal(
+      nn::AvgPool2d(nn::AvgPool2dOptions(2).count_include_pad(false).divisor_override(3))(x),
+      F::avg_pool2d(x, {2}, {}, {0}, false, false, 3));
   expect_equal(nn::AdaptiveAvgPool2d(1)(x), F::adaptive_avg_pool2d(x, {1}));
   EXPECT_EQ(nn::AdaptiveAvgPool2d(1)(x).shape(), (soma::Shape{2, 3, 1, 1}));
   expect_equal(nn::AdaptiveMaxPool2d({3, 2})(x), F::adaptive_max_pool2d(x, {3, 2}));
@@ -60,8 +61,7 @@ TEST(PoolingModules, ForwardIsTheFunctionalOp) {
   expect_equal(nn::AvgPool1d(2)(s), F::avg_pool1d(s, 2));
   expect_equal(nn::Upsample(nn::UpsampleOptions().scale_factor({2}).mode("bilinear"))(x),
                F::interpolate(x, F::InterpolateOptions().scale_factor({2}).mode("bilinear")));
-  EXPECT_EQ(nn::Upsample(nn::UpsampleOptions().size({5, 5}))(x).shape(),
-            (soma::Shape{2, 3, 5, 5}));
+  EXPECT_EQ(nn::Upsample(nn::UpsampleOptions().size({5, 5}))(x).shape(), (soma::Shape{2, 3, 5, 5}));
   // a module in a Sequential, cloned
   nn::Sequential seq(nn::MaxPool2d(2), nn::Flatten(), nn::Unflatten(1, {3, -1}));
   EXPECT_EQ(seq.forward(x).shape(), (soma::Shape{2, 3, 9}));

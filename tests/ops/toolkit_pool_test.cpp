@@ -3,7 +3,9 @@
 // larger shapes and the error messages.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <limits>
 #include <sstream>
 
@@ -39,8 +41,9 @@ const toolkit::Table& table() {
        {one([](const Inputs& x) { return F::max_pool2d(x[0], {3}, {2}, {1}); })}},
       {"max_pool2d_k3s1p1d2",
        {one([](const Inputs& x) { return F::max_pool2d(x[0], {3}, {1}, {1}, {2}); })}},
-      {"max_pool2d_k2x3s1x2p1",
-       {one([](const Inputs& x) { return F::max_pool2d(x[0], {2, 3}, {1, 2}, {1, 1}); })}},
+      {"max_pool2d_k2x3s1x2p1", {one([](const Inputs& x) {
+         return F::max_pool2d(x[0], {2, 3}, {1, 2}, {1, 1});
+       })}},
       {"max_pool2d_k3s2_ceil",
        {one([](const Inputs& x) { return F::max_pool2d(x[0], {3}, {2}, {0}, {1}, true); })}},
       {"max_pool2d_k2s2p1_ceil",
@@ -65,45 +68,59 @@ const toolkit::Table& table() {
        {one([](const Inputs& x) { return F::avg_pool2d(x[0], {3}, {2}, {1}, true, false); })}},
       {"avg_pool2d_div3",
        {one([](const Inputs& x) { return F::avg_pool2d(x[0], {2}, {1}, {1}, false, true, 3); })}},
-      {"avg_pool2d_k2x3s2x1p1x0",
-       {one([](const Inputs& x) { return F::avg_pool2d(x[0], {2, 3}, {2, 1}, {1, 0}); })}},
-      {"avg_pool2d_perm",
-       {one([](const Inputs& x) { return F::avg_pool2d(x[0].permute({0, 3, 1, 2}), {2}, {1}); })}},
+      {"avg_pool2d_k2x3s2x1p1x0", {one([](const Inputs& x) {
+         return F::avg_pool2d(x[0], {2, 3}, {2, 1}, {1, 0});
+       })}},
+      {"avg_pool2d_perm", {one([](const Inputs& x) {
+         return F::avg_pool2d(x[0].permute({0, 3, 1, 2}), {2}, {1});
+       })}},
       {"avg_pool1d_k3s2p1", {one([](const Inputs& x) { return F::avg_pool1d(x[0], 3, 2, 1); })}},
       {"avg_pool1d_ceil_nopad",
        {one([](const Inputs& x) { return F::avg_pool1d(x[0], 2, 2, 1, true, false); })}},
-      {"adaptive_avg_pool2d_3x2",
-       {one([](const Inputs& x) { return F::adaptive_avg_pool2d(x[0], {3, 2}); })}},
+      {"adaptive_avg_pool2d_3x2", {one([](const Inputs& x) {
+         return F::adaptive_avg_pool2d(x[0], {3, 2});
+       })}},
       {"adaptive_avg_pool2d_1",
        {one([](const Inputs& x) { return F::adaptive_avg_pool2d(x[0], {1}); })}},
-      {"adaptive_avg_pool2d_5x4",
-       {one([](const Inputs& x) { return F::adaptive_avg_pool2d(x[0], {5, 4}); })}},
+      {"adaptive_avg_pool2d_5x4", {one([](const Inputs& x) {
+         return F::adaptive_avg_pool2d(x[0], {5, 4});
+       })}},
       {"adaptive_avg_pool1d_3",
        {one([](const Inputs& x) { return F::adaptive_avg_pool1d(x[0], 3); })}},
-      {"adaptive_max_pool2d_3x2",
-       {one([](const Inputs& x) { return F::adaptive_max_pool2d(x[0], {3, 2}); })}},
+      {"adaptive_max_pool2d_3x2", {one([](const Inputs& x) {
+         return F::adaptive_max_pool2d(x[0], {3, 2});
+       })}},
       {"adaptive_max_pool2d_indices",
        {two([](const Inputs& x) { return F::adaptive_max_pool2d_with_indices(x[0], {3}); })}},
       {"adaptive_max_pool1d_3",
        {one([](const Inputs& x) { return F::adaptive_max_pool1d(x[0], 3); })}},
-      {"nearest_size7x9", {one([](const Inputs& x) { return F::interpolate(x[0], near({7, 9})); })}},
-      {"nearest_size3x2", {one([](const Inputs& x) { return F::interpolate(x[0], near({3, 2})); })}},
+      {"nearest_size7x9", {one([](const Inputs& x) {
+         return F::interpolate(x[0], near({7, 9}));
+       })}},
+      {"nearest_size3x2", {one([](const Inputs& x) {
+         return F::interpolate(x[0], near({3, 2}));
+       })}},
       {"nearest_size6", {one([](const Inputs& x) { return F::interpolate(x[0], near({6})); })}},
       {"nearest_scale2",
        {one([](const Inputs& x) { return F::interpolate(x[0], near_scale({2.0})); })}},
       {"nearest_scale1p5",
        {one([](const Inputs& x) { return F::interpolate(x[0], near_scale({1.5})); })}},
-      {"nearest_scale1p7x0p6",
-       {one([](const Inputs& x) { return F::interpolate(x[0], near_scale({1.7, 0.6})); })}},
+      {"nearest_scale1p7x0p6", {one([](const Inputs& x) {
+         return F::interpolate(x[0], near_scale({1.7, 0.6}));
+       })}},
       {"nearest_1d_size7", {one([](const Inputs& x) { return F::interpolate(x[0], near({7})); })}},
-      {"bilinear_size7x9",
-       {one([](const Inputs& x) { return F::interpolate(x[0], bilinear({7, 9}, false)); })}},
-      {"bilinear_size7x9_ac",
-       {one([](const Inputs& x) { return F::interpolate(x[0], bilinear({7, 9}, true)); })}},
-      {"bilinear_size3x2",
-       {one([](const Inputs& x) { return F::interpolate(x[0], bilinear({3, 2}, false)); })}},
-      {"bilinear_size3x1_ac",
-       {one([](const Inputs& x) { return F::interpolate(x[0], bilinear({3, 1}, true)); })}},
+      {"bilinear_size7x9", {one([](const Inputs& x) {
+         return F::interpolate(x[0], bilinear({7, 9}, false));
+       })}},
+      {"bilinear_size7x9_ac", {one([](const Inputs& x) {
+         return F::interpolate(x[0], bilinear({7, 9}, true));
+       })}},
+      {"bilinear_size3x2", {one([](const Inputs& x) {
+         return F::interpolate(x[0], bilinear({3, 2}, false));
+       })}},
+      {"bilinear_size3x1_ac", {one([](const Inputs& x) {
+         return F::interpolate(x[0], bilinear({3, 1}, true));
+       })}},
       {"bilinear_scale2",
        {one([](const Inputs& x) { return F::interpolate(x[0], bilinear_scale({2.0}, false)); })}},
       {"bilinear_scale2_ac",
@@ -121,7 +138,8 @@ const toolkit::Table& table() {
        {one([](const Inputs& x) { return F::interpolate(x[0], F::InterpolateOptions()); })}},
       {"bilinear_3d",
        {one([](const Inputs& x) { return F::interpolate(x[0], bilinear({4}, false)); })}},
-      {"max_pool2d_k2p2", {one([](const Inputs& x) { return F::max_pool2d(x[0], {2}, {2}, {2}); })}},
+      {"max_pool2d_k2p2",
+       {one([](const Inputs& x) { return F::max_pool2d(x[0], {2}, {2}, {2}); })}},
       {"max_pool2d_k7", {one([](const Inputs& x) { return F::max_pool2d(x[0], {7}); })}},
       {"max_pool2d_k0", {one([](const Inputs& x) { return F::max_pool2d(x[0], {0}); })}},
       {"avg_pool2d_div0",
@@ -158,8 +176,10 @@ TEST(ToolkitPoolKernels, FastMatchesReference) {
     bool ceil;
   };
   const std::vector<Cfg> cfgs = {
-      {{8, 32, 28, 28}, {2}, {2}, {0}, {1}, false},  {{4, 64, 14, 14}, {2}, {2}, {0}, {1}, false},
-      {{4, 16, 15, 13}, {2}, {2}, {0}, {1}, true},   {{3, 8, 17, 19}, {3}, {2}, {1}, {1}, true},
+      {{8, 32, 28, 28}, {2}, {2}, {0}, {1}, false},
+      {{4, 64, 14, 14}, {2}, {2}, {0}, {1}, false},
+      {{4, 16, 15, 13}, {2}, {2}, {0}, {1}, true},
+      {{3, 8, 17, 19}, {3}, {2}, {1}, {1}, true},
       {{2, 8, 20, 21}, {3, 2}, {1, 3}, {1, 1}, {2, 1}, false},
   };
   soma::manual_seed(11);
@@ -226,7 +246,9 @@ TEST(ToolkitPoolErrors, NameTheOpAndValues) {
             std::string::npos);
   EXPECT_NE(error_message([&] { F::max_pool2d(x, {7}); }).find("Output size is too small"),
             std::string::npos);
-  EXPECT_NE(error_message([&] { F::avg_pool2d(soma::zeros({5, 5}), {2}); }).find("avg_pool2d"),
+  EXPECT_NE(error_message([&] {
+              F::avg_pool2d(soma::zeros({5, 5}), {2});
+            }).find("avg_pool2d"),
             std::string::npos);
   EXPECT_NE(error_message([&] { F::max_pool2d(x.to(soma::kInt64), {2}); }).find("int64"),
             std::string::npos);
@@ -243,6 +265,36 @@ TEST(ToolkitPoolErrors, NameTheOpAndValues) {
   EXPECT_THROW(F::dropout2d(x, 1.5), soma::Error);
   // a batch of zero images pools to an empty batch
   EXPECT_EQ(F::max_pool2d(soma::zeros({0, 2, 4, 4}), {2}).shape(), (soma::Shape{0, 2, 2, 2}));
+}
+
+}  // namespace
+
+namespace {
+
+// Timing (not run by default): --gtest_also_run_disabled_tests
+// --gtest_filter='*DISABLED_MaxPoolTiming*'
+TEST(ToolkitPoolKernels, DISABLED_MaxPoolTiming) {
+  for (const soma::Shape& shape : {soma::Shape{128, 32, 28, 28}, soma::Shape{128, 64, 14, 14}}) {
+    Tensor x = soma::randn(shape).requires_grad_(true);
+    const Tensor gy = soma::randn({shape[0], shape[1], shape[2] / 2, shape[3] / 2});
+    double best_f = 1e9, best_fb = 1e9;
+    for (int rep = 0; rep < 20; ++rep) {
+      const auto t0 = std::chrono::steady_clock::now();
+      Tensor y = F::max_pool2d(x, {2});
+      const auto t1 = std::chrono::steady_clock::now();
+      y.backward(gy);
+      const auto t2 = std::chrono::steady_clock::now();
+      x.zero_grad();
+      best_f = std::min(best_f, std::chrono::duration<double, std::milli>(t1 - t0).count());
+      best_fb = std::min(best_fb, std::chrono::duration<double, std::milli>(t2 - t0).count());
+    }
+    std::printf(
+        "max_pool2d(2) [%lld, %lld, %lld, %lld] float32: forward %.3f ms, forward+backward "
+        "%.3f ms (best of 20, %d threads)\n",
+        static_cast<long long>(shape[0]), static_cast<long long>(shape[1]),
+        static_cast<long long>(shape[2]), static_cast<long long>(shape[3]), best_f, best_fb,
+        soma::get_num_threads());
+  }
 }
 
 }  // namespace

@@ -27,7 +27,8 @@ namespace functional {
 /// most half the kernel; with ceil_mode the last window must start inside the input or the left
 /// padding (torch's rule).
 Tensor max_pool2d(const Tensor& input, const std::vector<int64_t>& kernel_size,
-                  const std::vector<int64_t>& stride = {}, const std::vector<int64_t>& padding = {0},
+                  const std::vector<int64_t>& stride = {},
+                  const std::vector<int64_t>& padding = {0},
                   const std::vector<int64_t>& dilation = {1}, bool ceil_mode = false);
 /// max_pool2d and the int64 flat positions (iy * W + ix in each plane) of the maxima.
 std::tuple<Tensor, Tensor> max_pool2d_with_indices(const Tensor& input,
@@ -37,8 +38,8 @@ std::tuple<Tensor, Tensor> max_pool2d_with_indices(const Tensor& input,
                                                    const std::vector<int64_t>& dilation = {1},
                                                    bool ceil_mode = false);
 /// Over [N, C, L] or [C, L]; stride 0 means kernel_size.
-Tensor max_pool1d(const Tensor& input, int64_t kernel_size, int64_t stride = 0,
-                  int64_t padding = 0, int64_t dilation = 1, bool ceil_mode = false);
+Tensor max_pool1d(const Tensor& input, int64_t kernel_size, int64_t stride = 0, int64_t padding = 0,
+                  int64_t dilation = 1, bool ceil_mode = false);
 std::tuple<Tensor, Tensor> max_pool1d_with_indices(const Tensor& input, int64_t kernel_size,
                                                    int64_t stride = 0, int64_t padding = 0,
                                                    int64_t dilation = 1, bool ceil_mode = false);
@@ -46,19 +47,20 @@ std::tuple<Tensor, Tensor> max_pool1d_with_indices(const Tensor& input, int64_t 
 /// Average pooling: window sum / divisor_override, else the window's size (padding included
 /// when count_include_pad).
 Tensor avg_pool2d(const Tensor& input, const std::vector<int64_t>& kernel_size,
-                  const std::vector<int64_t>& stride = {}, const std::vector<int64_t>& padding = {0},
-                  bool ceil_mode = false, bool count_include_pad = true,
+                  const std::vector<int64_t>& stride = {},
+                  const std::vector<int64_t>& padding = {0}, bool ceil_mode = false,
+                  bool count_include_pad = true,
                   std::optional<int64_t> divisor_override = std::nullopt);
-Tensor avg_pool1d(const Tensor& input, int64_t kernel_size, int64_t stride = 0,
-                  int64_t padding = 0, bool ceil_mode = false, bool count_include_pad = true);
+Tensor avg_pool1d(const Tensor& input, int64_t kernel_size, int64_t stride = 0, int64_t padding = 0,
+                  bool ceil_mode = false, bool count_include_pad = true);
 
 /// Output cell i covers [floor(i in / out), ceil((i + 1) in / out)) along each spatial dim;
 /// output_size {s} or {oh, ow}.
 Tensor adaptive_avg_pool2d(const Tensor& input, const std::vector<int64_t>& output_size);
 Tensor adaptive_avg_pool1d(const Tensor& input, int64_t output_size);
 Tensor adaptive_max_pool2d(const Tensor& input, const std::vector<int64_t>& output_size);
-std::tuple<Tensor, Tensor> adaptive_max_pool2d_with_indices(const Tensor& input,
-                                                            const std::vector<int64_t>& output_size);
+std::tuple<Tensor, Tensor> adaptive_max_pool2d_with_indices(
+    const Tensor& input, const std::vector<int64_t>& output_size);
 Tensor adaptive_max_pool1d(const Tensor& input, int64_t output_size);
 
 /// F::interpolate's options (torch's argument names): exactly one of size and scale_factor;
@@ -80,7 +82,7 @@ struct InterpolateOptions {
     align_corners_ = v;
     return *this;
   }
-  std::vector<int64_t> size_;        // {s} or {oh, ow}; empty: use scale_factor
+  std::vector<int64_t> size_;         // {s} or {oh, ow}; empty: use scale_factor
   std::vector<double> scale_factor_;  // {f} or {fh, fw}; output = floor(in * f)
   std::string mode_ = "nearest";
   std::optional<bool> align_corners_;
@@ -98,17 +100,20 @@ Tensor dropout2d(const Tensor& input, double p = 0.5, bool training = true);
 
 // ---- modules -------------------------------------------------------------------------------
 // Options structs: libtorch style, chainable setters and getters of the same name.
-#define SOMA_POOL_ARG(T, name)            \
-  auto& name(const T& v) {                \
-    name##_ = v;                          \
-    return *this;                         \
-  }                                       \
-  const T& name() const { return name##_; } \
-  T name##_
+// clang-format off
+#define SOMA_POOL_ARG(T, name)                \
+    auto& name(const T& v) {                  \
+      name##_ = v;                            \
+      return *this;                           \
+    }                                         \
+    const T& name() const { return name##_; } \
+    T name##_
+// clang-format on
 
 struct MaxPool2dOptions {
   MaxPool2dOptions(int64_t kernel_size) : kernel_size_({kernel_size}) {}  // NOLINT
-  MaxPool2dOptions(std::vector<int64_t> kernel_size) : kernel_size_(std::move(kernel_size)) {}  // NOLINT
+  MaxPool2dOptions(std::vector<int64_t> kernel_size)
+      : kernel_size_(std::move(kernel_size)) {}  // NOLINT
   SOMA_POOL_ARG(std::vector<int64_t>, kernel_size);
   SOMA_POOL_ARG(std::vector<int64_t>, stride){};  // empty: kernel_size
   SOMA_POOL_ARG(std::vector<int64_t>, padding){0};
@@ -118,7 +123,8 @@ struct MaxPool2dOptions {
 
 struct AvgPool2dOptions {
   AvgPool2dOptions(int64_t kernel_size) : kernel_size_({kernel_size}) {}  // NOLINT
-  AvgPool2dOptions(std::vector<int64_t> kernel_size) : kernel_size_(std::move(kernel_size)) {}  // NOLINT
+  AvgPool2dOptions(std::vector<int64_t> kernel_size)
+      : kernel_size_(std::move(kernel_size)) {}  // NOLINT
   SOMA_POOL_ARG(std::vector<int64_t>, kernel_size);
   SOMA_POOL_ARG(std::vector<int64_t>, stride){};  // empty: kernel_size
   SOMA_POOL_ARG(std::vector<int64_t>, padding){0};
@@ -196,7 +202,7 @@ class AvgPool1d : public Cloneable<AvgPool1d> {
 /// AdaptiveAvgPool2d(1), AdaptiveAvgPool2d({7, 7}).
 class AdaptiveAvgPool2d : public Cloneable<AdaptiveAvgPool2d> {
  public:
-  AdaptiveAvgPool2d(int64_t output_size);  // NOLINT
+  AdaptiveAvgPool2d(int64_t output_size);               // NOLINT
   AdaptiveAvgPool2d(std::vector<int64_t> output_size);  // NOLINT
   void reset() override {}
   Tensor forward(const Tensor& input) override;
@@ -206,7 +212,7 @@ class AdaptiveAvgPool2d : public Cloneable<AdaptiveAvgPool2d> {
 
 class AdaptiveMaxPool2d : public Cloneable<AdaptiveMaxPool2d> {
  public:
-  AdaptiveMaxPool2d(int64_t output_size);  // NOLINT
+  AdaptiveMaxPool2d(int64_t output_size);               // NOLINT
   AdaptiveMaxPool2d(std::vector<int64_t> output_size);  // NOLINT
   void reset() override {}
   Tensor forward(const Tensor& input) override;

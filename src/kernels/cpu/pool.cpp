@@ -218,8 +218,7 @@ void avg_pool_forward(const T* x, T* y, const PoolGeometry& g) {
 template <typename T>
 void avg_pool_backward(const T* gy, T* gx, const PoolGeometry& g) {
   const int64_t in = g.height * g.width, out = g.oh * g.ow;
-  const int64_t grain =
-      std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, in + out));
+  const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, in + out));
   parallel_for(g.planes, grain, [&](int64_t p0, int64_t p1) {
     std::vector<T> scaled;
     for (int64_t p = p0; p < p1; ++p) avg_plane_backward(gy + p * out, gx + p * in, g, scaled);
@@ -301,22 +300,21 @@ void avg_pool_backward_reference(const T* gy, T* gx, const PoolGeometry& g) {
 template <typename T>
 void adaptive_max_pool_forward_reference(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
   const int64_t in = g.height * g.width, out = g.oh * g.ow;
-  for (int64_t p = 0; p < g.planes; ++p) adaptive_max_plane(x + p * in, y + p * out, idx + p * out, g);
+  for (int64_t p = 0; p < g.planes; ++p)
+    adaptive_max_plane(x + p * in, y + p * out, idx + p * out, g);
 }
 
-#define SOMA_INSTANTIATE_POOL(T)                                                                  \
-  template void max_pool_forward<T>(const T*, T*, int64_t*, const PoolGeometry&);                \
-  template void max_pool_forward_reference<T>(const T*, T*, int64_t*, const PoolGeometry&);      \
-  template void max_pool_backward<T>(const T*, const int64_t*, T*, const PoolGeometry&);         \
-  template void max_pool_backward_reference<T>(const T*, const int64_t*, T*,                     \
-                                               const PoolGeometry&);                             \
-  template void avg_pool_forward<T>(const T*, T*, const PoolGeometry&);                          \
-  template void avg_pool_forward_reference<T>(const T*, T*, const PoolGeometry&);                \
-  template void avg_pool_backward<T>(const T*, T*, const PoolGeometry&);                         \
-  template void avg_pool_backward_reference<T>(const T*, T*, const PoolGeometry&);               \
-  template void adaptive_max_pool_forward<T>(const T*, T*, int64_t*, const PoolGeometry&);       \
-  template void adaptive_max_pool_forward_reference<T>(const T*, T*, int64_t*,                   \
-                                                       const PoolGeometry&);
+#define SOMA_INSTANTIATE_POOL(T)                                                                   \
+  template void max_pool_forward<T>(const T*, T*, int64_t*, const PoolGeometry&);                  \
+  template void max_pool_forward_reference<T>(const T*, T*, int64_t*, const PoolGeometry&);        \
+  template void max_pool_backward<T>(const T*, const int64_t*, T*, const PoolGeometry&);           \
+  template void max_pool_backward_reference<T>(const T*, const int64_t*, T*, const PoolGeometry&); \
+  template void avg_pool_forward<T>(const T*, T*, const PoolGeometry&);                            \
+  template void avg_pool_forward_reference<T>(const T*, T*, const PoolGeometry&);                  \
+  template void avg_pool_backward<T>(const T*, T*, const PoolGeometry&);                           \
+  template void avg_pool_backward_reference<T>(const T*, T*, const PoolGeometry&);                 \
+  template void adaptive_max_pool_forward<T>(const T*, T*, int64_t*, const PoolGeometry&);         \
+  template void adaptive_max_pool_forward_reference<T>(const T*, T*, int64_t*, const PoolGeometry&);
 SOMA_INSTANTIATE_POOL(float)
 SOMA_INSTANTIATE_POOL(double)
 #undef SOMA_INSTANTIATE_POOL

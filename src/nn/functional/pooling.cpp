@@ -16,6 +16,7 @@
 #include "kernels/kernels.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
+#include "soma/ops/elementwise.h"
 #include "soma/ops/indexing.h"
 #include "soma/ops/matmul.h"
 #include "soma/ops/shape.h"
@@ -114,8 +115,7 @@ PoolGeometry geometry(const Tensor& x4, const Window& w, bool ceil_mode, const c
   SOMA_CHECK(g.oh >= 1 && g.ow >= 1, op, ": Given input size: (", x4.size(1), "x", g.height, "x",
              g.width, "). Calculated output size: (", x4.size(1), "x", g.oh, "x", g.ow,
              "). Output size is too small (kernel_size (", w.kh, ", ", w.kw, "), stride (", w.sh,
-             ", ", w.sw, "), padding (", w.ph, ", ", w.pw, "), dilation (", w.dh, ", ", w.dw,
-             "))");
+             ", ", w.sw, "), padding (", w.ph, ", ", w.pw, "), dilation (", w.dh, ", ", w.dw, "))");
   return g;
 }
 
@@ -130,8 +130,7 @@ Tensor scatter_planes(const Tensor& gy, const Tensor& idx, int64_t height, int64
   Tensor gx = detail::make_tensor({gy.size(0), gy.size(1), height, width}, gy.dtype());
   const Tensor gc = gy.contiguous();
   detail::dispatch_float(gy.dtype(), "max_pool2d_backward", [&]<typename T>() {
-    kernels::call<kernels::MaxPoolBackward<T>>(gc.data<T>(), idx.data<int64_t>(), gx.data<T>(),
-                                               g);
+    kernels::call<kernels::MaxPoolBackward<T>>(gc.data<T>(), idx.data<int64_t>(), gx.data<T>(), g);
   });
   if (needs_grad(gy))
     record(gx, "max_pool2d_backward", {gy},
@@ -171,7 +170,8 @@ Tensor avg_forward_4d(const Tensor& x, const PoolGeometry& g) {
     kernels::call<kernels::AvgPoolForward<T>>(xc.data<T>(), y.data<T>(), g);
   });
   if (needs_grad(x))
-    record(y, "avg_pool2d", {x}, [g](const Tensor& gy) -> Grads { return {avg_backward_4d(gy, g)}; });
+    record(y, "avg_pool2d", {x},
+           [g](const Tensor& gy) -> Grads { return {avg_backward_4d(gy, g)}; });
   return y;
 }
 
@@ -199,8 +199,9 @@ Tensor adaptive_matrix(int64_t in, int64_t out, DType dtype) {
 
 // y = A_h x A_w^T over the last two dims of a 4-D x: A_h [oh, H], A_w [ow, W].
 Tensor separable(const Tensor& x, const Tensor& ah, const Tensor& aw) {
-  const Tensor t = soma::matmul(x, soma::t(aw));                                  // [N, C, H, ow]
-  return soma::transpose(soma::matmul(soma::transpose(t, 2, 3), soma::t(ah)), 2, 3);  // [.., oh, ow]
+  const Tensor t = soma::matmul(x, soma::t(aw));  // [N, C, H, ow]
+  return soma::transpose(soma::matmul(soma::transpose(t, 2, 3), soma::t(ah)), 2,
+                         3);  // [.., oh, ow]
 }
 
 std::pair<int64_t, int64_t> adaptive_size(const std::vector<int64_t>& output_size, const char* op) {
@@ -378,8 +379,8 @@ Tensor linear_matrix(int64_t in, int64_t out, bool align_corners, std::optional<
       m[o * in + o] = T(1);
       continue;
     }
-    T real = align_corners ? ratio * static_cast<T>(o)
-                           : ratio * (static_cast<T>(o) + T(0.5)) - T(0.5);
+    T real =
+        align_corners ? ratio * static_cast<T>(o) : ratio * (static_cast<T>(o) + T(0.5)) - T(0.5);
     if (!align_corners && real < T(0)) real = T(0);
     const int64_t i0 = static_cast<int64_t>(real);
     const int64_t i1 = i0 + (i0 < in - 1 ? 1 : 0);
@@ -446,8 +447,7 @@ Tensor interpolate(const Tensor& input, const InterpolateOptions& options) {
   }
   const bool align = options.align_corners_.value_or(false);
   return detail::dispatch_float(input.dtype(), op, [&]<typename T>() {
-    return separable(input,
-                     linear_matrix<T>(input.size(2), out[0], align, scales[0]),
+    return separable(input, linear_matrix<T>(input.size(2), out[0], align, scales[0]),
                      linear_matrix<T>(input.size(3), out[1], align, scales[1]));
   });
 }
