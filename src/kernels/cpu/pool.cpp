@@ -41,6 +41,12 @@ void for_planes(const PoolGeometry& g, F&& f) {
   });
 }
 
+// 2x2 windows, stride 2, no padding or dilation, every window inside the input.
+inline bool is_2x2(const PoolGeometry& g) {
+  return g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 &&
+         g.dw == 1 && 2 * g.oh <= g.height && 2 * g.ow <= g.width;
+}
+
 template <typename T>
 void max_plane_2x2(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
   const int64_t W = g.width;
@@ -67,9 +73,7 @@ void max_plane_2x2(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
 template <typename T>
 void max_plane(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
   const int64_t H = g.height, W = g.width;
-  if (g.kh == 2 && g.kw == 2 && g.sh == 2 && g.sw == 2 && g.ph == 0 && g.pw == 0 && g.dh == 1 &&
-      g.dw == 1 && 2 * g.oh <= H && 2 * g.ow <= W)
-    return max_plane_2x2(x, y, idx, g);
+  if (is_2x2(g)) return max_plane_2x2(x, y, idx, g);
   for (int64_t oy = 0; oy < g.oh; ++oy) {
     T* yr = y + oy * g.ow;
     int64_t* ir = idx + oy * g.ow;
@@ -103,8 +107,34 @@ void max_plane(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
   }
 }
 
+// 2x2 stride-2 windows without padding do not overlap: each gx element is written once, gy
+// where the index points at it and 0 elsewhere (no zero fill, no scatter).
+template <typename T>
+void scatter_plane_2x2(const T* gy, const int64_t* idx, T* gx, const PoolGeometry& g) {
+  const int64_t W = g.width;
+  for (int64_t oy = 0; oy < g.oh; ++oy) {
+    T* r0 = gx + 2 * oy * W;
+    T* r1 = r0 + W;
+    const T* gr = gy + oy * g.ow;
+    const int64_t* ir = idx + oy * g.ow;
+    const int64_t base = 2 * oy * W;
+#pragma omp simd
+    for (int64_t ox = 0; ox < g.ow; ++ox) {
+      const int64_t k = ir[ox] - base - 2 * ox;
+      const T v = gr[ox];
+      r0[2 * ox] = k == 0 ? v : T(0);
+      r0[2 * ox + 1] = k == 1 ? v : T(0);
+      r1[2 * ox] = k == W ? v : T(0);
+      r1[2 * ox + 1] = k == W + 1 ? v : T(0);
+    }
+    for (int64_t x = 2 * g.ow; x < W; ++x) r0[x] = r1[x] = T(0);
+  }
+  std::fill(gx + 2 * g.oh * W, gx + g.height * W, T(0));
+}
+
 template <typename T>
 void scatter_plane(const T* gy, const int64_t* idx, T* gx, const PoolGeometry& g) {
+  if (is_2x2(g)) return scatter_plane_2x2(gy, idx, gx, g);
   const int64_t n = g.height * g.width, L = g.oh * g.ow;
   std::fill(gx, gx + n, T(0));
   for (int64_t o = 0; o < L; ++o) {

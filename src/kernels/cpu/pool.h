@@ -24,7 +24,9 @@ template <typename T>
 void max_pool_forward_reference(const T* x, T* y, int64_t* idx, const PoolGeometry& g);
 
 /// gx[p, idx[p, o]] += gy[p, o] over a gx that the kernel zero-fills first (the adjoint of
-/// gathering at idx; serves max pooling and adaptive max pooling).
+/// gathering at idx; serves max pooling and adaptive max pooling). g is the forward's geometry
+/// and idx its indices: with 2x2 stride-2 windows (no overlap) the cpu version writes each gx
+/// element once instead of zero-filling and scattering.
 template <typename T>
 void max_pool_backward(const T* gy, const int64_t* idx, T* gx, const PoolGeometry& g);
 template <typename T>

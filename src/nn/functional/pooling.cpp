@@ -122,12 +122,10 @@ PoolGeometry geometry(const Tensor& x4, const Window& w, bool ceil_mode, const c
 // ---- the differentiable building blocks (4-D tensors) -----------------------------------------
 Tensor gather_planes(const Tensor& x, const Tensor& idx);
 
-// gx [N, C, H, W] with gx[n, c, idx[n, c, o]] += gy[n, c, o]; backward: gather at idx.
-Tensor scatter_planes(const Tensor& gy, const Tensor& idx, int64_t height, int64_t width) {
-  PoolGeometry g{};
-  g.planes = gy.size(0) * gy.size(1);
-  g.height = height, g.width = width, g.oh = gy.size(2), g.ow = gy.size(3);
-  Tensor gx = detail::make_tensor({gy.size(0), gy.size(1), height, width}, gy.dtype());
+// gx [N, C, H, W] with gx[n, c, idx[n, c, o]] += gy[n, c, o]; backward: gather at idx. g is
+// the forward's geometry (the kernel may use the window: 2x2 stride-2 windows do not overlap).
+Tensor scatter_planes(const Tensor& gy, const Tensor& idx, const PoolGeometry& g) {
+  Tensor gx = detail::make_tensor({gy.size(0), gy.size(1), g.height, g.width}, gy.dtype());
   const Tensor gc = gy.contiguous();
   detail::dispatch_float(gy.dtype(), "max_pool2d_backward", [&]<typename T>() {
     kernels::call<kernels::MaxPoolBackward<T>>(gc.data<T>(), idx.data<int64_t>(), gx.data<T>(), g);
@@ -153,11 +151,9 @@ std::tuple<Tensor, Tensor> max_pool_4d(const Tensor& x, const PoolGeometry& g, c
   detail::dispatch_float(x.dtype(), op, [&]<typename T>() {
     kernels::call<kernels::MaxPoolForward<T>>(xc.data<T>(), y.data<T>(), idx.data<int64_t>(), g);
   });
-  if (needs_grad(x)) {
-    const int64_t h = g.height, w = g.width;
+  if (needs_grad(x))
     record(y, op, {x},
-           [idx, h, w](const Tensor& gy) -> Grads { return {scatter_planes(gy, idx, h, w)}; });
-  }
+           [idx, g](const Tensor& gy) -> Grads { return {scatter_planes(gy, idx, g)}; });
   return {y, idx};
 }
 
@@ -221,11 +217,9 @@ std::tuple<Tensor, Tensor> adaptive_max_4d(const Tensor& x, int64_t oh, int64_t 
     kernels::call<kernels::AdaptiveMaxPoolForward<T>>(xc.data<T>(), y.data<T>(),
                                                       idx.data<int64_t>(), g);
   });
-  if (needs_grad(x)) {
-    const int64_t h = g.height, w = g.width;
+  if (needs_grad(x))
     record(y, "adaptive_max_pool2d", {x},
-           [idx, h, w](const Tensor& gy) -> Grads { return {scatter_planes(gy, idx, h, w)}; });
-  }
+           [idx, g](const Tensor& gy) -> Grads { return {scatter_planes(gy, idx, g)}; });
   return {y, idx};
 }
 
