@@ -11,6 +11,7 @@
 #include "kernels/cpu/loop.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/optim.h"
+#include "kernels/cpu/pool.h"
 #include "kernels/cpu/shape.h"
 #include "kernels/registry.h"
 #include "soma/core/tensor.h"
@@ -106,7 +107,17 @@ SOMA_KERNEL_SLOT(ConvBackwardInput, "conv_backward_input", const T*, const T*, T
 SOMA_KERNEL_SLOT(ConvBackwardWeight, "conv_backward_weight", const T*, const T*, T*, T*,
                  const cpu::ConvGeometry&)
 
-// cnn: pooling, upsampling
+// cnn: pooling, upsampling (kernels/cpu/pool.h)
+/// Max pooling with flat int64 indices into each plane, and the scatter-add of gy at them.
+SOMA_KERNEL_SLOT(MaxPoolForward, "max_pool_forward", const T*, T*, int64_t*,
+                 const cpu::PoolGeometry&)
+SOMA_KERNEL_SLOT(MaxPoolBackward, "max_pool_backward", const T*, const int64_t*, T*,
+                 const cpu::PoolGeometry&)
+/// Average pooling and its adjoint (gx zero-filled by the kernel).
+SOMA_KERNEL_SLOT(AvgPoolForward, "avg_pool_forward", const T*, T*, const cpu::PoolGeometry&)
+SOMA_KERNEL_SLOT(AvgPoolBackward, "avg_pool_backward", const T*, T*, const cpu::PoolGeometry&)
+SOMA_KERNEL_SLOT(AdaptiveMaxPoolForward, "adaptive_max_pool_forward", const T*, T*, int64_t*,
+                 const cpu::PoolGeometry&)
 
 // cnn: normalisation (kernels/cpu/norm.h; x viewed as [A, C, B], statistics per c)
 SOMA_KERNEL_SLOT(NormStats, "norm_stats", const T*, int64_t, int64_t, int64_t, T*, T*)

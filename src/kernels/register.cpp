@@ -16,6 +16,7 @@
 #include "kernels/cpu/loop.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/optim.h"
+#include "kernels/cpu/pool.h"
 #include "kernels/cpu/reduce.h"
 #include "kernels/cpu/shape.h"
 #include "kernels/cpu/softmax.h"
@@ -170,6 +171,21 @@ void register_kernels() {
 #endif
 
   // cnn: pooling, upsampling
+  const auto pool_kernels = []<typename T>() {
+    Kernel<MaxPoolForward<T>>::add("cpu", 100, &cpu::max_pool_forward<T>);
+    Kernel<MaxPoolForward<T>>::add("reference", 0, &cpu::max_pool_forward_reference<T>);
+    Kernel<MaxPoolBackward<T>>::add("cpu", 100, &cpu::max_pool_backward<T>);
+    Kernel<MaxPoolBackward<T>>::add("reference", 0, &cpu::max_pool_backward_reference<T>);
+    Kernel<AvgPoolForward<T>>::add("cpu", 100, &cpu::avg_pool_forward<T>);
+    Kernel<AvgPoolForward<T>>::add("reference", 0, &cpu::avg_pool_forward_reference<T>);
+    Kernel<AvgPoolBackward<T>>::add("cpu", 100, &cpu::avg_pool_backward<T>);
+    Kernel<AvgPoolBackward<T>>::add("reference", 0, &cpu::avg_pool_backward_reference<T>);
+    Kernel<AdaptiveMaxPoolForward<T>>::add("cpu", 100, &cpu::adaptive_max_pool_forward<T>);
+    Kernel<AdaptiveMaxPoolForward<T>>::add("reference", 0,
+                                           &cpu::adaptive_max_pool_forward_reference<T>);
+  };
+  pool_kernels.template operator()<float>();
+  pool_kernels.template operator()<double>();
 
   // cnn: normalisation
   const auto norm_kernels = []<typename T>() {
