@@ -8,7 +8,9 @@ ROOT=${1:-$(cd "$(dirname "$0")/../.." && pwd)}
 DOC=${2:-$ROOT/docs/api.md}
 [ -f "$DOC" ] || { echo "FAIL  $DOC does not exist"; exit 1; }
 headers=("$ROOT"/include/soma/ops/*.h "$ROOT"/include/soma/core/tensor.h
-         "$ROOT"/include/soma/autograd/*.h "$ROOT"/include/soma/nn/functional.h)
+         "$ROOT"/include/soma/autograd/*.h "$ROOT"/include/soma/nn/functional.h
+         "$ROOT"/include/soma/nn/conv.h "$ROOT"/include/soma/nn/pooling.h
+         "$ROOT"/include/soma/nn/normalization.h)
 # Declarations: a return type, then a lower-case name and '(' (comments, operators, macros and
 # constructors excluded). Names soma uses only internally start with an underscore or live in
 # a 'detail' namespace (skipped by the awk state machine).
