@@ -5,7 +5,10 @@
 
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
+#include "soma/nn/conv.h"
 #include "soma/nn/layers.h"
+#include "soma/nn/normalization.h"
+#include "soma/nn/pooling.h"
 
 namespace soma::cli {
 
@@ -185,39 +188,65 @@ void LayerArgs::finish() const {
     detail::fail(where(), ": the argument '", missing_.front(), "' is required");
 }
 
+namespace {
+
+// Conv1d / Conv2d: torch's argument names; padding an integer, D integers, "same" or "valid".
+template <size_t D>
+std::shared_ptr<nn::Module> conv(LayerArgs& a) {
+  const int64_t in = a.integer("in_channels"), out = a.integer("out_channels");
+  const std::vector<int64_t> zeros(D, 0), ones(D, 1);
+  nn::ConvOptions<D> o(in, out, a.ints("kernel_size", D));
+  o.stride(a.ints("stride", D, ones));
+  const LayerArgs::IntsOrWord pad = a.ints_or_word("padding", D, zeros, {"same", "valid"});
+  if (pad.word.empty())
+    o.padding(pad.ints);
+  else
+    o.padding(pad.word);
+  o.dilation(a.ints("dilation", D, ones))
+      .groups(a.integer("groups", 1))
+      .bias(a.boolean("bias", true))
+      .padding_mode(
+          a.choice("padding_mode", "zeros", {"zeros", "reflect", "replicate", "circular"}));
+  if constexpr (D == 1)
+    return module(nn::Conv1d(o));
+  else
+    return module(nn::Conv2d(o));
+}
+
+// ConvTranspose1d / ConvTranspose2d: Conv's names (integer padding only) and output_padding.
+template <size_t D>
+std::shared_ptr<nn::Module> conv_transpose(LayerArgs& a) {
+  const int64_t in = a.integer("in_channels"), out = a.integer("out_channels");
+  const std::vector<int64_t> zeros(D, 0), ones(D, 1);
+  nn::ConvTransposeOptions<D> o(in, out, a.ints("kernel_size", D));
+  o.stride(a.ints("stride", D, ones))
+      .padding(a.ints("padding", D, zeros))
+      .output_padding(a.ints("output_padding", D, zeros))
+      .dilation(a.ints("dilation", D, ones))
+      .groups(a.integer("groups", 1))
+      .bias(a.boolean("bias", true))
+      .padding_mode(a.choice("padding_mode", "zeros", {"zeros"}));
+  if constexpr (D == 1)
+    return module(nn::ConvTranspose1d(o));
+  else
+    return module(nn::ConvTranspose2d(o));
+}
+
+// BatchNorm1d / BatchNorm2d (momentum a number: torch's None is not read from a layer list).
+nn::BatchNormOptions batch_norm(LayerArgs& a) {
+  nn::BatchNormOptions o(a.integer("num_features"));
+  o.eps(a.number("eps", 1e-5)).momentum(a.number("momentum", 0.1));
+  o.affine(a.boolean("affine", true)).track_running_stats(a.boolean("track_running_stats", true));
+  return o;
+}
+
+}  // namespace
+
 // The layer types. One entry per torch.nn class: its name, and a function that reads torch's
 // argument names (with torch's defaults) and returns the soma module. Each entry must read
 // every argument the type takes (with a default where torch has one): the names it reads are
 // the names the list accepts for it, and the list of them is what an unknown argument's
 // message shows.
-//
-// The CNN layers join here as their modules land (include/soma/nn/conv.h, pooling.h,
-// normalization.h). Their torch argument names, which their entries read:
-//   Conv2d: in_channels, out_channels, kernel_size, stride=1, padding=0 (int, [h, w], "same",
-//     "valid": a.ints_or_word("padding", 2, {0, 0}, {"same", "valid"})), dilation=1, groups=1,
-//     bias=true, padding_mode="zeros" ("zeros", "reflect", "replicate", "circular").
-//     Conv1d: the same with one spatial size (a.ints(name, 1)).
-//   ConvTranspose2d: as Conv2d (padding ints only) plus output_padding=0.
-//   MaxPool2d: kernel_size, stride=kernel_size (null: kernel_size), padding=0, dilation=1,
-//     ceil_mode=false (return_indices: refuse true). AvgPool2d: kernel_size, stride,
-//     padding=0, ceil_mode=false, count_include_pad=true (divisor_override: refuse).
-//   AdaptiveAvgPool2d / AdaptiveMaxPool2d: output_size (int or [h, w]).
-//   BatchNorm1d / BatchNorm2d: num_features, eps=1e-5, momentum=0.1, affine=true,
-//     track_running_stats=true.
-//   LayerNorm: normalized_shape (int or list: a.int_list), eps=1e-5, elementwise_affine=true.
-//   GroupNorm: num_groups, num_channels, eps=1e-5, affine=true.
-//   Dropout2d: p=0.5 (and inplace: the inplace() helper).
-//   Unflatten: dim, unflattened_size (a.int_list).
-//   Upsample: size (int or [h, w]), scale_factor (number or [h, w]), mode="nearest"
-//     ("nearest", "bilinear"), align_corners (null or bool).
-// An entry looks like
-//   {"Conv2d", [](LayerArgs& a) {
-//      return module(nn::Conv2d(nn::Conv2dOptions(a.integer("in_channels"),
-//                                                 a.integer("out_channels"),
-//                                                 a.ints("kernel_size", 2)).stride(...)...));
-//    }},
-// A module whose options refuse a value throws soma::Error; build_sequential() prefixes it
-// with the layer index and type.
 const std::map<std::string, LayerFactory>& layer_registry() {
   static const std::map<std::string, LayerFactory> registry = {
       {"Linear",
@@ -228,6 +257,86 @@ const std::map<std::string, LayerFactory>& layer_registry() {
          return module(nn::Linear(in, out, o));
        }},
       {"Identity", [](LayerArgs&) { return module(nn::Identity()); }},
+      // convolution
+      {"Conv1d", [](LayerArgs& a) { return conv<1>(a); }},
+      {"Conv2d", [](LayerArgs& a) { return conv<2>(a); }},
+      {"ConvTranspose1d", [](LayerArgs& a) { return conv_transpose<1>(a); }},
+      {"ConvTranspose2d", [](LayerArgs& a) { return conv_transpose<2>(a); }},
+      // pooling and resampling
+      {"MaxPool2d",
+       [](LayerArgs& a) {
+         nn::MaxPool2dOptions o(a.ints("kernel_size", 2));
+         if (a.has("stride")) o.stride(a.ints("stride", 2));  // null or missing: kernel_size
+         o.padding(a.ints("padding", 2, {0, 0}))
+             .dilation(a.ints("dilation", 2, {1, 1}))
+             .ceil_mode(a.boolean("ceil_mode", false));
+         if (a.boolean("return_indices", false))
+           a.bad("return_indices", "false (a layer list passes one tensor on)");
+         return module(nn::MaxPool2d(o));
+       }},
+      {"AvgPool2d",
+       [](LayerArgs& a) {
+         nn::AvgPool2dOptions o(a.ints("kernel_size", 2));
+         if (a.has("stride")) o.stride(a.ints("stride", 2));
+         o.padding(a.ints("padding", 2, {0, 0}))
+             .ceil_mode(a.boolean("ceil_mode", false))
+             .count_include_pad(a.boolean("count_include_pad", true));
+         if (a.has("divisor_override")) o.divisor_override(a.integer("divisor_override"));
+         return module(nn::AvgPool2d(o));
+       }},
+      {"AdaptiveAvgPool2d",
+       [](LayerArgs& a) { return module(nn::AdaptiveAvgPool2d(a.ints("output_size", 2))); }},
+      {"AdaptiveMaxPool2d",
+       [](LayerArgs& a) {
+         const std::vector<int64_t> size = a.ints("output_size", 2);
+         if (a.boolean("return_indices", false))
+           a.bad("return_indices", "false (a layer list passes one tensor on)");
+         return module(nn::AdaptiveMaxPool2d(size));
+       }},
+      {"Dropout2d",
+       [](LayerArgs& a) {
+         const double p = a.number("p", 0.5);
+         inplace(a);
+         return module(nn::Dropout2d(p));
+       }},
+      {"Unflatten",
+       [](LayerArgs& a) {
+         const int64_t dim = a.integer("dim");
+         return module(nn::Unflatten(dim, a.int_list("unflattened_size")));
+       }},
+      {"Upsample",
+       [](LayerArgs& a) {
+         nn::UpsampleOptions o;
+         if (a.has("size")) o.size(a.ints("size", 2));
+         if (a.has("scale_factor")) {
+           const json& f = a.raw("scale_factor");
+           if (f.is_number())
+             o.scale_factor({f.get<double>()});
+           else if (f.is_array() && f.size() == 2 && f[0].is_number() && f[1].is_number())
+             o.scale_factor({f[0].get<double>(), f[1].get<double>()});
+           else
+             a.bad("scale_factor", "a number or a list of 2 numbers");
+         }
+         o.mode(a.choice("mode", "nearest", {"nearest", "bilinear"}));
+         if (a.has("align_corners")) o.align_corners(a.boolean("align_corners", false));
+         return module(nn::Upsample(o));
+       }},
+      // normalisation
+      {"BatchNorm1d", [](LayerArgs& a) { return module(nn::BatchNorm1d(batch_norm(a))); }},
+      {"BatchNorm2d", [](LayerArgs& a) { return module(nn::BatchNorm2d(batch_norm(a))); }},
+      {"LayerNorm",
+       [](LayerArgs& a) {
+         nn::LayerNormOptions o(a.int_list("normalized_shape"));
+         o.eps(a.number("eps", 1e-5)).elementwise_affine(a.boolean("elementwise_affine", true));
+         return module(nn::LayerNorm(o));
+       }},
+      {"GroupNorm",
+       [](LayerArgs& a) {
+         const int64_t groups = a.integer("num_groups"), channels = a.integer("num_channels");
+         nn::GroupNormOptions o(groups, channels);
+         o.eps(a.number("eps", 1e-5)).affine(a.boolean("affine", true));
+         return module(nn::GroupNorm(o));
+       }},
       {"Flatten",
        [](LayerArgs& a) {
          const int64_t start = a.integer("start_dim", 1), end = a.integer("end_dim", -1);
