@@ -71,6 +71,8 @@ TEST(ConvKernels, FastMatchesReference) {
       {2, 8, 16, 9, 11, 5, 2, 2, 1, 1},     // one sample per thread, odd sizes
       {1, 16, 24, 13, 12, 3, 1, 1, 1, 2},   // batch 1: threaded GEMM
       {3, 4, 6, 5, 5, 3, 1, 0, 2, 2},       // kernel reach = input size
+      {2, 2, 3, 1, 1, 3, 1, 2, 2, 1},       // taps wholly in the padding
+      {2, 3, 4, 2, 3, 3, 2, 3, 1, 1},       // padding wider than the image
   };
   for (const Shape& c : shapes) {
     const ConvGeometry g = geometry(c);

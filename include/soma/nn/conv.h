@@ -12,6 +12,7 @@
 #pragma once
 
 #include <array>
+#include <concepts>
 #include <cstdint>
 #include <initializer_list>
 #include <string>
@@ -23,6 +24,16 @@
 #include "soma/core/tensor.h"
 #include "soma/nn/module.h"
 
+namespace soma::detail {
+// the string-padding convolutions behind the conv1d/conv2d templates
+Tensor conv2d_str(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                  const std::vector<int64_t>& stride, std::string_view padding,
+                  const std::vector<int64_t>& dilation, int64_t groups);
+Tensor conv1d_str(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                  const std::vector<int64_t>& stride, std::string_view padding,
+                  const std::vector<int64_t>& dilation, int64_t groups);
+}  // namespace soma::detail
+
 namespace soma::nn::functional {
 
 /// torch.nn.functional.conv2d: input [N, C_in, H, W] or [C_in, H, W], weight
@@ -32,17 +43,26 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias = {}
               const std::vector<int64_t>& stride = {1}, const std::vector<int64_t>& padding = {0},
               const std::vector<int64_t>& dilation = {1}, int64_t groups = 1);
 /// padding "valid" (none) or "same" (output size = input size; stride 1 only; an odd total
-/// padding puts the extra row/column at the bottom/right, as torch).
-Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
-              const std::vector<int64_t>& stride, std::string_view padding,
-              const std::vector<int64_t>& dilation = {1}, int64_t groups = 1);
+/// padding puts the extra row/column at the bottom/right, as torch). (A template so that a
+/// braced {0} padding always means numbers.)
+template <typename S>
+requires std::convertible_to<const S&, std::string_view> Tensor
+conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
+       const std::vector<int64_t>& stride, const S& padding,
+       const std::vector<int64_t>& dilation = {1}, int64_t groups = 1) {
+  return ::soma::detail::conv2d_str(input, weight, bias, stride, padding, dilation, groups);
+}
 /// torch.nn.functional.conv1d: input [N, C_in, L] or [C_in, L], weight [C_out, C_in / groups, k].
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias = {},
               const std::vector<int64_t>& stride = {1}, const std::vector<int64_t>& padding = {0},
               const std::vector<int64_t>& dilation = {1}, int64_t groups = 1);
-Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias,
-              const std::vector<int64_t>& stride, std::string_view padding,
-              const std::vector<int64_t>& dilation = {1}, int64_t groups = 1);
+template <typename S>
+requires std::convertible_to<const S&, std::string_view> Tensor
+conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias,
+       const std::vector<int64_t>& stride, const S& padding,
+       const std::vector<int64_t>& dilation = {1}, int64_t groups = 1) {
+  return ::soma::detail::conv1d_str(input, weight, bias, stride, padding, dilation, groups);
+}
 /// torch.nn.functional.conv_transpose2d (conv2d's adjoint in its input; torch's argument
 /// order): input [N, C_in, H, W] or [C_in, H, W], weight [C_in, C_out / groups, kh, kw];
 /// output size (H - 1) stride - 2 padding + dilation (kh - 1) + output_padding + 1.

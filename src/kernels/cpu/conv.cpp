@@ -36,9 +36,8 @@ inline int64_t ceil_div(int64_t a, int64_t b) {
 // [lo, hi).
 inline void valid_range(int64_t n_in, int64_t n_out, int64_t s, int64_t p, int64_t kd, int64_t& lo,
                         int64_t& hi) {
-  lo = std::max<int64_t>(0, ceil_div(p - kd, s));
-  hi = std::min<int64_t>(n_out, floor_div(n_in - 1 + p - kd, s) + 1);
-  if (hi < lo) hi = lo;
+  lo = std::clamp<int64_t>(ceil_div(p - kd, s), 0, n_out);
+  hi = std::clamp<int64_t>(floor_div(n_in - 1 + p - kd, s) + 1, lo, n_out);
 }
 
 template <typename T>

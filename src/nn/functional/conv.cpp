@@ -312,23 +312,11 @@ Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
                  params("conv2d", 2, stride, padding, dilation, groups));
 }
 
-Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
-              const std::vector<int64_t>& stride, std::string_view padding,
-              const std::vector<int64_t>& dilation, int64_t groups) {
-  return conv_nd_str("conv2d", 2, input, weight, bias, stride, padding, dilation, groups);
-}
-
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias,
               const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
               const std::vector<int64_t>& dilation, int64_t groups) {
   return conv_nd("conv1d", 1, input, weight, bias,
                  params("conv1d", 1, stride, padding, dilation, groups));
-}
-
-Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias,
-              const std::vector<int64_t>& stride, std::string_view padding,
-              const std::vector<int64_t>& dilation, int64_t groups) {
-  return conv_nd_str("conv1d", 1, input, weight, bias, stride, padding, dilation, groups);
 }
 
 Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
@@ -348,3 +336,21 @@ Tensor conv_transpose1d(const Tensor& input, const Tensor& weight, const Tensor&
 }
 
 }  // namespace soma::nn::functional
+
+namespace soma::detail {
+
+Tensor conv2d_str(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                  const std::vector<int64_t>& stride, std::string_view padding,
+                  const std::vector<int64_t>& dilation, int64_t groups) {
+  return nn::functional::conv_nd_str("conv2d", 2, input, weight, bias, stride, padding, dilation,
+                                     groups);
+}
+
+Tensor conv1d_str(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                  const std::vector<int64_t>& stride, std::string_view padding,
+                  const std::vector<int64_t>& dilation, int64_t groups) {
+  return nn::functional::conv_nd_str("conv1d", 1, input, weight, bias, stride, padding, dilation,
+                                     groups);
+}
+
+}  // namespace soma::detail
