@@ -3,6 +3,7 @@
 // ConvTranspose2d (parameters, torch's initialisation, describe(), clone, state_dict, padding
 // modes, errors). Op values against PyTorch: tests/ops/toolkit_conv_test.cpp.
 #include "kernels/cpu/conv.h"
+#include "kernels/registry.h"
 
 #include <gtest/gtest.h>
 

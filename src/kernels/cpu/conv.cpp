@@ -119,10 +119,19 @@ int64_t chunk_size(const ConvGeometry& g, int64_t samples) {
 
 // Runs f(n0, n1, threaded_blas) over the batch: one share per thread when there are at least
 // as many samples as threads (single-threaded BLAS inside), else f(0, n, true) here.
+// Below this many multiply-adds a convolution runs on the calling thread.
+constexpr int64_t kMinParallelWork = int64_t{1} << 18;
+
+int batch_threads(const ConvGeometry& g) {
+  const int64_t work =
+      g.n * g.c_out * (g.c_in / std::max<int64_t>(g.groups, 1)) * g.kh * g.kw * g.oh * g.ow;
+  const int threads = num_threads();
+  return threads > 1 && g.n >= threads && work >= kMinParallelWork ? threads : 1;
+}
+
 template <typename F>
 void over_batch(const ConvGeometry& g, F&& f) {
-  const int threads = num_threads();
-  if (threads > 1 && g.n >= threads) {
+  if (batch_threads(g) > 1) {
     parallel_team(true, [&](int64_t t, int64_t nt) { f(t, g.n * t / nt, g.n * (t + 1) / nt); });
   } else {
     f(0, 0, g.n);
@@ -204,37 +213,47 @@ void depthwise_backward_weight(const T* x, const T* gy, T* gw, T* gb, const Conv
   const int64_t k = g.c_out / g.c_in, hw = g.h * g.w, L = g.oh * g.ow, taps = g.kh * g.kw;
   parallel_for(g.c_out, std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(g.n * L * taps, 1)),
                [&](int64_t c0, int64_t c1) {
+                 // per tap, a row of partial sums (a vectorised loop; summed once at the end)
+                 std::vector<T> acc(static_cast<size_t>(taps * g.ow + L));
                  for (int64_t oc = c0; oc < c1; ++oc) {
-                   T* wp = gw + oc * taps;
-                   std::fill(wp, wp + taps, T(0));
-                   T bsum = 0;
+                   std::fill(acc.begin(), acc.end(), T(0));
+                   T* bacc = acc.data() + taps * g.ow;
                    for (int64_t n = 0; n < g.n; ++n) {
                      const T* xp = x + (n * g.c_in + oc / k) * hw;
                      const T* yp = gy + (n * g.c_out + oc) * L;
                      if (gb)
-                       for (int64_t l = 0; l < L; ++l) bsum += yp[l];
+                       for (int64_t l = 0; l < L; ++l) bacc[l] += yp[l];
                      for (int64_t i = 0; i < g.kh; ++i) {
                        int64_t ylo, yhi;
                        valid_range(g.h, g.oh, g.sh, g.ph, i * g.dh, ylo, yhi);
                        for (int64_t j = 0; j < g.kw; ++j) {
                          int64_t xlo, xhi;
                          valid_range(g.w, g.ow, g.sw, g.pw, j * g.dw, xlo, xhi);
-                         T s = 0;
+                         T* a = acc.data() + (i * g.kw + j) * g.ow;
                          for (int64_t oy = ylo; oy < yhi; ++oy) {
                            const T* src =
                                xp + (oy * g.sh - g.ph + i * g.dh) * g.w + j * g.dw - g.pw;
                            const T* gyr = yp + oy * g.ow;
                            if (g.sw == 1) {
-                             for (int64_t ox = xlo; ox < xhi; ++ox) s += gyr[ox] * src[ox];
+                             for (int64_t ox = xlo; ox < xhi; ++ox) a[ox] += gyr[ox] * src[ox];
                            } else {
-                             for (int64_t ox = xlo; ox < xhi; ++ox) s += gyr[ox] * src[ox * g.sw];
+                             for (int64_t ox = xlo; ox < xhi; ++ox)
+                               a[ox] += gyr[ox] * src[ox * g.sw];
                            }
                          }
-                         wp[i * g.kw + j] += s;
                        }
                      }
                    }
-                   if (gb) gb[oc] = bsum;
+                   for (int64_t t = 0; t < taps; ++t) {
+                     T s = 0;
+                     for (int64_t ox = 0; ox < g.ow; ++ox) s += acc[t * g.ow + ox];
+                     gw[oc * taps + t] = s;
+                   }
+                   if (gb) {
+                     T s = 0;
+                     for (int64_t l = 0; l < L; ++l) s += bacc[l];
+                     gb[oc] = s;
+                   }
                  }
                });
 }
@@ -363,8 +382,7 @@ void conv_backward_weight(const T* x, const T* gy, T* gw, T* gb, const ConvGeome
     return;
   }
   if (is_depthwise(g)) return depthwise_backward_weight(x, gy, gw, gb, g);
-  const int threads = num_threads();
-  const int64_t parts = threads > 1 && g.n >= threads ? threads : 1;
+  const int64_t parts = batch_threads(g);
   // partial gw (and gb) per thread: part 0 is gw itself
   std::vector<T> partial(static_cast<size_t>((parts - 1) * (wsize + g.c_out)), T(0));
   std::vector<T> bsum(static_cast<size_t>(g.c_out), T(0));
