@@ -77,7 +77,7 @@ def cases():
         normal((4,)))
     add("conv2d_depthwise_p1", "conv2d_g2_p1", normal((2, 2, 4, 5)), normal((2, 1, 2, 3)),
         normal((2,)))
-    add("conv2d_same", "conv2d_same", normal((2, 2, 5, 6)), normal((3, 2, 3, 3)), normal((3,)))
+    add("conv2d_same_odd", "conv2d_same", normal((2, 2, 5, 6)), normal((3, 2, 3, 3)), normal((3,)))
     add("conv2d_same_even", "conv2d_same", normal((2, 2, 5, 5)), normal((3, 2, 4, 2)),
         normal((3,)))
     add("conv2d_same_d2", "conv2d_same_d2", normal((1, 2, 6, 5)), normal((2, 2, 2, 3)),
