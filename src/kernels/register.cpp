@@ -154,6 +154,21 @@ void register_kernels() {
   // toolkit: activations, factories
 
   // cnn: convolution
+  Kernel<ConvForward<float>>::add("cpu", 100, &cpu::conv_forward<float>);
+  Kernel<ConvForward<float>>::add("reference", 0, &cpu::conv_forward_reference<float>);
+  Kernel<ConvForward<double>>::add("cpu", 100, &cpu::conv_forward<double>);
+  Kernel<ConvForward<double>>::add("reference", 0, &cpu::conv_forward_reference<double>);
+  Kernel<ConvBackwardInput<float>>::add("cpu", 100, &cpu::conv_backward_input<float>);
+  Kernel<ConvBackwardInput<float>>::add("reference", 0, &cpu::conv_backward_input_reference<float>);
+  Kernel<ConvBackwardInput<double>>::add("cpu", 100, &cpu::conv_backward_input<double>);
+  Kernel<ConvBackwardInput<double>>::add("reference", 0,
+                                         &cpu::conv_backward_input_reference<double>);
+  Kernel<ConvBackwardWeight<float>>::add("cpu", 100, &cpu::conv_backward_weight<float>);
+  Kernel<ConvBackwardWeight<float>>::add("reference", 0,
+                                         &cpu::conv_backward_weight_reference<float>);
+  Kernel<ConvBackwardWeight<double>>::add("cpu", 100, &cpu::conv_backward_weight<double>);
+  Kernel<ConvBackwardWeight<double>>::add("reference", 0,
+                                          &cpu::conv_backward_weight_reference<double>);
 #ifdef SOMA_ONEDNN
   // oneDNN (float32 only; SOMA_ONEDNN builds): "onednn" alone (below "cpu"), and "tuned", the
   // default: oneDNN or "cpu" per shape, by the rule measured with bench/conv_bench

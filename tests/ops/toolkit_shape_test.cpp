@@ -215,7 +215,7 @@ TEST(ToolkitShapeErrors, MessagesNameTheOpAndValues) {
   expect_error([&] { x.unfold(1, 4, 1); }, "unfold: maximum size for tensor at dimension 1 is 3");
   expect_error([&] { x.unfold(1, 2, 0); }, "unfold: step is 0");
   expect_error([&] { F::pad(x, {1}); }, "pad: Padding length must be divisible by 2");
-  expect_error([&] { F::pad(x, {1, 1}, "circular"); }, "pad: unknown padding mode \"circular\"");
+  expect_error([&] { F::pad(x, {1, 1}, "wrap"); }, "pad: unknown padding mode \"wrap\"");
   expect_error([&] { F::pad(x, {1, 1}, "reflect", 2.0); }, "doesn't take in value");
   expect_error([&] { F::unfold(soma::zeros({1, 1, 3, 3}, soma::kInt64), {2}); }, "unfold:");
   expect_error([&] { F::unfold(soma::zeros({1, 1, 3, 3}), {2, 2, 2}); }, "kernel_size must hold");

@@ -86,6 +86,7 @@ namespace soma::nn::functional {
 /// with 3 and 4. mode "constant" fills with `value` (any dim count, negative pads crop);
 /// "reflect" mirrors without repeating the edge (each pad < that dim's size) and "replicate"
 /// repeats the edge; those two pad the last 1, 2 or 3 dims of a 2-3, 3-4 or 4-5 dim input.
+/// "circular" wraps around (each pad <= that dim's size) the last 1-3 dims of a 3-5 dim input.
 /// Always a copy; differentiable twice.
 Tensor pad(const Tensor& input, const std::vector<int64_t>& pad, std::string_view mode = "constant",
            double value = 0.0);

@@ -87,6 +87,34 @@ Tensor pad_indexed(const Tensor& x, const std::vector<int64_t>& pad, bool reflec
   return out;
 }
 
+// circular: torch's semantics: negative pads crop first; the positive ones then wrap around the
+// (cropped) dimension, at most once (each pad <= that dimension's size).
+Tensor pad_circular(const Tensor& x, const std::vector<int64_t>& pad) {
+  const int64_t pairs = static_cast<int64_t>(pad.size()) / 2;
+  SOMA_CHECK(pairs >= 1 && pairs <= 3 && x.dim() == pairs + 2, "pad: Invalid padding size, ",
+             "expected ", 2 * (x.dim() - 2), " but got ", pad.size(), " (mode circular pads the ",
+             "last 1, 2 or 3 dims of a 3, 4 or 5 dim [N, C, ...] input; input of shape ", x.shape(),
+             ")");
+  Tensor out = x;
+  for (int64_t i = 0; i < pairs; ++i) {
+    const int64_t d = x.dim() - 1 - i;
+    const int64_t left = pad[2 * i], right = pad[2 * i + 1], n = x.size(d);
+    SOMA_CHECK(left <= n && right <= n, "pad: Padding value causes wrapping around more than ",
+               "once (padding (", left, ", ", right, ") at dimension ", d, " of input ", x.shape(),
+               ")");
+    const int64_t start = std::max<int64_t>(-left, 0);
+    const int64_t stop = n - std::max<int64_t>(-right, 0);
+    SOMA_CHECK(stop - start >= 1, "pad: input (", x.shape(), ") with padding (", left, ", ", right,
+               ") at dimension ", d, " gives an empty output, which is invalid");
+    const int64_t m = stop - start, l = std::max<int64_t>(left, 0), r = std::max<int64_t>(right, 0);
+    std::vector<int64_t> idx(static_cast<size_t>(m + l + r));
+    for (int64_t o = 0; o < m + l + r; ++o) idx[o] = start + ((o - l) % m + m) % m;
+    out = soma::index_select(out, d, tensor(idx));
+  }
+  if (out.impl()->storage == x.impl()->storage) out = out.clone();
+  return out;
+}
+
 }  // namespace
 
 Tensor pad(const Tensor& input, const std::vector<int64_t>& pad, std::string_view mode,
@@ -101,8 +129,9 @@ Tensor pad(const Tensor& input, const std::vector<int64_t>& pad, std::string_vie
              value, ")");
   if (mode == "reflect") return pad_indexed(input, pad, true);
   if (mode == "replicate") return pad_indexed(input, pad, false);
+  if (mode == "circular") return pad_circular(input, pad);
   detail::fail("pad: unknown padding mode \"", std::string(mode),
-               "\" (expected constant, reflect or replicate)");
+               "\" (expected constant, reflect, replicate or circular)");
 }
 
 // ---- unfold / fold ---------------------------------------------------------------------------
