@@ -87,62 +87,18 @@ void expect_close(const std::vector<float>& a, const std::vector<float>& b,
 
 using Layout = k::onednn::Layout;
 
-// Naive loops, for when no reference convolution is registered (this test predates it).
-template <typename F>
-void each_tap(const ConvGeometry& g, F f) {  // f(x index, w index, y index, c_out)
-  const int64_t cig = g.c_in / g.groups, cog = g.c_out / g.groups;
-  for (int64_t n = 0; n < g.n; ++n)
-    for (int64_t co = 0; co < g.c_out; ++co)
-      for (int64_t oy = 0; oy < g.oh; ++oy)
-        for (int64_t ox = 0; ox < g.ow; ++ox)
-          for (int64_t ci = 0; ci < cig; ++ci)
-            for (int64_t i = 0; i < g.kh; ++i)
-              for (int64_t j = 0; j < g.kw; ++j) {
-                const int64_t iy = oy * g.sh - g.ph + i * g.dh, ix = ox * g.sw - g.pw + j * g.dw;
-                if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;
-                const int64_t c = (co / cog) * cig + ci;
-                f(((n * g.c_in + c) * g.h + iy) * g.w + ix, ((co * cig + ci) * g.kh + i) * g.kw + j,
-                  ((n * g.c_out + co) * g.oh + oy) * g.ow + ox, co);
-              }
-}
-void naive_forward(const float* x, const float* w, const float* b, float* y,
-                   const ConvGeometry& g) {
-  std::vector<double> acc(static_cast<size_t>(g.n * g.c_out * g.oh * g.ow), 0.0);
-  each_tap(g,
-           [&](int64_t xi, int64_t wi, int64_t yi, int64_t) { acc[yi] += double(x[xi]) * w[wi]; });
-  for (size_t i = 0; i < acc.size(); ++i)
-    y[i] = static_cast<float>(acc[i] + (b ? b[(i / (g.oh * g.ow)) % g.c_out] : 0.0f));
-}
-void naive_backward_input(const float* gy, const float* w, float* gx, const ConvGeometry& g) {
-  std::vector<double> acc(static_cast<size_t>(g.n * g.c_in * g.h * g.w), 0.0);
-  each_tap(g,
-           [&](int64_t xi, int64_t wi, int64_t yi, int64_t) { acc[xi] += double(gy[yi]) * w[wi]; });
-  for (size_t i = 0; i < acc.size(); ++i) gx[i] = static_cast<float>(acc[i]);
-}
-void naive_backward_weight(const float* x, const float* gy, float* gw, float* gb,
-                           const ConvGeometry& g) {
-  std::vector<double> acc(static_cast<size_t>(g.c_out * (g.c_in / g.groups) * g.kh * g.kw), 0.0);
-  each_tap(g,
-           [&](int64_t xi, int64_t wi, int64_t yi, int64_t) { acc[wi] += double(x[xi]) * gy[yi]; });
-  for (size_t i = 0; i < acc.size(); ++i) gw[i] = static_cast<float>(acc[i]);
-  if (gb) {
-    std::vector<double> s(static_cast<size_t>(g.c_out), 0.0);
-    for (int64_t i = 0; i < g.n * g.c_out * g.oh * g.ow; ++i)
-      s[(i / (g.oh * g.ow)) % g.c_out] += gy[i];
-    for (int64_t c = 0; c < g.c_out; ++c) gb[c] = static_cast<float>(s[c]);
-  }
-}
-
+// The registered "reference" convolution (direct loops, kernels/cpu/conv.cpp).
 template <typename Slot>
-typename Slot::Fn* reference_or(typename Slot::Fn* fallback) {
+typename Slot::Fn* reference() {
   auto* f = k::Kernel<Slot>::get("reference");
-  return f ? f : fallback;
+  EXPECT_NE(f, nullptr) << Slot::name << " has no reference implementation";
+  return f;
 }
 
 TEST(OnednnConv, AgreesWithTheReferenceInEveryLayout) {
-  auto* ref_fwd = reference_or<k::ConvForward<float>>(&naive_forward);
-  auto* ref_bi = reference_or<k::ConvBackwardInput<float>>(&naive_backward_input);
-  auto* ref_bw = reference_or<k::ConvBackwardWeight<float>>(&naive_backward_weight);
+  auto* ref_fwd = reference<k::ConvForward<float>>();
+  auto* ref_bi = reference<k::ConvBackwardInput<float>>();
+  auto* ref_bw = reference<k::ConvBackwardWeight<float>>();
   ASSERT_TRUE(k::onednn::available());
   const int threads = soma::get_num_threads();
   for (int t : {1, 2}) {
@@ -189,8 +145,8 @@ TEST(OnednnConv, RegisteredForFloatOnly) {
   // The default for float is the per-shape rule; SOMA_KERNELS / BackendGuard still pick one.
   EXPECT_EQ(k::Kernel<k::ConvForward<float>>::selected_backend(), "tuned");
   EXPECT_EQ(k::Kernel<k::ConvBackwardWeight<float>>::selected_backend(), "tuned");
-  if (k::Kernel<k::ConvForward<double>>::get("cpu"))  // double stays on cpu
-    EXPECT_EQ(k::Kernel<k::ConvForward<double>>::selected_backend(), "cpu");
+  ASSERT_NE(k::Kernel<k::ConvForward<double>>::get("cpu"), nullptr);  // double stays on cpu
+  EXPECT_EQ(k::Kernel<k::ConvForward<double>>::selected_backend(), "cpu");
   k::BackendGuard guard("onednn");
   EXPECT_EQ(k::Kernel<k::ConvForward<float>>::selected_backend(), "onednn");
 }
@@ -204,7 +160,7 @@ TEST(OnednnConv, TheRuleSendsTinyConvolutionsToCpu) {
   EXPECT_TRUE(k::onednn::prefer_onednn(ConvKind::backward_weight,
                                        geometry(128, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1)));
   // Whatever it picks agrees with the reference.
-  auto* ref_fwd = reference_or<k::ConvForward<float>>(&naive_forward);
+  auto* ref_fwd = reference<k::ConvForward<float>>();
   for (const ConvGeometry& g :
        {geometry(2, 2, 5, 5, 3, 3, 3, 1, 1, 1, 1), geometry(2, 32, 14, 14, 64, 3, 3, 1, 1, 1, 1)}) {
     const int64_t nx = g.n * g.c_in * g.h * g.w, ny = g.n * g.c_out * g.oh * g.ow,
@@ -219,7 +175,7 @@ TEST(OnednnConv, TheRuleSendsTinyConvolutionsToCpu) {
 
 TEST(OnednnConv, SharedAcrossThreadsAndCacheEviction) {
   // Many geometries (past the cache's capacity) from two user threads at once.
-  auto* ref_fwd = reference_or<k::ConvForward<float>>(&naive_forward);
+  auto* ref_fwd = reference<k::ConvForward<float>>();
   auto work = [&](int seed, bool* ok) {
     for (int64_t c = 1; c <= 40; ++c) {
       const ConvGeometry g = geometry(1, c, 6, 6, 3, 3, 3, 1, 1, 1, 1);
