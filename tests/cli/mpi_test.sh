@@ -104,5 +104,29 @@ n=$(grep -c 'soma: error:' "$work/flag.log")
 [[ $rc -ne 0 && $n -eq 1 ]] && pass "bad flag under mpirun: exit $rc, one error line" \
   || { fail "bad flag under mpirun: exit $rc, $n error lines"; cat "$work/flag.log"; }
 
+# 4. BatchNorm under mpirun is SyncBatchNorm: 2 ranks x batch 32 train as 1 process x batch 64
+#    (a CNN without dropout, whose masks are each rank's own), to 5e-4 relative after 18 steps
+#    (measured 1e-4: float sums in another order, amplified by the normalisation).
+if [[ -f "$DATA/train-images-idx3-ubyte.gz" ]]; then
+  fashion_subset "$DATA" "$work/fm-bn" 640 128
+  cat > "$work/bn.json" <<'JSON'
+[{"type": "Conv2d", "in_channels": 1, "out_channels": 4, "kernel_size": 3, "padding": 1},
+ {"type": "BatchNorm2d", "num_features": 4}, {"type": "ReLU"}, {"type": "MaxPool2d", "kernel_size": 4},
+ {"type": "Flatten"}, {"type": "Linear", "in_features": 196, "out_features": 10}]
+JSON
+  common=(train --data "$work/fm-bn" --arch "$work/bn.json" --epochs 2 --patience 0 --quiet)
+  "$soma" "${common[@]}" --batch-size 64 --out "$work/bn1" > "$work/bn1.log" 2>&1
+  "${mpi[@]}" "$soma" "${common[@]}" --batch-size 32 --out "$work/bn2" > "$work/bn2.log" 2>&1
+  l1=$(grep -o '"test_loss": *[0-9.e+-]*' "$work/bn1/metrics.json" | grep -o '[0-9.e+-]*$')
+  l2=$(grep -o '"test_loss": *[0-9.e+-]*' "$work/bn2/metrics.json" | grep -o '[0-9.e+-]*$')
+  if [[ -n "$l1" && -n "$l2" ]] && awk -v a="$l1" -v b="$l2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 5e-4 * a) }'; then
+    pass "SyncBatchNorm: 2 ranks x 32 test loss $l2 = 1 x 64 test loss $l1"
+  else
+    fail "SyncBatchNorm: 2 ranks x 32 test loss '$l2' vs 1 x 64 '$l1'"; tail -3 "$work/bn1.log" "$work/bn2.log"
+  fi
+elif [[ "${CI:-}" == true ]]; then
+  fail "Fashion-MNIST missing at $DATA (CI)"
+fi
+
 echo "$failures failure(s)"
 [[ $failures -eq 0 ]]

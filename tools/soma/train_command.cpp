@@ -33,6 +33,7 @@
 #include "soma/core/threading.h"
 #include "soma/dist/dist.h"
 #include "soma/io/file.h"
+#include "soma/nn/normalization.h"
 #include "soma/train/fit.h"
 
 namespace soma::cli {
@@ -107,6 +108,29 @@ void print_header(const TrainConfig& c, const TrainData& data, const Architectur
   std::cout << "\n";
 }
 
+// Under mpirun the BatchNorm layers become SyncBatchNorm (statistics over the global batch),
+// so N ranks train as one process does (DESIGN.md's rule). Every rank must then take part in
+// each training batch: a last global batch smaller than the number of ranks would leave some
+// rank without rows (and the others waiting for it), so that is refused before training.
+void use_sync_batchnorm(nn::Sequential& model, const TrainConfig& c, const TrainData& data) {
+  bool has_batchnorm = false;
+  for (const auto& child : model.children())
+    has_batchnorm = has_batchnorm || std::dynamic_pointer_cast<nn::BatchNormBase>(child);
+  if (!has_batchnorm) return;
+  const int64_t world = dist::world_size(), global = c.batch_size * world;
+  const int64_t last = static_cast<int64_t>(data.train_set.size()) % global;
+  SOMA_CHECK(last == 0 || last >= world,
+             "train: BatchNorm under mpirun (SyncBatchNorm): the last "
+             "global batch of ",
+             last, " samples (", data.train_set.size(), " % ", global, ") leaves some of the ",
+             world,
+             " ranks without a sample; change --batch-size, "
+             "--validation or the number of ranks");
+  // The container is converted in place (a non-owning handle: the caller owns the model).
+  nn::SyncBatchNorm::convert_sync_batchnorm(
+      std::shared_ptr<nn::Module>(&model, [](nn::Module*) {}));
+}
+
 }  // namespace
 
 std::string train(TrainConfig c, const std::set<std::string>& given) {
@@ -119,6 +143,7 @@ std::string train(TrainConfig c, const std::set<std::string>& given) {
   TrainData data = select_data(c, dist::world_size(), dist::rank(), takes_flat_input(layers));
   const Architecture arch = architecture(c, layers, data.input_shape, data.classes);
   std::shared_ptr<nn::Sequential> model = build_model(arch);
+  if (dist::world_size() > 1) use_sync_batchnorm(*model, c, data);
   Optimization opt = make_optimization(c, *model);
 
   const int64_t initial_epoch = resume ? resume->done : 0;
