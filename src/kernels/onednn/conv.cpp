@@ -53,7 +53,8 @@ class OmpThreads {
 class Buffer {
  public:
   Buffer() = default;
-  explicit Buffer(size_t bytes) : bytes_(bytes), p_(bytes ? soma::detail::allocate(bytes) : nullptr) {}
+  explicit Buffer(size_t bytes)
+      : bytes_(bytes), p_(bytes ? soma::detail::allocate(bytes) : nullptr) {}
   ~Buffer() {
     if (p_) soma::detail::deallocate(p_, bytes_);
   }
@@ -124,21 +125,34 @@ dnnl::primitive_attr attr() {
   return a;
 }
 
+// oneDNN's right/bottom padding: what makes (h + ph + pad_r - dh (kh - 1) - 1) / sh + 1 equal
+// oh exactly. It is ph for a convolution's own geometry; a transposed convolution with
+// output_padding >= stride (torch allows it below the dilation) runs the adjoint of a
+// convolution whose last rows are never reached, so pad_r is smaller there.
+dnnl::memory::dims right_padding(const cpu::ConvGeometry& g) {
+  const auto one = [](int64_t in, int64_t out, int64_t k, int64_t s, int64_t p, int64_t d) {
+    if ((in + 2 * p - d * (k - 1) - 1) / s + 1 == out) return p;  // the convolution's own
+    return (out - 1) * s + d * (k - 1) + 1 - in - p;              // the exact fit
+  };
+  return {one(g.h, g.oh, g.kh, g.sh, g.ph, g.dh), one(g.w, g.ow, g.kw, g.sw, g.pw, g.dw)};
+}
+
 dnnl::convolution_forward::primitive_desc forward_pd(const cpu::ConvGeometry& g, Layout layout,
                                                      bool bias, dnnl::prop_kind prop) {
   const bool any_io = layout == Layout::blocked, any_w = layout != Layout::plain;
   const memory::desc src = md(src_dims(g), any_io ? tag::any : tag::nchw);
   const memory::desc dst = md(dst_dims(g), any_io ? tag::any : tag::nchw);
   const memory::desc wei = md(wei_dims(g), any_w ? tag::any : wei_plain(g));
-  const dims strides{g.sh, g.sw}, dil{g.dh - 1, g.dw - 1}, pad{g.ph, g.pw};
+  const dims strides{g.sh, g.sw}, dil{g.dh - 1, g.dw - 1}, pad{g.ph, g.pw},
+      pad_r = right_padding(g);
   if (bias) {
     const memory::desc b = md({g.c_out}, tag::x);
     return {dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, src, wei, b,
-                                            dst, strides, dil, pad, pad),
+                                            dst, strides, dil, pad, pad_r),
             attr(), engine()};
   }
   return {dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, src, wei, dst,
-                                          strides, dil, pad, pad),
+                                          strides, dil, pad, pad_r),
           attr(), engine()};
 }
 
@@ -163,11 +177,12 @@ std::shared_ptr<Entry> create(ConvKind kind, Layout layout, bool bias, const cpu
   const memory::desc src = md(src_dims(g), any_io ? tag::any : tag::nchw);
   const memory::desc dst = md(dst_dims(g), any_io ? tag::any : tag::nchw);
   const memory::desc wei = md(wei_dims(g), any_w ? tag::any : wei_plain(g));
-  const dims strides{g.sh, g.sw}, dil{g.dh - 1, g.dw - 1}, pad{g.ph, g.pw};
+  const dims strides{g.sh, g.sw}, dil{g.dh - 1, g.dw - 1}, pad{g.ph, g.pw},
+      pad_r = right_padding(g);
   if (kind == ConvKind::backward_input) {
     dnnl::convolution_backward_data::primitive_desc pd(
         dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, src, wei, dst,
-                                              strides, dil, pad, pad),
+                                              strides, dil, pad, pad_r),
         attr(), engine(), hint);
     e->a = make_port(dst_u, pd.diff_dst_desc(), false);
     e->b = make_port(wei_u, pd.weights_desc(), false);
@@ -179,10 +194,10 @@ std::shared_ptr<Entry> create(ConvKind kind, Layout layout, bool bias, const cpu
   }
   using bw = dnnl::convolution_backward_weights;
   auto pd = bias ? bw::primitive_desc(bw::desc(dnnl::algorithm::convolution_direct, src, wei,
-                                               e->bias_md, dst, strides, dil, pad, pad),
+                                               e->bias_md, dst, strides, dil, pad, pad_r),
                                       attr(), engine(), hint)
                  : bw::primitive_desc(bw::desc(dnnl::algorithm::convolution_direct, src, wei, dst,
-                                               strides, dil, pad, pad),
+                                               strides, dil, pad, pad_r),
                                       attr(), engine(), hint);
   e->a = make_port(src_u, pd.src_desc(), false);
   e->b = make_port(dst_u, pd.diff_dst_desc(), false);
@@ -245,9 +260,9 @@ std::shared_ptr<Entry> lookup(ConvKind kind, Layout layout, bool bias, int threa
   try {
     e = create(kind, layout, bias, g);  // outside the lock (milliseconds)
   } catch (const dnnl::error& err) {
-    soma::detail::fail("onednn conv: cannot create the primitive for input [", g.n, ", ", g.c_in, ", ",
-                 g.h, ", ", g.w, "], ", g.c_out, " output channels, kernel ", g.kh, "x", g.kw,
-                 ", groups ", g.groups, ": ", err.what());
+    soma::detail::fail("onednn conv: cannot create the primitive for input [", g.n, ", ", g.c_in,
+                       ", ", g.h, ", ", g.w, "], ", g.c_out, " output channels, kernel ", g.kh, "x",
+                       g.kw, ", groups ", g.groups, ": ", err.what());
   }
   std::lock_guard<std::mutex> lock(c.mutex);
   c.items.emplace_front(key, e);
