@@ -131,9 +131,20 @@ void use_sync_batchnorm(nn::Sequential& model, const TrainConfig& c, const Train
       std::shared_ptr<nn::Module>(&model, [](nn::Module*) {}));
 }
 
+// The cnn preset's own recipe, for the options the user did not give (docs/cli.md): 15 epochs
+// of the cosine schedule to its end, no early stopping (with a schedule that decays to 0 the
+// last epoch is the one to keep), and horizontal flips. Measured in docs/PERFORMANCE.md.
+void apply_preset_defaults(TrainConfig& c, const std::set<std::string>& given) {
+  if (c.arch != "cnn") return;
+  if (!given.count("epochs")) c.epochs = 15;
+  if (!given.count("patience")) c.patience = 0;
+  if (!given.count("augment")) c.augment = {"flip"};
+}
+
 }  // namespace
 
 std::string train(TrainConfig c, const std::set<std::string>& given) {
+  apply_preset_defaults(c, given);  // before resume: recorded values win over them
   std::optional<Resume> resume = prepare_resume(c, given);  // recorded options into c
   start_run(c);
   // The layer list: --arch's, or on --resume the one the run recorded (a FILE.json may have
