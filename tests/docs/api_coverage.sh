@@ -15,8 +15,8 @@ headers=("$ROOT"/include/soma/ops/*.h "$ROOT"/include/soma/core/tensor.h
 # constructors excluded). Names soma uses only internally start with an underscore or live in
 # a 'detail' namespace (skipped by the awk state machine).
 names=$(awk '
-  /namespace detail/ { skip = 1 }
-  skip && /^}  \/\/ namespace detail/ { skip = 0; next }
+  /namespace (soma::)?detail/ { skip = 1 }
+  skip && /^}  \/\/ namespace (soma::)?detail/ { skip = 0; next }
   skip { next }
   /^[[:space:]]*\/\// { next }
   /^[[:space:]]*#/ { next }
