@@ -259,12 +259,8 @@ TEST_P(OptimGoldenTrajectory, MatchesTorch) {
   const golden::Tolerance tol = trajectory_tolerance(c.dtype);
 
   // Parameters by step: "<step>/<key>".
-  std::map<int, std::map<std::string, const RefTensor*>> snapshots;
-  for (const RefTensor& p : c.params) {
-    const size_t slash = p.key.find('/');
-    ASSERT_NE(slash, std::string::npos) << c.label() << ": param key " << p.key;
-    snapshots[std::stoi(p.key.substr(0, slash))][p.key.substr(slash + 1)] = &p;
-  }
+  auto snapshots = golden::param_snapshots(c);
+  ASSERT_FALSE(snapshots.count(-1)) << c.label() << ": a param key without '<step>/'";
   ASSERT_TRUE(snapshots.count(0)) << c.label() << ": no initial weights";
 
   nn::Sequential model(nn::Linear(6, 8, {.dtype = c.dtype}), nn::Tanh(),

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <string>
@@ -66,6 +67,23 @@ struct RefFile {
   std::string error;  // non-empty when the file could not be read or parsed
   std::vector<Case> cases;
 };
+
+// A case's "param <step>/<key>" lines (parameter and buffer snapshots of a training run),
+// by step, then by state-dict key. A key without "<step>/" is put under step -1, which the
+// callers reject.
+inline std::map<int, std::map<std::string, const RefTensor*>> param_snapshots(const Case& c) {
+  std::map<int, std::map<std::string, const RefTensor*>> snapshots;
+  for (const RefTensor& p : c.params) {
+    const size_t slash = p.key.find('/');
+    if (slash == std::string::npos || slash == 0 ||
+        p.key.find_first_not_of("0123456789") != slash) {
+      snapshots[-1][p.key] = &p;
+      continue;
+    }
+    snapshots[std::stoi(p.key.substr(0, slash))][p.key.substr(slash + 1)] = &p;
+  }
+  return snapshots;
+}
 
 // What a file may contain.
 struct ParseRules {

@@ -67,15 +67,6 @@ std::shared_ptr<nn::Sequential> make_model() {
       nn::Linear(32, 5));
 }
 
-// The case's "param <step>/<key>" lines as a state dict (key -> reference tensor).
-std::map<std::string, const RefTensor*> state_at(const Case& c, int step) {
-  std::map<std::string, const RefTensor*> state;
-  const std::string prefix = std::to_string(step) + "/";
-  for (const RefTensor& t : c.params)
-    if (t.key.compare(0, prefix.size(), prefix) == 0) state[t.key.substr(prefix.size())] = &t;
-  return state;
-}
-
 std::unique_ptr<optim::Optimizer> make_optimizer(const std::string& op, nn::Module& model) {
   if (op == "SGD")
     return std::make_unique<optim::SGD>(model.parameters(),
@@ -96,8 +87,10 @@ void train_and_compare(const std::string& op) {
   const RefTensor& losses = c.outs[0];
   const int steps = static_cast<int>(losses.values.size());
   ASSERT_GT(steps, 0) << c.label();
-  const auto initial = state_at(c, 0);
-  const auto final_state = state_at(c, steps);
+  auto snapshots = golden::param_snapshots(c);
+  ASSERT_FALSE(snapshots.count(-1)) << c.label() << ": a param key without '<step>/'";
+  const auto initial = snapshots[0];
+  const auto final_state = snapshots[steps];
   ASSERT_FALSE(initial.empty()) << c.label();
   ASSERT_EQ(initial.size(), final_state.size()) << c.label();
 

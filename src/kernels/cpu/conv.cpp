@@ -324,6 +324,19 @@ void conv_forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometr
   });
 }
 
+// Samples s0 .. s0 + cs of a [n, channels, L] tensor as one [channels, cs L] matrix (what
+// one GEMM over a chunk of samples wants): the tensor itself for one sample, else gathered
+// into `buf`.
+template <typename T>
+const T* gather_chunk(const T* src, T* buf, int64_t s0, int64_t cs, int64_t channels, int64_t L) {
+  if (cs == 1) return src + s0 * channels * L;
+  const int64_t ld = cs * L;
+  for (int64_t s = 0; s < cs; ++s)
+    for (int64_t c = 0; c < channels; ++c)
+      std::memcpy(buf + c * ld + s * L, src + ((s0 + s) * channels + c) * L, sizeof(T) * L);
+  return buf;
+}
+
 template <typename T>
 void conv_backward_input(const T* gy, const T* w, T* gx, const ConvGeometry& g) {
   const int64_t L = g.oh * g.ow, hw = g.h * g.w;
@@ -351,14 +364,7 @@ void conv_backward_input(const T* gy, const T* w, T* gx, const ConvGeometry& g) 
     std::unique_ptr<T[]> in = cs_max > 1 ? buffer<T>(g.c_out * cs_max * L) : nullptr;
     for (int64_t s0 = n0; s0 < n1; s0 += cs_max) {
       const int64_t cs = std::min(cs_max, n1 - s0), ld = cs * L;
-      const T* gyc = gy + s0 * g.c_out * L;  // [c_out, L] for one sample
-      if (cs > 1) {                          // gather gy into [c_out, cs L]
-        for (int64_t s = 0; s < cs; ++s)
-          for (int64_t c = 0; c < g.c_out; ++c)
-            std::memcpy(in.get() + c * ld + s * L, gy + ((s0 + s) * g.c_out + c) * L,
-                        sizeof(T) * L);
-        gyc = in.get();
-      }
+      const T* gyc = gather_chunk(gy, in.get(), s0, cs, g.c_out, L);
       for (int64_t gi = 0; gi < G; ++gi)
         kernels::gemm<T>(true, false, Kg, ld, Mg, T(1), w + gi * Mg * Kg, Kg, gyc + gi * Mg * ld,
                          ld, T(0), cols.get() + gi * Kg * ld, ld);
@@ -419,14 +425,7 @@ void conv_backward_weight(const T* x, const T* gy, T* gw, T* gb, const ConvGeome
       const int64_t cs = std::min(cs_max, n1 - s0), ld = cs * L;
       for (int64_t s = 0; s < cs; ++s)
         im2col_sample(x + (s0 + s) * g.c_in * hw, cols.get() + s * L, ld, g);
-      const T* gyc = gy + s0 * g.c_out * L;
-      if (cs > 1) {
-        for (int64_t s = 0; s < cs; ++s)
-          for (int64_t c = 0; c < g.c_out; ++c)
-            std::memcpy(in.get() + c * ld + s * L, gy + ((s0 + s) * g.c_out + c) * L,
-                        sizeof(T) * L);
-        gyc = in.get();
-      }
+      const T* gyc = gather_chunk(gy, in.get(), s0, cs, g.c_out, L);
       for (int64_t gi = 0; gi < G; ++gi)
         kernels::gemm<T>(false, true, Mg, Kg, ld, T(1), gyc + gi * Mg * ld, ld,
                          cols.get() + gi * Kg * ld, ld, T(1), gwt + gi * Mg * Kg, Kg);

@@ -137,23 +137,34 @@ dnnl::memory::dims right_padding(const cpu::ConvGeometry& g) {
   return {one(g.h, g.oh, g.kh, g.sh, g.ph, g.dh), one(g.w, g.ow, g.kw, g.sw, g.pw, g.dw)};
 }
 
+// What every primitive of one geometry is described by: the memory descriptors the layout
+// asks for (tag::any lets oneDNN choose) and the strides, dilations and paddings.
+struct ConvDesc {
+  memory::desc src, dst, wei;
+  dims strides, dil, pad, pad_r;
+};
+ConvDesc conv_desc(const cpu::ConvGeometry& g, Layout layout) {
+  const bool any_io = layout == Layout::blocked, any_w = layout != Layout::plain;
+  return {md(src_dims(g), any_io ? tag::any : tag::nchw),
+          md(dst_dims(g), any_io ? tag::any : tag::nchw),
+          md(wei_dims(g), any_w ? tag::any : wei_plain(g)),
+          {g.sh, g.sw},
+          {g.dh - 1, g.dw - 1},
+          {g.ph, g.pw},
+          right_padding(g)};
+}
+
 dnnl::convolution_forward::primitive_desc forward_pd(const cpu::ConvGeometry& g, Layout layout,
                                                      bool bias, dnnl::prop_kind prop) {
-  const bool any_io = layout == Layout::blocked, any_w = layout != Layout::plain;
-  const memory::desc src = md(src_dims(g), any_io ? tag::any : tag::nchw);
-  const memory::desc dst = md(dst_dims(g), any_io ? tag::any : tag::nchw);
-  const memory::desc wei = md(wei_dims(g), any_w ? tag::any : wei_plain(g));
-  const dims strides{g.sh, g.sw}, dil{g.dh - 1, g.dw - 1}, pad{g.ph, g.pw},
-      pad_r = right_padding(g);
-  if (bias) {
-    const memory::desc b = md({g.c_out}, tag::x);
-    return {dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, src, wei, b,
-                                            dst, strides, dil, pad, pad_r),
+  const ConvDesc d = conv_desc(g, layout);
+  using fwd = dnnl::convolution_forward;
+  constexpr auto direct = dnnl::algorithm::convolution_direct;
+  if (bias)
+    return {fwd::desc(prop, direct, d.src, d.wei, md({g.c_out}, tag::x), d.dst, d.strides, d.dil,
+                      d.pad, d.pad_r),
             attr(), engine()};
-  }
-  return {dnnl::convolution_forward::desc(prop, dnnl::algorithm::convolution_direct, src, wei, dst,
-                                          strides, dil, pad, pad_r),
-          attr(), engine()};
+  return {fwd::desc(prop, direct, d.src, d.wei, d.dst, d.strides, d.dil, d.pad, d.pad_r), attr(),
+          engine()};
 }
 
 std::shared_ptr<Entry> create(ConvKind kind, Layout layout, bool bias, const cpu::ConvGeometry& g) {
@@ -173,16 +184,12 @@ std::shared_ptr<Entry> create(ConvKind kind, Layout layout, bool bias, const cpu
     return e;
   }
   const auto hint = forward_pd(g, layout, bias, dnnl::prop_kind::forward_training);
-  const bool any_io = layout == Layout::blocked, any_w = layout != Layout::plain;
-  const memory::desc src = md(src_dims(g), any_io ? tag::any : tag::nchw);
-  const memory::desc dst = md(dst_dims(g), any_io ? tag::any : tag::nchw);
-  const memory::desc wei = md(wei_dims(g), any_w ? tag::any : wei_plain(g));
-  const dims strides{g.sh, g.sw}, dil{g.dh - 1, g.dw - 1}, pad{g.ph, g.pw},
-      pad_r = right_padding(g);
+  const ConvDesc d = conv_desc(g, layout);
+  constexpr auto direct = dnnl::algorithm::convolution_direct;
   if (kind == ConvKind::backward_input) {
     dnnl::convolution_backward_data::primitive_desc pd(
-        dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, src, wei, dst,
-                                              strides, dil, pad, pad_r),
+        dnnl::convolution_backward_data::desc(direct, d.src, d.wei, d.dst, d.strides, d.dil, d.pad,
+                                              d.pad_r),
         attr(), engine(), hint);
     e->a = make_port(dst_u, pd.diff_dst_desc(), false);
     e->b = make_port(wei_u, pd.weights_desc(), false);
@@ -193,12 +200,12 @@ std::shared_ptr<Entry> create(ConvKind kind, Layout layout, bool bias, const cpu
     return e;
   }
   using bw = dnnl::convolution_backward_weights;
-  auto pd = bias ? bw::primitive_desc(bw::desc(dnnl::algorithm::convolution_direct, src, wei,
-                                               e->bias_md, dst, strides, dil, pad, pad_r),
+  auto pd = bias ? bw::primitive_desc(bw::desc(direct, d.src, d.wei, e->bias_md, d.dst, d.strides,
+                                               d.dil, d.pad, d.pad_r),
                                       attr(), engine(), hint)
-                 : bw::primitive_desc(bw::desc(dnnl::algorithm::convolution_direct, src, wei, dst,
-                                               strides, dil, pad, pad_r),
-                                      attr(), engine(), hint);
+                 : bw::primitive_desc(
+                       bw::desc(direct, d.src, d.wei, d.dst, d.strides, d.dil, d.pad, d.pad_r),
+                       attr(), engine(), hint);
   e->a = make_port(src_u, pd.src_desc(), false);
   e->b = make_port(dst_u, pd.diff_dst_desc(), false);
   e->out = make_port(wei_u, pd.diff_weights_desc(), true);

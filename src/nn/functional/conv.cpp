@@ -204,25 +204,40 @@ std::pair<int64_t, int64_t> same_pad(int64_t k, int64_t d) {
   return {total / 2, total - total / 2};
 }
 
-Tensor conv_nd(const char* op, int64_t dims, const Tensor& input, const Tensor& weight,
-               const Tensor& bias, const Params& p) {
-  check_tensors(op, input, weight, bias);
-  SOMA_CHECK(weight.dim() == dims + 2, op, ": expected a ", dims + 2, "-d weight [out_channels, ",
-             "in_channels / groups, ", dims == 1 ? "k" : "kh, kw", "], got weight of size ",
-             weight.shape());
+// The checks and reshapes every conv entry point shares: a (dims + 2)-d weight, a (dims + 1)-d
+// (unbatched) or (dims + 2)-d input, both viewed as 2-d (a 1-d conv is a 2-d one of height 1)
+// and batched. `weight_layout` names the weight's dims in the error.
+struct NdView {
+  Tensor x, w;
+  bool unbatched;
+};
+NdView nd_view(const char* op, int64_t dims, const Tensor& input, const Tensor& weight,
+               const char* weight_layout) {
+  SOMA_CHECK(weight.dim() == dims + 2, op, ": expected a ", dims + 2, "-d weight [", weight_layout,
+             ", ", dims == 1 ? "k" : "kh, kw", "], got weight of size ", weight.shape());
   SOMA_CHECK(input.dim() == dims + 1 || input.dim() == dims + 2, op, ": Expected ", dims + 1,
              "D (unbatched) or ", dims + 2, "D (batched) input to ", op,
              ", but got input of size: ", input.shape());
-  const bool unbatched = input.dim() == dims + 1;
-  Tensor x = unbatched ? soma::unsqueeze(input, 0) : input;
-  Tensor w = weight;
+  NdView v{input, weight, input.dim() == dims + 1};
+  if (v.unbatched) v.x = soma::unsqueeze(input, 0);
   if (dims == 1) {
-    x = soma::unsqueeze(x, 2);
-    w = soma::unsqueeze(weight, 2);
+    v.x = soma::unsqueeze(v.x, 2);
+    v.w = soma::unsqueeze(weight, 2);
   }
-  Tensor y = conv_checked(op, x, w, bias, p, input.shape(), weight.shape());
+  return v;
+}
+
+// The result of a conv on an nd_view, back in the caller's dims.
+Tensor nd_result(int64_t dims, const NdView& v, Tensor y) {
   if (dims == 1) y = soma::squeeze(y, 2);
-  return unbatched ? soma::squeeze(y, 0) : y;
+  return v.unbatched ? soma::squeeze(y, 0) : y;
+}
+
+Tensor conv_nd(const char* op, int64_t dims, const Tensor& input, const Tensor& weight,
+               const Tensor& bias, const Params& p) {
+  check_tensors(op, input, weight, bias);
+  const NdView v = nd_view(op, dims, input, weight, "out_channels, in_channels / groups");
+  return nd_result(dims, v, conv_checked(op, v.x, v.w, bias, p, input.shape(), weight.shape()));
 }
 
 Tensor conv_nd_str(const char* op, int64_t dims, const Tensor& input, const Tensor& weight,
@@ -267,19 +282,9 @@ Tensor conv_transpose_nd(const char* op, int64_t dims, const Tensor& input, cons
   SOMA_CHECK((oph < p.sh || oph < p.dh) && (opw < p.sw || opw < p.dw), op,
              ": output padding must be smaller than either stride or dilation, but got ",
              "output_padding ", output_padding, ", stride ", stride, ", dilation ", dilation);
-  SOMA_CHECK(weight.dim() == dims + 2, op, ": expected a ", dims + 2, "-d weight [in_channels, ",
-             "out_channels / groups, ", dims == 1 ? "k" : "kh, kw", "], got weight of size ",
-             weight.shape());
-  SOMA_CHECK(input.dim() == dims + 1 || input.dim() == dims + 2, op, ": Expected ", dims + 1,
-             "D (unbatched) or ", dims + 2, "D (batched) input to ", op,
-             ", but got input of size: ", input.shape());
-  const bool unbatched = input.dim() == dims + 1;
-  Tensor x = unbatched ? soma::unsqueeze(input, 0) : input;
-  Tensor w = weight;
-  if (dims == 1) {
-    x = soma::unsqueeze(x, 2);
-    w = soma::unsqueeze(weight, 2);
-  }
+  const NdView v = nd_view(op, dims, input, weight, "in_channels, out_channels / groups");
+  const Tensor& x = v.x;
+  const Tensor& w = v.w;
   SOMA_CHECK(w.size(0) >= groups && w.size(0) % groups == 0, op, ": Given groups=", groups,
              ", expected weight to be divisible by ", groups, " at dimension 0, but got weight of ",
              "size ", weight.shape(), " instead");
@@ -299,8 +304,7 @@ Tensor conv_transpose_nd(const char* op, int64_t dims, const Tensor& input, cons
              ") is too small");
   Tensor y = conv_t_op(x, w, p, h, wd);
   if (bias.defined()) y = y + soma::reshape(bias, {1, c_out, 1, 1});
-  if (dims == 1) y = soma::squeeze(y, 2);
-  return unbatched ? soma::squeeze(y, 0) : y;
+  return nd_result(dims, v, y);
 }
 
 }  // namespace
