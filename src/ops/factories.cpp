@@ -35,9 +35,12 @@ Tensor linspace(double start, double end, int64_t steps, DType dtype) {
     const C e = std::is_integral_v<T> ? static_cast<C>(static_cast<T>(end)) : static_cast<C>(end);
     const C step = (e - s) / static_cast<C>(steps - 1);
     const int64_t half = steps / 2;
+    // One rounding per value (a fused multiply-add), as PyTorch's kernel computes it: written
+    // out, so the result does not depend on whether the compiler contracts a * b + c
+    // (linspace(-1, 1, 7)[3] is -2^-25 fused and 0 with two roundings).
     for (int64_t i = 0; i < steps; ++i)
-      p[i] = static_cast<T>(i < half ? s + step * static_cast<C>(i)
-                                     : e - step * static_cast<C>(steps - 1 - i));
+      p[i] = static_cast<T>(i < half ? std::fma(step, static_cast<C>(i), s)
+                                     : std::fma(-step, static_cast<C>(steps - 1 - i), e));
   };
   detail::dispatch_all(dtype, [&]<typename T>() {
     if constexpr (std::is_same_v<T, float>)
