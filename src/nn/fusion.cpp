@@ -32,7 +32,7 @@
 
 namespace soma::nn {
 
-// ---- torch.nn.utils.fusion ---------------------------------------------------------------------
+// ---- torch.nn.utils.fusion -----------------------------------------------------------------
 namespace utils {
 
 std::pair<Tensor, Tensor> fuse_conv_bn_weights(const Tensor& conv_w, const Tensor& conv_b,
@@ -97,8 +97,7 @@ Conv2d fuse_conv_bn_eval(const Conv2d& conv, const BatchNorm2d& bn) {
 
 }  // namespace utils
 
-// ---- the switch
-// ----------------------------------------------------------------------------------
+// ---- the switch ----------------------------------------------------------------------------
 namespace {
 
 std::atomic<bool>& fusion_flag() {
@@ -118,9 +117,12 @@ void set_inference_fusion_enabled(bool enabled) {
   fusion_flag().store(enabled, std::memory_order_relaxed);
 }
 
-// ---- Sequential's fast path
-// ----------------------------------------------------------------------
-namespace detail {
+}  // namespace soma::nn
+
+// ---- Sequential's fast path ----------------------------------------------------------------
+namespace soma::detail {
+
+using namespace soma::nn;  // NOLINT: this file's modules
 
 namespace {
 std::atomic<int64_t> fused_runs{0};
@@ -452,6 +454,4 @@ Tensor fused_forward(const std::vector<std::pair<std::string, std::shared_ptr<Mo
 
 #endif
 
-}  // namespace detail
-
-}  // namespace soma::nn
+}  // namespace soma::detail

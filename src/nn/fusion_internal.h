@@ -8,7 +8,7 @@
 
 #include "soma/nn/module.h"
 
-namespace soma::nn::detail {
+namespace soma::detail {
 
 /// Whether Sequential::forward may try the fused path for this input: fusion on, grad mode
 /// off, a non-empty float32 [N, C, H, W] input, oneDNN built and available, and no kernel
@@ -17,15 +17,16 @@ bool fusion_applies(const Tensor& input);
 
 /// Sequential's forward with each fusable run of children (hooked[i]: child i has forward
 /// hooks, so it runs the plain way) on the fused path; the other children run the plain way.
-Tensor fused_forward(const std::vector<std::pair<std::string, std::shared_ptr<Module>>>& children,
-                     const std::vector<char>& hooked, FusionCache& cache, const Tensor& input);
+Tensor fused_forward(
+    const std::vector<std::pair<std::string, std::shared_ptr<nn::Module>>>& children,
+    const std::vector<char>& hooked, FusionCache& cache, const Tensor& input);
 
-}  // namespace soma::nn::detail
+}  // namespace soma::detail
 
-namespace soma::nn::detail {
+namespace soma::detail {
 
 /// How many runs the fused path has executed in this process (tests: that a model did or did
 /// not take it).
 int64_t fused_run_count();
 
-}  // namespace soma::nn::detail
+}  // namespace soma::detail

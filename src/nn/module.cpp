@@ -471,11 +471,11 @@ void Sequential::push_back(std::shared_ptr<Module> module) {
 }
 
 Tensor Sequential::forward(const Tensor& input) {
-  if (fusion_ && detail::fusion_applies(input)) {
+  if (fusion_ && soma::detail::fusion_applies(input)) {
     std::vector<char> hooked;
     for (const auto& [name, child] : named_children())
       hooked.push_back(!child->hooks_->pre.empty() || !child->hooks_->post.empty());
-    return detail::fused_forward(named_children(), hooked, *fusion_, input);
+    return soma::detail::fused_forward(named_children(), hooked, *fusion_, input);
   }
   Tensor x = input;
   for (const auto& [name, child] : named_children()) x = (*child)(x);

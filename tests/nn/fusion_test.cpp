@@ -6,13 +6,14 @@
 // weights follow in-place changes of the parameters and buffers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "nn/fusion_internal.h"
 #include "kernels/registry.h"
+#include "nn/fusion_internal.h"
 #include "reference/reference_file.h"
 #include "soma/soma.h"
 
@@ -80,15 +81,13 @@ TEST(FuseConvBnEval, MatchesTorch) {
                         .dtype(c.dtype));
     nn::BatchNorm2d bn(nn::BatchNorm2dOptions(fc->out).eps(fc->eps).affine(fc->affine));
     bn.to(c.dtype);
-    nn::StateDict state;
-    for (const RefTensor& p : c.params) {
-      const std::string module = p.key.substr(0, p.key.find('.'));
-      (module == "conv" ? state["c." + p.key.substr(5)] : state["b." + p.key.substr(3)]) =
-          golden::make_tensor(p);
-    }
     nn::Sequential pair(conv, bn);  // a container, to load both state dicts at once
     nn::StateDict named;
-    for (auto& [k, t] : state) named[(k[0] == 'c' ? "0" : "1") + k.substr(1)] = t;
+    for (const RefTensor& p : c.params) {
+      const bool is_conv = p.key.rfind("conv.", 0) == 0;
+      named[std::string(is_conv ? "0" : "1") + p.key.substr(is_conv ? 4 : 2)] =
+          golden::make_tensor(p);
+    }
     named["1.num_batches_tracked"] = soma::tensor(std::vector<int64_t>{0}, {});
     pair.load_state_dict(named);
     ASSERT_NE(param(c, "bn.running_var"), nullptr);
@@ -290,9 +289,9 @@ Tensor plain(nn::Sequential& model, const Tensor& x) {
 Tensor fused(nn::Sequential& model, const Tensor& x, int64_t* runs) {
   nn::InferenceFusionGuard on(true);
   soma::NoGradGuard no_grad;
-  const int64_t before = nn::detail::fused_run_count();
+  const int64_t before = soma::detail::fused_run_count();
   Tensor y = model(x);
-  *runs = nn::detail::fused_run_count() - before;
+  *runs = soma::detail::fused_run_count() - before;
   return y;
 }
 
@@ -331,17 +330,17 @@ TEST(InferenceFusion, FallsBack) {
   int64_t runs = 0;
   {  // grad mode on
     nn::InferenceFusionGuard on(true);
-    const int64_t before = nn::detail::fused_run_count();
+    const int64_t before = soma::detail::fused_run_count();
     const Tensor y = model(x);
-    EXPECT_EQ(nn::detail::fused_run_count(), before);
+    EXPECT_EQ(soma::detail::fused_run_count(), before);
     expect_close(y, expected, "grad on");
   }
   {  // the switch off
     nn::InferenceFusionGuard off(false);
     soma::NoGradGuard no_grad;
-    const int64_t before = nn::detail::fused_run_count();
+    const int64_t before = soma::detail::fused_run_count();
     model(x);
-    EXPECT_EQ(nn::detail::fused_run_count(), before);
+    EXPECT_EQ(soma::detail::fused_run_count(), before);
   }
   {  // the reference backend preferred
     soma::kernels::BackendGuard reference("reference");

@@ -47,12 +47,12 @@
 
 #include "soma/core/tensor.h"
 
-namespace soma::nn {
-
-namespace detail {
+namespace soma::detail {
 struct FusionCache;  // Sequential's inference fusion (src/nn/fusion.cpp)
 std::shared_ptr<FusionCache> new_fusion_cache();
-}  // namespace detail
+}  // namespace soma::detail
+
+namespace soma::nn {
 
 /// Parameter and buffer tensors by dotted name, in a stable (sorted) order.
 using StateDict = std::map<std::string, Tensor>;
@@ -279,7 +279,7 @@ class Sequential : public Cloneable<Sequential> {
  private:
   [[noreturn]] void throw_wrong_type(int64_t index) const;
   // The inference fusion's folded weights and primitives per run (shared by copies).
-  std::shared_ptr<detail::FusionCache> fusion_ = detail::new_fusion_cache();
+  std::shared_ptr<soma::detail::FusionCache> fusion_ = soma::detail::new_fusion_cache();
 };
 
 /// A list of modules that user code indexes and loops over; it has no forward of its own.
