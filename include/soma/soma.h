@@ -24,6 +24,7 @@
 #include "soma/io/safetensors.h"
 #include "soma/nn/conv.h"
 #include "soma/nn/functional.h"
+#include "soma/nn/fusion.h"
 #include "soma/nn/init.h"
 #include "soma/nn/layers.h"
 #include "soma/nn/loss.h"

@@ -12,6 +12,7 @@
 
 #include "autograd/node.h"
 #include "core/tensor_impl.h"
+#include "nn/fusion_internal.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
 #include "soma/core/random.h"
@@ -470,6 +471,12 @@ void Sequential::push_back(std::shared_ptr<Module> module) {
 }
 
 Tensor Sequential::forward(const Tensor& input) {
+  if (fusion_ && soma::detail::fusion_applies(input)) {
+    std::vector<char> hooked;
+    for (const auto& [name, child] : named_children())
+      hooked.push_back(!child->hooks_->pre.empty() || !child->hooks_->post.empty());
+    return soma::detail::fused_forward(named_children(), hooked, *fusion_, input);
+  }
   Tensor x = input;
   for (const auto& [name, child] : named_children()) x = (*child)(x);
   return x;

@@ -10,7 +10,7 @@ DOC=${2:-$ROOT/docs/api.md}
 headers=("$ROOT"/include/soma/ops/*.h "$ROOT"/include/soma/core/tensor.h
          "$ROOT"/include/soma/autograd/*.h "$ROOT"/include/soma/nn/functional.h
          "$ROOT"/include/soma/nn/conv.h "$ROOT"/include/soma/nn/pooling.h
-         "$ROOT"/include/soma/nn/normalization.h)
+         "$ROOT"/include/soma/nn/normalization.h "$ROOT"/include/soma/nn/fusion.h)
 # Declarations: a return type, then a lower-case name and '(' (comments, operators, macros and
 # constructors excluded). Names soma uses only internally start with an underscore or live in
 # a 'detail' namespace (skipped by the awk state machine).

@@ -47,6 +47,11 @@
 
 #include "soma/core/tensor.h"
 
+namespace soma::detail {
+struct FusionCache;  // Sequential's inference fusion (src/nn/fusion.cpp)
+std::shared_ptr<FusionCache> new_fusion_cache();
+}  // namespace soma::detail
+
 namespace soma::nn {
 
 /// Parameter and buffer tensors by dotted name, in a stable (sorted) order.
@@ -230,6 +235,8 @@ std::ostream& operator<<(std::ostream& os, const Module& module);
 
 /// Chains modules: forward(x) = m_n(...m_1(m_0(x))). Children are named "0", "1", ...
 ///   nn::Sequential model(nn::Linear(784, 256), nn::ReLU(), nn::Linear(256, 10));
+/// Under NoGradGuard, runs of Conv2d [BatchNorm2d] [ReLU] [MaxPool2d] in eval mode take the
+/// fused inference path (soma/nn/fusion.h; same results to float32 rounding).
 class Sequential : public Cloneable<Sequential> {
  public:
   Sequential() = default;
@@ -271,6 +278,8 @@ class Sequential : public Cloneable<Sequential> {
 
  private:
   [[noreturn]] void throw_wrong_type(int64_t index) const;
+  // The inference fusion's folded weights and primitives per run (shared by copies).
+  std::shared_ptr<soma::detail::FusionCache> fusion_ = soma::detail::new_fusion_cache();
 };
 
 /// A list of modules that user code indexes and loops over; it has no forward of its own.
