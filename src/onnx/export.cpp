@@ -340,8 +340,8 @@ class Exporter final : public trace::Tracer {
       }
       acc *= out[j];
     }
-    if (batch == 0 && !out.empty() && x.size(0) > 0 && out[0] % x.size(0) == 0) {
-      shape[0] = -1;  // the batch folds into dimension 0
+    if (batch == 0 && !out.empty()) {
+      shape[0] = -1;  // the batch folds into (or out of) dimension 0, the others are static
       return {shape, 0};
     }
     refuse("the reshape to " + shape_string(out) +
@@ -510,9 +510,9 @@ void Exporter::emit(const Call& c) {
     return set_output(c.output, y, v.batch);
   }
   if (op == "softmax" || op == "log_softmax") {
-    const int64_t dim = get_int(c, "dim");
-    if (v.batch >= 0 && (dim == v.batch || dim - x.dim() == v.batch - x.dim()))
-      refuse("a softmax over the batch dimension");
+    int64_t dim = get_int(c, "dim");
+    if (dim < 0) dim += x.dim();
+    if (v.batch >= 0 && dim == v.batch) refuse("a softmax over the batch dimension");
     std::vector<pb::Writer> a;
     a.push_back(attr_int("axis", dim));
     return set_output(c.output,

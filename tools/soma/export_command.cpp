@@ -54,18 +54,19 @@ void export_onnx(const ExportArgs& args) {
   }
   SOMA_CHECK(static_cast<int64_t>(names.size()) == m.arch.classes, "export: ", names.size(),
              " class names for the ", m.arch.classes, " classes of ", args.model);
-  onnx::ExportOptions options{.opset = args.opset,
-                              .dynamic_batch = true,
-                              .input_names = {"input"},
-                              .output_names = {"logits"}};
-  options.metadata = {
-      {"soma_version", onnx::soma_version()},
-      {"class_names", nlohmann::json(names).dump()},
-      {"input_shape", nlohmann::json(m.arch.input_shape).dump()},
-      {"preprocessing",
-       pre ? nlohmann::json{{"scale", scale}, {"mean", norm.mean()}, {"std", norm.std()}}.dump()
-           : "none"},
-      {"architecture", m.arch.name}};
+  const std::string preprocessing =
+      pre ? nlohmann::json{{"scale", scale}, {"mean", norm.mean()}, {"std", norm.std()}}.dump()
+          : "none";
+  const onnx::ExportOptions options{
+      .opset = args.opset,
+      .dynamic_batch = true,
+      .input_names = {"input"},
+      .output_names = {"logits"},
+      .metadata = {{"soma_version", onnx::soma_version()},
+                   {"class_names", nlohmann::json(names).dump()},
+                   {"input_shape", nlohmann::json(m.arch.input_shape).dump()},
+                   {"preprocessing", preprocessing},
+                   {"architecture", m.arch.name}}};
   onnx::export_model(model, forward, {x}, args.out, options);
 }
 
