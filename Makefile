@@ -30,7 +30,7 @@ run: configure
 # ctest -j2: the install test has its own scratch dir and a RESOURCE_LOCK, and never builds
 # in $(BUILD_DIR), so it can run beside the gtest cases and the examples.
 test: build
-	@scripts/bootstrap.sh --test
+	@SOMA_ORT_DIR=$(abspath $(BUILD_DIR))/ort scripts/bootstrap.sh --test
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j2
 	@scripts/loc.sh
 
@@ -54,9 +54,10 @@ compare: build
 # binary on two cores take minutes, and `make test` runs them in the Release build).
 SAN_DIR ?= build-asan
 sanitize: bootstrap
-	@scripts/bootstrap.sh --test
+	@SOMA_ORT_DIR=$(abspath $(BUILD_DIR))/ort scripts/bootstrap.sh --test
 	@test -f $(SAN_DIR)/build.ninja || cmake -S . -B $(SAN_DIR) -G Ninja \
-	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOMA_SANITIZE=ON -DSOMA_BUILD_BENCH=OFF
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOMA_SANITIZE=ON -DSOMA_BUILD_BENCH=OFF \
+	  -DSOMA_ORT_DIR=$(abspath $(BUILD_DIR))/ort
 	cmake --build $(SAN_DIR) -j$(JOBS)
 	ctest --test-dir $(SAN_DIR) --output-on-failure -j2 -E '^(install|bench|dist)\.|^cli\.mpi$$'
 

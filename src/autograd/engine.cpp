@@ -7,6 +7,7 @@
 #include <unordered_set>
 
 #include "autograd/node.h"
+#include "ops/trace.h"
 #include "soma/core/error.h"
 #include "soma/ops/elementwise.h"
 
@@ -91,6 +92,7 @@ void check_forward(const Tensor& out, const char* name, const std::vector<Tensor
 
 void record(Tensor& out, const char* name, const std::vector<Tensor>& inputs, BackwardFn backward,
             const std::vector<Tensor>& saved) {
+  trace::on_autograd_record(name, inputs);  // while exporting: an op without an ONNX mapping
   if (is_anomaly_enabled()) check_forward(out, name, inputs);
   auto node = std::make_shared<Node>();
   node->name = name;

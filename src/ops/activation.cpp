@@ -12,6 +12,7 @@
 #include "core/dispatch.h"
 #include "kernels/kernels.h"
 #include "ops/map.h"
+#include "ops/trace.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/ops/elementwise.h"
 #include "soma/ops/reduce.h"
@@ -130,40 +131,53 @@ Tensor elu_impl(const Tensor& x, double alpha, double scale, double input_scale,
 }  // namespace
 
 Tensor relu(const Tensor& x) {
+  trace::Scope ts;
   auto df = [](auto g, auto y) { return y > 0 ? g : decltype(g)(0); };
-  return activation(
+  Tensor out = activation(
       x, "relu", true, [](auto v) { return v < 0 ? decltype(v)(0) : v; },  // NaN passes through
       df, constant_slope(df, "relu"));
+  if (ts) ts.record("relu", {x}, out);
+  return out;
 }
 
 Tensor sigmoid(const Tensor& x) {
-  return activation(
+  trace::Scope ts;
+  Tensor out = activation(
       x, "sigmoid", true, [](auto v) { return stable_sigmoid(v); },
       [](auto g, auto y) { return g * y * (decltype(y)(1) - y); },
       [](const Tensor& g, const Tensor& y) { return g * (y * (1.0 - y)); });
+  if (ts) ts.record("sigmoid", {x}, out);
+  return out;
 }
 
 Tensor tanh(const Tensor& x) {
-  return activation(
+  trace::Scope ts;
+  Tensor out = activation(
       x, "tanh", true, [](auto v) { return std::tanh(v); },
       [](auto g, auto y) { return g * (decltype(y)(1) - y * y); },
       [](const Tensor& g, const Tensor& y) { return g * (1.0 - y * y); });
+  if (ts) ts.record("tanh", {x}, out);
+  return out;
 }
 
 Tensor leaky_relu(const Tensor& x, double negative_slope) {
+  trace::Scope ts;
   auto df = [negative_slope](auto g, auto v) {
     return v > 0 ? g : static_cast<decltype(g)>(g * negative_slope);
   };
-  return activation(
+  Tensor out = activation(
       x, "leaky_relu", false,
       [negative_slope](auto v) { return v > 0 ? v : static_cast<decltype(v)>(v * negative_slope); },
       df, constant_slope(df, "leaky_relu"));
+  if (ts) ts.record("leaky_relu", {x}, out, {{"negative_slope", negative_slope}});
+  return out;
 }
 
 Tensor gelu(const Tensor& x) {
+  trace::Scope ts;
   // gelu(x) = x Phi(x);  gelu'(x) = Phi(x) + x phi(x)
   constexpr double kPdf = 0.5 * std::numbers::inv_sqrtpi * std::numbers::sqrt2;  // 1/sqrt(2 pi)
-  return activation(
+  Tensor out = activation(
       x, "gelu", false,
       [](auto v) {
         using T = decltype(v);
@@ -180,6 +194,8 @@ Tensor gelu(const Tensor& x) {
         const Tensor pdf = exp(xs * xs * -0.5) * kPdf;
         return g * (cdf + xs * pdf);
       });
+  if (ts) ts.record("gelu", {x}, out);
+  return out;
 }
 
 Tensor elu(const Tensor& x, double alpha) {
@@ -387,10 +403,16 @@ Tensor softmax_impl(const Tensor& x, int64_t dim, bool log, const char* op) {
 }  // namespace
 
 Tensor softmax(const Tensor& x, int64_t dim) {
-  return softmax_impl(x, dim, false, "softmax");
+  trace::Scope ts;
+  Tensor out = softmax_impl(x, dim, false, "softmax");
+  if (ts) ts.record("softmax", {x}, out, {{"dim", dim}});
+  return out;
 }
 Tensor log_softmax(const Tensor& x, int64_t dim) {
-  return softmax_impl(x, dim, true, "log_softmax");
+  trace::Scope ts;
+  Tensor out = softmax_impl(x, dim, true, "log_softmax");
+  if (ts) ts.record("log_softmax", {x}, out, {{"dim", dim}});
+  return out;
 }
 Tensor softmin(const Tensor& x, int64_t dim) {
   SOMA_CHECK(x.defined(), "softmin: called with an undefined tensor");

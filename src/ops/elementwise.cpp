@@ -17,6 +17,7 @@
 #include "core/overlap.h"
 #include "kernels/kernels.h"
 #include "ops/map.h"
+#include "ops/trace.h"
 #include "soma/ops/reduce.h"
 
 namespace soma {
@@ -389,6 +390,7 @@ Rounding parse_rounding(std::optional<std::string_view> mode, const char* op) {
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b, const Scalar& alpha) {
+  trace::Scope ts;
   Tensor ac, bc;
   Tensor out = binary(BinOp::Add, a, b, alpha, "add", &ac, &bc);
   if (needs_grad(ac, bc)) {
@@ -400,10 +402,12 @@ Tensor add(const Tensor& a, const Tensor& b, const Scalar& alpha) {
           return {ra ? grad_to(g, sa) : Tensor(), rb ? grad_to(one ? g : g * alpha, sb) : Tensor()};
         });
   }
+  if (ts) ts.record("add", {a, b}, out, {{"alpha", alpha.to_double()}});
   return out;
 }
 
 Tensor sub(const Tensor& a, const Tensor& b, const Scalar& alpha) {
+  trace::Scope ts;
   Tensor ac, bc;
   Tensor out = binary(BinOp::Sub, a, b, alpha, "sub", &ac, &bc);
   if (needs_grad(ac, bc)) {
@@ -414,10 +418,12 @@ Tensor sub(const Tensor& a, const Tensor& b, const Scalar& alpha) {
                      rb ? grad_to(g * -alpha.to_double(), sb) : Tensor()};
            });
   }
+  if (ts) ts.record("sub", {a, b}, out, {{"alpha", alpha.to_double()}});
   return out;
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
+  trace::Scope ts;
   Tensor ac, bc;
   Tensor out = binary(BinOp::Mul, a, b, 1, "mul", &ac, &bc);
   if (needs_grad(ac, bc)) {
@@ -429,6 +435,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
            },
            {ac, bc});
   }
+  if (ts) ts.record("mul", {a, b}, out);
   return out;
 }
 
@@ -517,10 +524,16 @@ BinOp rounding_op(Rounding r) {
 }  // namespace
 
 Tensor div(const Tensor& a, const Tensor& b, std::optional<std::string_view> rounding_mode) {
-  return divide(rounding_op(parse_rounding(rounding_mode, "div")), a, b, "div");
+  trace::Scope ts;
+  Tensor out = divide(rounding_op(parse_rounding(rounding_mode, "div")), a, b, "div");
+  if (ts) ts.record(rounding_mode ? "div_rounding" : "div", {a, b}, out);
+  return out;
 }
 Tensor div(const Tensor& a, const Scalar& b, std::optional<std::string_view> rounding_mode) {
-  return divide(rounding_op(parse_rounding(rounding_mode, "div")), a, b, "div");
+  trace::Scope ts;
+  Tensor out = divide(rounding_op(parse_rounding(rounding_mode, "div")), a, b, "div");
+  if (ts) ts.record(rounding_mode ? "div_rounding" : "div", {a}, out, {{"other", b.to_double()}});
+  return out;
 }
 Tensor floor_divide(const Tensor& a, const Tensor& b) {
   return divide(BinOp::DivFloor, a, b, "floor_divide");
@@ -542,28 +555,35 @@ Tensor fmod(const Tensor& a, const Scalar& b) {
 }
 
 Tensor add(const Tensor& a, const Scalar& b, const Scalar& alpha) {
+  trace::Scope ts;
   Tensor ac, sc;
   Tensor out = binary(BinOp::Add, a, b, alpha, "add", &ac, &sc);
   if (needs_grad(ac)) record(out, "add", {ac}, [](const Tensor& g) -> Grads { return {g}; });
+  if (ts) ts.record("add", {a}, out, {{"other", b.to_double() * alpha.to_double()}});
   return out;
 }
 
 Tensor sub(const Tensor& a, const Scalar& b, const Scalar& alpha) {
+  trace::Scope ts;
   Tensor ac, sc;
   Tensor out = binary(BinOp::Sub, a, b, alpha, "sub", &ac, &sc);
   if (needs_grad(ac)) record(out, "sub", {ac}, [](const Tensor& g) -> Grads { return {g}; });
+  if (ts) ts.record("sub", {a}, out, {{"other", b.to_double() * alpha.to_double()}});
   return out;
 }
 
 Tensor mul(const Tensor& a, const Scalar& b) {
+  trace::Scope ts;
   Tensor ac, sc;
   Tensor out = binary(BinOp::Mul, a, b, 1, "mul", &ac, &sc);
   if (needs_grad(ac)) record(out, "mul", {ac}, [sc](const Tensor& g) -> Grads { return {g * sc}; });
+  if (ts) ts.record("mul", {a}, out, {{"other", b.to_double()}});
   return out;
 }
 
 Tensor rsub(const Tensor& a, const Scalar& b, const Scalar& alpha) {
   // b - alpha * a
+  trace::Scope ts;
   Tensor sc, ac;
   check_defined(a, "rsub");
   const DType ct = compute_dtype(BinOp::Sub, result_type(a, b), b.type(), a.dtype(), alpha, "rsub");
@@ -577,6 +597,7 @@ Tensor rsub(const Tensor& a, const Scalar& b, const Scalar& alpha) {
   if (needs_grad(ac))
     record(out, "rsub", {ac},
            [alpha](const Tensor& g) -> Grads { return {g * -alpha.to_double()}; });
+  if (ts) ts.record("rsub", {a}, out, {{"other", b.to_double()}, {"alpha", alpha.to_double()}});
   return out;
 }
 
@@ -647,11 +668,13 @@ Tensor operator-(const Tensor& a) {
 }
 // ---- math functions ------------------------------------------------------------------------
 Tensor neg(const Tensor& x) {
+  trace::Scope ts;
   SOMA_CHECK(x.defined(), "neg: called with an undefined tensor");
   Tensor out = detail::dispatch_numeric(x.dtype(), "neg", [&]<typename T>() {
     return map1<T>(x, [](T v) { return static_cast<T>(-v); });
   });
   if (needs_grad(x)) record(out, "neg", {x}, [](const Tensor& g) -> Grads { return {-g}; });
+  if (ts) ts.record("neg", {x}, out);
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include "core/dispatch.h"
 #include "core/tensor_impl.h"
 #include "kernels/kernels.h"
+#include "ops/trace.h"
 #include "soma/ops/elementwise.h"
 #include "soma/ops/reduce.h"
 #include "soma/ops/shape.h"
@@ -105,7 +106,7 @@ void check_pair(const Tensor& a, const Tensor& b, const char* name) {
 
 }  // namespace
 
-Tensor matmul(const Tensor& a, const Tensor& b) {
+static Tensor matmul_untraced(const Tensor& a, const Tensor& b) {
   check_pair(a, b, "matmul");
   SOMA_CHECK(a.dim() >= 1 && b.dim() >= 1,
              "matmul: both arguments need at least 1 dimension, got shapes ", a.shape(), " and ",
@@ -139,6 +140,13 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   return reshape(mm_core(a3, b3, "matmul"), batch);
 }
 
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  trace::Scope ts;
+  Tensor out = matmul_untraced(a, b);
+  if (ts) ts.record("matmul", {a, b}, out);
+  return out;
+}
+
 Tensor bmm(const Tensor& a, const Tensor& b) {
   check_pair(a, b, "bmm");
   SOMA_CHECK(a.dim() == 3 && b.dim() == 3, "bmm: expected 3-D tensors, got shapes ", a.shape(),
@@ -148,8 +156,8 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
   return mm_core(a, b, "bmm");
 }
 
-Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2, const Scalar& beta,
-             const Scalar& alpha) {
+static Tensor addmm_untraced(const Tensor& input, const Tensor& mat1, const Tensor& mat2,
+                             const Scalar& beta, const Scalar& alpha) {
   SOMA_CHECK(input.defined(), "addmm: called with an undefined input");
   check_pair(mat1, mat2, "addmm");
   SOMA_CHECK(input.dtype() == mat1.dtype(), "addmm: expected input of dtype ", mat1.dtype(),
@@ -167,6 +175,16 @@ Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2, const 
     return where(ones({}, kBool), r, input);
   }
   return r + (beta.to_double() == 1.0 ? input : input * beta);
+}
+
+Tensor addmm(const Tensor& input, const Tensor& mat1, const Tensor& mat2, const Scalar& beta,
+             const Scalar& alpha) {
+  trace::Scope ts;
+  Tensor out = addmm_untraced(input, mat1, mat2, beta, alpha);
+  if (ts)
+    ts.record("addmm", {input, mat1, mat2}, out,
+              {{"beta", beta.to_double()}, {"alpha", alpha.to_double()}});
+  return out;
 }
 
 Tensor outer(const Tensor& a, const Tensor& b) {

@@ -11,6 +11,7 @@
 #include "core/tensor_impl.h"
 #include "kernels/kernels.h"
 #include "ops/shape_internal.h"
+#include "ops/trace.h"
 #include "soma/ops/reduce.h"
 
 namespace soma {
@@ -59,7 +60,7 @@ Tensor shaped_view(const Tensor& x, const Shape& shape, const Shape& strides, in
 
 }  // namespace
 
-Tensor view(const Tensor& x, const Shape& shape) {
+static Tensor view_untraced(const Tensor& x, const Shape& shape) {
   check_defined(x, "view");
   SOMA_CHECK(x.is_contiguous(), "view: tensor of shape ", x.shape(), " with strides ", x.strides(),
              " is not contiguous; use reshape (which copies)");
@@ -67,7 +68,14 @@ Tensor view(const Tensor& x, const Shape& shape) {
   return shaped_view(x, s, detail::contiguous_strides(s), x.impl()->offset, "view");
 }
 
-Tensor reshape(const Tensor& x, const Shape& shape) {
+Tensor view(const Tensor& x, const Shape& shape) {
+  trace::Scope ts;
+  Tensor out = view_untraced(x, shape);
+  if (ts) ts.record("reshape", {x}, out);
+  return out;
+}
+
+static Tensor reshape_untraced(const Tensor& x, const Shape& shape) {
   check_defined(x, "reshape");
   const Shape s = infer_shape(shape, x.numel(), x.shape(), "reshape");
   if (s == x.shape()) return x;
@@ -75,7 +83,14 @@ Tensor reshape(const Tensor& x, const Shape& shape) {
   return shaped_view(c, s, detail::contiguous_strides(s), c.impl()->offset, "reshape");
 }
 
-Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
+Tensor reshape(const Tensor& x, const Shape& shape) {
+  trace::Scope ts;
+  Tensor out = reshape_untraced(x, shape);
+  if (ts) ts.record("reshape", {x}, out);
+  return out;
+}
+
+static Tensor flatten_untraced(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   check_defined(x, "flatten");
   if (x.dim() == 0) return reshape(x, {1});
   const int64_t s = detail::wrap_dim(start_dim, x.dim(), "flatten");
@@ -90,7 +105,14 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
   return reshape(x, shape);
 }
 
-Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
+Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
+  trace::Scope ts;
+  Tensor out = flatten_untraced(x, start_dim, end_dim);
+  if (ts) ts.record("flatten", {x}, out, {{"start_dim", start_dim}, {"end_dim", end_dim}});
+  return out;
+}
+
+static Tensor transpose_untraced(const Tensor& x, int64_t dim0, int64_t dim1) {
   check_defined(x, "transpose");
   if (x.dim() == 0) return x;
   const int64_t a = detail::wrap_dim(dim0, x.dim(), "transpose");
@@ -102,6 +124,13 @@ Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
   if (needs_grad(x))
     record(out, "transpose", {x},
            [a, b](const Tensor& g) -> Grads { return {transpose(g, a, b)}; });
+  return out;
+}
+
+Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
+  trace::Scope ts;
+  Tensor out = transpose_untraced(x, dim0, dim1);
+  if (ts) ts.record("transpose", {x}, out, {{"dim0", dim0}, {"dim1", dim1}});
   return out;
 }
 
@@ -217,7 +246,7 @@ Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t s
   return out;
 }
 
-Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
+static Tensor cat_untraced(const std::vector<Tensor>& tensors, int64_t dim) {
   SOMA_CHECK(!tensors.empty(), "cat: expected a non-empty list of tensors");
   const Tensor& first = tensors[0];
   check_defined(first, "cat");
@@ -257,6 +286,13 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
       return grads;
     });
   }
+  return out;
+}
+
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
+  trace::Scope ts;
+  Tensor out = cat_untraced(tensors, dim);
+  if (ts) ts.record("cat", tensors, out, {{"dim", dim}});
   return out;
 }
 

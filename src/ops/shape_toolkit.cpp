@@ -7,6 +7,7 @@
 #include "autograd/node.h"
 #include "core/tensor_impl.h"
 #include "ops/shape_internal.h"
+#include "ops/trace.h"
 #include "soma/core/error.h"
 #include "soma/ops/elementwise.h"
 #include "soma/ops/shape.h"
@@ -42,7 +43,7 @@ std::vector<int64_t> wrap_unique(const Shape& dims, int64_t ndim, const char* op
 
 }  // namespace
 
-Tensor permute(const Tensor& x, const Shape& dims) {
+static Tensor permute_untraced(const Tensor& x, const Shape& dims) {
   check_defined(x, "permute");
   const int64_t n = x.dim();
   SOMA_CHECK(static_cast<int64_t>(dims.size()) == n, "permute: number of dims ", dims,
@@ -59,6 +60,13 @@ Tensor permute(const Tensor& x, const Shape& dims) {
   if (needs_grad(x))
     record(out, "permute", {x},
            [inverse](const Tensor& g) -> Grads { return {permute(g, inverse)}; });
+  return out;
+}
+
+Tensor permute(const Tensor& x, const Shape& dims) {
+  trace::Scope ts;
+  Tensor out = permute_untraced(x, dims);
+  if (ts) ts.record("permute", {x}, out, {{"dims", dims}});
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include "autograd/node.h"
 #include "core/tensor_impl.h"
 #include "kernels/kernels.h"
+#include "ops/trace.h"
 #include "soma/core/error.h"
 #include "soma/core/tensor.h"
 
@@ -28,7 +29,10 @@ Tensor copy_as(const Tensor& src, DType dtype, const char* name) {
 
 Tensor Tensor::contiguous() const {
   if (impl_of(*this, "contiguous").contiguous) return *this;
-  return copy_as(*this, dtype(), "contiguous");
+  trace::Scope ts;
+  Tensor out = copy_as(*this, dtype(), "contiguous");
+  if (ts) ts.record("contiguous", {*this}, out);
+  return out;
 }
 
 Tensor Tensor::clone() const {

@@ -2,8 +2,10 @@
 // into a one-line message and a non-zero exit.
 #pragma once
 
+#include <cstdint>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "config.h"
 
@@ -28,5 +30,15 @@ void eval(const std::string& model_path, const DataArgs& data);
 void predict(const std::string& model_path, const DataArgs& data);
 /// Prints the model's layer table.
 void summary(const std::string& model_path);
+
+struct ExportArgs {
+  std::string model;                     // model.safetensors written by soma train
+  std::string out;                       // the .onnx file to write
+  int64_t opset = 17;                    // 13 to 17
+  bool preprocessing = true;             // the input normalisation as the graph's first nodes
+  std::vector<std::string> class_names;  // empty: Fashion-MNIST's (IDX data, 10 classes) or ids
+};
+/// Writes the model as ONNX (tools/soma/export_command.cpp).
+void export_onnx(const ExportArgs& args);
 
 }  // namespace soma::cli

@@ -12,11 +12,15 @@
 #include "soma/dist/dist.h"
 
 namespace soma::cli {
-namespace {
 
-const std::vector<std::string> kFashionNames = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
-                                                "Coat",        "Sandal",    "Shirt",    "Sneaker",
-                                                "Bag",         "Ankle boot"};
+const std::vector<std::string>& fashion_class_names() {
+  static const std::vector<std::string> names = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                                 "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                                 "Bag",         "Ankle boot"};
+  return names;
+}
+
+namespace {
 
 // A DataLoader worker thread helps only when the compute pool leaves a core free; with
 // every core busy it competes with the pool (-5 % samples/s on 2 cores, docs/PERFORMANCE.md).
@@ -157,20 +161,20 @@ TrainData select_data(const TrainConfig& c, int world, int rank, bool flat_model
       val_set, {.batch_size = 1024, .transform = input, .num_replicas = world, .rank = rank});
   data::DataLoader test_loader(data::TensorDataset(test.x, test.y),
                                {.batch_size = 1024, .transform = input});
-  return TrainData{
-      .train_set = train_set,
-      .val_set = val_set,
-      .test = test,
-      .norm = norm,
-      .input_shape = shape,
-      .input = input,
-      .in_features = all.x.size(1),
-      .classes = classes,
-      .class_names = c.csv.empty() && classes == 10 ? kFashionNames : std::vector<std::string>{},
-      .train_loader = std::move(train_loader),
-      .val_loader = std::move(val_loader),
-      .test_loader = std::move(test_loader),
-      .load_seconds = load_clock.seconds()};
+  return TrainData{.train_set = train_set,
+                   .val_set = val_set,
+                   .test = test,
+                   .norm = norm,
+                   .input_shape = shape,
+                   .input = input,
+                   .in_features = all.x.size(1),
+                   .classes = classes,
+                   .class_names = c.csv.empty() && classes == 10 ? fashion_class_names()
+                                                                 : std::vector<std::string>{},
+                   .train_loader = std::move(train_loader),
+                   .val_loader = std::move(val_loader),
+                   .test_loader = std::move(test_loader),
+                   .load_seconds = load_clock.seconds()};
 }
 
 }  // namespace soma::cli

@@ -22,6 +22,8 @@ struct Data {
 Data load_data(const std::string& dir, const std::string& csv, const std::string& label_column,
                const std::string& split);
 
+/// Fashion-MNIST's ten class names (the report's and `soma export`'s for IDX data).
+const std::vector<std::string>& fashion_class_names();
 /// A DataLoader transform that normalises the inputs.
 data::transforms::Transform normalizer(const data::Normalization& norm);
 

@@ -98,6 +98,18 @@ int parse_command_line(int argc, char** argv, CommandLine& line) {
   add_data_options(predict, line.data);
   CLI::App* summary = app.add_subcommand("summary", "print a model's layer table");
   summary->add_option("--model", line.model, "model.safetensors written by soma train")->required();
+  CLI::App* exp = app.add_subcommand("export", "write a model as ONNX (docs/cli.md)");
+  exp->add_option("--model", line.export_args.model, "model.safetensors written by soma train")
+      ->required();
+  exp->add_option("--out", line.export_args.out, "the ONNX file to write")->required();
+  exp->add_option("--opset", line.export_args.opset, "ONNX opset, 13 to 17")->capture_default_str();
+  bool no_pre = false;
+  exp->add_flag("--no-preprocessing", no_pre,
+                "leave the input normalisation out (the model takes normalised inputs)");
+  exp->add_option("--class-names", line.export_args.class_names,
+                  "class names for the metadata, comma-separated (default: Fashion-MNIST's for "
+                  "image models with 10 classes, else the class ids)")
+      ->delimiter(',');
 
   preload_config(argc, argv, line.config, line.given);
   try {
@@ -128,7 +140,8 @@ int parse_command_line(int argc, char** argv, CommandLine& line) {
       if (opt->count() > 0 && opt->get_name() != "--config")
         line.given.insert(normalized_key(opt->get_name()));
   }
-  for (const CLI::App* cmd : {train, eval, predict, summary})
+  line.export_args.preprocessing = !no_pre;
+  for (const CLI::App* cmd : {train, eval, predict, summary, exp})
     if (cmd->parsed()) line.command = cmd->get_name();
   return -1;
 }

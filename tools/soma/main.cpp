@@ -3,6 +3,7 @@
 //   soma eval --model runs/X/model.safetensors
 //   soma predict --model runs/X/model.safetensors --csv rows.csv --label-column label
 //   soma summary --model runs/X/model.safetensors
+//   soma export --model runs/X/model.safetensors --out model.onnx
 #include <chrono>
 #include <iostream>
 #include <optional>
@@ -26,6 +27,8 @@ int run(int argc, char** argv) {
     soma::cli::predict(line.model, line.data);
   else if (line.command == "summary")
     soma::cli::summary(line.model);
+  else if (line.command == "export")
+    soma::cli::export_onnx(line.export_args);
   return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "autograd/node.h"
 #include "core/dispatch.h"
 #include "kernels/kernels.h"
+#include "ops/trace.h"
 #include "soma/core/error.h"
 #include "soma/nn/functional.h"
 #include "soma/ops/elementwise.h"
@@ -309,26 +310,70 @@ Tensor conv_transpose_nd(const char* op, int64_t dims, const Tensor& input, cons
 
 }  // namespace
 
+static Tensor conv2d_untraced(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                              const std::vector<int64_t>& stride,
+                              const std::vector<int64_t>& padding,
+                              const std::vector<int64_t>& dilation, int64_t groups) {
+  return conv_nd("conv2d", 2, input, weight, bias,
+                 params("conv2d", 2, stride, padding, dilation, groups));
+}
+
 Tensor conv2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
               const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
               const std::vector<int64_t>& dilation, int64_t groups) {
-  return conv_nd("conv2d", 2, input, weight, bias,
-                 params("conv2d", 2, stride, padding, dilation, groups));
+  trace::Scope ts;
+  Tensor out = conv2d_untraced(input, weight, bias, stride, padding, dilation, groups);
+  if (ts)
+    ts.record(
+        "conv2d", {input, weight, bias}, out,
+        {{"stride", stride}, {"padding", padding}, {"dilation", dilation}, {"groups", groups}});
+  return out;
+}
+
+static Tensor conv1d_untraced(const Tensor& input, const Tensor& weight, const Tensor& bias,
+                              const std::vector<int64_t>& stride,
+                              const std::vector<int64_t>& padding,
+                              const std::vector<int64_t>& dilation, int64_t groups) {
+  return conv_nd("conv1d", 1, input, weight, bias,
+                 params("conv1d", 1, stride, padding, dilation, groups));
 }
 
 Tensor conv1d(const Tensor& input, const Tensor& weight, const Tensor& bias,
               const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
               const std::vector<int64_t>& dilation, int64_t groups) {
-  return conv_nd("conv1d", 1, input, weight, bias,
-                 params("conv1d", 1, stride, padding, dilation, groups));
+  trace::Scope ts;
+  Tensor out = conv1d_untraced(input, weight, bias, stride, padding, dilation, groups);
+  if (ts)
+    ts.record(
+        "conv1d", {input, weight, bias}, out,
+        {{"stride", stride}, {"padding", padding}, {"dilation", dilation}, {"groups", groups}});
+  return out;
+}
+
+static Tensor conv_transpose2d_untraced(const Tensor& input, const Tensor& weight,
+                                        const Tensor& bias, const std::vector<int64_t>& stride,
+                                        const std::vector<int64_t>& padding,
+                                        const std::vector<int64_t>& output_padding, int64_t groups,
+                                        const std::vector<int64_t>& dilation) {
+  return conv_transpose_nd("conv_transpose2d", 2, input, weight, bias, stride, padding,
+                           output_padding, groups, dilation);
 }
 
 Tensor conv_transpose2d(const Tensor& input, const Tensor& weight, const Tensor& bias,
                         const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                         const std::vector<int64_t>& output_padding, int64_t groups,
                         const std::vector<int64_t>& dilation) {
-  return conv_transpose_nd("conv_transpose2d", 2, input, weight, bias, stride, padding,
-                           output_padding, groups, dilation);
+  trace::Scope ts;
+  Tensor out = conv_transpose2d_untraced(input, weight, bias, stride, padding, output_padding,
+                                         groups, dilation);
+  if (ts)
+    ts.record("conv_transpose2d", {input, weight, bias}, out,
+              {{"stride", stride},
+               {"padding", padding},
+               {"output_padding", output_padding},
+               {"groups", groups},
+               {"dilation", dilation}});
+  return out;
 }
 
 Tensor conv_transpose1d(const Tensor& input, const Tensor& weight, const Tensor& bias,

@@ -3,6 +3,7 @@
 #include "autograd/node.h"
 #include "core/dispatch.h"
 #include "kernels/kernels.h"
+#include "ops/trace.h"
 #include "soma/core/error.h"
 #include "soma/core/random.h"
 #include "soma/nn/functional.h"
@@ -14,7 +15,7 @@ using autograd::Grads;
 using autograd::needs_grad;
 using autograd::record;
 
-Tensor dropout(const Tensor& x, double p, bool training) {
+static Tensor dropout_untraced(const Tensor& x, double p, bool training) {
   SOMA_CHECK(p >= 0.0 && p < 1.0, "dropout: probability p must be in [0, 1), got ", p);
   SOMA_CHECK(x.defined(), "dropout: called with an undefined tensor");
   if (!training || p == 0.0) return x;
@@ -32,6 +33,13 @@ Tensor dropout(const Tensor& x, double p, bool training) {
   });
   if (needs_grad(x))
     record(out, "dropout", {x}, [mask](const Tensor& g) -> Grads { return {g * mask}; }, {mask});
+  return out;
+}
+
+Tensor dropout(const Tensor& x, double p, bool training) {
+  trace::Scope ts;
+  Tensor out = dropout_untraced(x, p, training);
+  if (ts) ts.record("dropout", {x}, out, {{"p", p}, {"training", int64_t{training}}});
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include "autograd/node.h"
 #include "core/dispatch.h"
 #include "kernels/kernels.h"
+#include "ops/trace.h"
 #include "soma/core/error.h"
 #include "soma/nn/functional.h"
 #include "soma/ops/matmul.h"
@@ -20,7 +21,7 @@ using autograd::record;
 // x [B, N] (leading dims flattened), weight [M, N], bias [M]:
 //   y = x W^T + b          (bias rows written first, then GEMM with beta = 1)
 //   dx = dy W,  dW = dy^T x,  db = sum_B dy   (fused GEMMs; matmul under create_graph)
-Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+static Tensor linear_untraced(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   SOMA_CHECK(x.defined() && weight.defined(), "linear: called with an undefined tensor");
   SOMA_CHECK(weight.dim() == 2, "linear: weight must be 2-D [out, in], got shape ", weight.shape());
   SOMA_CHECK(x.dim() >= 1 && x.size(-1) == weight.size(1), "linear: input of shape ", x.shape(),
@@ -91,6 +92,13 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
         },
         {x2, w});
   }
+  return out;
+}
+
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  trace::Scope ts;
+  Tensor out = linear_untraced(x, weight, bias);
+  if (ts) ts.record("linear", {x, weight, bias}, out);
   return out;
 }
 

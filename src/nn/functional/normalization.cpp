@@ -16,6 +16,7 @@
 #include "core/dispatch.h"
 #include "kernels/kernels.h"
 #include "nn/functional/normalization_internal.h"
+#include "ops/trace.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
 #include "soma/ops/elementwise.h"
@@ -224,9 +225,9 @@ Tensor detail::batch_norm_train(const Tensor& input, const Tensor& running_mean,
 
 namespace functional {
 
-Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
-                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
-                  double eps) {
+static Tensor batch_norm_untraced(const Tensor& input, const Tensor& running_mean,
+                                  const Tensor& running_var, const Tensor& weight,
+                                  const Tensor& bias, bool training, double momentum, double eps) {
   const char* op = "batch_norm";
   check_float(input, op, "input");
   SOMA_CHECK(input.dim() >= 2, op, ": expected an input of at least 2 dims [N, C, *], got shape ",
@@ -268,9 +269,21 @@ Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor&
   return out;
 }
 
+Tensor batch_norm(const Tensor& input, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight, const Tensor& bias, bool training, double momentum,
+                  double eps) {
+  trace::Scope ts;
+  Tensor out =
+      batch_norm_untraced(input, running_mean, running_var, weight, bias, training, momentum, eps);
+  if (ts)
+    ts.record("batch_norm", {input, running_mean, running_var, weight, bias}, out,
+              {{"training", int64_t{training}}, {"eps", eps}});
+  return out;
+}
+
 // ---- layer_norm ------------------------------------------------------------------------------
-Tensor layer_norm(const Tensor& input, const std::vector<int64_t>& normalized_shape,
-                  const Tensor& weight, const Tensor& bias, double eps) {
+static Tensor layer_norm_untraced(const Tensor& input, const std::vector<int64_t>& normalized_shape,
+                                  const Tensor& weight, const Tensor& bias, double eps) {
   const char* op = "layer_norm";
   check_float(input, op, "input");
   const Shape shape = input.shape();
@@ -330,6 +343,16 @@ Tensor layer_norm(const Tensor& input, const std::vector<int64_t>& normalized_sh
            return {dx, dw, db};
          },
          {mean_t, rstd_t});
+  return out;
+}
+
+Tensor layer_norm(const Tensor& input, const std::vector<int64_t>& normalized_shape,
+                  const Tensor& weight, const Tensor& bias, double eps) {
+  trace::Scope ts;
+  Tensor out = layer_norm_untraced(input, normalized_shape, weight, bias, eps);
+  if (ts)
+    ts.record("layer_norm", {input, weight, bias}, out,
+              {{"normalized_shape", normalized_shape}, {"eps", eps}});
   return out;
 }
 

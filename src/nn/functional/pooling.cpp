@@ -14,6 +14,7 @@
 #include "core/dispatch.h"
 #include "core/tensor_impl.h"
 #include "kernels/kernels.h"
+#include "ops/trace.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
 #include "soma/ops/elementwise.h"
@@ -241,11 +242,27 @@ std::tuple<Tensor, Tensor> max_pool2d_with_indices(const Tensor& input,
   return {unbatch(y, 2, unbatched), unbatch(idx, 2, unbatched)};
 }
 
+static Tensor max_pool2d_untraced(const Tensor& input, const std::vector<int64_t>& kernel_size,
+                                  const std::vector<int64_t>& stride,
+                                  const std::vector<int64_t>& padding,
+                                  const std::vector<int64_t>& dilation, bool ceil_mode) {
+  return std::get<0>(
+      max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode));
+}
+
 Tensor max_pool2d(const Tensor& input, const std::vector<int64_t>& kernel_size,
                   const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
                   const std::vector<int64_t>& dilation, bool ceil_mode) {
-  return std::get<0>(
-      max_pool2d_with_indices(input, kernel_size, stride, padding, dilation, ceil_mode));
+  trace::Scope ts;
+  Tensor out = max_pool2d_untraced(input, kernel_size, stride, padding, dilation, ceil_mode);
+  if (ts)
+    ts.record("max_pool2d", {input}, out,
+              {{"kernel_size", kernel_size},
+               {"stride", stride},
+               {"padding", padding},
+               {"dilation", dilation},
+               {"ceil_mode", int64_t{ceil_mode}}});
+  return out;
 }
 
 std::tuple<Tensor, Tensor> max_pool1d_with_indices(const Tensor& input, int64_t kernel_size,
@@ -268,9 +285,10 @@ Tensor max_pool1d(const Tensor& input, int64_t kernel_size, int64_t stride, int6
 }
 
 // ---- average pooling ---------------------------------------------------------------------------
-Tensor avg_pool2d(const Tensor& input, const std::vector<int64_t>& kernel_size,
-                  const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
-                  bool ceil_mode, bool count_include_pad, std::optional<int64_t> divisor_override) {
+static Tensor avg_pool2d_untraced(const Tensor& input, const std::vector<int64_t>& kernel_size,
+                                  const std::vector<int64_t>& stride,
+                                  const std::vector<int64_t>& padding, bool ceil_mode,
+                                  bool count_include_pad, std::optional<int64_t> divisor_override) {
   const char* op = "avg_pool2d";
   check_input(input, op, 2);
   SOMA_CHECK(!divisor_override || *divisor_override != 0, op, ": divisor must be not zero");
@@ -281,6 +299,23 @@ Tensor avg_pool2d(const Tensor& input, const std::vector<int64_t>& kernel_size,
   g.count_include_pad = count_include_pad;
   g.divisor = divisor_override.value_or(0);
   return unbatch(avg_forward_4d(x, g), 2, unbatched);
+}
+
+Tensor avg_pool2d(const Tensor& input, const std::vector<int64_t>& kernel_size,
+                  const std::vector<int64_t>& stride, const std::vector<int64_t>& padding,
+                  bool ceil_mode, bool count_include_pad, std::optional<int64_t> divisor_override) {
+  trace::Scope ts;
+  Tensor out = avg_pool2d_untraced(input, kernel_size, stride, padding, ceil_mode,
+                                   count_include_pad, divisor_override);
+  if (ts)
+    ts.record("avg_pool2d", {input}, out,
+              {{"kernel_size", kernel_size},
+               {"stride", stride},
+               {"padding", padding},
+               {"ceil_mode", int64_t{ceil_mode}},
+               {"count_include_pad", int64_t{count_include_pad}},
+               {"divisor_override", divisor_override.value_or(0)}});
+  return out;
 }
 
 Tensor avg_pool1d(const Tensor& input, int64_t kernel_size, int64_t stride, int64_t padding,
@@ -297,7 +332,8 @@ Tensor avg_pool1d(const Tensor& input, int64_t kernel_size, int64_t stride, int6
 }
 
 // ---- adaptive pooling --------------------------------------------------------------------------
-Tensor adaptive_avg_pool2d(const Tensor& input, const std::vector<int64_t>& output_size) {
+static Tensor adaptive_avg_pool2d_untraced(const Tensor& input,
+                                           const std::vector<int64_t>& output_size) {
   const char* op = "adaptive_avg_pool2d";
   check_input(input, op, 2);
   const auto [oh, ow] = adaptive_size(output_size, op);
@@ -306,6 +342,13 @@ Tensor adaptive_avg_pool2d(const Tensor& input, const std::vector<int64_t>& outp
   const Tensor y = separable(x, adaptive_matrix(x.size(2), oh, x.dtype()),
                              adaptive_matrix(x.size(3), ow, x.dtype()));
   return unbatch(y, 2, unbatched);
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& input, const std::vector<int64_t>& output_size) {
+  trace::Scope ts;
+  Tensor out = adaptive_avg_pool2d_untraced(input, output_size);
+  if (ts) ts.record("adaptive_avg_pool2d", {input}, out, {{"output_size", output_size}});
+  return out;
 }
 
 Tensor adaptive_avg_pool1d(const Tensor& input, int64_t output_size) {
