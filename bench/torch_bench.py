@@ -271,9 +271,10 @@ def cnn_job(job, args):
 def evaluate(model, x, y, mean, std):
     model.eval()
     loss_sum, correct = 0.0, 0
+    image = isinstance(model[0], nn.Conv2d)
     with torch.no_grad():
         for xb, yb in batches(x, y, 1024, mean, std):
-            out = model(xb)
+            out = model(xb.reshape(-1, 1, 28, 28) if image else xb)
             loss_sum += F.cross_entropy(out, yb, reduction="sum").item()
             correct += (out.argmax(1) == yb).sum().item()
     return loss_sum / x.shape[0], correct / x.shape[0]
@@ -299,15 +300,27 @@ def trainer(job, args):
     x, y = x_all[train_idx], y_all[train_idx]
     xv, yv = x_all[val_idx], y_all[val_idx]
     mean, std = fit_norm(x)
-    epochs, patience = job.get("epochs", 20), 5
-    model = mlp([784, 256, 128, 10], dropout=0.2)
+    is_cnn = job.get("arch") == "cnn"
+    # --arch cnn's recipe (tools/soma/train_command.cpp): the preset with Dropout(0.3) before the
+    # last Linear, a cosine schedule over 15 epochs, no early stopping, horizontal flips.
+    planned = 15 if is_cnn else 20
+    epochs, patience = job.get("epochs", planned), (math.inf if is_cnn else 5)
+    if is_cnn:
+        layers = list(cnn())
+        model = nn.Sequential(*layers[:-1], nn.Dropout(0.3), layers[-1])
+    else:
+        model = mlp([784, 256, 128, 10], dropout=0.2)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=0.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=planned, eta_min=0.0)
     g = torch.Generator().manual_seed(seed)
     best, best_state, wait, epochs_run = math.inf, None, 0, 0
     for epoch in range(epochs):
         model.train()
         for xb, yb in batches(x, y, 128, mean, std, g):
+            if is_cnn:
+                xb = xb.reshape(-1, 1, 28, 28)
+                flip = torch.rand(xb.shape[0], generator=g) < 0.5
+                xb = torch.where(flip[:, None, None, None], xb.flip(3), xb)
             loss = F.cross_entropy(model(xb), yb)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -322,11 +335,12 @@ def trainer(job, args):
             best, best_state, wait = val_loss, copy.deepcopy(model.state_dict()), 0
         if wait >= patience and epoch > 0:
             break
-    model.load_state_dict(best_state)
+    if not is_cnn:  # early stopping restores the best epoch; the cnn recipe keeps the last
+        model.load_state_dict(best_state)
     _, acc = evaluate(model, x_test, y_test, mean, std)
     torch.save(model.state_dict(), os.path.join(out, "model.pt"))
     emit(job, "trainer", [time.perf_counter() - t_start], nparams(model), args.threads,
-         {"test_accuracy": acc, "epochs_run": epochs_run})
+         {"test_accuracy": acc, "epochs_run": epochs_run, "arch": "cnn" if is_cnn else "mlp"})
 
 
 def main():

@@ -210,6 +210,8 @@ void apply_object(const json& j, TrainConfig& c, const std::string& path,
       c.activation = str();
     else if (key == "dropout")
       c.dropout = num();
+    else if (key == "label_smoothing")
+      c.label_smoothing = num();
     else if (key == "optimizer")
       c.optimizer = str();
     else if (key == "lr")
@@ -345,6 +347,8 @@ void validate(const TrainConfig& c) {
              "' (expected relu, tanh, sigmoid, gelu or leaky_relu)");
   SOMA_CHECK(c.dropout >= 0 && c.dropout < 1, "invalid --dropout ", c.dropout,
              " (must be in [0, 1))");
+  SOMA_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1, "invalid --label-smoothing ",
+             c.label_smoothing, " (must be in [0, 1))");
   SOMA_CHECK(optimizers.count(c.optimizer), "unknown --optimizer '", c.optimizer,
              "' (expected sgd, adam, adamw, rmsprop, adagrad or adadelta)");
   SOMA_CHECK(c.lr > 0 && std::isfinite(c.lr), "invalid --lr ", c.lr, " (must be positive)");
@@ -370,6 +374,7 @@ std::string to_json(const TrainConfig& c) {
             {"hidden", c.hidden},
             {"activation", c.activation},
             {"dropout", c.dropout},
+            {"label_smoothing", c.label_smoothing},
             {"optimizer", c.optimizer},
             {"lr", c.lr},
             {"momentum", c.momentum},

@@ -18,6 +18,7 @@ struct TrainConfig {
   std::vector<int64_t> hidden{256, 128};  // hidden layer widths
   std::string activation = "relu";        // relu, tanh, sigmoid, gelu, leaky_relu
   double dropout = 0.2;                   // after every hidden layer; 0 disables
+  double label_smoothing = 0.0;           // of the training loss (cross-entropy), in [0, 1)
   // optimisation
   std::string optimizer = "adam";  // sgd, adam, adamw, rmsprop, adagrad, adadelta
   double lr = 1e-3;

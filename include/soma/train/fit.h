@@ -69,6 +69,9 @@ struct FitOptions {
   optim::ReduceLROnPlateau* plateau = nullptr;         // step(val_loss, or loss) after every epoch
   int64_t initial_epoch = 0;                           // the first epoch to run (resuming a run)
   double max_grad_norm = 0;                            // clip_grad_norm_ to this (0: no clipping)
+  // The loss reported as val_loss (and monitored by ReduceLROnPlateau and EarlyStopping); empty:
+  // the training loss. E.g. train on label-smoothed cross-entropy, validate on the plain one.
+  LossFn validation_loss{};
 };
 
 /// Trains `model` with `optimizer` on `train` (see the file comment) and returns every epoch's
