@@ -284,8 +284,8 @@ History fit(nn::Module& model, optim::Optimizer& optimizer, const LossFn& loss,
     if (totals.scored > 0) logs["accuracy"] = totals.accuracy();
     if (options.validation) {
       options.validation->set_epoch(epoch);
-      const EvalResult r =
-          evaluate(model, *options.validation, options.validation_loss ? options.validation_loss : loss);
+      const EvalResult r = evaluate(model, *options.validation,
+                                    options.validation_loss ? options.validation_loss : loss);
       logs["val_loss"] = r.loss;
       if (!std::isnan(r.accuracy)) logs["val_accuracy"] = r.accuracy;
     }

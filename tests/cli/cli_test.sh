@@ -50,6 +50,19 @@ else
   fail "resume gives bit-identical weights"
 fi
 
+# ---- --label-smoothing: changes the training loss, recorded, checked on resume ---------------
+"$SOMA" train "${common[@]}" --epochs 2 --label-smoothing 0.2 --out "$work/ls" 2> "$work/err" \
+  || fail "--label-smoothing run ($(cat "$work/err"))"
+"$SOMA" train "${common[@]}" --epochs 2 --out "$work/ls0" 2> "$work/err" || fail "2-epoch run ($(cat "$work/err"))"
+cmp -s "$work/ls/model.safetensors" "$work/ls0/model.safetensors" \
+  && fail "--label-smoothing 0.2 trained the same weights as without" \
+  || pass "--label-smoothing 0.2 trains other weights"
+"$SOMA" train --out "$work/ls" --resume --label-smoothing 0.1 --epochs 3 > /dev/null 2> "$work/err" \
+  && fail "--resume with another --label-smoothing was accepted" \
+  || { grep -qF -- "--label-smoothing 0.1 differs from the recorded 0.2" "$work/err" \
+         && pass "--resume names --label-smoothing and both values" \
+         || fail "--label-smoothing on resume: $(cat "$work/err")"; }
+
 # ---- determinism: the same seed and flags give bit-identical weights ------------------------
 # (twice at 2 threads and twice at 1 thread, with a layer wide enough that its GEMMs are split
 # over the threads; 1 vs 2 threads may differ in the last bits of GEMM results, see README)
@@ -98,6 +111,7 @@ bad "negative batch size" train --csv "$work/blobs.csv" --batch-size -4 --out "$
 bad "unknown optimizer" train --csv "$work/blobs.csv" --optimizer adamax --out "$work/o11"
 bad "negative lr" train --csv "$work/blobs.csv" --lr -1 --out "$work/o12"
 bad "dropout 1.5" train --csv "$work/blobs.csv" --dropout 1.5 --out "$work/o13"
+bad "label smoothing 1" train --csv "$work/blobs.csv" --label-smoothing 1 --out "$work/o13b"
 bad "bad hidden list" train --csv "$work/blobs.csv" --hidden 16,x --out "$work/o14"
 bad "unwritable output directory" train --csv "$work/blobs.csv" --out /proc/soma-cannot-write
 bad "IDX with a wrong magic" train --data "$work/notidx" --out "$work/o15"

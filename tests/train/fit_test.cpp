@@ -125,6 +125,28 @@ TEST(Fit, LearnsSeparableProblem) {
   EXPECT_DOUBLE_EQ(r.loss, h["val_loss"].back());
 }
 
+// FitOptions::validation_loss: val_loss is that loss (here the plain cross-entropy), not the
+// label-smoothed training loss, which is larger on a confident model.
+TEST(Fit, ValidationLossOptionIsWhatValLossReports) {
+  Blobs tr = make_blobs(300, 1), va = make_blobs(90, 2);
+  const train::LossFn smoothed = [](const Tensor& out, const Tensor& y) {
+    return F::cross_entropy(out, y, {.label_smoothing = 0.2});
+  };
+  soma::manual_seed(0);
+  nn::Sequential model = mlp();
+  optim::Adam opt(model.parameters(), {.lr = 0.05});
+  data::DataLoader train_loader(data::TensorDataset(tr.x, tr.y),
+                                {.batch_size = 32, .shuffle = true, .seed = 3});
+  data::DataLoader val_loader(data::TensorDataset(va.x, va.y), {.batch_size = 64});
+  train::History h =
+      train::fit(model, opt, smoothed, train_loader,
+                 {.epochs = 5, .validation = &val_loader, .validation_loss = kCrossEntropy});
+  const train::EvalResult plain = train::evaluate(model, val_loader, kCrossEntropy);
+  const train::EvalResult smooth = train::evaluate(model, val_loader, smoothed);
+  EXPECT_DOUBLE_EQ(h["val_loss"].back(), plain.loss);
+  EXPECT_GT(smooth.loss, plain.loss + 0.05);
+}
+
 TEST(Fit, RegressionOutputHasNoAccuracyAndSchedulersStep) {
   soma::manual_seed(0);
   Tensor x = soma::randn({64, 3});

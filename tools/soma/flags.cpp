@@ -40,8 +40,9 @@ CLI::App* add_train_command(CLI::App& app, TrainConfig& config, std::string& con
   train->add_option("--hidden", hidden, "hidden layer widths, e.g. 256,128 (\"\" for none)");
   train->add_option("--activation", config.activation, "relu, tanh, sigmoid, gelu or leaky_relu");
   train->add_option("--dropout", config.dropout, "dropout probability after each hidden layer");
-  train->add_option("--label-smoothing", config.label_smoothing,
-                    "label smoothing of the training loss, in [0, 1) (validation and test: plain cross-entropy)");
+  train->add_option(
+      "--label-smoothing", config.label_smoothing,
+      "label smoothing of the training loss, in [0, 1) (validation and test: plain cross-entropy)");
   train->add_option("--optimizer", config.optimizer,
                     "sgd, adam, adamw, rmsprop, adagrad or adadelta");
   train->add_option("--lr", config.lr, "learning rate");

@@ -29,11 +29,11 @@
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/clock.h"
 #include "soma/core/error.h"
-#include "soma/nn/functional.h"
 #include "soma/core/random.h"
 #include "soma/core/threading.h"
 #include "soma/dist/dist.h"
 #include "soma/io/file.h"
+#include "soma/nn/functional.h"
 #include "soma/nn/normalization.h"
 #include "soma/train/fit.h"
 

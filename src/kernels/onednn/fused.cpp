@@ -12,8 +12,8 @@
 #include <unordered_map>
 #include <utility>
 
-#include "core/allocator.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/onednn/common.h"
 #include "soma/core/error.h"
 
 namespace soma::kernels::onednn {
@@ -23,50 +23,6 @@ namespace {
 using dnnl::memory;
 using tag = memory::format_tag;
 using dims = memory::dims;
-
-const dnnl::engine& engine() {
-  static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
-  return e;
-}
-
-// oneDNN's OpenMP runtime sizes its teams from the calling thread's omp_get_max_threads():
-// soma's setting for the call, the thread's own value back afterwards (as kernels/onednn/conv.cpp).
-class OmpThreads {
- public:
-  OmpThreads() : n_(cpu::num_threads()), previous_(omp_get_max_threads()) {
-    if (previous_ != n_) omp_set_num_threads(n_);
-  }
-  ~OmpThreads() {
-    if (previous_ != n_) omp_set_num_threads(previous_);
-  }
-  int n() const { return n_; }
-
- private:
-  int n_, previous_;
-};
-
-// A buffer from soma's caching allocator.
-class Buffer {
- public:
-  Buffer() = default;
-  explicit Buffer(size_t bytes)
-      : bytes_(bytes), p_(bytes ? soma::detail::allocate(bytes) : nullptr) {}
-  ~Buffer() {
-    if (p_) soma::detail::deallocate(p_, bytes_);
-  }
-  Buffer(Buffer&& o) noexcept
-      : bytes_(std::exchange(o.bytes_, 0)), p_(std::exchange(o.p_, nullptr)) {}
-  Buffer& operator=(Buffer&& o) noexcept {
-    std::swap(bytes_, o.bytes_);
-    std::swap(p_, o.p_);
-    return *this;
-  }
-  void* get() const { return p_; }
-
- private:
-  size_t bytes_ = 0;
-  void* p_ = nullptr;
-};
 
 memory::desc md(const dims& d, tag t) {
   return memory::desc(d, memory::data_type::f32, t);

@@ -1,0 +1,65 @@
+// What the oneDNN kernels share (kernels/onednn/conv.cpp, fused.cpp): the CPU engine, the
+// OpenMP thread setting for a call, and scratch buffers from soma's caching allocator.
+// Built only with SOMA_ONEDNN.
+#pragma once
+
+#include <omp.h>
+
+#include <cstddef>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <utility>
+
+#include "core/allocator.h"
+#include "kernels/cpu/parallel.h"
+
+namespace soma::kernels::onednn {
+
+/// The process's oneDNN CPU engine.
+inline const dnnl::engine& engine() {
+  static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  return e;
+}
+
+/// oneDNN's OpenMP runtime sizes its teams from the calling thread's omp_get_max_threads() (at
+/// primitive creation: the blocking; at execution: the team). For the object's lifetime that is
+/// soma's thread setting; the thread's own value comes back afterwards.
+class OmpThreads {
+ public:
+  OmpThreads() : n_(cpu::num_threads()), previous_(omp_get_max_threads()) {
+    if (previous_ != n_) omp_set_num_threads(n_);
+  }
+  ~OmpThreads() {
+    if (previous_ != n_) omp_set_num_threads(previous_);
+  }
+  OmpThreads(const OmpThreads&) = delete;
+  OmpThreads& operator=(const OmpThreads&) = delete;
+  int n() const { return n_; }
+
+ private:
+  int n_, previous_;
+};
+
+/// A scratch buffer from soma's caching allocator (recycled between steps).
+class Buffer {
+ public:
+  Buffer() = default;
+  explicit Buffer(size_t bytes)
+      : bytes_(bytes), p_(bytes ? soma::detail::allocate(bytes) : nullptr) {}
+  ~Buffer() {
+    if (p_) soma::detail::deallocate(p_, bytes_);
+  }
+  Buffer(Buffer&& o) noexcept
+      : bytes_(std::exchange(o.bytes_, 0)), p_(std::exchange(o.p_, nullptr)) {}
+  Buffer& operator=(Buffer&& o) noexcept {
+    std::swap(bytes_, o.bytes_);
+    std::swap(p_, o.p_);
+    return *this;
+  }
+  void* get() const { return p_; }
+
+ private:
+  size_t bytes_ = 0;
+  void* p_ = nullptr;
+};
+
+}  // namespace soma::kernels::onednn
