@@ -158,9 +158,9 @@ TrainData select_data(const TrainConfig& c, int world, int rank, bool flat_model
                   .num_replicas = world,
                   .rank = rank});
   data::DataLoader val_loader(
-      val_set, {.batch_size = 1024, .transform = input, .num_replicas = world, .rank = rank});
+      val_set, {.batch_size = kEvalBatch, .transform = input, .num_replicas = world, .rank = rank});
   data::DataLoader test_loader(data::TensorDataset(test.x, test.y),
-                               {.batch_size = 1024, .transform = input});
+                               {.batch_size = kEvalBatch, .transform = input});
   return TrainData{.train_set = train_set,
                    .val_set = val_set,
                    .test = test,

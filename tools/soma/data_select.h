@@ -2,6 +2,7 @@
 // the seeded validation split, the normalisation statistics, the class count and the loaders.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -11,6 +12,12 @@
 #include "soma/data/dataset.h"
 
 namespace soma::cli {
+
+/// The batch of every evaluation pass (validation, test, `soma eval` and `predict`): the largest
+/// batch of a convolutional model sets the peak memory (its first layer's activations at 1024
+/// images are 100 MB per tensor), and evaluation speed per image hardly depends on the batch
+/// past a few hundred.
+inline constexpr int64_t kEvalBatch = 256;
 
 struct Data {
   Tensor x;          // [N, F] uint8 (images) or float32 (CSV)

@@ -42,7 +42,7 @@ void eval(const std::string& model_path, const DataArgs& args) {
              " is out of range for the ", l.model.arch.classes, " classes of ", model_path);
   data::DataLoader loader(
       data::TensorDataset(l.data.x, l.data.y),
-      {.batch_size = 1024,
+      {.batch_size = kEvalBatch,
        .transform = model_input(l.model.normalization, l.model.arch.input_shape)});
   soma::train::EvalResult r = soma::train::evaluate(*l.model.model, loader, training_loss);
   std::cout << std::fixed << std::setprecision(4) << "loss " << r.loss << "  accuracy "
@@ -56,8 +56,8 @@ void predict(const std::string& model_path, const DataArgs& args) {
       model_input(l.model.normalization, l.model.arch.input_shape);
   std::ostringstream out;
   const int64_t n = l.data.x.size(0);
-  for (int64_t start = 0; start < n; start += 4096) {
-    const int64_t len = std::min<int64_t>(4096, n - start);
+  for (int64_t start = 0; start < n; start += kEvalBatch) {
+    const int64_t len = std::min<int64_t>(kEvalBatch, n - start);
     const Tensor logits = (*l.model.model)(input(l.data.x.narrow(0, start, len)));
     for (int64_t p : argmax(logits, 1).to_vector<int64_t>()) out << p << '\n';
   }

@@ -40,8 +40,9 @@ TestResult test_model(TrainData& data, nn::Sequential& model) {
   std::vector<Misclassified>& wrong = r.wrong;
   NoGradGuard no_grad;
   const int64_t n = test.y.numel();
-  for (int64_t start = 0; start < n; start += 4096) {
-    const int64_t len = std::min<int64_t>(4096, n - start);
+  // In kEvalBatch images (a convolutional model's activations at 4096 took over 1 GB).
+  for (int64_t start = 0; start < n; start += kEvalBatch) {
+    const int64_t len = std::min<int64_t>(kEvalBatch, n - start);
     const Tensor xb = test.x.narrow(0, start, len), yb = test.y.narrow(0, start, len);
     const Tensor pred = argmax(model(data.input(xb)), 1);
     r.confusion.update(pred, yb);
