@@ -38,9 +38,9 @@ namespace {
 constexpr int64_t kMinOpset = 13, kMaxOpset = 17;
 // Dry-run limits (one sample): elements of one value, of all live values, multiply-adds of
 // one node.
-constexpr double kMaxElements = double(1 << 24);
-constexpr double kMaxLiveElements = double(1 << 26);
-constexpr double kMaxMacs = double(int64_t{1} << 31);
+double kMaxElements = double(1 << 24);
+double kMaxLiveElements = double(1 << 26);
+double kMaxMacs = double(int64_t{1} << 32);
 
 const char* onnx_dtype_name(int64_t t) {
   static const char* names[] = {"undefined", "float",  "uint8",     "int8",       "uint16",
@@ -230,7 +230,7 @@ std::string node_label(const Node& n) {
 
 template <typename... Parts>
 [[noreturn]] void node_fail(const std::string& origin, const Node& n, const Parts&... parts) {
-  detail::fail("onnx::load: ", origin, ": ", node_label(n), ": ", parts...);
+  soma::detail::fail("onnx::load: ", origin, ": ", node_label(n), ": ", parts...);
 }
 
 std::string shape_str(const std::vector<int64_t>& s) {
@@ -248,7 +248,7 @@ double numel_of(const std::vector<int64_t>& s) {
 // A TensorProto as a soma tensor (float32 / int64, data in the file).
 Tensor make_tensor(const pb::TensorMsg& t, const std::string& what, const std::string& origin) {
   auto fail = [&](const auto&... parts) {
-    detail::fail("onnx::load: ", origin, ": ", what, ": ", parts...);
+    soma::detail::fail("onnx::load: ", origin, ": ", what, ": ", parts...);
   };
   if (t.external)
     fail("its data is stored outside the file (external data), which soma does not read; "
@@ -1091,7 +1091,7 @@ std::string OnnxModel::describe() const {
 
 std::shared_ptr<OnnxModel> load_bytes(std::string_view bytes, const std::string& origin) {
   const pb::ModelMsg m = pb::parse_model(bytes, origin);
-  auto fail = [&](const auto&... parts) { detail::fail("onnx::load: ", origin, ": ", parts...); };
+  auto fail = [&](const auto&... parts) { soma::detail::fail("onnx::load: ", origin, ": ", parts...); };
   if (!m.has_graph) fail("the model has no graph");
   if (m.ir_version < 3) fail("IR version ", m.ir_version, " (soma imports IR version 3 or later)");
   int64_t opset = -1;
@@ -1303,6 +1303,12 @@ std::shared_ptr<OnnxModel> load_bytes(std::string_view bytes, const std::string&
   }
   model->eval();
   return model;
+}
+
+void detail::set_load_limits(double max_elements, double max_live_elements, double max_macs) {
+  kMaxElements = max_elements;
+  kMaxLiveElements = max_live_elements;
+  kMaxMacs = max_macs;
 }
 
 std::shared_ptr<OnnxModel> load(const std::string& path) {

@@ -77,4 +77,11 @@ std::shared_ptr<OnnxModel> load(const std::string& path);
 std::shared_ptr<OnnxModel> load_bytes(std::string_view bytes,
                                       const std::string& origin = "<bytes>");
 
+namespace detail {
+/// The limits of load()'s dry run, for one sample: elements of one value, elements of all live
+/// values together, and multiply-adds of one node (defaults 2^24, 2^26, 2^32). The fuzz target
+/// lowers them; not thread-safe (set before loading).
+void set_load_limits(double max_elements, double max_live_elements, double max_macs);
+}  // namespace detail
+
 }  // namespace soma::onnx
