@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "onnx/proto_reader.h"
+#include "onnx/proto_writer.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
 #include "soma/io/file.h"
@@ -208,6 +209,7 @@ struct Node {
 // ---- the model ---------------------------------------------------------------------------
 struct OnnxModel::Impl {
   std::string origin;
+  std::string bytes;  // the file, for save()
   std::vector<ValueSpec> inputs, outputs;
   std::vector<int> input_slots, output_slots;
   std::vector<std::string> slot_names;
@@ -1110,6 +1112,7 @@ std::shared_ptr<OnnxModel> load_bytes(std::string_view bytes, const std::string&
 
   auto impl = std::make_shared<OnnxModel::Impl>();
   impl->origin = origin;
+  impl->bytes = std::string(bytes);
   impl->opset = opset;
   impl->producer = m.producer_name + (m.producer_version.empty() ? "" : " " + m.producer_version);
   impl->metadata = m.metadata;
@@ -1309,6 +1312,40 @@ void detail::set_load_limits(double max_elements, double max_live_elements, doub
   kMaxElements = max_elements;
   kMaxLiveElements = max_live_elements;
   kMaxMacs = max_macs;
+}
+
+void save(const OnnxModel& model, const std::string& path) {
+  const OnnxModel::Impl& impl = *model.impl_;
+  const nn::StateDict state = model.state_dict();
+  std::map<std::string, Tensor> by_name;
+  for (size_t i = 0; i < impl.keys.size(); ++i) {
+    const auto& [name, key] = impl.keys[i];
+    auto it = state.find(key);
+    SOMA_CHECK(it != state.end(), "onnx::save: ", path, ": the module has no tensor '", key,
+               "' (initializer '", name, "')");
+    by_name[name] = it->second;
+  }
+  const std::string out = pb::rewrite_initializers(
+      impl.bytes, impl.origin, [&](const std::string& name) -> std::optional<std::string> {
+        auto it = by_name.find(name);
+        if (it == by_name.end()) return std::nullopt;
+        const Tensor t = it->second.detach().contiguous();
+        SOMA_CHECK(t.dtype() == kFloat32 || t.dtype() == kInt64, "onnx::save: ", path,
+                   ": initializer '", name, "' has dtype ", t.dtype(),
+                   " (float32 or int64; convert the module back)");
+        pb::Writer w;
+        w.packed_i64(pb::tensor::kDims, t.shape());
+        w.i64(pb::tensor::kDataType, t.dtype() == kFloat32 ? pb::tensor::kFloat : pb::tensor::kInt64);
+        w.bytes(pb::tensor::kName, name);
+        const size_t n = static_cast<size_t>(t.numel()) * element_size(t.dtype());
+        const char* src = t.dtype() == kFloat32 ? reinterpret_cast<const char*>(t.data<float>())
+                                                : reinterpret_cast<const char*>(t.data<int64_t>());
+        w.bytes(pb::tensor::kRawData, std::string_view(n ? src : "", n));
+        return w.str();
+      });
+  // What is written must load again (and run: shapes may not have changed).
+  load_bytes(out, path);
+  io::atomic_write(path, out);
 }
 
 std::shared_ptr<OnnxModel> load(const std::string& path) {

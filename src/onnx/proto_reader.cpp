@@ -1,6 +1,8 @@
 // The protobuf wire-format reader behind soma::onnx::load (see proto_reader.h).
 #include "onnx/proto_reader.h"
 
+#include "onnx/proto_writer.h"
+
 #include <cstring>
 #include <utility>
 
@@ -10,8 +12,7 @@ namespace soma::onnx::pb {
 
 namespace {
 
-enum WireType : uint32_t { kVarint = 0, kFixed64 = 1, kLen = 2, kStartGroup = 3, kEndGroup = 4,
-                           kFixed32 = 5 };
+constexpr uint32_t kStartGroup = 3, kEndGroup = 4;  // groups: not in ONNX, refused
 
 const char* wire_name(uint32_t w) {
   switch (w) {
@@ -39,6 +40,8 @@ class Cursor {
       : data_(data), base_(base), path_(std::move(path)), origin_(origin) {}
 
   bool done() const { return pos_ >= data_.size(); }
+  size_t pos() const { return pos_; }
+  std::string_view data() const { return data_; }
   size_t left() const { return data_.size() - pos_; }
   const std::string& path() const { return path_; }
   size_t offset() const { return base_ + pos_; }
@@ -520,6 +523,45 @@ ModelMsg parse_model(std::string_view bytes, const std::string& origin) {
     }
   }
   return m;
+}
+
+std::string rewrite_initializers(
+    std::string_view bytes, const std::string& origin,
+    const std::function<std::optional<std::string>(const std::string& name)>& replace) {
+  std::string out;
+  Cursor c(bytes, 0, "model", origin);
+  while (!c.done()) {
+    const size_t start = c.pos();
+    const auto [field, wire] = c.tag();
+    if (field != 7 || wire != kLen) {
+      c.skip();
+      out.append(bytes.substr(start, c.pos() - start));
+      continue;
+    }
+    Cursor g = c.sub("graph");
+    std::string graph;
+    while (!g.done()) {
+      const size_t gstart = g.pos();
+      const auto [gf, gw] = g.tag();
+      if (gf == 5 && gw == kLen) {
+        Cursor t = g.sub("graph.initializer");
+        const TensorMsg msg = parse_tensor(t);
+        if (std::optional<std::string> fresh = replace(msg.name)) {
+          Writer w;
+          w.bytes(5, *fresh);
+          graph += w.str();
+          continue;
+        }
+      } else {
+        g.skip();
+      }
+      graph.append(g.data().substr(gstart, g.pos() - gstart));
+    }
+    Writer w;
+    w.bytes(7, graph);
+    out += w.str();
+  }
+  return out;
 }
 
 }  // namespace soma::onnx::pb

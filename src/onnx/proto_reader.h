@@ -12,6 +12,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -89,5 +91,11 @@ struct ModelMsg {
 
 /// Parses a serialized ModelProto. `origin` names the file in errors.
 ModelMsg parse_model(std::string_view bytes, const std::string& origin);
+
+/// The serialized model with each graph initializer for which `replace(name)` returns bytes
+/// replaced by them (a serialized TensorProto); every other field is copied byte for byte.
+std::string rewrite_initializers(
+    std::string_view bytes, const std::string& origin,
+    const std::function<std::optional<std::string>(const std::string& name)>& replace);
 
 }  // namespace soma::onnx::pb

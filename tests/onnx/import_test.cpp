@@ -171,6 +171,13 @@ TEST(OnnxImport, FineTunesAndSaves) {
   fresh->load_state_dict(soma::io::load_safetensors(path).tensors);
   expect_close(eval_output(*fresh, x), eval_output(*model, x), "reloaded");
   EXPECT_FALSE(soma::allclose(before, eval_output(*fresh, x))) << "the weights changed";
+  // soma::onnx::save: the file again with the tuned initializers.
+  const std::string onnx_path = dir.file("tuned.onnx");
+  soma::onnx::save(*model, onnx_path);
+  auto tuned = soma::onnx::load(onnx_path);
+  expect_close(eval_output(*tuned, x), eval_output(*model, x), "saved .onnx");
+  EXPECT_EQ(tuned->num_nodes(), model->num_nodes());
+  EXPECT_EQ(tuned->producer(), model->producer());
 }
 
 // ---- soma -> ONNX -> soma ----------------------------------------------------------------------

@@ -33,6 +33,9 @@ CLI::App* add_train_command(CLI::App& app, TrainConfig& config, std::string& con
                     "a .json or .toml file with these options (flags win)");
   train->add_option("--arch", config.arch,
                     "mlp (--hidden, --activation, --dropout), cnn, or a FILE.json layer list");
+  train->add_option("--init", config.init,
+                    "an ONNX model (.onnx) to fine-tune instead of a new network; writes "
+                    "model.onnx");
   train->add_option("--input-shape", input_shape,
                     "the shape of one sample, e.g. 3,32,32 (CSV data for a convolutional model)");
   train->add_option("--augment", augment,

@@ -65,6 +65,7 @@ class OnnxModel : public nn::Module {
   std::string describe() const override;
 
  private:
+  friend void save(const OnnxModel& model, const std::string& path);
   std::shared_ptr<Impl> impl_;
 };
 
@@ -76,6 +77,11 @@ std::shared_ptr<OnnxModel> load(const std::string& path);
 /// The same from the file's bytes; `origin` names it in errors.
 std::shared_ptr<OnnxModel> load_bytes(std::string_view bytes,
                                       const std::string& origin = "<bytes>");
+
+/// Writes the model's ONNX file again with every initializer replaced by the module's current
+/// tensor (fine-tuned weights, loaded state), everything else byte for byte; through a
+/// temporary file and a rename. soma::Error if a tensor changed its shape or dtype.
+void save(const OnnxModel& model, const std::string& path);
 
 namespace detail {
 /// The limits of load()'s dry run, for one sample: elements of one value, elements of all live
