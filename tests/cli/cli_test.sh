@@ -150,6 +150,11 @@ grep -q "opset 12 of the default domain is not supported" "$work/err" \
 bad "ONNX model of 12 inputs on 4 CSV features" eval --model "$onnx_dir/mlp.onnx" --csv "$work/blobs.csv" --label-column label
 grep -q "features per sample, the ONNX model" "$work/err" \
   && pass "ONNX input size: the message names both" || fail "ONNX input message: $(cat "$work/err")"
+bad "--init of a file that is not .onnx" train --init "$work/blobs.csv" --csv "$work/blobs.csv" --out "$work/oi1"
+bad "--init with --arch" train --init "$onnx_dir/mlp.onnx" --arch cnn --csv "$work/blobs.csv" --out "$work/oi2"
+bad "--init with --resume" train --init "$onnx_dir/mlp.onnx" --csv "$work/blobs.csv" --resume --out "$work/oi3"
+bad "--init ONNX model of 12 inputs on 4 CSV features" train --init "$onnx_dir/mlp.onnx" \
+  --csv "$work/blobs.csv" --label-column label --out "$work/oi4"
 # A run whose loss becomes NaN stops naming the epoch and batch; --detect-anomaly names the op.
 bad "loss becomes NaN (sgd, lr 1e10)" train --csv "$work/blobs.csv" --label-column label \
   --optimizer sgd --lr 1e10 --quiet --out "$work/nan-run"
