@@ -14,7 +14,7 @@
 // BatchNormalization's running mean and variance, which are buffers, as are int64 ones.
 // load() sorts the nodes topologically, validates every node's op and attributes, and runs the
 // graph once on zeros of the declared input shape (symbolic dims 1) so that shape errors
-// surface at load. docs/interop.md ("ONNX import") lists the supported ops.
+// surface at load. docs/interop.md ("ONNX", "Import") lists the supported ops.
 #pragma once
 
 #include <cstdint>
