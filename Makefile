@@ -66,7 +66,7 @@ sanitize: bootstrap
 # A crash leaves its input as crash-* in FUZZ_DIR: add it to tests/fuzz/regressions/<target>.
 FUZZ_DIR ?= build-fuzz
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS := idx csv safetensors checkpoint config
+FUZZ_TARGETS := idx csv safetensors checkpoint config onnx
 fuzz:
 	@scripts/bootstrap.sh --fuzz
 	@test -f $(FUZZ_DIR)/build.ninja || cmake -S . -B $(FUZZ_DIR) -G Ninja \

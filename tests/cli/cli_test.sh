@@ -147,6 +147,28 @@ bad "checkpoint of another architecture" train --csv "$work/blobs.csv" --label-c
 h='{"0.weight":{"dtype":"F32","shape":[1,4],"data_offsets":[0,16]},"0.bias":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}'
 { printf "\\x$(printf %02x ${#h})\\x00\\x00\\x00\\x00\\x00\\x00\\x00"; printf '%s' "$h"; head -c 16 /dev/zero; } > "$work/overlap.safetensors"
 bad "safetensors with overlapping offsets" eval --model "$work/overlap.safetensors" --csv "$work/blobs.csv"
+# ONNX models (--model X.onnx, soma::onnx::load): bad files and data that does not fit.
+onnx_dir=$(cd "$(dirname "$0")/../reference/onnx" && pwd)
+bad "missing ONNX file" eval --model "$work/nope.onnx" --csv "$work/blobs.csv"
+printf 'a,b,label\n1,2,0\n' > "$work/text.onnx"
+bad "ONNX file that is not protobuf" eval --model "$work/text.onnx" --csv "$work/blobs.csv"
+head -c 2000 "$onnx_dir/mlp.onnx" > "$work/trunc.onnx"
+bad "truncated ONNX file" predict --model "$work/trunc.onnx" --csv "$work/blobs.csv"
+grep -q "bytes but only" "$work/err" && pass "truncated ONNX: the message says so" \
+  || fail "truncated ONNX message: $(cat "$work/err")"
+# mlp.onnx ends with its opset_import (version 13 in the last byte): make it opset 12.
+{ head -c -1 "$onnx_dir/mlp.onnx"; printf '\x0c'; } > "$work/opset12.onnx"
+bad "ONNX opset 12" summary --model "$work/opset12.onnx"
+grep -q "opset 12 of the default domain is not supported" "$work/err" \
+  && pass "ONNX opset 12: the message names it" || fail "ONNX opset message: $(cat "$work/err")"
+bad "ONNX model of 12 inputs on 4 CSV features" eval --model "$onnx_dir/mlp.onnx" --csv "$work/blobs.csv" --label-column label
+grep -q "features per sample, the ONNX model" "$work/err" \
+  && pass "ONNX input size: the message names both" || fail "ONNX input message: $(cat "$work/err")"
+bad "--init of a file that is not .onnx" train --init "$work/blobs.csv" --csv "$work/blobs.csv" --out "$work/oi1"
+bad "--init with --arch" train --init "$onnx_dir/mlp.onnx" --arch cnn --csv "$work/blobs.csv" --out "$work/oi2"
+bad "--init with --resume" train --init "$onnx_dir/mlp.onnx" --csv "$work/blobs.csv" --resume --out "$work/oi3"
+bad "--init ONNX model of 12 inputs on 4 CSV features" train --init "$onnx_dir/mlp.onnx" \
+  --csv "$work/blobs.csv" --label-column label --out "$work/oi4"
 # A run whose loss becomes NaN stops naming the epoch and batch; --detect-anomaly names the op.
 bad "loss becomes NaN (sgd, lr 1e10)" train --csv "$work/blobs.csv" --label-column label \
   --optimizer sgd --lr 1e10 --quiet --out "$work/nan-run"

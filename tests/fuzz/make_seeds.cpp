@@ -1,5 +1,7 @@
 // Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/): small valid
-// inputs of each format, made with soma's own writers, plus a few near-misses. Run once by
+// inputs of each format, made with soma's own writers, plus a few near-misses. The onnx corpus
+// also holds copies of three of torch's files (tests/reference/onnx/{view,cnn_bn,div255}.onnx,
+// copied by hand: their Shape/Gather/Concat chains and BatchNormalization nodes). Run once by
 // hand after a format change (build-fuzz/make_fuzz_seeds tests/fuzz/corpus); its output is
 // checked in.
 #include <cstdio>
@@ -9,6 +11,7 @@
 
 #include "soma/io/checkpoint.h"
 #include "soma/io/safetensors.h"
+#include "soma/onnx/export.h"
 #include "soma/soma.h"
 
 namespace fs = std::filesystem;
@@ -92,6 +95,27 @@ int main(int argc, char** argv) {
           "# a run\nhidden = [128]\nlr = 1e-3\noptimizer = \"adamw\"\n"
           "weight_decay = 0.01\nquiet = true\nout = 'runs/x'\n");
   put(root / "config", "tables.toml", std::string(1, 1) + kTablesToml);
+  // ONNX: models soma exports (an MLP at opsets 13 and 17, a small CNN), and a truncated one.
+  {
+    const fs::path onnx_tmp = fs::temp_directory_path() / "soma-fuzz-seed.onnx";
+    auto exported = [&](soma::nn::Module& m, const soma::Shape& example, int64_t opset) {
+      soma::onnx::ExportOptions o;
+      o.opset = opset;
+      soma::onnx::export_model(m, {soma::randn(example)}, onnx_tmp.string(), o);
+      std::string bytes = soma::io::read_file(onnx_tmp.string());
+      fs::remove(onnx_tmp);
+      return bytes;
+    };
+    soma::nn::Sequential cnn(soma::nn::Conv2d(soma::nn::Conv2dOptions(1, 2, 3).padding(1)),
+                             soma::nn::BatchNorm2d(soma::nn::BatchNormOptions(2)),
+                             soma::nn::ReLU(), soma::nn::MaxPool2d(soma::nn::MaxPool2dOptions(2)),
+                             soma::nn::Flatten(), soma::nn::Linear(8, 3), soma::nn::LogSoftmax(1));
+    put(root / "onnx", "mlp_13", exported(model, {2, 4}, 13));
+    const std::string mlp17 = exported(model, {2, 4}, 17);
+    put(root / "onnx", "mlp_17", mlp17);
+    put(root / "onnx", "cnn_17", exported(cnn, {2, 1, 4, 4}, 17));
+    put(root / "onnx", "truncated", mlp17.substr(0, mlp17.size() / 2));
+  }
   std::printf("seeds written under %s\n", root.c_str());
   return 0;
 }

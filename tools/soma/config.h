@@ -13,6 +13,7 @@ namespace soma::cli {
 struct TrainConfig {
   // model
   std::string arch = "mlp";  // "mlp" (--hidden, --activation, --dropout), "cnn" or FILE.json
+  std::string init;          // --init X.onnx: fine-tune an imported ONNX model instead
   std::vector<int64_t> input_shape;       // per-sample shape the model sees; empty: from the data
   std::vector<std::string> augment;       // training-loader augmentation: "crop", "flip"
   std::vector<int64_t> hidden{256, 128};  // hidden layer widths

@@ -1,4 +1,5 @@
-// soma eval / predict / summary: a model.safetensors written by soma train, on IDX or CSV data.
+// soma eval / predict / summary: a model.safetensors written by soma train, or an ONNX model
+// (a path ending in .onnx: onnx_model.h), on IDX or CSV data.
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -6,8 +7,10 @@
 #include "commands.h"
 #include "data_select.h"
 #include "model_file.h"
+#include "onnx_model.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
+#include "soma/ops/elementwise.h"
 #include "soma/ops/reduce.h"
 #include "soma/train/fit.h"
 
@@ -33,9 +36,91 @@ Loaded load_for_inference(const std::string& model_path, const DataArgs& args) {
   return l;
 }
 
+Data load_args(const DataArgs& args) {
+  return load_data(args.data.empty() ? "/usr/share/datasets/fashion-mnist" : args.data, args.csv,
+                   args.label_column, args.split);
+}
+
+// An ONNX model and the data it runs on: the rows must fill its declared sample shape.
+struct LoadedOnnx {
+  OnnxCliModel model;
+  Data data;
+};
+
+LoadedOnnx load_onnx_for_inference(const std::string& model_path, const DataArgs& args) {
+  LoadedOnnx l{load_onnx_model(model_path), load_args(args)};
+  int64_t sample = 1;
+  for (int64_t d : l.model.sample_shape) sample *= d;
+  SOMA_CHECK(l.data.x.size(1) == sample, "data has ", l.data.x.size(1),
+             " features per sample, the ONNX model ", model_path, " takes inputs of shape ",
+             l.model.model->inputs()[0].shape, " (", sample, " values per sample)");
+  return l;
+}
+
+// Logits [n, classes] for rows [n, F], in batches.
+Tensor onnx_logits(const LoadedOnnx& l, int64_t start, int64_t len, const std::string& path) {
+  const data::transforms::Transform input = onnx_input(l.model.sample_shape);
+  const Tensor logits = (*l.model.model)(input(l.data.x.narrow(0, start, len)));
+  SOMA_CHECK(logits.dim() == 2 && logits.size(0) == len, "model: ", path, ": output of shape ",
+             logits.shape(), " for ", len, " samples (the CLI needs class scores [N, classes])");
+  return logits;
+}
+
+void eval_onnx(const std::string& model_path, const DataArgs& args) {
+  LoadedOnnx l = load_onnx_for_inference(model_path, args);
+  NoGradGuard no_grad;
+  const int64_t n = l.data.x.size(0);
+  const int64_t max_label = l.data.y.max().item<int64_t>();
+  double loss_sum = 0;
+  int64_t correct = 0;
+  for (int64_t start = 0; start < n; start += 1024) {
+    const int64_t len = std::min<int64_t>(1024, n - start);
+    const Tensor logits = onnx_logits(l, start, len, model_path);
+    SOMA_CHECK(max_label < logits.size(1), "eval: label ", max_label,
+               " is out of range for the ", logits.size(1), " outputs of ", model_path);
+    const Tensor y = l.data.y.narrow(0, start, len);
+    loss_sum += training_loss(logits, y).item<float>() * static_cast<double>(len);
+    correct += soma::eq(argmax(logits, 1), y).to(kInt64).sum().item<int64_t>();
+  }
+  std::cout << std::fixed << std::setprecision(4) << "loss " << loss_sum / static_cast<double>(n)
+            << "  accuracy " << static_cast<double>(correct) / static_cast<double>(n)
+            << "  samples " << n << "\n";
+}
+
+void predict_onnx(const std::string& model_path, const DataArgs& args) {
+  LoadedOnnx l = load_onnx_for_inference(model_path, args);
+  NoGradGuard no_grad;
+  std::ostringstream out;
+  const int64_t n = l.data.x.size(0);
+  for (int64_t start = 0; start < n; start += 4096) {
+    const int64_t len = std::min<int64_t>(4096, n - start);
+    for (int64_t p : argmax(onnx_logits(l, start, len, model_path), 1).to_vector<int64_t>())
+      out << p << '\n';
+  }
+  std::cout << out.str();
+}
+
+void summary_onnx(const std::string& model_path) {
+  OnnxCliModel m = load_onnx_model(model_path);
+  const auto& in = m.model->inputs()[0];
+  const auto& out = m.model->outputs()[0];
+  auto dims = [](const std::vector<int64_t>& s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + "]";
+  };
+  std::cout << m.model->describe() << "\ninput  " << in.name << " " << dims(in.shape)
+            << " float32\noutput " << out.name << " " << dims(out.shape)
+            << "   (-1: any size)\n";
+  Shape shape{1};
+  shape.insert(shape.end(), m.sample_shape.begin(), m.sample_shape.end());
+  std::cout << m.model->summary(shape);
+}
+
 }  // namespace
 
 void eval(const std::string& model_path, const DataArgs& args) {
+  if (is_onnx_path(model_path)) return eval_onnx(model_path, args);
   Loaded l = load_for_inference(model_path, args);
   const int64_t max_label = l.data.y.max().item<int64_t>();
   SOMA_CHECK(max_label < l.model.arch.classes, "eval: label ", max_label,
@@ -50,6 +135,7 @@ void eval(const std::string& model_path, const DataArgs& args) {
 }
 
 void predict(const std::string& model_path, const DataArgs& args) {
+  if (is_onnx_path(model_path)) return predict_onnx(model_path, args);
   Loaded l = load_for_inference(model_path, args);
   NoGradGuard no_grad;
   const data::transforms::Transform input =
@@ -65,6 +151,7 @@ void predict(const std::string& model_path, const DataArgs& args) {
 }
 
 void summary(const std::string& model_path) {
+  if (is_onnx_path(model_path)) return summary_onnx(model_path);
   ModelFile m = load_model(model_path);
   Shape shape{1};
   shape.insert(shape.end(), m.arch.input_shape.begin(), m.arch.input_shape.end());

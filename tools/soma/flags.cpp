@@ -33,6 +33,9 @@ CLI::App* add_train_command(CLI::App& app, TrainConfig& config, std::string& con
                     "a .json or .toml file with these options (flags win)");
   train->add_option("--arch", config.arch,
                     "mlp (--hidden, --activation, --dropout), cnn, or a FILE.json layer list");
+  train->add_option("--init", config.init,
+                    "an ONNX model (.onnx) to fine-tune instead of a new network; writes "
+                    "model.onnx");
   train->add_option("--input-shape", input_shape,
                     "the shape of one sample, e.g. 3,32,32 (CSV data for a convolutional model)");
   train->add_option("--augment", augment,
@@ -94,13 +97,16 @@ int parse_command_line(int argc, char** argv, CommandLine& line) {
   std::string config_file, hidden, input_shape, augment;
   CLI::App* train = add_train_command(app, line.config, config_file, hidden, input_shape, augment);
   CLI::App* eval = app.add_subcommand("eval", "print loss and accuracy of a model on a data set");
-  eval->add_option("--model", line.model, "model.safetensors written by soma train")->required();
+  eval->add_option("--model", line.model,
+                     "model.safetensors written by soma train, or an ONNX model (.onnx)")->required();
   add_data_options(eval, line.data);
   CLI::App* predict = app.add_subcommand("predict", "print one predicted class per input row");
-  predict->add_option("--model", line.model, "model.safetensors written by soma train")->required();
+  predict->add_option("--model", line.model,
+                     "model.safetensors written by soma train, or an ONNX model (.onnx)")->required();
   add_data_options(predict, line.data);
   CLI::App* summary = app.add_subcommand("summary", "print a model's layer table");
-  summary->add_option("--model", line.model, "model.safetensors written by soma train")->required();
+  summary->add_option("--model", line.model,
+                     "model.safetensors written by soma train, or an ONNX model (.onnx)")->required();
   CLI::App* exp = app.add_subcommand("export", "write a model as ONNX (docs/cli.md)");
   exp->add_option("--model", line.export_args.model, "model.safetensors written by soma train")
       ->required();

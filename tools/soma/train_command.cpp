@@ -23,6 +23,7 @@
 #include "commands.h"
 #include "data_select.h"
 #include "model_builder.h"
+#include "onnx_model.h"
 #include "optimization.h"
 #include "outputs.h"
 #include "resume.h"
@@ -35,6 +36,7 @@
 #include "soma/io/file.h"
 #include "soma/nn/functional.h"
 #include "soma/nn/normalization.h"
+#include "soma/onnx/import.h"
 #include "soma/train/fit.h"
 
 namespace soma::cli {
@@ -152,9 +154,79 @@ soma::train::LossFn smoothed_loss(double label_smoothing) {
   };
 }
 
+// soma train --init X.onnx: fine-tunes an imported ONNX model (its float initializers) on the
+// data, fed the raw values as float32 in the graph input's shape, as `soma eval` feeds it (the
+// model carries its own preprocessing). Writes model.onnx (the file with the tuned
+// initializers), history.csv and metrics.json. One process, no --resume, and the architecture
+// options do not apply.
+std::string train_from_onnx(TrainConfig c, const std::set<std::string>& given) {
+  SOMA_CHECK(is_onnx_path(c.init), "train: --init ", c.init,
+             " is not an ONNX model (a path ending in .onnx)");
+  SOMA_CHECK(!c.resume, "train: --init and --resume cannot be combined");
+  SOMA_CHECK(dist::world_size() == 1, "train: --init runs in one process (not under mpirun)");
+  for (const char* k : {"arch", "hidden", "activation", "dropout", "input_shape", "augment"})
+    SOMA_CHECK(!given.count(k), "train: --", k == std::string("input_shape") ? "input-shape" : k,
+               " does not apply with --init (the ONNX model is the architecture)");
+  start_run(c);
+  OnnxCliModel m = load_onnx_model(c.init);
+  nn::Module& model = *m.model;
+  TrainData data = select_data(c, 1, 0, m.sample_shape.size() == 1);
+  int64_t sample = 1;
+  for (int64_t d : m.sample_shape) sample *= d;
+  SOMA_CHECK(data.in_features == sample, "train: data has ", data.in_features,
+             " features per sample, the ONNX model ", c.init, " takes inputs of shape ",
+             m.model->inputs()[0].shape);
+  SOMA_CHECK(m.classes < 0 || data.classes <= m.classes, "train: the data has ", data.classes,
+             " classes, the ONNX model ", c.init, " outputs ", m.classes);
+  const data::transforms::Transform input = onnx_input(m.sample_shape);
+  data::DataLoader train_loader(data.train_set, {.batch_size = c.batch_size,
+                                                 .shuffle = true,
+                                                 .seed = c.seed,
+                                                 .transform = input});
+  data::DataLoader val_loader(data.val_set, {.batch_size = 1024, .transform = input});
+  data::DataLoader test_loader(data::TensorDataset(data.test.x, data.test.y),
+                               {.batch_size = 1024, .transform = input});
+  Optimization opt = make_optimization(c, model);
+  soma::train::FitOptions fo;
+  fo.epochs = c.epochs;
+  fo.validation = val_loader.size() > 0 ? &val_loader : nullptr;
+  fo.scheduler = opt.scheduler.get();
+  fo.plateau = opt.plateau.get();
+  if (opt.early) fo.callbacks.push_back(opt.early);
+  soma::train::ProgressBarOptions po;
+  po.enabled = !c.quiet;
+  fo.callbacks.push_back(std::make_shared<soma::train::ProgressBar>(po));
+  if (!c.quiet)
+    std::cout << "soma train --init " << c.init << ": " << data.train_set.size() << " training / "
+              << data.val_set.size() << " validation / " << data.test.y.numel()
+              << " test samples, " << m.model->describe() << ", " << c.optimizer << " lr " << c.lr
+              << ", batch " << c.batch_size << "\n";
+  const detail::Stopwatch clock;
+  const soma::train::History history =
+      soma::train::fit(model, *opt.optimizer, training_loss, train_loader, fo);
+  const double seconds = clock.seconds();
+  model.eval();
+  const soma::train::EvalResult test = soma::train::evaluate(model, test_loader, training_loss);
+  const std::string onnx_path = (fs::path(c.out) / "model.onnx").string();
+  onnx::save(*m.model, onnx_path);
+  io::atomic_write((fs::path(c.out) / "history.csv").string(), history.to_csv());
+  const json metrics = {{"test_accuracy", test.accuracy},
+                        {"test_loss", test.loss},
+                        {"epochs_run", static_cast<int64_t>(history.size())},
+                        {"train_seconds", seconds},
+                        {"init", c.init}};
+  io::atomic_write((fs::path(c.out) / "metrics.json").string(), metrics.dump(2) + "\n");
+  if (!c.quiet)
+    std::cout << std::fixed << std::setprecision(4) << "test accuracy " << test.accuracy
+              << "  test loss " << test.loss << "\nwrote " << c.out
+              << "/{model.onnx, history.csv, metrics.json}\n";
+  return c.out;
+}
+
 }  // namespace
 
 std::string train(TrainConfig c, const std::set<std::string>& given) {
+  if (!c.init.empty()) return train_from_onnx(std::move(c), given);
   apply_preset_defaults(c, given);  // before resume: recorded values win over them
   std::optional<Resume> resume = prepare_resume(c, given);  // recorded options into c
   start_run(c);
