@@ -44,9 +44,9 @@ double kMaxLiveElements = double(1 << 26);
 double kMaxMacs = double(int64_t{1} << 32);
 
 const char* onnx_dtype_name(int64_t t) {
-  static const char* names[] = {"undefined", "float",  "uint8",     "int8",       "uint16",
-                                "int16",     "int32",  "int64",     "string",     "bool",
-                                "float16",   "double", "uint32",    "uint64",     "complex64",
+  static const char* names[] = {"undefined",  "float",   "uint8",  "int8",   "uint16",
+                                "int16",      "int32",   "int64",  "string", "bool",
+                                "float16",    "double",  "uint32", "uint64", "complex64",
                                 "complex128", "bfloat16"};
   return t >= 0 && t <= 16 ? names[t] : "unknown";
 }
@@ -158,8 +158,7 @@ const std::map<std::string, OpSpec>& op_specs() {
                          {"pads", kIs},
                          {"strides", kIs}}};
     s["GlobalAveragePool"] = {1, 1, 1, {}};
-    s["BatchNormalization"] = {
-        5, 5, 3, {{"epsilon", kF}, {"momentum", kF}, {"training_mode", kI}}};
+    s["BatchNormalization"] = {5, 5, 3, {{"epsilon", kF}, {"momentum", kF}, {"training_mode", kI}}};
     s["LayerNormalization"] = {2, 3, 3, {{"axis", kI}, {"epsilon", kF}, {"stash_type", kI}}};
     s["Flatten"] = {1, 1, 1, {{"axis", kI}}};
     s["Reshape"] = {2, 2, 1, {{"allowzero", kI}}};
@@ -201,7 +200,7 @@ struct Node {
   double alpha = 1.0, beta = 1.0, eps = 1e-5;
   std::vector<int64_t> perm, kernel, strides, pads, dilations, output_padding, axes;
   std::string mode;  // Pad's: constant, reflect, replicate (ONNX "edge")
-  Tensor constant;  // Constant's value
+  Tensor constant;   // Constant's value
 };
 
 }  // namespace
@@ -213,8 +212,8 @@ struct OnnxModel::Impl {
   std::vector<ValueSpec> inputs, outputs;
   std::vector<int> input_slots, output_slots;
   std::vector<std::string> slot_names;
-  std::vector<Tensor> initial;  // per slot: the initializer tensor (undefined otherwise)
-  std::vector<Node> nodes;      // topological order
+  std::vector<Tensor> initial;   // per slot: the initializer tensor (undefined otherwise)
+  std::vector<Node> nodes;       // topological order
   std::vector<size_t> last_use;  // per slot: the position of its last consumer
   std::vector<std::pair<std::string, std::string>> keys, metadata;
   std::map<std::string, std::string> key_of;
@@ -253,9 +252,10 @@ Tensor make_tensor(const pb::TensorMsg& t, const std::string& what, const std::s
     soma::detail::fail("onnx::load: ", origin, ": ", what, ": ", parts...);
   };
   if (t.external)
-    fail("its data is stored outside the file (external data), which soma does not read; "
-         "save the model with all tensors inside it (onnx.save_model(..., "
-         "save_as_external_data=False))");
+    fail(
+        "its data is stored outside the file (external data), which soma does not read; "
+        "save the model with all tensors inside it (onnx.save_model(..., "
+        "save_as_external_data=False))");
   if (t.segmented) fail("segmented tensors are not supported");
   DType dtype;
   if (!to_dtype(t.data_type, dtype))
@@ -377,8 +377,7 @@ void validate_node(const std::string& origin, Node& n, const pb::NodeMsg& msg, i
     node_fail(origin, n, msg.input.size(), " inputs (", n.op, " takes ", spec.min_in,
               spec.min_in == spec.max_in ? "" : " to " + std::to_string(spec.max_in), ")");
   if (msg.output.empty() || msg.output.size() > spec.max_out)
-    node_fail(origin, n, msg.output.size(), " outputs (", n.op, " has at most ", spec.max_out,
-              ")");
+    node_fail(origin, n, msg.output.size(), " outputs (", n.op, " has at most ", spec.max_out, ")");
   for (const pb::AttributeMsg& a : msg.attribute) {
     if (a.ref_attr) node_fail(origin, n, "attribute '", a.name, "' refers to a function attribute");
     auto spec_attr = std::find_if(spec.attrs.begin(), spec.attrs.end(),
@@ -408,11 +407,11 @@ void validate_node(const std::string& origin, Node& n, const pb::NodeMsg& msg, i
     if (n.group < 1 || n.group > (1 << 20)) v.fail("group ", n.group);
     if (v.get("output_shape")) v.fail("output_shape is not supported (give pads instead)");
     // The spatial rank is known once the weight is; checked again at run time.
-    const size_t spatial = !v.ints("kernel_shape").empty()   ? v.ints("kernel_shape").size()
-                           : !v.ints("strides").empty()      ? v.ints("strides").size()
-                           : !v.ints("pads").empty()         ? v.ints("pads").size() / 2
-                           : !v.ints("dilations").empty()    ? v.ints("dilations").size()
-                                                             : 0;
+    const size_t spatial = !v.ints("kernel_shape").empty() ? v.ints("kernel_shape").size()
+                           : !v.ints("strides").empty()    ? v.ints("strides").size()
+                           : !v.ints("pads").empty()       ? v.ints("pads").size() / 2
+                           : !v.ints("dilations").empty()  ? v.ints("dilations").size()
+                                                           : 0;
     if (spatial > 2) v.fail(spatial, "-d convolution (soma imports 1-d and 2-d)");
     if (spatial > 0) v.window(spatial, true);
     n.output_padding = v.ints("output_padding");
@@ -441,7 +440,8 @@ void validate_node(const std::string& origin, Node& n, const pb::NodeMsg& msg, i
       v.fail("training_mode = ", v.i("training_mode", 0),
              " (soma imports BatchNormalization for inference only)");
     for (size_t o = 1; o < msg.output.size(); ++o)
-      if (!msg.output[o].empty()) v.fail("the running mean/var outputs (training) are not supported");
+      if (!msg.output[o].empty())
+        v.fail("the running mean/var outputs (training) are not supported");
   }
   if (op == "LayerNormalization") {
     n.axis = v.i("axis", -1);
@@ -557,17 +557,16 @@ struct Runner {
   }
   void same_dtype(const Tensor& a, const Tensor& b) const {
     if (a.dtype() != b.dtype())
-      fail("operands of dtypes ", a.dtype(), " and ", b.dtype(), " (shapes ",
-           shape_str(a.shape()), ", ", shape_str(b.shape()), ")");
+      fail("operands of dtypes ", a.dtype(), " and ", b.dtype(), " (shapes ", shape_str(a.shape()),
+           ", ", shape_str(b.shape()), ")");
   }
   void floating(const Tensor& x, const char* what = "input") const {
-    if (x.dtype() != kFloat32)
-      fail(what, " has dtype ", x.dtype(), ", ", n.op, " needs float32");
+    if (x.dtype() != kFloat32) fail(what, " has dtype ", x.dtype(), ", ", n.op, " needs float32");
   }
   void rank(const Tensor& x, int64_t lo, int64_t hi, const char* what = "input") const {
     if (x.dim() < lo || x.dim() > hi)
-      fail(what, " of shape ", shape_str(x.shape()), ": rank ", x.dim(), " (", n.op, " takes ",
-           lo, lo == hi ? "" : " to " + std::to_string(hi), ")");
+      fail(what, " of shape ", shape_str(x.shape()), ": rank ", x.dim(), " (", n.op, " takes ", lo,
+           lo == hi ? "" : " to " + std::to_string(hi), ")");
   }
 
   Tensor binary(const Tensor& a, const Tensor& b) const {
@@ -615,8 +614,8 @@ struct Runner {
            transposed ? w.size(0) : w.size(1) * m.group);
     if (b.defined() && (b.dim() != 1 || b.size(0) != cout))
       fail("bias of shape ", shape_str(b.shape()), " for ", cout, " output channels");
-    std::vector<int64_t> op = m.output_padding.empty() ? std::vector<int64_t>(spatial, 0)
-                                                       : m.output_padding;
+    std::vector<int64_t> op =
+        m.output_padding.empty() ? std::vector<int64_t>(spatial, 0) : m.output_padding;
     if (op.size() != spatial) fail("output_padding ", shape_str(op), " for ", spatial, " dims");
     double out = static_cast<double>(x.size(0)) * static_cast<double>(cout);
     double kvol = static_cast<double>(transposed ? cout / m.group : cin / m.group);
@@ -624,13 +623,13 @@ struct Runner {
       const double in = static_cast<double>(x.size(2 + d));
       const double k = static_cast<double>(kernel[d]);
       const double o =
-          transposed ? (in - 1) * m.strides[d] - begin[d] - end[d] +
-                           m.dilations[d] * (k - 1) + op[d] + 1
-                     : std::floor((in + begin[d] + end[d] - m.dilations[d] * (k - 1) - 1) /
-                                  m.strides[d]) +
-                           1;
-      if (o < 1) fail("output size ", o, " along spatial dim ", d, " (input ", shape_str(x.shape()),
-                      ", kernel ", shape_str(kernel), ")");
+          transposed
+              ? (in - 1) * m.strides[d] - begin[d] - end[d] + m.dilations[d] * (k - 1) + op[d] + 1
+              : std::floor((in + begin[d] + end[d] - m.dilations[d] * (k - 1) - 1) / m.strides[d]) +
+                    1;
+      if (o < 1)
+        fail("output size ", o, " along spatial dim ", d, " (input ", shape_str(x.shape()),
+             ", kernel ", shape_str(kernel), ")");
       out *= o;
       kvol *= k;
     }
@@ -638,9 +637,9 @@ struct Runner {
     if (transposed) {
       if (begin != end)
         fail("asymmetric pads ", shape_str(m.pads), " are not supported for ConvTranspose");
-      return spatial == 2 ? F::conv_transpose2d(x, w, b, m.strides, begin, op, m.group, m.dilations)
-                          : F::conv_transpose1d(x, w, b, m.strides, begin, op, m.group,
-                                                m.dilations);
+      return spatial == 2
+                 ? F::conv_transpose2d(x, w, b, m.strides, begin, op, m.group, m.dilations)
+                 : F::conv_transpose1d(x, w, b, m.strides, begin, op, m.group, m.dilations);
     }
     Tensor in = x;
     std::vector<int64_t> padding = begin;
@@ -663,14 +662,13 @@ struct Runner {
     rank(x, static_cast<int64_t>(spatial) + 2, static_cast<int64_t>(spatial) + 2);
     std::vector<int64_t> begin(n.pads.begin(), n.pads.begin() + spatial),
         end(n.pads.begin() + spatial, n.pads.end());
-    if (begin != end)
-      fail("asymmetric pads ", shape_str(n.pads), " are not supported for ", n.op);
+    if (begin != end) fail("asymmetric pads ", shape_str(n.pads), " are not supported for ", n.op);
     double out = static_cast<double>(x.size(0)) * static_cast<double>(x.size(1));
     for (size_t d = 0; d < spatial; ++d) {
-      const double o = std::floor((x.size(2 + d) + 2.0 * begin[d] -
-                                   n.dilations[d] * (n.kernel[d] - 1.0) - 1) /
-                                  n.strides[d]) +
-                       2;
+      const double o =
+          std::floor((x.size(2 + d) + 2.0 * begin[d] - n.dilations[d] * (n.kernel[d] - 1.0) - 1) /
+                     n.strides[d]) +
+          2;
       out *= std::max(o, 1.0);
     }
     limit(out, out * numel_of(n.kernel));
@@ -681,8 +679,7 @@ struct Runner {
     }
     if (spatial == 2)
       return F::avg_pool2d(x, n.kernel, n.strides, begin, n.ceil_mode, n.count_include_pad);
-    return F::avg_pool1d(x, n.kernel[0], n.strides[0], begin[0], n.ceil_mode,
-                         n.count_include_pad);
+    return F::avg_pool1d(x, n.kernel[0], n.strides[0], begin[0], n.ceil_mode, n.count_include_pad);
   }
 
   Tensor gemm(const Tensor& a, const Tensor& b, const Tensor& c) const {
@@ -721,8 +718,7 @@ struct Runner {
     const int64_t k = a.size(-1);
     const int64_t kb = b.dim() == 1 ? b.size(0) : b.size(-2);
     if (k != kb)
-      fail("shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()),
-           " cannot be multiplied");
+      fail("shapes ", shape_str(a.shape()), " and ", shape_str(b.shape()), " cannot be multiplied");
     const double rows = k == 0 ? 0 : numel_of(a.shape()) / double(k);
     const double cols = kb == 0 ? 0 : numel_of(b.shape()) / double(kb);
     limit(rows * cols, rows * cols * double(k));
@@ -738,11 +734,13 @@ struct Runner {
     limit(slice * numel_of(idx.shape()));
     std::vector<int64_t> ix = idx.contiguous().to_vector<int64_t>();
     for (int64_t& i : ix) {
-      if (i < -size || i >= size) fail("index ", i, " is out of range for dim ", axis, " of size ",
-                                       size, " (data shape ", shape_str(data.shape()), ")");
+      if (i < -size || i >= size)
+        fail("index ", i, " is out of range for dim ", axis, " of size ", size, " (data shape ",
+             shape_str(data.shape()), ")");
       if (i < 0) i += size;
     }
-    Tensor sel = soma::index_select(data, axis, soma::tensor(ix, {static_cast<int64_t>(ix.size())}));
+    Tensor sel =
+        soma::index_select(data, axis, soma::tensor(ix, {static_cast<int64_t>(ix.size())}));
     Shape out(data.shape().begin(), data.shape().begin() + axis);
     out.insert(out.end(), idx.shape().begin(), idx.shape().end());
     out.insert(out.end(), data.shape().begin() + axis + 1, data.shape().end());
@@ -788,8 +786,8 @@ struct Runner {
     double value = 0;
     if (value_t.defined()) {
       if (value_t.numel() != 1 || value_t.dtype() != x.dtype())
-        fail("constant_value of shape ", shape_str(value_t.shape()), " and dtype ",
-             value_t.dtype(), " for an input of dtype ", x.dtype());
+        fail("constant_value of shape ", shape_str(value_t.shape()), " and dtype ", value_t.dtype(),
+             " for an input of dtype ", x.dtype());
       value = value_t.dtype() == kFloat32 ? double(value_t.item<float>())
                                           : double(value_t.item<int64_t>());
     }
@@ -940,8 +938,8 @@ std::vector<Tensor> OnnxModel::Impl::execute(const std::vector<Tensor>& args, bo
         const std::vector<int64_t> ns(x.shape().begin() + axis, x.shape().end());
         if (in(1).shape() != ns || (in(2).defined() && in(2).shape() != ns))
           r.fail("scale of shape ", shape_str(in(1).shape()), " and bias of shape ",
-                 shape_str(in(2).defined() ? in(2).shape() : Shape{}),
-                 " for normalized shape ", shape_str(ns));
+                 shape_str(in(2).defined() ? in(2).shape() : Shape{}), " for normalized shape ",
+                 shape_str(ns));
         out = F::layer_norm(x, ns, in(1), in(2), n.eps);
       } else if (op == "Flatten") {
         const int64_t rk = std::max<int64_t>(x.dim(), 1);
@@ -991,7 +989,8 @@ std::vector<Tensor> OnnxModel::Impl::execute(const std::vector<Tensor>& args, bo
           if (i < 0) i += rk;
           return std::clamp<int64_t>(i, 0, rk);
         };
-        const int64_t s = clampi(n.shape_start), e = n.shape_end == INT64_MAX ? rk : clampi(n.shape_end);
+        const int64_t s = clampi(n.shape_start),
+                      e = n.shape_end == INT64_MAX ? rk : clampi(n.shape_end);
         std::vector<int64_t> dims;
         for (int64_t d = s; d < e; ++d) dims.push_back(x.size(d));
         out = soma::tensor(dims, {static_cast<int64_t>(dims.size())});
@@ -1050,8 +1049,8 @@ OnnxModel::OnnxModel(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 OnnxModel::~OnnxModel() = default;
 
 Tensor OnnxModel::forward(const Tensor& input) {
-  SOMA_CHECK(impl_->inputs.size() == 1 && impl_->outputs.size() == 1, "onnx model ",
-             impl_->origin, ": forward takes graphs of one input and one output, this one has ",
+  SOMA_CHECK(impl_->inputs.size() == 1 && impl_->outputs.size() == 1, "onnx model ", impl_->origin,
+             ": forward takes graphs of one input and one output, this one has ",
              impl_->inputs.size(), " and ", impl_->outputs.size(), " (use run())");
   return impl_->execute({input}, false)[0];
 }
@@ -1086,14 +1085,17 @@ size_t OnnxModel::num_nodes() const {
   return impl_->nodes.size();
 }
 std::string OnnxModel::describe() const {
-  return "OnnxModel(" + (impl_->producer.empty() ? std::string("unknown producer") : impl_->producer) +
+  return "OnnxModel(" +
+         (impl_->producer.empty() ? std::string("unknown producer") : impl_->producer) +
          ", opset " + std::to_string(impl_->opset) + ", " + std::to_string(impl_->nodes.size()) +
          " nodes)";
 }
 
 std::shared_ptr<OnnxModel> load_bytes(std::string_view bytes, const std::string& origin) {
   const pb::ModelMsg m = pb::parse_model(bytes, origin);
-  auto fail = [&](const auto&... parts) { soma::detail::fail("onnx::load: ", origin, ": ", parts...); };
+  auto fail = [&](const auto&... parts) {
+    soma::detail::fail("onnx::load: ", origin, ": ", parts...);
+  };
   if (!m.has_graph) fail("the model has no graph");
   if (m.ir_version < 3) fail("IR version ", m.ir_version, " (soma imports IR version 3 or later)");
   int64_t opset = -1;
@@ -1146,7 +1148,8 @@ std::shared_ptr<OnnxModel> load_bytes(std::string_view bytes, const std::string&
       fail("graph ", kind, " ", i, " '", vi.name, "' has dtype ", dtype_desc(vi.elem_type),
            " (soma imports float32 and int64)");
     if (vi.has_shape) {
-      if (vi.dims.size() > 16) fail("graph ", kind, " '", vi.name, "' has ", vi.dims.size(), " dims");
+      if (vi.dims.size() > 16)
+        fail("graph ", kind, " '", vi.name, "' has ", vi.dims.size(), " dims");
       s.shape = vi.dims;
       s.dim_names = vi.dim_params;
       for (size_t d = 0; d < s.shape.size(); ++d)
@@ -1216,8 +1219,7 @@ std::shared_ptr<OnnxModel> load_bytes(std::string_view bytes, const std::string&
       const bool optional = (n.op == "Gemm" && k == 2) ||
                             ((n.op == "Conv" || n.op == "ConvTranspose") && k == 2) ||
                             (n.op == "Squeeze" && k == 1) || (n.op == "Dropout" && k > 0) ||
-                            (n.op == "LayerNormalization" && k == 2) ||
-                            (n.op == "Pad" && k == 2);
+                            (n.op == "LayerNormalization" && k == 2) || (n.op == "Pad" && k == 2);
       if (n.in[k] < 0 && !optional) node_fail(origin, n, "required input ", k, " is empty");
     }
   }
@@ -1335,7 +1337,8 @@ void save(const OnnxModel& model, const std::string& path) {
                    " (float32 or int64; convert the module back)");
         pb::Writer w;
         w.packed_i64(pb::tensor::kDims, t.shape());
-        w.i64(pb::tensor::kDataType, t.dtype() == kFloat32 ? pb::tensor::kFloat : pb::tensor::kInt64);
+        w.i64(pb::tensor::kDataType,
+              t.dtype() == kFloat32 ? pb::tensor::kFloat : pb::tensor::kInt64);
         w.bytes(pb::tensor::kName, name);
         const size_t n = static_cast<size_t>(t.numel()) * element_size(t.dtype());
         const char* src = t.dtype() == kFloat32 ? reinterpret_cast<const char*>(t.data<float>())

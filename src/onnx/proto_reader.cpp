@@ -1,11 +1,10 @@
 // The protobuf wire-format reader behind soma::onnx::load (see proto_reader.h).
 #include "onnx/proto_reader.h"
 
-#include "onnx/proto_writer.h"
-
 #include <cstring>
 #include <utility>
 
+#include "onnx/proto_writer.h"
 #include "soma/core/error.h"
 
 namespace soma::onnx::pb {
@@ -338,7 +337,8 @@ NodeMsg parse_node(Cursor c) {
         break;
       case 5:
         c.expect(kLen, "attribute");
-        n.attribute.push_back(parse_attribute(c.sub(at(c.path(), "attribute", n.attribute.size()))));
+        n.attribute.push_back(
+            parse_attribute(c.sub(at(c.path(), "attribute", n.attribute.size()))));
         break;
       case 7:
         n.domain = c.string("domain");

@@ -26,13 +26,13 @@ struct TensorMsg {
   std::vector<int64_t> dims;
   int64_t data_type = 0;
   bool has_raw = false;
-  std::string_view raw_data;         // a view into the file's bytes
-  std::vector<float> float_data;     // field 4 (packed or not)
-  std::vector<int64_t> int64_data;   // field 7
-  std::vector<int32_t> int32_data;   // field 5 (int32, int8, uint8, bool, float16 ...)
-  size_t other_data = 0;             // elements in string/double/uint64 data (unsupported types)
-  bool external = false;             // data_location EXTERNAL or external_data entries
-  bool segmented = false;            // segment field
+  std::string_view raw_data;        // a view into the file's bytes
+  std::vector<float> float_data;    // field 4 (packed or not)
+  std::vector<int64_t> int64_data;  // field 7
+  std::vector<int32_t> int32_data;  // field 5 (int32, int8, uint8, bool, float16 ...)
+  size_t other_data = 0;            // elements in string/double/uint64 data (unsupported types)
+  bool external = false;            // data_location EXTERNAL or external_data entries
+  bool segmented = false;           // segment field
 };
 
 /// AttributeProto (the kinds soma reads; type is AttributeType).

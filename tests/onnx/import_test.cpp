@@ -193,7 +193,8 @@ void round_trip(nn::Module& m, const soma::Shape& sample, const std::string& nam
   soma::Shape five{5};
   five.insert(five.end(), sample.begin(), sample.end());
   const Tensor x = soma::randn(five);
-  expect_close(eval_output(*loaded, x), eval_output(m, x), name + " opset " + std::to_string(opset));
+  expect_close(eval_output(*loaded, x), eval_output(m, x),
+               name + " opset " + std::to_string(opset));
 }
 
 void randomise_buffers(nn::Module& m) {
@@ -204,8 +205,8 @@ void randomise_buffers(nn::Module& m) {
 
 TEST(OnnxImport, RoundTripMlp) {
   soma::manual_seed(12);
-  nn::Sequential m(nn::Linear(20, 32), nn::ReLU(), nn::Dropout(0.5), nn::Linear(32, 24),
-                   nn::GELU(), nn::Linear(24, 16), nn::Sigmoid(), nn::Linear(16, 16), nn::Tanh(),
+  nn::Sequential m(nn::Linear(20, 32), nn::ReLU(), nn::Dropout(0.5), nn::Linear(32, 24), nn::GELU(),
+                   nn::Linear(24, 16), nn::Sigmoid(), nn::Linear(16, 16), nn::Tanh(),
                    nn::Linear(16, 12), nn::LeakyReLU(0.2), nn::Linear(12, 6), nn::LogSoftmax(1));
   for (int64_t opset : {13, 15, 17}) round_trip(m, {20}, "mlp", opset);
 }
@@ -392,8 +393,9 @@ TEST(OnnxImport, BadFiles) {
   // Corrupt varint: eleven continuation bytes.
   expect_error(std::string("\x08") + std::string(11, '\xff'), {"corrupt varint"}, "varint");
   // Wrong wire type: graph (field 7) as a varint.
-  expect_error(std::string("\x38\x01", 2), {"field 7 (graph) has wire type varint, expected "
-                                            "length-delimited"},
+  expect_error(std::string("\x38\x01", 2),
+               {"field 7 (graph) has wire type varint, expected "
+                "length-delimited"},
                "wire type");
   // A group wire type.
   expect_error(std::string("\x3b", 1), {"start-group"}, "group");
@@ -427,10 +429,10 @@ TEST(OnnxImport, BadFiles) {
   for (int64_t opset : {12, 18}) {
     Spec s;
     s.opset = opset;
-    expect_error(build(s),
-                 {"opset " + std::to_string(opset) + " of the default domain is not supported",
-                  "13 to 17"},
-                 "opset");
+    expect_error(
+        build(s),
+        {"opset " + std::to_string(opset) + " of the default domain is not supported", "13 to 17"},
+        "opset");
   }
   {
     Spec s;

@@ -73,11 +73,11 @@ void eval_onnx(const std::string& model_path, const DataArgs& args) {
   const int64_t max_label = l.data.y.max().item<int64_t>();
   double loss_sum = 0;
   int64_t correct = 0;
-  for (int64_t start = 0; start < n; start += 1024) {
-    const int64_t len = std::min<int64_t>(1024, n - start);
+  for (int64_t start = 0; start < n; start += kEvalBatch) {
+    const int64_t len = std::min<int64_t>(kEvalBatch, n - start);
     const Tensor logits = onnx_logits(l, start, len, model_path);
-    SOMA_CHECK(max_label < logits.size(1), "eval: label ", max_label,
-               " is out of range for the ", logits.size(1), " outputs of ", model_path);
+    SOMA_CHECK(max_label < logits.size(1), "eval: label ", max_label, " is out of range for the ",
+               logits.size(1), " outputs of ", model_path);
     const Tensor y = l.data.y.narrow(0, start, len);
     loss_sum += training_loss(logits, y).item<float>() * static_cast<double>(len);
     correct += soma::eq(argmax(logits, 1), y).to(kInt64).sum().item<int64_t>();
@@ -92,8 +92,8 @@ void predict_onnx(const std::string& model_path, const DataArgs& args) {
   NoGradGuard no_grad;
   std::ostringstream out;
   const int64_t n = l.data.x.size(0);
-  for (int64_t start = 0; start < n; start += 4096) {
-    const int64_t len = std::min<int64_t>(4096, n - start);
+  for (int64_t start = 0; start < n; start += kEvalBatch) {
+    const int64_t len = std::min<int64_t>(kEvalBatch, n - start);
     for (int64_t p : argmax(onnx_logits(l, start, len, model_path), 1).to_vector<int64_t>())
       out << p << '\n';
   }
@@ -110,8 +110,7 @@ void summary_onnx(const std::string& model_path) {
     return r + "]";
   };
   std::cout << m.model->describe() << "\ninput  " << in.name << " " << dims(in.shape)
-            << " float32\noutput " << out.name << " " << dims(out.shape)
-            << "   (-1: any size)\n";
+            << " float32\noutput " << out.name << " " << dims(out.shape) << "   (-1: any size)\n";
   Shape shape{1};
   shape.insert(shape.end(), m.sample_shape.begin(), m.sample_shape.end());
   std::cout << m.model->summary(shape);

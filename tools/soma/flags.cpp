@@ -98,15 +98,20 @@ int parse_command_line(int argc, char** argv, CommandLine& line) {
   CLI::App* train = add_train_command(app, line.config, config_file, hidden, input_shape, augment);
   CLI::App* eval = app.add_subcommand("eval", "print loss and accuracy of a model on a data set");
   eval->add_option("--model", line.model,
-                     "model.safetensors written by soma train, or an ONNX model (.onnx)")->required();
+                   "model.safetensors written by soma train, or an ONNX model (.onnx)")
+      ->required();
   add_data_options(eval, line.data);
   CLI::App* predict = app.add_subcommand("predict", "print one predicted class per input row");
-  predict->add_option("--model", line.model,
-                     "model.safetensors written by soma train, or an ONNX model (.onnx)")->required();
+  predict
+      ->add_option("--model", line.model,
+                   "model.safetensors written by soma train, or an ONNX model (.onnx)")
+      ->required();
   add_data_options(predict, line.data);
   CLI::App* summary = app.add_subcommand("summary", "print a model's layer table");
-  summary->add_option("--model", line.model,
-                     "model.safetensors written by soma train, or an ONNX model (.onnx)")->required();
+  summary
+      ->add_option("--model", line.model,
+                   "model.safetensors written by soma train, or an ONNX model (.onnx)")
+      ->required();
   CLI::App* exp = app.add_subcommand("export", "write a model as ONNX (docs/cli.md)");
   exp->add_option("--model", line.export_args.model, "model.safetensors written by soma train")
       ->required();

@@ -14,13 +14,14 @@ OnnxCliModel load_onnx_model(const std::string& path) {
   const auto& ins = m.model->inputs();
   const auto& outs = m.model->outputs();
   SOMA_CHECK(ins.size() == 1 && outs.size() == 1, "model: ", path, " has ", ins.size(),
-             " inputs and ", outs.size(), " outputs (the CLI runs models of one input and one "
+             " inputs and ", outs.size(),
+             " outputs (the CLI runs models of one input and one "
              "output)");
   const onnx::ValueSpec& in = ins[0];
-  SOMA_CHECK(in.dtype == kFloat32, "model: ", path, ": input '", in.name, "' has dtype ",
-             in.dtype, " (the CLI feeds float32)");
-  SOMA_CHECK(in.shape.size() >= 2, "model: ", path, ": input '", in.name, "' has shape ",
-             in.shape, " (the CLI needs [batch, ...] with a declared sample shape)");
+  SOMA_CHECK(in.dtype == kFloat32, "model: ", path, ": input '", in.name, "' has dtype ", in.dtype,
+             " (the CLI feeds float32)");
+  SOMA_CHECK(in.shape.size() >= 2, "model: ", path, ": input '", in.name, "' has shape ", in.shape,
+             " (the CLI needs [batch, ...] with a declared sample shape)");
   for (size_t d = 1; d < in.shape.size(); ++d)
     SOMA_CHECK(in.shape[d] > 0, "model: ", path, ": input '", in.name, "' has shape ", in.shape,
                ": dim ", d, " is not static (-1), so the CLI cannot shape the rows");

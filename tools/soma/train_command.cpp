@@ -30,6 +30,7 @@
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/clock.h"
 #include "soma/core/error.h"
+#include "soma/core/memory.h"
 #include "soma/core/random.h"
 #include "soma/core/threading.h"
 #include "soma/dist/dist.h"
@@ -179,17 +180,17 @@ std::string train_from_onnx(TrainConfig c, const std::set<std::string>& given) {
   SOMA_CHECK(m.classes < 0 || data.classes <= m.classes, "train: the data has ", data.classes,
              " classes, the ONNX model ", c.init, " outputs ", m.classes);
   const data::transforms::Transform input = onnx_input(m.sample_shape);
-  data::DataLoader train_loader(data.train_set, {.batch_size = c.batch_size,
-                                                 .shuffle = true,
-                                                 .seed = c.seed,
-                                                 .transform = input});
-  data::DataLoader val_loader(data.val_set, {.batch_size = 1024, .transform = input});
+  data::DataLoader train_loader(
+      data.train_set,
+      {.batch_size = c.batch_size, .shuffle = true, .seed = c.seed, .transform = input});
+  data::DataLoader val_loader(data.val_set, {.batch_size = kEvalBatch, .transform = input});
   data::DataLoader test_loader(data::TensorDataset(data.test.x, data.test.y),
-                               {.batch_size = 1024, .transform = input});
+                               {.batch_size = kEvalBatch, .transform = input});
   Optimization opt = make_optimization(c, model);
   soma::train::FitOptions fo;
   fo.epochs = c.epochs;
   fo.validation = val_loader.size() > 0 ? &val_loader : nullptr;
+  fo.validation_loss = training_loss;  // plain cross-entropy, whatever --label-smoothing is
   fo.scheduler = opt.scheduler.get();
   fo.plateau = opt.plateau.get();
   if (opt.early) fo.callbacks.push_back(opt.early);
@@ -198,12 +199,12 @@ std::string train_from_onnx(TrainConfig c, const std::set<std::string>& given) {
   fo.callbacks.push_back(std::make_shared<soma::train::ProgressBar>(po));
   if (!c.quiet)
     std::cout << "soma train --init " << c.init << ": " << data.train_set.size() << " training / "
-              << data.val_set.size() << " validation / " << data.test.y.numel()
-              << " test samples, " << m.model->describe() << ", " << c.optimizer << " lr " << c.lr
-              << ", batch " << c.batch_size << "\n";
+              << data.val_set.size() << " validation / " << data.test.y.numel() << " test samples, "
+              << m.model->describe() << ", " << c.optimizer << " lr " << c.lr << ", batch "
+              << c.batch_size << "\n";
   const detail::Stopwatch clock;
   const soma::train::History history =
-      soma::train::fit(model, *opt.optimizer, training_loss, train_loader, fo);
+      soma::train::fit(model, *opt.optimizer, smoothed_loss(c.label_smoothing), train_loader, fo);
   const double seconds = clock.seconds();
   model.eval();
   const soma::train::EvalResult test = soma::train::evaluate(model, test_loader, training_loss);
@@ -235,6 +236,9 @@ std::string train(TrainConfig c, const std::set<std::string>& given) {
   json layers =
       resume && !resume->recorded_layers.is_null() ? resume->recorded_layers : arch_layers(c);
   TrainData data = select_data(c, dist::world_size(), dist::rank(), takes_flat_input(layers));
+  // Loading's one-off blocks (the whole training split before the validation split, the
+  // statistics' temporaries) go back to the system instead of staying cached for the run.
+  soma::empty_cache();
   const Architecture arch = architecture(c, layers, data.input_shape, data.classes);
   std::shared_ptr<nn::Sequential> model = build_model(arch);
   if (dist::world_size() > 1) use_sync_batchnorm(*model, c, data);
