@@ -98,7 +98,8 @@ TEST_P(TorchFixture, ReproducesTorchOutputs) {
 }
 
 INSTANTIATE_TEST_SUITE_P(OnnxImport, TorchFixture,
-                         ::testing::Values("mlp", "cnn_bn", "view", "div255"));
+                         ::testing::Values("mlp", "cnn_bn", "view", "div255", "preset",
+                                           "layer_list", "dense_layer"));
 
 TEST(OnnxImport, InitializersAreParametersAndBuffersUnderSanitisedNames) {
   auto cnn = soma::onnx::load(kFixtures + "cnn_bn.onnx");

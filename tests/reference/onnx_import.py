@@ -26,6 +26,14 @@ Models (small; each .onnx < 200 KB):
   div255     x / 255 (a Div by a Constant), Flatten, Linear, LayerNorm (LayerNormalization at
              opset 17), ReLU, Linear, then x - x.mean(1, keepdim) (ReduceMean), Pow, Sqrt;
              opset 17
+  preset     the CLI's `--arch cnn` network (its layer list read from
+             tools/soma/model_builder.cpp), built as its torch twin (docs/interop.md) and exported
+             as a torch user would (eval mode: BatchNorm folded into the convolutions); opset 17
+  layer_list a JSON layer list (the form `soma train --arch FILE.json` takes) built the same
+             way: Conv2d/BatchNorm2d/ReLU/MaxPool2d/Dropout2d/Flatten/Linear/BatchNorm1d/GELU/
+             Dropout/Linear; opset 17
+  dense_layer  the course's user-defined layer (parameters w [in, out] and b [out], forward
+             x @ w + b: MatMul and Add), twice with a ReLU between; opset 15
   fashion_cnn  a small CNN trained for one epoch on Fashion-MNIST (x / 255, normalisation,
              Conv/BatchNorm/ReLU/MaxPool twice, x.view(x.size(0), -1), Linear), for the CLI
              test: its predictions for the 10,000 test images go to
@@ -50,7 +58,8 @@ def fmt(t):
     return " ".join("%.9g" % v for v in t.detach().reshape(-1).tolist())
 
 
-def write_case(name, model, example, golden_input, opset, training=None, note=""):
+def write_case(name, model, example, golden_input, opset, training=None, note="",
+               max_size=200_000):
     model.eval()
     path = os.path.join(OUT, name + ".onnx")
     kwargs = {}
@@ -66,7 +75,7 @@ def write_case(name, model, example, golden_input, opset, training=None, note=""
         f.write("input %s\n%s\n" % (" ".join(map(str, golden_input.shape)), fmt(golden_input)))
         f.write("output %s\n%s\n" % (" ".join(map(str, out.shape)), fmt(out)))
     size = os.path.getsize(path)
-    assert size < 200_000, (path, size)
+    assert size < max_size, (path, size)
     return path
 
 
@@ -115,6 +124,47 @@ class FashionCNN(nn.Module):
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
         x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
         return self.fc(x.view(x.size(0), -1))
+
+
+class MyDenseLayer(nn.Module):
+    """The lecture's user-defined layer: its own parameters, forward x @ w + b."""
+
+    def __init__(self, n_in, n_out):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(n_in, n_out) * 0.3)
+        self.b = nn.Parameter(torch.randn(n_out) * 0.1)
+
+    def forward(self, x):
+        return torch.matmul(x, self.w) + self.b
+
+
+def twin(layers):
+    """A torch.nn.Sequential from a soma layer list (docs/interop.md, the torch twin)."""
+    return nn.Sequential(*[getattr(nn, s["type"])(**{k: v for k, v in s.items() if k != "type"})
+                           for s in layers])
+
+
+def cli_cnn_preset():
+    """The `soma train --arch cnn` layer list, as tools/soma/model_builder.cpp spells it."""
+    import json
+    import re
+    src = open(os.path.join(HERE, "..", "..", "tools", "soma", "model_builder.cpp")).read()
+    return json.loads(re.search(r'kCnnPreset = R"\((.*?)\)";', src, re.S).group(1))
+
+
+LAYER_LIST = [
+    {"type": "Conv2d", "in_channels": 2, "out_channels": 6, "kernel_size": 3, "padding": 1},
+    {"type": "BatchNorm2d", "num_features": 6},
+    {"type": "ReLU"},
+    {"type": "MaxPool2d", "kernel_size": 2},
+    {"type": "Dropout2d", "p": 0.2},
+    {"type": "Flatten"},
+    {"type": "Linear", "in_features": 96, "out_features": 16},
+    {"type": "BatchNorm1d", "num_features": 16},
+    {"type": "GELU"},
+    {"type": "Dropout", "p": 0.3},
+    {"type": "Linear", "in_features": 16, "out_features": 4},
+]
 
 
 def read_idx(path):
@@ -169,6 +219,22 @@ def main():
                    torch.floor(torch.rand(5, 1, 6, 6) * 256), 17)
     ops = op_types(p)
     assert "Div" in ops and "LayerNormalization" in ops and "ReduceMean" in ops, ops
+
+    preset = twin(cli_cnn_preset())
+    warm_batchnorm(preset, torch.randn(16, 1, 28, 28))
+    write_case("preset", preset, torch.randn(2, 1, 28, 28), torch.randn(3, 1, 28, 28), 17,
+               note="soma train --arch cnn's layers as their torch twin.", max_size=2_000_000)
+
+    layer_list = twin(LAYER_LIST)
+    warm_batchnorm(layer_list, torch.randn(16, 2, 8, 8))
+    p = write_case("layer_list", layer_list, torch.randn(2, 2, 8, 8), torch.randn(5, 2, 8, 8), 17,
+                   note="A JSON layer list's torch twin.")
+    assert "Conv" in op_types(p) and "Gemm" in op_types(p), op_types(p)
+
+    dense = nn.Sequential(MyDenseLayer(10, 8), nn.ReLU(), MyDenseLayer(8, 3))
+    p = write_case("dense_layer", dense, torch.randn(2, 10), torch.randn(5, 10), 15,
+                   note="The user-defined MyDenseLayer (x @ w + b), twice.")
+    assert "MatMul" in op_types(p) and "Add" in op_types(p), op_types(p)
 
     if "--skip-fashion" in sys.argv or not os.path.exists(FASHION):
         return
