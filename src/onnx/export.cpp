@@ -21,6 +21,7 @@
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
 #include "soma/io/file.h"
+#include "soma/ops/shape.h"
 
 #ifndef SOMA_VERSION_STRING
 #define SOMA_VERSION_STRING "unknown"
@@ -691,32 +692,57 @@ void export_model(nn::Module& module, const Forward& forward,
     }
   } restore{modes};
   module.eval();
-  // Inputs that require grad: every op on them reaches autograd::record, so an op without a
-  // mapping is reported rather than folded into a constant.
-  autograd::set_grad_enabled(true);
-  Exporter exporter(module, options);
-  std::vector<Tensor> inputs;
-  for (size_t i = 0; i < example_inputs.size(); ++i) {
-    const Tensor& e = example_inputs[i];
-    SOMA_CHECK(e.defined(), "onnx::export_model: example input ", i, " is undefined");
-    Tensor t = e.detach().clone();
-    if (is_floating(t.dtype())) t.requires_grad_(true);
-    inputs.push_back(t);
-    exporter.add_input(t,
-                       i < options.input_names.size()
-                           ? options.input_names[i]
-                           : (example_inputs.size() == 1 ? "input" : "input_" + std::to_string(i)));
+  // One trace: the ONNX model's bytes for these example inputs.
+  auto trace_model = [&](const std::vector<Tensor>& examples) {
+    // Inputs that require grad: every op on them reaches autograd::record, so an op without a
+    // mapping is reported rather than folded into a constant.
+    autograd::set_grad_enabled(true);
+    Exporter exporter(module, options);
+    std::vector<Tensor> inputs;
+    for (size_t i = 0; i < examples.size(); ++i) {
+      const Tensor& e = examples[i];
+      SOMA_CHECK(e.defined(), "onnx::export_model: example input ", i, " is undefined");
+      Tensor t = e.detach().clone();
+      if (is_floating(t.dtype())) t.requires_grad_(true);
+      inputs.push_back(t);
+      exporter.add_input(t, i < options.input_names.size()
+                                ? options.input_names[i]
+                                : (examples.size() == 1 ? "input" : "input_" + std::to_string(i)));
+    }
+    std::vector<Tensor> outputs;
+    {
+      trace::TracerGuard guard(&exporter);
+      outputs = forward(inputs);
+    }
+    SOMA_CHECK(!outputs.empty(), "onnx::export_model: the forward returned no outputs");
+    SOMA_CHECK(options.output_names.empty() || options.output_names.size() == outputs.size(),
+               "onnx::export_model: ", options.output_names.size(), " output names for ",
+               outputs.size(), " outputs");
+    return exporter.model_bytes(outputs);
+  };
+  const std::string bytes = trace_model(example_inputs);
+  // With a dynamic batch, the graph must not depend on the example's batch size: trace again
+  // with one more sample and compare. A reshape whose target only matches the batch by
+  // coincidence (a traced batch of 2 and a dimension of 2) or a tensor created with the batch's
+  // size would otherwise be exported with the example's numbers and give wrong shapes later.
+  bool batched = options.dynamic_batch;
+  for (const Tensor& e : example_inputs)
+    batched = batched && e.defined() && e.dim() >= 1 && e.size(0) >= 1;
+  if (batched) {
+    std::vector<Tensor> more;
+    for (const Tensor& e : example_inputs) {
+      const Tensor d = e.detach();
+      more.push_back(soma::cat({d, d.narrow(0, 0, 1)}, 0));
+    }
+    SOMA_CHECK(trace_model(more) == bytes, "onnx::export_model: the graph traced on a batch of ",
+               example_inputs[0].size(0), " differs from the one traced on a batch of ",
+               example_inputs[0].size(0) + 1,
+               ": the forward uses the batch size in a way the graph cannot keep dynamic (e.g. a "
+               "reshape that mixes the batch with another dimension, or a tensor made with the "
+               "batch's size); export with dynamic_batch = false, or keep the batch in a "
+               "dimension of its own");
   }
-  std::vector<Tensor> outputs;
-  {
-    trace::TracerGuard guard(&exporter);
-    outputs = forward(inputs);
-  }
-  SOMA_CHECK(!outputs.empty(), "onnx::export_model: the forward returned no outputs");
-  SOMA_CHECK(options.output_names.empty() || options.output_names.size() == outputs.size(),
-             "onnx::export_model: ", options.output_names.size(), " output names for ",
-             outputs.size(), " outputs");
-  io::atomic_write(path, exporter.model_bytes(outputs));
+  io::atomic_write(path, bytes);
 }
 
 void export_model(nn::Module& module, const std::vector<Tensor>& example_inputs,

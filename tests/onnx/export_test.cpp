@@ -317,6 +317,37 @@ TEST(OnnxExport, UnmappedOpIsAnErrorNamingItsPlace) {
                soma::Error);
 }
 
+// A graph that depends on the example's batch size is refused, not written with the example's
+// numbers: [N, 6] -> [2, 3N] traced at N = 2 matches the batch by coincidence (its first
+// dimension is 2), and zeros({N, 4}) is a constant of the example's batch.
+TEST(OnnxExport, BatchDependentGraphIsAnError) {
+  TempDir dir;
+  struct Mixes : nn::Module {
+    Tensor forward(const Tensor& x) override { return soma::reshape(x, {2, 3 * x.size(0)}); }
+  } mixes;
+  struct MadeWithBatch : nn::Module {
+    Tensor forward(const Tensor& x) override { return x + soma::ones({x.size(0), 4}); }
+  } made;
+  for (nn::Module* m : {static_cast<nn::Module*>(&mixes), static_cast<nn::Module*>(&made)}) {
+    const Tensor x = soma::randn({2, m == &mixes ? 6 : 4});
+    try {
+      soma::onnx::export_model(*m, {x}, dir.file("b.onnx"));
+      FAIL() << "expected a soma::Error";
+    } catch (const soma::Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("the graph traced on a batch of 2 differs from the one traced on a batch "
+                          "of 3"),
+                std::string::npos)
+          << what;
+    }
+    EXPECT_FALSE(fs::exists(dir.file("b.onnx")));
+    // With a fixed batch the same forward exports.
+    soma::onnx::export_model(*m, {x}, dir.file("b.onnx"), {.dynamic_batch = false});
+    EXPECT_TRUE(fs::exists(dir.file("b.onnx")));
+    fs::remove(dir.file("b.onnx"));
+  }
+}
+
 TEST(OnnxExport, ConstantsAreFoldedNotTraced) {
   // Ops on parameters alone (no traced input) become one constant, even unmapped ones.
   struct Folded : nn::Module {
