@@ -1287,13 +1287,13 @@ std::shared_ptr<OnnxModel> load_bytes(std::string_view bytes, const std::string&
   }
 
   // The dry run: zeros of the declared shapes (symbolic dims 1), without grad.
-  bool shapes_known = true;
+  // Every input needs a declared rank: the dry run is what bounds the sizes a hostile file can
+  // make a forward allocate (torch.onnx.export always declares it).
   std::vector<Tensor> zeros_in;
   for (const ValueSpec& s : impl->inputs) {
-    if (s.shape.empty() && s.dim_names.empty()) {
-      shapes_known = false;  // rank unknown: checked at the first forward
-      break;
-    }
+    if (s.shape.empty() && s.dim_names.empty())
+      fail("graph input '", s.name, "' has no declared shape (or is a scalar); soma needs each "
+           "input's rank and its non-batch sizes");
     std::vector<int64_t> shape = s.shape;
     for (int64_t& d : shape)
       if (d < 0) d = 1;
@@ -1302,7 +1302,7 @@ std::shared_ptr<OnnxModel> load_bytes(std::string_view bytes, const std::string&
            kMaxElements, " elements per sample");
     zeros_in.push_back(soma::zeros(shape, s.dtype));
   }
-  if (shapes_known) {
+  {
     NoGradGuard no_grad;
     impl->execute(zeros_in, true);
   }

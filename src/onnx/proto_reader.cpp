@@ -163,8 +163,10 @@ class Cursor {
     }
     expect(kLen, what);
     Cursor run = sub(path_);
-    // Each varint takes at least one byte: the run's length bounds the count.
-    out.reserve(out.size() + run.left());
+    // Each varint takes at least one byte: the run's length bounds the count. Reserved for the
+    // first run only: reserving exactly per run would copy the vector once per run (a file of
+    // many one-byte runs would take quadratic time); later runs grow it geometrically.
+    if (out.empty()) out.reserve(run.left());
     while (!run.done()) out.push_back(static_cast<int64_t>(run.varint()));
   }
   void int32s(std::vector<int32_t>& out, const char* what) {

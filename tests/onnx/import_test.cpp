@@ -264,6 +264,7 @@ struct Spec {
   bool with_opset = true;
   int64_t ir_version = 8;
   int64_t input_type = 1;
+  std::vector<int64_t> input_dims{-1, 4};
   std::vector<pb::Writer> extra_nodes;
   std::vector<pb::Writer> extra_inits;
   std::string op = "Gemm";
@@ -347,7 +348,7 @@ std::string build(const Spec& s) {
   g.message(pb::graph::kInitializer, tensor_msg("w", s.w_type, s.w_dims, s.w_external));
   g.message(pb::graph::kInitializer, tensor_msg("b", 1, {3}));
   for (const pb::Writer& t : s.extra_inits) g.message(pb::graph::kInitializer, t);
-  g.message(pb::graph::kInput, value_info("x", s.input_type, {-1, 4}));
+  g.message(pb::graph::kInput, value_info("x", s.input_type, s.input_dims));
   g.message(pb::graph::kOutput, value_info(s.output, 1, {-1, 3}));
   pb::Writer m;
   m.i64(pb::model::kIrVersion, s.ir_version);
@@ -425,6 +426,12 @@ TEST(OnnxImport, BadFiles) {
     Spec s;
     s.extra_nodes.push_back(node_msg("Relu", {"x"}, {"x"}, "dup"));
     expect_error(build(s), {"defines 'x', which is already defined"}, "duplicate value");
+  }
+  {
+    // No declared shape: no dry run could bound what a forward allocates.
+    Spec s;
+    s.input_dims = {};
+    expect_error(build(s), {"graph input 'x' has no declared shape"}, "shapeless input");
   }
   // Opsets.
   for (int64_t opset : {12, 18}) {
