@@ -342,7 +342,9 @@ TEST(OnnxExport, BatchDependentGraphIsAnError) {
     }
     EXPECT_FALSE(fs::exists(dir.file("b.onnx")));
     // With a fixed batch the same forward exports.
-    soma::onnx::export_model(*m, {x}, dir.file("b.onnx"), {.dynamic_batch = false});
+    soma::onnx::ExportOptions fixed;
+    fixed.dynamic_batch = false;
+    soma::onnx::export_model(*m, {x}, dir.file("b.onnx"), fixed);
     EXPECT_TRUE(fs::exists(dir.file("b.onnx")));
     fs::remove(dir.file("b.onnx"));
   }
