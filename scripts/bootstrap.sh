@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages soma's build and tests need; prints nothing when all are there.
-#   scripts/bootstrap.sh         build + test dependencies (OpenMPI: soma::dist, mpirun)
-#   scripts/bootstrap.sh --dev   also python3-torch (tests/ reference generator) and clang-format
+#   scripts/bootstrap.sh         build + test dependencies (OpenMPI: soma::dist, mpirun; Python
+#                                bindings: pybind11, NumPy, pytest)
+#   scripts/bootstrap.sh --dev   also python3-torch (tests/ reference generator, the
+#                                Python tests' comparisons) and clang-format
 #   scripts/bootstrap.sh --test  also chromium (the CLI test renders report.html headless),
+#                                python3-torch (python/tests compare with it; CI fails without),
 #                                python3-onnx (the ONNX checker) and, with npm, ONNX Runtime
 #                                (onnxruntime-node into $SOMA_ORT_DIR, default build/ort)
 #   scripts/bootstrap.sh --fuzz  also clang with libFuzzer and libomp (make fuzz)
@@ -13,14 +16,15 @@ want_ort=0
 packages=(build-essential cmake ninja-build libopenblas-openmp-dev libdnnl-dev libgtest-dev
           libbenchmark-dev zlib1g-dev nlohmann-json3-dev libcli11-dev libtomlplusplus-dev
           dataset-fashion-mnist
-          libopenmpi-dev openmpi-bin)
+          libopenmpi-dev openmpi-bin
+          python3-dev python3-numpy python3-pytest pybind11-dev libdlpack-dev)
 for arg in "$@"; do
   case "$arg" in
     --dev) packages+=(python3-torch clang-format) ;;
-    --test) packages+=(chromium python3-onnx); want_ort=1 ;;  # report.html; ONNX checker
+    --test) packages+=(chromium python3-onnx python3-torch); want_ort=1 ;;  # report.html; ONNX checker; python/tests vs torch
     --fuzz) packages+=(clang libclang-rt-14-dev libomp-14-dev) ;;
     --docs) packages+=(doxygen) ;;
-    -h|--help) sed -n '2,9s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "bootstrap.sh: unknown argument '$arg' (use --dev, --test, --fuzz or --docs)" >&2; exit 2 ;;
   esac
 done

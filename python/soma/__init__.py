@@ -1,0 +1,63 @@
+"""soma: a small deep-learning library (C++20) with PyTorch's names, from Python.
+
+    import soma
+    x = soma.tensor([[1., 2.], [3., 4.]], requires_grad=True)
+    y = (x @ x).sum()
+    y.backward()
+    print(x.grad)
+
+The core lives in the extension module soma._soma; this package re-exports it and adds the
+pure-Python pieces (repr, no_grad, soma.autograd). NumPy and torch are imported only when a
+function that needs them is called.
+"""
+from . import _soma
+from ._soma import *  # noqa: F401,F403  (Tensor, dtypes, creation functions, ops)
+from ._soma import Tensor, Error, Size, dtype  # noqa: F401
+
+from . import autograd  # noqa: E402
+from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled  # noqa: E402,F401
+
+__version__ = "0.1.0"
+
+for _cls in (Tensor, Error, dtype, Size):
+    _cls.__module__ = "soma"
+
+
+def _repr(self, *, tensor_contents=None):
+    from ._tensor_str import _str
+    return _str(self)
+
+
+def _array(self, dtype=None):
+    a = self.numpy()
+    return a if dtype is None else a.astype(dtype, copy=False)
+
+
+def _deepcopy(self, memo):
+    if not self.is_leaf:
+        raise Error("deepcopy: only tensors created explicitly by the user (graph leaves) "
+                    "support the deepcopy protocol")
+    if id(self) in memo:
+        return memo[id(self)]
+    new = self.detach().clone()
+    new.requires_grad_(self.requires_grad)
+    memo[id(self)] = new
+    if self.grad is not None:
+        import copy
+        new.grad = copy.deepcopy(self.grad, memo)
+    return new
+
+
+def _format(self, spec):
+    if self.dim() == 0:
+        return self.item().__format__(spec)
+    return object.__format__(self, spec)
+
+
+Tensor.__repr__ = _repr
+Tensor.__str__ = _repr
+Tensor.__format__ = _format
+Tensor.__array__ = _array
+Tensor.__deepcopy__ = _deepcopy
+Tensor.__copy__ = lambda self: self  # as torch: copy.copy shares (use clone())
+del _repr, _array, _deepcopy, _format, _cls

@@ -1,0 +1,13 @@
+// The extension module soma._soma: calls each unit's bind_xxx (python/src/soma_py.h).
+#include "soma_py.h"
+
+PYBIND11_MODULE(_soma, m) {
+  m.doc() = "soma's C++ core (import soma rather than soma._soma).";
+  using namespace soma::python;
+  bind_dtype(m);  // first: soma.dtype and soma.Error are used by every later signature
+  bind_tensor(m);
+  bind_creation(m);
+  bind_autograd(m);
+  bind_interop(m);
+  // Units added later (nn, optim, data, fit, io, ...) go here, one line each.
+}
