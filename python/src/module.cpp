@@ -9,5 +9,7 @@ PYBIND11_MODULE(_soma, m) {
   bind_creation(m);
   bind_autograd(m);
   bind_interop(m);
+  bind_nn(m);
+  bind_optim(m);
   // Units added later (nn, optim, data, fit, io, ...) go here, one line each.
 }

@@ -43,6 +43,10 @@ void bind_tensor(py::module_& m);    // tensor.cpp: soma.Tensor, methods, operat
 void bind_creation(py::module_& m);  // creation.cpp: tensor, zeros, ..., manual_seed, cat, where
 void bind_autograd(py::module_& m);  // autograd.cpp: .grad, backward, hooks; _soma._autograd
 void bind_interop(py::module_& m);   // interop.cpp: from_numpy, numpy(), DLPack, pickle
+void bind_nn(py::module_& m);        // nn.cpp: soma.nn (Module, layers, losses), nn.functional
+void bind_optim(py::module_& m);     // optim.cpp: soma.optim (optimizers, LR schedulers)
+void bind_data(py::module_& m);      // data.cpp: soma.data (datasets, DataLoader, readers)
+void bind_train(py::module_& m);     // train.cpp: soma.fit, callbacks, save/load, ONNX
 
 // ---- helpers shared by the units -----------------------------------------------------------
 /// The Python object soma.<name> of a dtype (a singleton; `soma.float32 is t.dtype`).

@@ -259,6 +259,18 @@ std::shared_ptr<Module> Module::register_module(const std::string& name,
   return module;
 }
 
+bool Module::unregister(const std::string& name) {
+  auto drop = [&](auto& list) {
+    for (auto it = list.begin(); it != list.end(); ++it)
+      if (it->first == name) {
+        list.erase(it);
+        return true;
+      }
+    return false;
+  };
+  return drop(parameters_) || drop(buffers_) || drop(children_);
+}
+
 namespace {
 
 // (name, tensor) pairs of `list` of every module under `m`; with `unique`, a tensor shared by

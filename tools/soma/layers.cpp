@@ -45,10 +45,11 @@ void inplace(LayerArgs& a) {
 
 }  // namespace
 
-LayerArgs::LayerArgs(const json& spec, size_t index, std::string type)
-    : spec_(spec), index_(index), type_(std::move(type)) {}
+LayerArgs::LayerArgs(const json& spec, size_t index, std::string type, std::string label)
+    : spec_(spec), index_(index), type_(std::move(type)), label_(std::move(label)) {}
 
 std::string LayerArgs::where() const {
+  if (!label_.empty()) return label_;
   return "arch: layer " + std::to_string(index_) + " (" + type_ + ")";
 }
 

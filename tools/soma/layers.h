@@ -31,7 +31,9 @@ namespace soma::cli {
 /// reports (the getter returns 1s meanwhile, so that the entry reads all its arguments).
 class LayerArgs {
  public:
-  LayerArgs(const nlohmann::json& spec, size_t index, std::string type);
+  /// `label` replaces "arch: layer <index> (<type>)" at the start of messages when not empty
+  /// (the Python bindings build single layers: "nn.Conv2d").
+  LayerArgs(const nlohmann::json& spec, size_t index, std::string type, std::string label = "");
 
   /// An integer (a JSON number with no fraction).
   int64_t integer(const std::string& name);
@@ -72,7 +74,7 @@ class LayerArgs {
  private:
   const nlohmann::json& spec_;
   size_t index_;
-  std::string type_;
+  std::string type_, label_;
   std::vector<std::string> known_, missing_;
   void missing(const std::string& name);
   const nlohmann::json* get(const std::string& name);  // null when missing or JSON null

@@ -138,6 +138,11 @@ class Module {
     return register_module(name, std::make_shared<std::decay_t<M>>(std::forward<M>(module)));
   }
 
+  /// Removes this module's own parameter, buffer or child called `name`; false when it has
+  /// none. For reassignment (Python's `self.w = Parameter(...)` on a registered name); a
+  /// member that held the removed tensor or child keeps it, no longer registered.
+  bool unregister(const std::string& name);
+
   /// Parameters of this module and (recurse) all descendants, in registration order.
   std::vector<Tensor> parameters(bool recurse = true) const;
   std::vector<std::pair<std::string, Tensor>> named_parameters(bool recurse = true) const;

@@ -1,0 +1,200 @@
+"""soma.nn: modules, layers and losses with torch.nn's names.
+
+    import soma
+    import soma.nn as nn
+
+    class MyDenseLayer(nn.Module):            # a user-defined layer, as in torch
+        def __init__(self, n_in, n_out):
+            super().__init__()
+            self.w = nn.Parameter(soma.randn(n_in, n_out))
+            self.b = nn.Parameter(soma.randn(1, n_out))
+
+        def forward(self, x):
+            return soma.relu(x @ self.w + self.b)
+
+    model = nn.Sequential(MyDenseLayer(2, 32), nn.Linear(32, 2))   # Python and C++ layers mixed
+
+The layers are soma's C++ modules (a soma.nn.Linear is soma::nn::Linear), built from torch's
+arguments; a Python subclass of nn.Module runs its forward from C++ too (inside Sequential, fit).
+"""
+import copy as _copy
+
+from .. import _soma
+from .._soma import Tensor as _Tensor
+from .._soma.nn import *  # noqa: F401,F403  (Module, Linear, Conv2d, ..., MSELoss, ...)
+from .._soma.nn import Module, _Sequential, _ModuleList, _Loss
+from . import functional  # noqa: F401
+from . import init  # noqa: F401
+
+_C = _soma.nn
+
+
+class Parameter(_Tensor):
+    """A tensor that a Module registers as a parameter when assigned to one of its attributes
+    (torch.nn.Parameter). It shares `data`'s memory and is a leaf that requires grad."""
+
+    def __init__(self, data=None, requires_grad=True):
+        if data is None:
+            data = _soma.empty(0)
+        super().__init__(data.detach())
+        self.requires_grad_(requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + _Tensor.__repr__(self)
+
+    def __reduce_ex__(self, protocol):
+        return (Parameter, (self.detach(), self.requires_grad))
+
+    def __deepcopy__(self, memo):
+        if id(self) in memo:
+            return memo[id(self)]
+        new = Parameter(self.detach().clone(), self.requires_grad)
+        memo[id(self)] = new
+        return new
+
+
+def _modules(self):
+    """Yields this module and every descendant (torch's Module.modules())."""
+    for _, m in _named_modules(self):
+        yield m
+
+
+def _named_modules(self, memo=None, prefix=""):
+    if memo is None:
+        memo = set()
+    if id(self) in memo:
+        return
+    memo.add(id(self))
+    yield prefix, self
+    for name, child in self.named_children():
+        yield from _named_modules(child, memo, prefix + ("." if prefix else "") + name)
+
+
+def _apply_fn(self, fn):
+    """Calls fn on every child (recursively), then on this module; returns self."""
+    for child in self.children():
+        _apply_fn(child, fn)
+    fn(self)
+    return self
+
+
+def _requires_grad_(self, requires_grad=True):
+    for p in self.parameters():
+        p.requires_grad_(requires_grad)
+    return self
+
+
+def _deepcopy(self, memo):
+    """copy.deepcopy of a module: containers copy each child; C++ modules clone(); a
+    Python-defined one copies its attributes and registers deep copies of its parameters,
+    buffers and children."""
+    if id(self) in memo:
+        return memo[id(self)]
+    cls = type(self)
+    if isinstance(self, (Sequential, ModuleList)):
+        new = cls()
+        memo[id(self)] = new
+        for child in self:
+            new.append(_copy.deepcopy(child, memo))
+    elif cls.__module__.startswith("soma"):
+        new = self.clone()
+        memo[id(self)] = new
+    else:
+        new = cls.__new__(cls)
+        Module.__init__(new)
+        memo[id(self)] = new
+        state = dict(self.__dict__)
+        for name, t in self.named_parameters(recurse=False):
+            new.register_parameter(name, Parameter(t.detach().clone(), t.requires_grad))
+            state.pop(name, None)
+        for name, t in self.named_buffers(recurse=False):
+            new.register_buffer(name, t.clone())
+            state.pop(name, None)
+        children = dict(self.named_children())
+        for name, value in state.items():
+            if name not in children:
+                object.__setattr__(new, name, _copy.deepcopy(value, memo))
+        for name, child in children.items():
+            new.register_module(name, _copy.deepcopy(child, memo))
+    new.train(self.training)
+    return new
+
+
+def _getstate(self):
+    raise TypeError("soma.nn.Module does not pickle directly; pickle its state_dict() "
+                    "(soma.save(model.state_dict(), path)) or use copy.deepcopy")
+
+
+Module.modules = _modules
+Module.named_modules = _named_modules
+Module.apply = _apply_fn
+Module.requires_grad_ = _requires_grad_
+Module.__deepcopy__ = _deepcopy
+Module.extra_repr = lambda self: ""
+
+
+class Sequential(_Sequential):
+    """Chains modules, children named "0", "1", ... (torch.nn.Sequential). Python-defined and
+    C++ modules mix; its forward runs in C++."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        object.__setattr__(self, "_keep", [])
+        for m in modules:
+            self.append(m)
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError("Sequential: %s is not a soma.nn.Module" % type(module).__name__)
+        self._push_back(module)
+        self._keep.append(module)  # a Python-defined module lives as long as the Sequential
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Sequential(*[self._at(i) for i in range(len(self))[index]])
+        return self._at(index)
+
+    def __iter__(self):
+        return (self._at(i) for i in range(len(self)))
+
+    def __reduce_ex__(self, protocol):
+        return _getstate(self)
+
+
+class ModuleList(_ModuleList):
+    """A list of modules whose parameters are registered (torch.nn.ModuleList)."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        object.__setattr__(self, "_keep", [])
+        for m in modules:
+            self.append(m)
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError("ModuleList: %s is not a soma.nn.Module" % type(module).__name__)
+        self._push_back(module)
+        self._keep.append(module)
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ModuleList([self._at(i) for i in range(len(self))[index]])
+        return self._at(index)
+
+    def __iter__(self):
+        return (self._at(i) for i in range(len(self)))
+
+
+Module.__reduce_ex__ = lambda self, protocol: _getstate(self)
