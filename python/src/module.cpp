@@ -11,5 +11,7 @@ PYBIND11_MODULE(_soma, m) {
   bind_interop(m);
   bind_nn(m);
   bind_optim(m);
+  bind_data(m);
+  bind_train(m);
   // Units added later (nn, optim, data, fit, io, ...) go here, one line each.
 }
