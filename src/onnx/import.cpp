@@ -697,8 +697,11 @@ struct Runner {
     limit(double(m) * double(nn), double(m) * double(nn) * double(k));
     if (c.defined()) {
       floating(c, "C");
-      broadcast_shape(origin, n, c.shape(), {m, nn});
-      if (c.dim() > 2) fail("C of shape ", shape_str(c.shape()), " (at most 2 dims)");
+      // C broadcasts one way, to [M, N] (ONNX's unidirectional broadcasting): a C the
+      // product would broadcast to, like [5] with N = 1, is an error, not a wider result.
+      if (c.dim() > 2 || broadcast_shape(origin, n, c.shape(), {m, nn}) != Shape{m, nn})
+        fail("C of shape ", shape_str(c.shape()), " does not broadcast to A*B's shape ",
+             shape_str(Shape{m, nn}));
     }
     if (!n.trans_a && n.trans_b && n.alpha == 1.0 && n.beta == 1.0 &&
         (!c.defined() || (c.dim() == 1 && c.size(0) == nn)))
@@ -800,7 +803,7 @@ struct Runner {
       const double size = double(x.size(d)) + double(pads[d]) + double(pads[d + r]);
       if (size < 0) fail("pads ", shape_str(pads), " crop dim ", d, " of ", shape_str(x.shape()));
       out *= size;
-      if (pads[d] != 0 || pads[d + r] != 0) used = r - d;
+      if (used == 0 && (pads[d] != 0 || pads[d + r] != 0)) used = r - d;  // the outermost
     }
     limit(out);
     if (used == 0) return x;
@@ -826,7 +829,8 @@ struct Runner {
 
   Tensor squeeze(const Tensor& x, const Tensor& axes_t) const {
     std::vector<int64_t> axes;
-    if (axes_t.defined()) {
+    // An empty axes tensor is read as no axes (ONNX Runtime's reading): squeeze every 1.
+    if (axes_t.defined() && axes_t.numel() > 0) {
       axes = int_values(origin, n, axes_t, "axes");
       for (int64_t& a : axes) a = norm_axis(origin, n, a, x.dim(), "axes value");
     } else {
@@ -1009,14 +1013,16 @@ std::vector<Tensor> OnnxModel::Impl::execute(const std::vector<Tensor>& args, bo
       } else if (op == "ReduceMean") {
         r.floating(x);
         std::vector<int64_t> axes;
-        if (n.has_axes) {
+        // An empty axes list reduces over all dims, as no axes (opsets 13-17 have no
+        // noop_with_empty_axes).
+        if (n.has_axes && !n.axes.empty()) {
           for (int64_t a : n.axes) axes.push_back(norm_axis(origin, n, a, x.dim(), "axes value"));
           std::sort(axes.begin(), axes.end());
           axes.erase(std::unique(axes.begin(), axes.end()), axes.end());
         } else {
           for (int64_t d = 0; d < x.dim(); ++d) axes.push_back(d);
         }
-        out = axes.empty() ? x : soma::mean(x, axes, n.keepdims == 1);
+        out = axes.empty() ? x : soma::mean(x, axes, n.keepdims == 1);  // empty: a 0-d x
       } else {
         r.fail("op '", op, "' has no implementation");
       }
@@ -1083,6 +1089,15 @@ const std::string& OnnxModel::producer() const {
 }
 size_t OnnxModel::num_nodes() const {
   return impl_->nodes.size();
+}
+std::string OnnxModel::output_op(size_t i) const {
+  SOMA_CHECK(i < impl_->output_slots.size(), "OnnxModel::output_op: output ", i, " of ",
+             impl_->output_slots.size());
+  const int slot = impl_->output_slots[i];
+  for (const Node& n : impl_->nodes)
+    for (int o : n.out)
+      if (o == slot) return n.op;
+  return "";
 }
 std::string OnnxModel::describe() const {
   return "OnnxModel(" +
@@ -1292,7 +1307,8 @@ std::shared_ptr<OnnxModel> load_bytes(std::string_view bytes, const std::string&
   std::vector<Tensor> zeros_in;
   for (const ValueSpec& s : impl->inputs) {
     if (s.shape.empty() && s.dim_names.empty())
-      fail("graph input '", s.name, "' has no declared shape (or is a scalar); soma needs each "
+      fail("graph input '", s.name,
+           "' has no declared shape (or is a scalar); soma needs each "
            "input's rank and its non-batch sizes");
     std::vector<int64_t> shape = s.shape;
     for (int64_t& d : shape)

@@ -83,6 +83,11 @@ class Cursor {
            ", expected ", wire_name(wire));
   }
 
+  // Fails when a repeated field already holds `max` elements (checked before adding one).
+  void cap(size_t count, size_t max, const char* what) const {
+    if (count >= max) fail("more than ", max, " ", what, " (the reader's limit)");
+  }
+
   // A length-delimited payload: its length is checked against the bytes left.
   std::string_view len_bytes() {
     const size_t at = offset();
@@ -219,6 +224,7 @@ TensorMsg parse_tensor(Cursor c) {
     switch (field) {
       case 1:
         c.ints(t.dims, "dims");
+        c.cap(t.dims.size(), kMaxRank + 1, "dims");
         break;
       case 2:
         t.data_type = c.int64("data_type");
@@ -326,9 +332,11 @@ NodeMsg parse_node(Cursor c) {
     const auto [field, wire] = c.tag();
     switch (field) {
       case 1:
+        c.cap(n.input.size(), kMaxNodeValues, "node inputs");
         n.input.push_back(c.string("input"));
         break;
       case 2:
+        c.cap(n.output.size(), kMaxNodeValues, "node outputs");
         n.output.push_back(c.string("output"));
         break;
       case 3:
@@ -339,6 +347,7 @@ NodeMsg parse_node(Cursor c) {
         break;
       case 5:
         c.expect(kLen, "attribute");
+        c.cap(n.attribute.size(), kMaxAttributes, "attributes");
         n.attribute.push_back(
             parse_attribute(c.sub(at(c.path(), "attribute", n.attribute.size()))));
         break;
@@ -358,12 +367,14 @@ void parse_dim(Cursor c, ValueInfoMsg& v) {
   std::string param;
   while (!c.done()) {
     const auto [field, wire] = c.tag();
-    if (field == 1)
+    if (field == 1) {
       value = c.int64("dim_value");
-    else if (field == 2)
+      if (value < 0) c.fail("negative dim_value ", value);
+    } else if (field == 2) {
       param = c.string("dim_param");
-    else
+    } else {
       c.skip();
+    }
   }
   v.dims.push_back(value);
   v.dim_params.push_back(param);
@@ -394,6 +405,7 @@ void parse_type(Cursor c, ValueInfoMsg& v) {
           const auto [f3, w3] = shape.tag();
           if (f3 == 1) {
             shape.expect(kLen, "dim");
+            shape.cap(v.dims.size(), kMaxRank, "dims");
             parse_dim(shape.sub(at(shape.path(), "dim", v.dims.size())), v);
           } else {
             shape.skip();
@@ -429,6 +441,7 @@ GraphMsg parse_graph(Cursor c) {
     switch (field) {
       case 1:
         c.expect(kLen, "node");
+        c.cap(g.node.size(), kMaxNodes, "nodes");
         g.node.push_back(parse_node(c.sub(at(c.path(), "node", g.node.size()))));
         break;
       case 2:
@@ -436,15 +449,18 @@ GraphMsg parse_graph(Cursor c) {
         break;
       case 5:
         c.expect(kLen, "initializer");
+        c.cap(g.initializer.size(), kMaxInitializers, "initializers");
         g.initializer.push_back(
             parse_tensor(c.sub(at(c.path(), "initializer", g.initializer.size()))));
         break;
       case 11:
         c.expect(kLen, "input");
+        c.cap(g.input.size(), kMaxGraphValues, "graph inputs");
         g.input.push_back(parse_value_info(c.sub(at(c.path(), "input", g.input.size()))));
         break;
       case 12:
         c.expect(kLen, "output");
+        c.cap(g.output.size(), kMaxGraphValues, "graph outputs");
         g.output.push_back(parse_value_info(c.sub(at(c.path(), "output", g.output.size()))));
         break;
       case 15:
@@ -485,6 +501,7 @@ ModelMsg parse_model(std::string_view bytes, const std::string& origin) {
         break;
       case 8: {
         c.expect(kLen, "opset_import");
+        c.cap(m.opset_import.size(), kMaxEntries, "opset imports");
         Cursor o = c.sub(at("model", "opset_import", m.opset_import.size()));
         OpsetMsg op;
         while (!o.done()) {
@@ -501,6 +518,7 @@ ModelMsg parse_model(std::string_view bytes, const std::string& origin) {
       }
       case 14: {
         c.expect(kLen, "metadata_props");
+        c.cap(m.metadata.size(), kMaxEntries, "metadata entries");
         Cursor e = c.sub(at("model", "metadata_props", m.metadata.size()));
         std::pair<std::string, std::string> kv;
         while (!e.done()) {

@@ -20,6 +20,18 @@
 
 namespace soma::onnx::pb {
 
+/// Caps on repeated fields, checked before each element is added: an element parsed from a
+/// few bytes (an empty node is 2) takes a few hundred bytes of memory, so without them a file
+/// could make the reader allocate hundreds of times its size. Each is far above what a model
+/// soma can run has (torch's ResNet-50 export: ~120 nodes, ~320 initializers).
+inline constexpr size_t kMaxNodes = size_t{1} << 18;         // per graph
+inline constexpr size_t kMaxInitializers = size_t{1} << 18;  // per graph
+inline constexpr size_t kMaxGraphValues = size_t{1} << 16;   // graph inputs, outputs
+inline constexpr size_t kMaxNodeValues = size_t{1} << 12;    // a node's inputs, outputs
+inline constexpr size_t kMaxAttributes = 1024;               // per node
+inline constexpr size_t kMaxRank = 64;                       // dims of a tensor or value
+inline constexpr size_t kMaxEntries = size_t{1} << 12;       // opset imports, metadata
+
 /// TensorProto. Exactly one of the data fields is expected to hold the values.
 struct TensorMsg {
   std::string name;

@@ -7,7 +7,9 @@
 #   - `soma export` of the checked-in trained CNN (tests/cli/data/cnn-run), then
 #     `soma eval --model x.onnx`: the accuracy `soma eval` gives on the .safetensors, and the
 #     same predictions;
-#   - `soma train --init X.onnx` fine-tunes an imported model (when the CLI has it).
+#   - torch's MLP with a static batch of 1 and a final Softmax (fashion_mlp_static.onnx):
+#     predict/eval/summary give torch's predictions, accuracy and negative log-likelihood;
+#   - `soma train --init X.onnx` fine-tunes both: the weights change, the accuracy holds.
 # Usage: cli_import_test.sh SOMA [DATA_DIR]   (without Fashion-MNIST: skipped, exit 77)
 set -uo pipefail
 SOMA=$1
@@ -72,16 +74,62 @@ else
   fail "soma export ($(cat "$work/err"))"
 fi
 
-# 3. Fine-tuning an imported model.
-if "$SOMA" train --help 2>&1 | grep -q -- "--init"; then
-  if "$SOMA" train --init "$fixtures/fashion_cnn.onnx" --data "$DATA" --epochs 1 --lr 1e-4 \
-       --optimizer adam --validation 0.9 --quiet --out "$work/tuned" 2> "$work/err"; then
-    pass "soma train --init fashion_cnn.onnx: $(grep -o '"test_accuracy": [0-9.]*' "$work/tuned/metrics.json")"
-    out=$("$SOMA" eval --model "$work/tuned/model.onnx" --data "$DATA" 2>&1) \
-      && pass "soma eval on the fine-tuned model.onnx: $out" \
-      || fail "soma eval on the fine-tuned model.onnx: $out"
-  else
-    fail "soma train --init fashion_cnn.onnx ($(cat "$work/err"))"
-  fi
+# 3. torch's MLP exported without dynamic_axes: a static batch of 1, Softmax probabilities out.
+#    The CLI feeds it in chunks of 1 and reads log(p) as the class scores: torch's predictions,
+#    accuracy and negative log-likelihood.
+static=$fixtures/fashion_mlp_static.onnx
+static_ref=$fixtures/fashion_mlp_static_predictions.txt
+if "$SOMA" predict --model "$static" --data "$DATA" > "$work/spred" 2> "$work/err"; then
+  same=$(paste "$work/spred" <(grep -v '^#' "$static_ref") | awk '$1 == $2' | wc -l)
+  [ "$same" -ge 9990 ] && [ "$(wc -l < "$work/spred")" = 10000 ] \
+    && pass "static-batch softmax MLP: soma predict agrees with torch on $same/10000" \
+    || fail "static-batch softmax MLP: soma predict agrees with torch on $same/10000 (>= 9990)"
+else
+  fail "soma predict --model fashion_mlp_static.onnx ($(cat "$work/err"))"
 fi
+want_acc=$(head -1 "$static_ref" | sed -E 's/.*accuracy ([0-9.]+).*/\1/')
+want_loss=$(head -1 "$static_ref" | sed -E 's/.*loss ([0-9.]+).*/\1/')
+if out=$("$SOMA" eval --model "$static" --data "$DATA" 2> "$work/err"); then
+  got_acc=$(echo "$out" | sed -E 's/.*accuracy ([0-9.]+).*/\1/')
+  got_loss=$(echo "$out" | sed -E 's/^loss ([0-9.]+).*/\1/')
+  if awk -v a="$got_acc" -v b="$want_acc" -v c="$got_loss" -v d="$want_loss" \
+       'BEGIN { e = a - b; f = c - d; exit !(e < 0.0015 && e > -0.0015 && f < 0.002 && f > -0.002) }'; then
+    pass "static-batch softmax MLP: soma eval: $out (torch: accuracy $want_acc, loss $want_loss)"
+  else
+    fail "static-batch softmax MLP: soma eval: $out (torch: accuracy $want_acc, loss $want_loss)"
+  fi
+else
+  fail "soma eval --model fashion_mlp_static.onnx ($(cat "$work/err"))"
+fi
+if "$SOMA" summary --model "$static" > "$work/ssum" 2>&1 &&
+   grep -q "the batch size is fixed at 1" "$work/ssum" && grep -q "Softmax" "$work/ssum"; then
+  pass "soma summary --model fashion_mlp_static.onnx names the static batch and the Softmax"
+else
+  fail "soma summary --model fashion_mlp_static.onnx: $(head -c 400 "$work/ssum")"
+fi
+
+# 4. Fine-tuning an imported model: the weights change (model.onnx differs from the input) and
+#    the test accuracy holds (no more than a point below the model's own).
+tune() {  # NAME MODEL WANT_ACCURACY
+  local name=$1 model=$2 want=$3
+  if ! "$SOMA" train --init "$model" --data "$DATA" --epochs 1 --lr 1e-4 --optimizer adam \
+       --validation 0.9 --quiet --out "$work/tuned-$name" 2> "$work/err"; then
+    fail "soma train --init $name.onnx ($(cat "$work/err"))"; return
+  fi
+  local acc
+  acc=$(grep -o '"test_accuracy": [0-9.]*' "$work/tuned-$name/metrics.json" | grep -o '[0-9.]*$')
+  if cmp -s "$model" "$work/tuned-$name/model.onnx"; then
+    fail "soma train --init $name.onnx: model.onnx equals the input (no weight changed)"
+  elif awk -v a="$acc" -v b="$want" 'BEGIN { exit !(a >= b - 0.01) }'; then
+    pass "soma train --init $name.onnx: weights changed, test accuracy $acc (before: $want)"
+  else
+    fail "soma train --init $name.onnx: test accuracy $acc, more than a point below $want"
+  fi
+  local out
+  out=$("$SOMA" eval --model "$work/tuned-$name/model.onnx" --data "$DATA" 2>&1) \
+    && pass "soma eval on the fine-tuned $name model.onnx: $out" \
+    || fail "soma eval on the fine-tuned $name model.onnx: $out"
+}
+tune fashion_cnn "$fixtures/fashion_cnn.onnx" "$want"
+tune fashion_mlp_static "$static" "$want_acc"
 exit $((failures > 0))

@@ -15,34 +15,17 @@
 #include <fstream>
 #include <sstream>
 
+#include "onnx/ort_runner.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 namespace nn = soma::nn;
 namespace F = soma::nn::functional;
 using soma::Tensor;
+using soma_test::run_command;
 
 const std::string kTests = SOMA_TEST_DATA_DIR;
-
-fs::path ort_dir() {
-  if (const char* env = std::getenv("SOMA_ORT_DIR")) return env;
-  return fs::canonical("/proc/self/exe").parent_path() / "ort";  // the build directory's
-}
-
-// Empty when ONNX Runtime can run, else why not.
-std::string ort_missing() {
-  if (std::system("command -v node > /dev/null 2>&1") != 0) return "node is not installed";
-  if (!fs::exists(ort_dir() / "node_modules" / "onnxruntime-node"))
-    return "ONNX Runtime is not installed in " + ort_dir().string() +
-           " (scripts/bootstrap.sh --test)";
-  return "";
-}
-
-#define REQUIRE_ORT()                                                      \
-  do {                                                                     \
-    const std::string why = ort_missing();                                 \
-    if (!why.empty()) GTEST_SKIP() << "ONNX Runtime unavailable: " << why; \
-  } while (0)
 
 struct TempDir {
   fs::path path;
@@ -54,26 +37,9 @@ struct TempDir {
   std::string file(const std::string& name) const { return (path / name).string(); }
 };
 
-std::string run_command(const std::string& cmd, int* status) {
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) {
-    *status = -1;
-    return "popen failed";
-  }
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  *status = pclose(p);
-  return out;
-}
-
 // The ONNX checker (full_check: strict shape inference too); empty when the model passes.
 std::string checker(const std::string& model) {
-  int status = 0;
-  const std::string out =
-      run_command("/usr/bin/python3 " + kTests + "/onnx/check_model.py " + model, &status);
-  return status == 0 ? "" : "checker failed: " + out;
+  return soma_test::onnx_checker(model);
 }
 
 // The graph's op types in order ("Gemm,Relu,Gemm").
@@ -88,30 +54,8 @@ std::string op_types(const std::string& model) {
   return out;
 }
 
-// The model's first output in ONNX Runtime for input x (float32).
 Tensor run_ort(const TempDir& dir, const std::string& model, const Tensor& x) {
-  const std::string in = dir.file("in.f32"), out = dir.file("out.f32");
-  const std::vector<float> v = x.contiguous().to_vector<float>();
-  std::ofstream(in, std::ios::binary)
-      .write(reinterpret_cast<const char*>(v.data()), static_cast<std::streamsize>(v.size() * 4));
-  std::string dims;
-  for (int64_t d : x.shape()) dims += (dims.empty() ? "" : ",") + std::to_string(d);
-  int status = 0;
-  const std::string printed =
-      run_command("NODE_PATH=" + (ort_dir() / "node_modules").string() + " node " + kTests +
-                      "/onnx/ort_run.js run " + model + " " + in + " " + dims + " " + out,
-                  &status);
-  if (status != 0) {
-    ADD_FAILURE() << "ONNX Runtime failed on " << model << ": " << printed;
-    return {};
-  }
-  soma::Shape shape;
-  std::stringstream ss(printed);
-  for (std::string d; std::getline(ss, d, ',');) shape.push_back(std::stoll(d));
-  const std::string bytes = soma::io::read_file(out);
-  std::vector<float> values(bytes.size() / 4);
-  std::memcpy(values.data(), bytes.data(), values.size() * 4);
-  return soma::tensor(values, shape);
+  return soma_test::run_ort(dir.path, model, x);
 }
 
 // soma's output for x (eval mode, no grad) equals ONNX Runtime's to 1e-5 (|d| <= 1e-5 (1 + |y|)).

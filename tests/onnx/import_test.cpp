@@ -15,6 +15,7 @@
 #include <set>
 #include <sstream>
 
+#include "onnx/proto_reader.h"
 #include "onnx/proto_writer.h"
 
 namespace {
@@ -126,6 +127,13 @@ TEST(OnnxImport, InitializersAreParametersAndBuffersUnderSanitisedNames) {
   std::ostringstream os;
   os << *cnn;
   EXPECT_NE(os.str().find("OnnxModel(pytorch"), std::string::npos) << os.str();
+}
+
+TEST(OnnxImport, OutputOpNamesTheLastNode) {
+  EXPECT_EQ(soma::onnx::load(kFixtures + "mlp.onnx")->output_op(), "Softmax");
+  EXPECT_EQ(soma::onnx::load(kFixtures + "cnn_bn.onnx")->output_op(), "LogSoftmax");
+  EXPECT_EQ(soma::onnx::load(kFixtures + "dense_layer.onnx")->output_op(), "Add");
+  EXPECT_THROW(soma::onnx::load(kFixtures + "mlp.onnx")->output_op(1), soma::Error);
 }
 
 TEST(OnnxImport, ForwardChecksTheInputAgainstTheGraph) {
@@ -302,7 +310,7 @@ pb::Writer value_info(const std::string& name, int64_t type, const std::vector<i
   pb::Writer shape;
   for (int64_t d : dims) {
     pb::Writer dim;
-    if (d < 0)
+    if (d == -1)  // a symbolic dim; other negative values are written as they are (bad files)
       dim.bytes(pb::type::kDimParam, "batch");
     else
       dim.i64(pb::type::kDimValue, d);
@@ -563,6 +571,39 @@ TEST(OnnxImport, BadFiles) {
     s.extra_inits.push_back(tensor_msg("big2", 1, {1, 4096, 4}));
     s.extra_nodes.push_back(node_msg("Mul", {"big", "big2"}, {"y"}, "blowup"));
     expect_error(build(s), {"node 0 'blowup' (Mul)", "elements for one sample"}, "size limit");
+  }
+  // Gemm's C broadcasts one way only: C [3] does not fit A*B's [N, 1].
+  {
+    Spec s;
+    s.w_dims = {1, 4};
+    expect_error(build(s),
+                 {"node 0 'main' (Gemm)", "C of shape [3] does not broadcast", "shape [1, 1]"},
+                 "Gemm C");
+  }
+  // Counts capped before they allocate: 2^18 + 1 empty nodes (2 bytes each in the file).
+  {
+    pb::Writer g;
+    for (size_t i = 0; i <= pb::kMaxNodes; ++i) g.bytes(pb::graph::kNode, "");
+    pb::Writer m;
+    m.i64(pb::model::kIrVersion, 8);
+    m.message(pb::model::kGraph, g);
+    expect_error(m.str(), {"bad.onnx: graph (byte", "more than 262144 nodes (the reader's limit)"},
+                 "node count");
+  }
+  {
+    Spec s;
+    s.input_dims = std::vector<int64_t>(65, 1);
+    expect_error(build(s), {"graph.input[0]", "more than 64 dims"}, "value rank");
+  }
+  {
+    Spec s;
+    s.w_dims = std::vector<int64_t>(65, 1);
+    expect_error(build(s), {"graph.initializer[0]", "more than 65 dims"}, "tensor rank");
+  }
+  {
+    Spec s;
+    s.input_dims = {-1, -4};  // -4: dim_value -4 (see value_info)
+    expect_error(build(s), {"graph.input[0]", "negative dim_value -4"}, "negative dim");
   }
 }
 

@@ -38,6 +38,11 @@ Models (small; each .onnx < 200 KB):
              Conv/BatchNorm/ReLU/MaxPool twice, x.view(x.size(0), -1), Linear), for the CLI
              test: its predictions for the 10,000 test images go to
              fashion_cnn_predictions.txt, its accuracy into the first line.
+  fashion_mlp_static  an MLP (x / 255, Linear/ReLU/Linear, Softmax) trained for one epoch on
+             Fashion-MNIST and exported as torch does without dynamic_axes: a static batch of
+             1 and probabilities, not logits, as its output; for the CLI test (chunks of the
+             static batch; log of a final Softmax). Its predictions, accuracy and negative
+             log-likelihood go to fashion_mlp_static_predictions.txt.
 """
 import gzip
 import os
@@ -124,6 +129,16 @@ class FashionCNN(nn.Module):
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
         x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
         return self.fc(x.view(x.size(0), -1))
+
+
+class FashionMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(784, 64)
+        self.fc2 = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return F.softmax(self.fc2(F.relu(self.fc1(x / 255))), dim=1)
 
 
 class MyDenseLayer(nn.Module):
@@ -272,6 +287,34 @@ def main():
                                            torch.__version__))
         f.write("".join("%d\n" % v for v in pred.tolist()))
     print("fashion_cnn accuracy %.4f" % acc)
+
+    # fashion_mlp_static: one epoch of Adam on the NLL of its probabilities; exported with no
+    # dynamic_axes (batch 1, as torch.onnx.export writes by default).
+    torch.manual_seed(2)
+    mlp = FashionMLP()
+    opt = torch.optim.Adam(mlp.parameters(), lr=1e-3)
+    flat_tr, flat_te = xtr.reshape(-1, 784), xte.reshape(-1, 784)
+    perm = torch.randperm(xtr.shape[0])
+    for i in range(0, xtr.shape[0], 128):
+        idx = perm[i:i + 128]
+        opt.zero_grad()
+        F.nll_loss(torch.log(mlp(flat_tr[idx])), ytr[idx]).backward()
+        opt.step()
+    mlp.eval()
+    path = os.path.join(OUT, "fashion_mlp_static.onnx")
+    torch.onnx.export(mlp, flat_te[:1], path, opset_version=17, input_names=["input"],
+                      output_names=["probabilities"])
+    assert op_types(path)[-1] == "Softmax", op_types(path)
+    with torch.no_grad():
+        prob = mlp(flat_te)
+    pred = prob.argmax(1)
+    acc = (pred == yte).float().mean().item()
+    nll = F.nll_loss(torch.log(prob.clamp_min(1.17549435e-38)), yte).item()
+    with open(os.path.join(OUT, "fashion_mlp_static_predictions.txt"), "w") as f:
+        f.write("# fashion_mlp_static.onnx on the 10000 Fashion-MNIST test images: accuracy %.4f "
+                "loss %.4f (negative log-likelihood; torch %s)\n" % (acc, nll, torch.__version__))
+        f.write("".join("%d\n" % v for v in pred.tolist()))
+    print("fashion_mlp_static accuracy %.4f loss %.4f" % (acc, nll))
 
 
 if __name__ == "__main__":

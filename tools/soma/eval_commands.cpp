@@ -60,7 +60,7 @@ LoadedOnnx load_onnx_for_inference(const std::string& model_path, const DataArgs
 // Logits [n, classes] for rows [n, F], in batches.
 Tensor onnx_logits(const LoadedOnnx& l, int64_t start, int64_t len, const std::string& path) {
   const data::transforms::Transform input = onnx_input(l.model.sample_shape);
-  const Tensor logits = (*l.model.model)(input(l.data.x.narrow(0, start, len)));
+  const Tensor logits = (*l.model.net)(input(l.data.x.narrow(0, start, len)));
   SOMA_CHECK(logits.dim() == 2 && logits.size(0) == len, "model: ", path, ": output of shape ",
              logits.shape(), " for ", len, " samples (the CLI needs class scores [N, classes])");
   return logits;
@@ -111,7 +111,12 @@ void summary_onnx(const std::string& model_path) {
   };
   std::cout << m.model->describe() << "\ninput  " << in.name << " " << dims(in.shape)
             << " float32\noutput " << out.name << " " << dims(out.shape) << "   (-1: any size)\n";
-  Shape shape{1};
+  if (m.static_batch > 0)
+    std::cout << "the batch size is fixed at " << m.static_batch
+              << ": the CLI feeds the model in chunks of " << m.static_batch << "\n";
+  if (m.probabilities)
+    std::cout << "the output is a Softmax's: the CLI uses its log as the class scores\n";
+  Shape shape{m.static_batch > 0 ? m.static_batch : 1};
   shape.insert(shape.end(), m.sample_shape.begin(), m.sample_shape.end());
   std::cout << m.model->summary(shape);
 }

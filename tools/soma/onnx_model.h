@@ -19,8 +19,16 @@ namespace soma::cli {
 bool is_onnx_path(const std::string& path);
 
 struct OnnxCliModel {
-  std::shared_ptr<onnx::OnnxModel> model;
+  std::shared_ptr<onnx::OnnxModel> model;  // the graph (what onnx::save writes back)
+  /// What the CLI runs, evaluates and trains: the graph, fed in chunks of its batch size when
+  /// that is static (torch.onnx.export without dynamic_axes writes batch 1; the last chunk is
+  /// padded with zeros and the padding's outputs dropped), with a final Softmax's
+  /// probabilities turned into log-probabilities, so that argmax is unchanged and the
+  /// cross-entropy of the CLI's loss is the model's negative log-likelihood.
+  std::shared_ptr<nn::Module> net;
   std::vector<int64_t> sample_shape;  // the input's declared shape without the batch
+  int64_t static_batch = -1;          // the input's dim 0 when static, else -1
+  bool probabilities = false;         // the output comes from a Softmax node
   int64_t classes = -1;               // the output's dim 1 when static, else -1
 };
 

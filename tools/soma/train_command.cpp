@@ -170,7 +170,7 @@ std::string train_from_onnx(TrainConfig c, const std::set<std::string>& given) {
                " does not apply with --init (the ONNX model is the architecture)");
   start_run(c);
   OnnxCliModel m = load_onnx_model(c.init);
-  nn::Module& model = *m.model;
+  nn::Module& model = *m.net;
   TrainData data = select_data(c, 1, 0, m.sample_shape.size() == 1);
   int64_t sample = 1;
   for (int64_t d : m.sample_shape) sample *= d;

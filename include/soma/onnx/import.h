@@ -61,6 +61,10 @@ class OnnxModel : public nn::Module {
   int64_t opset() const;
   const std::string& producer() const;
   size_t num_nodes() const;
+  /// The op type of the node that computes output i ("Softmax", "Gemm"), or "" when the output
+  /// is a graph input or an initializer. The CLI reads a model ending in Softmax as giving
+  /// probabilities, not logits.
+  std::string output_op(size_t i = 0) const;
   /// "OnnxModel(<producer>, opset N, M nodes)".
   std::string describe() const override;
 
