@@ -61,3 +61,9 @@ Tensor.__array__ = _array
 Tensor.__deepcopy__ = _deepcopy
 Tensor.__copy__ = lambda self: self  # as torch: copy.copy shares (use clone())
 del _repr, _array, _deepcopy, _format, _cls
+
+# The training side (soma.nn, soma.optim, soma.data, soma.train, soma.onnx) and the top-level
+# shortcuts torch and Keras users look for.
+from . import nn, optim, data, train, onnx  # noqa: E402,F401
+from ._soma import save, load  # noqa: E402,F401
+from .train import fit, evaluate  # noqa: E402,F401
