@@ -6,6 +6,9 @@
 // forward, a Python loss or callback) and, after every batch, to let Python see signals: Ctrl-C
 // stops training with KeyboardInterrupt after the current batch, the weights as the last step
 // left them.
+#include <ostream>
+#include <streambuf>
+
 #include "soma/onnx/export.h"
 #include "soma/onnx/import.h"
 #include "soma_py.h"
@@ -15,26 +18,77 @@ namespace {
 
 namespace tr = soma::train;
 
-// A Python callback: soma.train.Callback subclassed in Python.
+// A Python callback: soma.train.Callback subclassed in Python. The state goes to Python by
+// reference (PYBIND11_OVERRIDE would copy it), so `state.stop_training = True` reaches fit.
 class PyCallback : public tr::Callback {
  public:
   using tr::Callback::Callback;
-  void on_train_begin(tr::TrainState& s) override {
-    PYBIND11_OVERRIDE(void, tr::Callback, on_train_begin, s);
-  }
+  void on_train_begin(tr::TrainState& s) override { call("on_train_begin", s); }
   void on_epoch_begin(tr::TrainState& s, int64_t epoch) override {
-    PYBIND11_OVERRIDE(void, tr::Callback, on_epoch_begin, s, epoch);
+    call("on_epoch_begin", s, epoch);
   }
   void on_batch_end(tr::TrainState& s, int64_t batch, double loss) override {
-    PYBIND11_OVERRIDE(void, tr::Callback, on_batch_end, s, batch, loss);
+    call("on_batch_end", s, batch, loss);
   }
   void on_epoch_end(tr::TrainState& s, int64_t epoch, const tr::Logs& logs) override {
-    PYBIND11_OVERRIDE(void, tr::Callback, on_epoch_end, s, epoch, logs);
+    call("on_epoch_end", s, epoch, logs);
   }
-  void on_train_end(tr::TrainState& s) override {
-    PYBIND11_OVERRIDE(void, tr::Callback, on_train_end, s);
+  void on_train_end(tr::TrainState& s) override { call("on_train_end", s); }
+
+ private:
+  template <typename... Args>
+  void call(const char* name, tr::TrainState& s, const Args&... args) {
+    py::gil_scoped_acquire g;
+    py::function f = py::get_override(static_cast<const tr::Callback*>(this), name);
+    if (f) f(py::cast(&s, py::return_value_policy::reference), args...);
   }
 };
+
+// A stream that writes to Python's sys.stdout (the progress bar shows in Jupyter and under
+// pytest's capture, in order with print()); flushed at every std::flush. Calls take the GIL.
+class PyStdoutBuf : public std::streambuf {
+ protected:
+  int_type overflow(int_type c) override {
+    if (c != traits_type::eof()) buf_.push_back(static_cast<char>(c));
+    return c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    buf_.append(s, static_cast<size_t>(n));
+    return n;
+  }
+  int sync() override {
+    if (buf_.empty() || !Py_IsInitialized()) return 0;
+    py::gil_scoped_acquire g;
+    py::object out = py::module_::import("sys").attr("stdout");
+    out.attr("write")(buf_);
+    out.attr("flush")();
+    buf_.clear();
+    return 0;
+  }
+
+ private:
+  std::string buf_;
+};
+
+// The process's one Python-stdout stream (never destroyed: a ProgressBar may outlive any scope).
+std::ostream& py_stdout() {
+  static auto* buf = new PyStdoutBuf();
+  static auto* os = new std::ostream(buf);
+  return *os;
+}
+
+tr::ProgressBarOptions progress_options(bool enabled, std::optional<bool> redraw, int64_t width) {
+  tr::ProgressBarOptions o;
+  o.enabled = enabled;
+  o.out = &py_stdout();
+  if (!redraw) {  // in place on a terminal, one line per epoch elsewhere (a log, Jupyter)
+    py::object out = py::module_::import("sys").attr("stdout");
+    redraw = py::hasattr(out, "isatty") && out.attr("isatty")().cast<bool>();
+  }
+  o.redraw = redraw;
+  o.width = width;
+  return o;
+}
 
 // After every batch: Python's pending signals (Ctrl-C) raise here, ending fit.
 class SignalCheck : public tr::Callback {
@@ -181,13 +235,9 @@ void bind_train(py::module_& m) {
            }),
            py::arg("filename"), py::arg("append") = false);
   py::class_<tr::ProgressBar, tr::Callback, std::shared_ptr<tr::ProgressBar>>(
-      t, "ProgressBar", "Keras-style progress on stdout, one line per epoch.")
+      t, "ProgressBar", "Keras-style progress on sys.stdout (redrawn in place on a terminal).")
       .def(py::init([](bool enabled, std::optional<bool> redraw, int64_t width) {
-             tr::ProgressBarOptions o;
-             o.enabled = enabled;
-             o.redraw = redraw;
-             o.width = width;
-             return std::make_shared<tr::ProgressBar>(o);
+             return std::make_shared<tr::ProgressBar>(progress_options(enabled, redraw, width));
            }),
            py::arg("enabled") = true, py::arg("redraw") = py::none(), py::arg("width") = 30);
 
@@ -227,7 +277,9 @@ void bind_train(py::module_& m) {
         if (!plateau.is_none()) pl = plateau.cast<std::shared_ptr<optim::ReduceLROnPlateau>>();
         o.scheduler = sch.get();
         o.plateau = pl.get();
-        if (verbose) o.callbacks.push_back(std::make_shared<tr::ProgressBar>());
+        if (verbose)
+          o.callbacks.push_back(
+              std::make_shared<tr::ProgressBar>(progress_options(true, std::nullopt, 30)));
         std::vector<py::object> keep;  // Python callbacks live through fit
         if (!callbacks.is_none())
           for (py::handle c : callbacks) {
