@@ -448,6 +448,25 @@ Tensor as_mask(const Tensor& mask, const char* op) {
 
 // ---- indexing ------------------------------------------------------------------------------
 Tensor index(const Tensor& x, const std::vector<TensorIndex>& indices) {
+  // x[idx] with one int64 tensor of in-range indices (a batch gathered from a dataset):
+  // one index_select of rows (result idx.shape + x.shape[1:], PyTorch's), instead of the
+  // general plan's per-element positions. Negative or out-of-range indices take the general
+  // path (which wraps the negative ones and reports the others).
+  if (indices.size() == 1 && indices[0].is_tensor() && x.defined() && x.dim() >= 1) {
+    const Tensor& idx = indices[0].tensor();
+    if (idx.defined() && idx.dtype() == kInt64 && idx.dim() >= 1) {
+      const Tensor flat = idx.reshape({-1}).contiguous();
+      const int64_t* v = flat.data<int64_t>();
+      const int64_t rows = x.size(0);
+      bool in_range = true;
+      for (int64_t i = 0; i < flat.numel() && in_range; ++i) in_range = v[i] >= 0 && v[i] < rows;
+      if (in_range) {
+        Shape shape = idx.shape();
+        shape.insert(shape.end(), x.shape().begin() + 1, x.shape().end());
+        return index_select(x, 0, flat).reshape(shape);
+      }
+    }
+  }
   Plan p = make_plan(x, indices, "index");
   if (p.advanced) return take_flat(x, long_tensor(p.lin, p.out_shape));
   Tensor out = detail::make_view(x, p.real.shape, p.real.strides, p.real.offset);
