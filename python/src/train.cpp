@@ -6,6 +6,7 @@
 // forward, a Python loss or callback) and, after every batch, to let Python see signals: Ctrl-C
 // stops training with KeyboardInterrupt after the current batch, the weights as the last step
 // left them.
+#include <chrono>
 #include <ostream>
 #include <streambuf>
 
@@ -90,13 +91,21 @@ tr::ProgressBarOptions progress_options(bool enabled, std::optional<bool> redraw
   return o;
 }
 
-// After every batch: Python's pending signals (Ctrl-C) raise here, ending fit.
+// After a batch, at most every 50 ms: Python's pending signals (Ctrl-C) raise here, ending
+// fit. (Taking the GIL after every batch would stall fit for up to the interpreter's switch
+// interval, 5 ms, each time another Python thread is running.)
 class SignalCheck : public tr::Callback {
  public:
   void on_batch_end(tr::TrainState&, int64_t, double) override {
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(50)) return;
+    last_ = now;
     py::gil_scoped_acquire g;
     if (PyErr_CheckSignals() != 0) throw py::error_already_set();
   }
+
+ private:
+  std::chrono::steady_clock::time_point last_{};
 };
 
 // The loss: an nn loss module runs in C++; any other callable is called with the GIL.
