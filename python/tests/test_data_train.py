@@ -185,7 +185,7 @@ def test_fit_errors():
     with pytest.raises(soma.Error, match="DataLoader"):
         soma.fit(model, opt, nn.CrossEntropyLoss(), [(x, y)])
     with pytest.raises(soma.Error, match="callbacks"):
-        soma.fit(model, opt, nn.CrossEntropyLoss(), loader, callbacks=[print])
+        soma.fit(model, opt, nn.CrossEntropyLoss(), loader, callbacks=[3])
     with pytest.raises(soma.Error, match="non-finite loss"):
         soma.fit(model, opt, lambda o, t: F.cross_entropy(o, t) * float("nan"), loader,
                  verbose=False)
@@ -286,3 +286,34 @@ def test_save_load_and_onnx(tmp_path, np):
                                atol=1e-6)
     with pytest.raises(soma.Error, match="onnx::load"):
         soma.onnx.load(path)  # a safetensors file is not ONNX
+
+
+def test_plain_functions_and_lambda_callbacks():
+    x, y = blobs(100)
+    loader = soma.data.DataLoader(soma.data.TensorDataset(x, y), 25)
+    model = make_model()
+    epochs_seen, batches = [], []
+    h = soma.fit(model, soma.optim.SGD(model.parameters(), lr=0.1), nn.CrossEntropyLoss(), loader,
+                 epochs=10, verbose=False,
+                 callbacks=[lambda e, logs: epochs_seen.append((e, logs["loss"])) or e == 2,
+                            soma.train.LambdaCallback(on_batch_end=lambda b, l: batches.append(b))])
+    assert [e for e, _ in epochs_seen] == [0, 1, 2] and len(h) == 3
+    assert epochs_seen[0][1] == h["loss"][0]
+    assert batches == [0, 1, 2, 3] * 3
+
+
+def test_modules_pickle_through_arguments_and_state(tmp_path):
+    import pickle
+    model = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.BatchNorm2d(2), nn.ReLU(),
+                          nn.Flatten(), nn.Linear(32, 3))
+    model(soma.randn(4, 1, 4, 4))  # running statistics move
+    model.eval()
+    back = pickle.loads(pickle.dumps(model))
+    x = soma.randn(2, 1, 4, 4)
+    assert soma.equal(back(x), model(x)) and not back.training
+    assert repr(back) == repr(model)
+    with soma.no_grad():
+        back[0].weight.add_(1)
+    assert not soma.equal(back(x), model(x))  # a copy, not shared
+    assert repr(pickle.loads(pickle.dumps(nn.CrossEntropyLoss(label_smoothing=0.2)))) == \
+        "CrossEntropyLoss"

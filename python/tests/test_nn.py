@@ -349,10 +349,16 @@ def test_errors_name_the_layer_and_values():
         NoForward()(soma.randn(1))
 
 
-def test_module_pickles_through_its_state_dict(tmp_path):
+def test_user_defined_module_pickles():
     import pickle
+    model = nn.Sequential(MyDenseLayer(3, 4), nn.Linear(4, 2))
+    model[0].note = "kept"
+    back = pickle.loads(pickle.dumps(model))
+    x = soma.randn(2, 3)
+    assert soma.equal(back(x), model(x)) and back[0].note == "kept"
+    assert sorted(back.state_dict()) == sorted(model.state_dict())
+    assert back[0].w.requires_grad and type(back[0]) is MyDenseLayer
+    state = pickle.loads(pickle.dumps(model.state_dict()))
+    assert all(soma.equal(state[k], v) for k, v in model.state_dict().items())
     with pytest.raises(TypeError, match="state_dict"):
-        pickle.dumps(nn.Linear(2, 2))
-    m = nn.Linear(3, 2)
-    back = pickle.loads(pickle.dumps(m.state_dict()))
-    assert all(soma.equal(back[k], v) for k, v in m.state_dict().items())
+        pickle.dumps(nn.Module())  # a bare soma Module has no arguments to rebuild it from

@@ -120,11 +120,6 @@ def _deepcopy(self, memo):
     return new
 
 
-def _getstate(self):
-    raise TypeError("soma.nn.Module does not pickle directly; pickle its state_dict() "
-                    "(soma.save(model.state_dict(), path)) or use copy.deepcopy")
-
-
 Module.modules = _modules
 Module.named_modules = _named_modules
 Module.apply = _apply_fn
@@ -163,9 +158,6 @@ class Sequential(_Sequential):
     def __iter__(self):
         return (self._at(i) for i in range(len(self)))
 
-    def __reduce_ex__(self, protocol):
-        return _getstate(self)
-
 
 class ModuleList(_ModuleList):
     """A list of modules whose parameters are registered (torch.nn.ModuleList)."""
@@ -197,4 +189,76 @@ class ModuleList(_ModuleList):
         return (self._at(i) for i in range(len(self)))
 
 
-Module.__reduce_ex__ = lambda self, protocol: _getstate(self)
+# ---- pickling: through the architecture's arguments and the state dict ---------------------
+# A layer soma built remembers its constructor's arguments; Sequential and ModuleList pickle
+# their children; a Python-defined module its attributes, parameters, buffers and children.
+def _record_arguments(cls):
+    init = cls.__init__
+
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        object.__setattr__(self, "_init_args", (args, kwargs))
+
+    __init__.__doc__ = init.__doc__
+    cls.__init__ = __init__
+
+
+for _name in dir(_C):
+    _cls = getattr(_C, _name)
+    if (isinstance(_cls, type) and issubclass(_cls, Module) and not _name.startswith("_")
+            and _cls is not Module):
+        _record_arguments(_cls)
+
+
+def _state_of(module):
+    return ({k: v.detach().clone() for k, v in module.named_parameters(recurse=False)},
+            {k: v.clone() for k, v in module.named_buffers(recurse=False)})
+
+
+def _rebuild_layer(cls, args, kwargs, params, buffers, training):
+    from ..autograd import no_grad
+    m = cls(*args, **kwargs)
+    with no_grad():
+        for k, v in list(params.items()) + list(buffers.items()):
+            getattr(m, k).copy_(v)
+    return m.train(training)
+
+
+def _rebuild_container(cls, children, training):
+    return cls(children).train(training) if cls is ModuleList else cls(*children).train(training)
+
+
+def _rebuild_python_module(cls, attributes, params, buffers, children, training):
+    m = cls.__new__(cls)
+    Module.__init__(m)
+    for k, v in params.items():
+        m.register_parameter(k, Parameter(v, v.requires_grad))
+    for k, v in buffers.items():
+        m.register_buffer(k, v)
+    for k, v in children.items():
+        m.register_module(k, v)
+    for k, v in attributes.items():
+        object.__setattr__(m, k, v)
+    return m.train(training)
+
+
+def _reduce(self, protocol=2):
+    cls = type(self)
+    if isinstance(self, (Sequential, ModuleList)):
+        return (_rebuild_container, (cls, list(self), self.training))
+    params, buffers = _state_of(self)
+    for v, p in zip(params.values(), self.parameters(recurse=False)):
+        v.requires_grad_(p.requires_grad)
+    if hasattr(self, "_init_args"):
+        args, kwargs = self._init_args
+        return (_rebuild_layer, (cls, args, kwargs, params, buffers, self.training))
+    if cls.__module__.startswith("soma"):
+        raise TypeError(f"{cls.__name__} does not pickle; pickle its state_dict() instead")
+    children = dict(self.named_children())
+    attributes = {k: v for k, v in self.__dict__.items()
+                  if k not in params and k not in buffers and k not in children}
+    return (_rebuild_python_module, (cls, attributes, params, buffers, children,
+                                     self.training))
+
+
+Module.__reduce_ex__ = _reduce

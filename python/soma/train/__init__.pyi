@@ -57,6 +57,9 @@ class CSVLogger(Callback):
 class ProgressBar(Callback):
     def __init__(self, enabled: bool = ..., redraw: Optional[bool] = ..., width: int = ...) -> None: ...
 
+class LambdaCallback(Callback):
+    def __init__(self, on_train_begin: Optional[Callable[[TrainState], None]] = ..., on_epoch_begin: Optional[Callable[[int], Any]] = ..., on_batch_end: Optional[Callable[[int, float], Any]] = ..., on_epoch_end: Optional[Callable[[int, Dict[str, float]], Any]] = ..., on_train_end: Optional[Callable[[TrainState], None]] = ...) -> None: ...
+
 class EvalResult:
     loss: float
     accuracy: float
@@ -64,5 +67,5 @@ class EvalResult:
 
 _Loss = Union[Module, Callable[[Tensor, Tensor], Tensor]]
 
-def fit(model: Module, optimizer: Optimizer, loss: _Loss, train: DataLoader, epochs: int = ..., validation: Optional[DataLoader] = ..., callbacks: Optional[Sequence[Callback]] = ..., scheduler: Any = ..., plateau: Any = ..., initial_epoch: int = ..., max_grad_norm: float = ..., verbose: bool = ..., validation_loss: Optional[_Loss] = ...) -> History: ...
+def fit(model: Module, optimizer: Optimizer, loss: _Loss, train: DataLoader, epochs: int = ..., validation: Optional[DataLoader] = ..., callbacks: Optional[Sequence[Union[Callback, Callable[[int, Dict[str, float]], Any]]]] = ..., scheduler: Any = ..., plateau: Any = ..., initial_epoch: int = ..., max_grad_norm: float = ..., verbose: bool = ..., validation_loss: Optional[_Loss] = ...) -> History: ...
 def evaluate(model: Module, loader: DataLoader, loss: _Loss) -> EvalResult: ...
