@@ -67,3 +67,7 @@ del _repr, _array, _deepcopy, _format, _cls
 from . import nn, optim, data, train, onnx  # noqa: E402,F401
 from ._soma import save, load  # noqa: E402,F401
 from .train import fit, evaluate  # noqa: E402,F401
+from ._function import Function as _Function, FunctionCtx as _FunctionCtx  # noqa: E402
+
+autograd.Function = _Function
+autograd.FunctionCtx = _FunctionCtx

@@ -13,5 +13,6 @@ PYBIND11_MODULE(_soma, m) {
   bind_optim(m);
   bind_data(m);
   bind_train(m);
+  bind_function(m);  // after bind_autograd (soma._soma._autograd)
   // Units added later (nn, optim, data, fit, io, ...) go here, one line each.
 }

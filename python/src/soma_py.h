@@ -47,6 +47,7 @@ void bind_nn(py::module_& m);        // nn.cpp: soma.nn (Module, layers, losses)
 void bind_optim(py::module_& m);     // optim.cpp: soma.optim (optimizers, LR schedulers)
 void bind_data(py::module_& m);      // data.cpp: soma.data (datasets, DataLoader, readers)
 void bind_train(py::module_& m);     // train.cpp: soma.fit, callbacks, save/load, ONNX
+void bind_function(py::module_& m);  // function.cpp: custom autograd Functions from Python
 
 // ---- helpers shared by the units -----------------------------------------------------------
 /// The Python object soma.<name> of a dtype (a singleton; `soma.float32 is t.dtype`).
