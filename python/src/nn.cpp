@@ -312,6 +312,13 @@ void bind_nn(py::module_& m) {
           [](py::object self, py::str name_obj, py::object value) {
             nn::Module& me = self.cast<nn::Module&>();
             const std::string name = name_obj;
+            // A C++ layer's forward reads its C++ members (Linear::weight), not the registry:
+            // replacing the registered tensor would leave forward on the old one, silently.
+            SOMA_CHECK(dynamic_cast<PyModule*>(&me) != nullptr || !has_name(me, name), "nn.",
+                       std::string(py::str(self.get_type().attr("__name__"))), ": '", name,
+                       "' belongs to the C++ layer and cannot be replaced; change its values in "
+                       "place (with soma.no_grad(): layer.", name, ".copy_(t)) or use "
+                       "load_state_dict");
             py::module_ soma_nn = py::module_::import("soma.nn");
             if (py::isinstance(value, soma_nn.attr("Parameter"))) {
               unregister(me, name);

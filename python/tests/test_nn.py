@@ -341,6 +341,8 @@ def test_errors_name_the_layer_and_values():
         nn.MSELoss(reduction="avg")
     with pytest.raises(TypeError):
         nn.Sequential(3)
+    with pytest.raises(soma.Error, match="nn.Linear: 'weight' belongs to the C\\+\\+ layer"):
+        nn.Linear(2, 2).weight = nn.Parameter(soma.zeros(2, 2))
 
     class NoForward(nn.Module):
         pass
@@ -362,3 +364,14 @@ def test_user_defined_module_pickles():
     assert all(soma.equal(state[k], v) for k, v in model.state_dict().items())
     with pytest.raises(TypeError, match="state_dict"):
         pickle.dumps(nn.Module())  # a bare soma Module has no arguments to rebuild it from
+
+
+def test_python_errors_in_forward_surface_through_cpp_containers():
+    class Boom(nn.Module):
+        def forward(self, x):
+            raise ValueError("boom at " + str(tuple(x.shape)))
+
+    model = nn.Sequential(nn.Linear(64, 64), Boom())
+    for rows in (1, 512):  # small: the GIL is kept; large: released around the C++ forward
+        with pytest.raises(ValueError, match=f"boom at \\({rows}, 64\\)"):
+            model(soma.randn(rows, 64))
