@@ -64,7 +64,8 @@ int main(int argc, char** argv) {
   const Data data = make_circles(250);
   const int64_t n = data.x.size(0);
 
-  nn::Sequential model(MyDenseLayer(kIn, kHidden), nn::Linear(kHidden, kClasses));
+  // Braces: the layers are built (and draw their initial weights) left to right.
+  nn::Sequential model{MyDenseLayer(kIn, kHidden), nn::Linear(kHidden, kClasses)};
   std::cout << model << "\n" << model.summary({1, kIn});
 
   // Parameter names: the custom layer's own ("w", "b") and Linear's, under the child index.

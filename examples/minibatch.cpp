@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
                            {"batch 1 (SGD)", 1, 0.05, {}, {}}};
   for (Run& r : runs) {
     soma::manual_seed(0);  // the same initial weights for every run
-    nn::Sequential model(nn::Linear(2, 32), nn::Tanh(), nn::Linear(32, 3));
+    nn::Sequential model{nn::Linear(2, 32), nn::Tanh(), nn::Linear(32, 3)};
     soma::optim::SGD opt(model.parameters(), {.lr = r.lr});
     soma::data::DataLoader loader(soma::data::TensorDataset(X, Y),
                                   {.batch_size = r.batch, .shuffle = true, .seed = 1});

@@ -93,10 +93,10 @@ int main(int argc, char** argv) {
   // Linear: logits = x W^T + b. Its decision regions are convex wedges; a spiral defeats it.
   nn::Sequential linear(nn::Linear(2, kClasses));
   // One hidden layer (the lecture's "single hidden layer neural network").
-  nn::Sequential shallow(nn::Linear(2, 32), nn::ReLU(), nn::Linear(32, kClasses));
-  // Deep: three hidden layers.
-  nn::Sequential deep(nn::Linear(2, 64), nn::ReLU(), nn::Linear(64, 64), nn::ReLU(),
-                      nn::Linear(64, 64), nn::ReLU(), nn::Linear(64, kClasses));
+  nn::Sequential shallow{nn::Linear(2, 32), nn::ReLU(), nn::Linear(32, kClasses)};
+  // Deep: three hidden layers. (Braces: layers built, and initialised, left to right.)
+  nn::Sequential deep{nn::Linear(2, 64), nn::ReLU(), nn::Linear(64, 64), nn::ReLU(),
+                      nn::Linear(64, 64), nn::ReLU(), nn::Linear(64, kClasses)};
 
   std::printf("mlp: %lld spiral points, 3 classes, %d steps of full-batch GD (lr %.2f)\n\n",
               static_cast<long long>(data.x.size(0)), steps, lr);

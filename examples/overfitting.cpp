@@ -67,9 +67,9 @@ int main(int argc, char** argv) {
                            {"early stopping", 0.0, true}};
   for (Run& r : runs) {
     soma::manual_seed(0);
-    nn::Sequential model(nn::Linear(20, 256), nn::ReLU(), nn::Dropout(r.dropout),
+    nn::Sequential model{nn::Linear(20, 256), nn::ReLU(), nn::Dropout(r.dropout),
                          nn::Linear(256, 256), nn::ReLU(), nn::Dropout(r.dropout),
-                         nn::Linear(256, 2));
+                         nn::Linear(256, 2)};
     soma::optim::Adam opt(model.parameters(), {.lr = 1e-3});
     train::FitOptions fo{.epochs = epochs, .validation = &val_loader};
     std::shared_ptr<train::EarlyStopping> stop;
