@@ -2,11 +2,12 @@
 """Lecture 1 (Introduction to Deep Learning) in soma, from Python.
 
 Every PyTorch snippet of the course notes (../shared/lecture-1-intro-to-deep-learning.md),
-`torch.` -> `soma.`, line for line where possible, and around them the experiments of the C++
-examples: where a section has a C++ counterpart (examples/perceptron.cpp, custom_dense_layer.cpp,
-mlp.cpp, minibatch.cpp, overfitting.cpp) this script runs the SAME experiment -- the same data
-drawn from soma's generator in the same order, the same initial weights, the same updates -- and
-prints the same lines. examples/python/compare_lecture.sh checks that they agree digit for digit.
+`torch.` -> `soma.`, line for line where possible (TensorFlow's GradientTape becomes
+soma.autograd.grad), and around them the experiments of the C++ examples: where a section has a
+C++ counterpart (examples/perceptron.cpp, custom_dense_layer.cpp, mlp.cpp, gradient_tape.cpp,
+minibatch.cpp, overfitting.cpp) this script runs the SAME experiment -- the same data drawn from
+soma's generator in the same order, the same initial weights, the same updates -- and prints the
+same lines. examples/python/compare_lecture.sh checks that they agree digit for digit.
 
     PYTHONPATH=build/python /usr/bin/python3 examples/python/lecture1.py [--small]
 """
@@ -239,14 +240,47 @@ for epoch in range(100):
     optimizer.zero_grad()
 print("SGD loop: final MSE %.2e" % loss.item())
 check(loss.item() < 1e-4, "the SGD loop fits a linear target")
-# TensorFlow's GradientTape: gradients returned as a list, then applied by hand.
-params = list(model.parameters())
-loss = criterion(model(x_train), y_train)
-grads = soma.autograd.grad(loss, params)
+
+# TensorFlow's GradientTape loop, as examples/gradient_tape.cpp: soma.autograd.grad returns the
+# gradients as a list (tape.gradient), the optimizer applies them (apply_gradients). The weights
+# must equal those of the loss.backward() loop bit for bit.
+section("gradient_tape")
+soma.manual_seed(5)
+angle = soma.rand(300) * 6.2831853
+r = soma.tensor([float(i % 3 + 1) for i in range(300)], dtype=soma.float32) + soma.randn(300) * 0.15
+X = soma.stack([r * soma.cos(angle), r * soma.sin(angle)], 1)
+Y = soma.tensor([i % 3 for i in range(300)])
+
+
+def train_tape(tape, epochs=30, lr=0.3):
+    soma.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 32), nn.Tanh(), nn.Linear(32, 3))
+    loader = soma.data.DataLoader(soma.data.TensorDataset(X, Y), batch_size=30, shuffle=True,
+                                  seed=1)
+    optimizer = soma.optim.SGD(model.parameters(), lr=lr)
+    trainable_variables = list(model.parameters())
+    for epoch in range(epochs):
+        for x_batch, y_batch in loader:
+            loss = F.cross_entropy(model(x_batch), y_batch)
+            if tape:
+                grads = soma.autograd.grad(loss, trainable_variables)   # tape.gradient(...)
+                for p, g in zip(trainable_variables, grads):           # apply_gradients(zip(...))
+                    p.grad = g
+                optimizer.step()
+            else:
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    return model
+
+
+tape_model, backward_model = train_tape(True), train_tape(False)
+same = all(soma.equal(a, b) for a, b in zip(tape_model.parameters(), backward_model.parameters()))
 with soma.no_grad():
-    for p, g in zip(params, grads):
-        p.sub_(g * 0.1)
-print("autograd.grad: %d gradients, shapes %s" % (len(grads), [list(g.shape) for g in grads]))
+    acc = (soma.argmax(tape_model(X), 1) == Y).double().mean().item()
+print("GradientTape loop: %d epochs, training accuracy %.3f; weights equal to the backward() "
+      "loop's: %s" % (30, acc, "yes" if same else "no"))
+check(same and acc >= 0.9, "the GradientTape loop equals the backward() loop and fits")
 
 # ---- 9. Optimizers ----------------------------------------------------------------------------
 section("optimizers")
