@@ -25,6 +25,7 @@ for spec in \
   'custom_dense_layer|^(training:|epoch |training accuracy)' \
   'mlp|^(mlp:|model |linear  |one hidden layer |deep \(3 hidden\) )' \
   'gradient_tape|^GradientTape loop' \
+  'optimizers|^(optimizers:|  SGD|  Adam|  RMSprop|  Adagrad|  Adadelta)' \
   'minibatch|^(full batch|batch 32 |batch 1 )' \
   'overfitting|^(no regularisation|dropout 0\.8|early stopping)'; do
   name=${spec%%|*}

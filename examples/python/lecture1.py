@@ -5,9 +5,10 @@ Every PyTorch snippet of the course notes (../shared/lecture-1-intro-to-deep-lea
 `torch.` -> `soma.`, line for line where possible (TensorFlow's GradientTape becomes
 soma.autograd.grad), and around them the experiments of the C++ examples: where a section has a
 C++ counterpart (examples/perceptron.cpp, custom_dense_layer.cpp, mlp.cpp, gradient_tape.cpp,
-minibatch.cpp, overfitting.cpp) this script runs the SAME experiment -- the same data drawn from
-soma's generator in the same order, the same initial weights, the same updates -- and prints the
-same lines. examples/python/compare_lecture.sh checks that they agree digit for digit.
+optimizers.cpp, minibatch.cpp, overfitting.cpp) this script runs the SAME experiment -- the same
+data drawn from soma's generator in the same order, the same initial weights, the same updates --
+and prints the same lines. examples/python/compare_lecture.sh checks that they agree digit for
+digit.
 
     PYTHONPATH=build/python /usr/bin/python3 examples/python/lecture1.py [--small]
 """
@@ -282,22 +283,43 @@ print("GradientTape loop: %d epochs, training accuracy %.3f; weights equal to th
       "loop's: %s" % (30, acc, "yes" if same else "no"))
 check(same and acc >= 0.9, "the GradientTape loop equals the backward() loop and fits")
 
-# ---- 9. Optimizers ----------------------------------------------------------------------------
+# ---- 9. Optimizers, as examples/optimizers.cpp ----------------------------------------------
 section("optimizers")
-for make in (lambda p: soma.optim.SGD(p, lr=0.1), lambda p: soma.optim.Adam(p, lr=0.01),
-             lambda p: soma.optim.RMSprop(p, lr=0.01), lambda p: soma.optim.Adagrad(p, lr=0.1),
-             lambda p: soma.optim.Adadelta(p)):
-    soma.manual_seed(0)
-    model = nn.Linear(3, 1)
+epochs = 60 if SMALL else 300
+soma.manual_seed(0)                         # the spiral's noise, then the initial weights
+X, y = make_spiral()
+
+
+def make_model():
+    return nn.Sequential(nn.Linear(2, 64), nn.ReLU(), nn.Linear(64, 3))
+
+
+init = {k: v.detach().clone() for k, v in make_model().state_dict().items()}
+print("optimizers: %d spiral points, MLP 2-64-3, %d full-batch epochs" % (X.size(0), epochs))
+for name, make in (("SGD", lambda p: soma.optim.SGD(p, lr=0.5)),
+                   ("SGD+momentum", lambda p: soma.optim.SGD(p, lr=0.1, momentum=0.9)),
+                   ("Adam", lambda p: soma.optim.Adam(p, lr=1e-2)),
+                   ("RMSprop", lambda p: soma.optim.RMSprop(p, lr=1e-2)),
+                   ("Adagrad", lambda p: soma.optim.Adagrad(p, lr=0.1)),
+                   ("Adadelta", lambda p: soma.optim.Adadelta(p, lr=1.0))):
+    model = make_model()
+    model.load_state_dict(init)             # the same initial weights for every optimizer
     optimizer = make(model.parameters())
-    first = criterion(model(x_train), y_train).item()
-    for _ in range(50):
-        loss = criterion(model(x_train), y_train)
+    for epoch in range(epochs):
         optimizer.zero_grad()
+        loss = F.cross_entropy(model(X), y)
+        if epoch == 0:
+            first = loss.item()
         loss.backward()
         optimizer.step()
-    print("%-9s loss %.4f -> %.4f" % (type(optimizer).__name__, first, loss.item()))
-    check(loss.item() < first, type(optimizer).__name__ + " lowers the loss")
+    with soma.no_grad():
+        logits = model(X)
+        last = F.cross_entropy(logits, y).item()
+        acc = (soma.argmax(logits, 1) == y).sum().item() / y.size(0)
+    lowered = math.isfinite(last) and last < first
+    print("  %-13s loss %.4f -> %.4f  accuracy %5.1f%%%s" % (
+        name, first, last, 100.0 * acc, "" if lowered else "  FAIL: the loss did not decrease"))
+    check(lowered, name + " lowers the loss")
 
 # ---- 10. Mini-batches (stochastic gradient descent), as examples/minibatch.cpp ---------------
 section("minibatch")
