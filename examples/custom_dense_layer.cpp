@@ -9,13 +9,10 @@
 // radius 0.5, class 1 in the ring 0.7 <= r <= 1. x [N, 2] float32, labels int64 [N].
 #include <soma/soma.h>
 
-#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
-#include <numeric>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -43,22 +40,16 @@ struct Data {
   soma::Tensor y;  // [N] int64
 };
 
-Data make_circles(int64_t per_class, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> angle(0.0f, 6.2831853f);
-  std::uniform_real_distribution<float> inner(0.0f, 0.5f), outer(0.7f, 1.0f);
-  std::vector<float> xs;
+// Drawn with soma's generator (soma::manual_seed), so examples/python/lecture1.py draws the
+// same points: radii uniform in [0, 0.5) for class 0 and [0.7, 1) for class 1, then angles.
+Data make_circles(int64_t per_class) {
+  const soma::Tensor r =
+      soma::cat({soma::rand({per_class}) * 0.5, soma::rand({per_class}) * 0.3 + 0.7});
+  const soma::Tensor a = soma::rand({kClasses * per_class}) * 6.2831853;
   std::vector<int64_t> ys;
-  for (int64_t c = 0; c < kClasses; ++c) {
-    for (int64_t i = 0; i < per_class; ++i) {
-      const float r = c == 0 ? inner(gen) : outer(gen), a = angle(gen);
-      xs.push_back(r * std::cos(a));
-      xs.push_back(r * std::sin(a));
-      ys.push_back(c);
-    }
-  }
-  const int64_t n = static_cast<int64_t>(ys.size());
-  return {soma::tensor(xs, {n, kIn}), soma::tensor(ys, {n})};
+  for (int64_t c = 0; c < kClasses; ++c) ys.insert(ys.end(), static_cast<size_t>(per_class), c);
+  return {soma::stack({r * soma::cos(a), r * soma::sin(a)}, 1),
+          soma::tensor(ys, {kClasses * per_class})};
 }
 
 }  // namespace
@@ -70,10 +61,11 @@ int main(int argc, char** argv) {
   const double lr = 0.1;
 
   soma::manual_seed(0);
-  const Data data = make_circles(250, 0);
+  const Data data = make_circles(250);
   const int64_t n = data.x.size(0);
 
-  nn::Sequential model(MyDenseLayer(kIn, kHidden), nn::Linear(kHidden, kClasses));
+  // Braces: the layers are built (and draw their initial weights) left to right.
+  nn::Sequential model{MyDenseLayer(kIn, kHidden), nn::Linear(kHidden, kClasses)};
   std::cout << model << "\n" << model.summary({1, kIn});
 
   // Parameter names: the custom layer's own ("w", "b") and Linear's, under the child index.
@@ -109,17 +101,11 @@ int main(int argc, char** argv) {
   evaluate(&first_loss);
   std::printf("training: %lld points, batches of %lld, %d epochs of SGD (lr %.2f)\n",
               static_cast<long long>(n), static_cast<long long>(batch), epochs, lr);
-  std::mt19937 shuffle_gen(1);
-  std::vector<int64_t> order(static_cast<size_t>(n));
-  std::iota(order.begin(), order.end(), int64_t{0});
+  // Mini-batches in a new order every epoch; the order depends only on (seed, epoch).
+  soma::data::DataLoader loader(soma::data::TensorDataset(data.x, data.y),
+                                {.batch_size = batch, .shuffle = true, .seed = 1});
   for (int epoch = 0; epoch < epochs; ++epoch) {
-    std::shuffle(order.begin(), order.end(), shuffle_gen);
-    for (int64_t start = 0; start < n; start += batch) {
-      const int64_t len = std::min(batch, n - start);
-      const soma::Tensor idx = soma::tensor(
-          std::vector<int64_t>(order.begin() + start, order.begin() + start + len), {len});
-      const soma::Tensor xb = soma::index_select(data.x, 0, idx);
-      const soma::Tensor yb = soma::index_select(data.y, 0, idx);
+    for (const auto& [xb, yb] : loader) {
       soma::Tensor loss = F::cross_entropy(model(xb), yb);
       model.zero_grad();
       loss.backward();

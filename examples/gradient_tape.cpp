@@ -13,7 +13,6 @@
 
 #include <cmath>
 #include <cstdio>
-#include <random>
 #include <vector>
 
 #include "plot.h"
@@ -24,27 +23,22 @@ using soma::Tensor;
 
 int main(int argc, char** argv) {
   (void)plot::has_flag(argc, argv, "--small");
-  // Data: 3 rings of radius 1, 2, 3 with noise; 300 points.
-  std::mt19937 gen(5);
-  std::normal_distribution<float> noise(0, 0.15f);
-  std::uniform_real_distribution<float> angle(0, 6.2831853f);
-  std::vector<float> xs;
+  // Data: 3 rings of radius 1, 2, 3 with noise; 300 points. Drawn with soma's generator, so
+  // examples/python/lecture1.py draws the same points.
+  soma::manual_seed(5);
+  std::vector<float> radius;
   std::vector<int64_t> ys;
-  for (int i = 0; i < 300; ++i) {
-    const int c = i % 3;
-    const float a = angle(gen), r = static_cast<float>(c + 1) + noise(gen);
-    xs.push_back(r * std::cos(a));
-    xs.push_back(r * std::sin(a));
-    ys.push_back(c);
-  }
-  const Tensor X = soma::tensor(xs, {300, 2});
+  for (int i = 0; i < 300; ++i) radius.push_back(static_cast<float>(i % 3 + 1)), ys.push_back(i % 3);
+  const Tensor angle = soma::rand({300}) * 6.2831853;
+  const Tensor r = soma::tensor(radius, {300}) + soma::randn({300}) * 0.15;
+  const Tensor X = soma::stack({r * soma::cos(angle), r * soma::sin(angle)}, 1);
   const Tensor Y = soma::tensor(ys, {300});
   constexpr int kEpochs = 30;
   constexpr double kLr = 0.3;
 
   auto train = [&](bool tape) {
     soma::manual_seed(0);
-    nn::Sequential model(nn::Linear(2, 32), nn::Tanh(), nn::Linear(32, 3));
+    nn::Sequential model{nn::Linear(2, 32), nn::Tanh(), nn::Linear(32, 3)};  // left to right
     soma::data::DataLoader loader(soma::data::TensorDataset(X, Y),
                                   {.batch_size = 30, .shuffle = true, .seed = 1});
     soma::optim::SGD opt(model.parameters(), {.lr = kLr});

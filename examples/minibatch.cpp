@@ -10,7 +10,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -22,17 +21,18 @@ namespace F = soma::nn::functional;
 int main(int argc, char** argv) {
   const int epochs = plot::has_flag(argc, argv, "--small") ? 8 : 30;
   // Data: three Gaussian blobs in the plane, 200 points each. x [600, 2], y int64 [600].
-  std::mt19937 gen(5);
-  std::normal_distribution<float> noise(0, 0.6f);
-  std::vector<float> xs;
+  // Drawn with soma's generator, so examples/python/lecture1.py draws the same blobs.
+  soma::manual_seed(5);
+  std::vector<float> cx, cy;
   std::vector<int64_t> ys;
   for (int i = 0; i < 600; ++i) {
     const int k = i % 3;
-    xs.push_back(std::cos(2.1f * k) * 1.5f + noise(gen));
-    xs.push_back(std::sin(2.1f * k) * 1.5f + noise(gen));
+    cx.push_back(std::cos(2.1f * k) * 1.5f), cy.push_back(std::sin(2.1f * k) * 1.5f);
     ys.push_back(k);
   }
-  const soma::Tensor X = soma::tensor(xs, {600, 2}), Y = soma::tensor(ys, {600});
+  const soma::Tensor X = soma::stack({soma::tensor(cx, {600}), soma::tensor(cy, {600})}, 1) +
+                         soma::randn({600, 2}) * 0.6;
+  const soma::Tensor Y = soma::tensor(ys, {600});
 
   struct Run {
     std::string name;
@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
                            {"batch 1 (SGD)", 1, 0.05, {}, {}}};
   for (Run& r : runs) {
     soma::manual_seed(0);  // the same initial weights for every run
-    nn::Sequential model(nn::Linear(2, 32), nn::Tanh(), nn::Linear(32, 3));
+    nn::Sequential model{nn::Linear(2, 32), nn::Tanh(), nn::Linear(32, 3)};
     soma::optim::SGD opt(model.parameters(), {.lr = r.lr});
     soma::data::DataLoader loader(soma::data::TensorDataset(X, Y),
                                   {.batch_size = r.batch, .shuffle = true, .seed = 1});

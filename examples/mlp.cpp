@@ -18,7 +18,6 @@
 #include <cstdio>
 #include <cstring>
 #include <iostream>
-#include <random>
 #include <vector>
 
 #include "plot.h"
@@ -36,23 +35,18 @@ struct Spiral {
   soma::Tensor y;  // [N] int64
 };
 
-Spiral make_spiral(uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> noise(0.0f, 0.2f);
-  const int64_t n = kClasses * kPointsPerClass;
-  std::vector<float> xs(n * 2);
-  std::vector<int64_t> ys(n);
+// The noise is drawn with soma's generator (soma::manual_seed), class by class, so
+// examples/python/lecture1.py draws the same spiral.
+Spiral make_spiral() {
+  const soma::Tensor r = soma::arange(kPointsPerClass, soma::kFloat32) / double(kPointsPerClass - 1);
+  std::vector<soma::Tensor> xs;
+  std::vector<int64_t> ys;
   for (int64_t j = 0; j < kClasses; ++j) {
-    for (int64_t i = 0; i < kPointsPerClass; ++i) {
-      const int64_t row = j * kPointsPerClass + i;
-      const float r = static_cast<float>(i) / (kPointsPerClass - 1);
-      const float angle = 4.0f * j + 4.0f * r + noise(gen);
-      xs[row * 2 + 0] = r * std::sin(angle);
-      xs[row * 2 + 1] = r * std::cos(angle);
-      ys[row] = j;
-    }
+    const soma::Tensor angle = r * 4.0 + 4.0 * double(j) + soma::randn({kPointsPerClass}) * 0.2;
+    xs.push_back(soma::stack({r * soma::sin(angle), r * soma::cos(angle)}, 1));
+    ys.insert(ys.end(), static_cast<size_t>(kPointsPerClass), j);
   }
-  return {soma::tensor(xs, {n, 2}), soma::tensor(ys, {n})};
+  return {soma::cat(xs), soma::tensor(ys, {kClasses * kPointsPerClass})};
 }
 
 struct Result {
@@ -94,15 +88,15 @@ int main(int argc, char** argv) {
   const double lr = 0.5;
 
   soma::manual_seed(0);
-  const Spiral data = make_spiral(0);
+  const Spiral data = make_spiral();
 
   // Linear: logits = x W^T + b. Its decision regions are convex wedges; a spiral defeats it.
   nn::Sequential linear(nn::Linear(2, kClasses));
   // One hidden layer (the lecture's "single hidden layer neural network").
-  nn::Sequential shallow(nn::Linear(2, 32), nn::ReLU(), nn::Linear(32, kClasses));
-  // Deep: three hidden layers.
-  nn::Sequential deep(nn::Linear(2, 64), nn::ReLU(), nn::Linear(64, 64), nn::ReLU(),
-                      nn::Linear(64, 64), nn::ReLU(), nn::Linear(64, kClasses));
+  nn::Sequential shallow{nn::Linear(2, 32), nn::ReLU(), nn::Linear(32, kClasses)};
+  // Deep: three hidden layers. (Braces: layers built, and initialised, left to right.)
+  nn::Sequential deep{nn::Linear(2, 64), nn::ReLU(), nn::Linear(64, 64), nn::ReLU(),
+                      nn::Linear(64, 64), nn::ReLU(), nn::Linear(64, kClasses)};
 
   std::printf("mlp: %lld spiral points, 3 classes, %d steps of full-batch GD (lr %.2f)\n\n",
               static_cast<long long>(data.x.size(0)), steps, lr);

@@ -17,7 +17,6 @@
 #include <fstream>
 #include <functional>
 #include <memory>
-#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -38,29 +37,24 @@ struct Spiral {
 };
 
 // cs231n's spiral: class j, point i of P: r = i / (P - 1), angle = 4j + 4r + N(0, 0.2^2),
-// x = (r sin angle, r cos angle).
-Spiral make_spiral(uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> noise(0.0f, 0.2f);
-  const int64_t n = kClasses * kPointsPerClass;
-  std::vector<float> xs(n * 2);
-  std::vector<int64_t> label(n);
+// x = (r sin angle, r cos angle). The noise is drawn with soma's generator, class by class, as
+// in examples/mlp.cpp, so examples/python/lecture1.py draws the same spiral.
+Spiral make_spiral() {
+  const soma::Tensor r = soma::arange(kPointsPerClass, soma::kFloat32) / double(kPointsPerClass - 1);
+  std::vector<soma::Tensor> xs;
+  std::vector<int64_t> label;
   for (int64_t j = 0; j < kClasses; ++j) {
-    for (int64_t i = 0; i < kPointsPerClass; ++i) {
-      const int64_t row = j * kPointsPerClass + i;
-      const float r = static_cast<float>(i) / (kPointsPerClass - 1);
-      const float angle = 4.0f * j + 4.0f * r + noise(gen);
-      xs[row * 2 + 0] = r * std::sin(angle);
-      xs[row * 2 + 1] = r * std::cos(angle);
-      label[row] = j;
-    }
+    const soma::Tensor angle = r * 4.0 + 4.0 * double(j) + soma::randn({kPointsPerClass}) * 0.2;
+    xs.push_back(soma::stack({r * soma::sin(angle), r * soma::cos(angle)}, 1));
+    label.insert(label.end(), static_cast<size_t>(kPointsPerClass), j);
   }
-  return {soma::tensor(xs, {n, 2}), soma::tensor(label, {n})};
+  return {soma::cat(xs), soma::tensor(label, {kClasses * kPointsPerClass})};
 }
 
 std::shared_ptr<nn::Sequential> make_model() {
-  return std::make_shared<nn::Sequential>(nn::Linear(2, kHidden), nn::ReLU(),
-                                          nn::Linear(kHidden, kClasses));
+  nn::Linear first(2, kHidden);  // initialised first, then the second layer (as in Python)
+  nn::Linear second(kHidden, kClasses);
+  return std::make_shared<nn::Sequential>(std::move(first), nn::ReLU(), std::move(second));
 }
 
 struct Run {
@@ -245,8 +239,8 @@ int main(int argc, char** argv) {
   }
   const int epochs = small ? 60 : 300;
 
-  const Spiral data = make_spiral(0);
-  soma::manual_seed(0);
+  soma::manual_seed(0);  // the spiral's noise, then the initial weights
+  const Spiral data = make_spiral();
   nn::StateDict init;  // the same initial weights for every optimizer
   for (const auto& [key, t] : make_model()->state_dict()) init[key] = t.detach().clone();
 

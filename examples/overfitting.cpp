@@ -15,7 +15,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -28,22 +27,22 @@ namespace train = soma::train;
 namespace {
 
 // x [n, 20] standard normal; y = [x0 + x1 - x2 > 0], then 20 % of the labels flipped.
-soma::data::TensorDataset make_data(int64_t n, uint32_t seed) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> normal;
-  std::uniform_real_distribution<float> u;
-  std::vector<float> xs;
+// Drawn with soma's generator (soma::manual_seed(seed)), so examples/python/lecture1.py draws
+// the same samples.
+soma::data::TensorDataset make_data(int64_t n, uint64_t seed) {
+  soma::manual_seed(seed);
+  const soma::Tensor x = soma::randn({n, 20});
+  const std::vector<int64_t> flips = soma::lt(soma::rand({n}), 0.2).to(soma::kInt64).to_vector<int64_t>();
+  const std::vector<float> xs = x.to_vector<float>();
   std::vector<int64_t> ys;
   for (int64_t i = 0; i < n; ++i) {
-    for (int j = 0; j < 20; ++j) xs.push_back(normal(gen));
-    const float* x = &xs[xs.size() - 20];
-    int64_t label = x[0] + x[1] - x[2] > 0;
-    if (u(gen) < 0.2f) label = 1 - label;
+    const float* r = &xs[static_cast<size_t>(i * 20)];
+    int64_t label = r[0] + r[1] - r[2] > 0;
+    if (flips[static_cast<size_t>(i)]) label = 1 - label;
     ys.push_back(label);
   }
-  return soma::data::TensorDataset(soma::tensor(xs, {n, 20}), soma::tensor(ys, {n}));
+  return soma::data::TensorDataset(x, soma::tensor(ys, {n}));
 }
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,9 +67,9 @@ int main(int argc, char** argv) {
                            {"early stopping", 0.0, true}};
   for (Run& r : runs) {
     soma::manual_seed(0);
-    nn::Sequential model(nn::Linear(20, 256), nn::ReLU(), nn::Dropout(r.dropout),
+    nn::Sequential model{nn::Linear(20, 256), nn::ReLU(), nn::Dropout(r.dropout),
                          nn::Linear(256, 256), nn::ReLU(), nn::Dropout(r.dropout),
-                         nn::Linear(256, 2));
+                         nn::Linear(256, 2)};
     soma::optim::Adam opt(model.parameters(), {.lr = 1e-3});
     train::FitOptions fo{.epochs = epochs, .validation = &val_loader};
     std::shared_ptr<train::EarlyStopping> stop;

@@ -64,7 +64,14 @@ del _repr, _array, _deepcopy, _format, _cls
 
 # The training side (soma.nn, soma.optim, soma.data, soma.train, soma.onnx) and the top-level
 # shortcuts torch and Keras users look for.
-from . import nn, optim, data, train, onnx  # noqa: E402,F401
+# Imported by name: `from . import nn` would keep the extension's soma._soma.nn that the star
+# import above put in this namespace (it skips the import when the attribute exists), and
+# `import soma; soma.nn.Sequential` would then fail.
+import importlib as _importlib  # noqa: E402
+
+for _name in ("nn", "optim", "data", "train", "onnx"):
+    globals()[_name] = _importlib.import_module("." + _name, __name__)
+del _importlib, _name
 from ._soma import save, load  # noqa: E402,F401
 from .train import fit, evaluate  # noqa: E402,F401
 from ._function import Function as _Function, FunctionCtx as _FunctionCtx  # noqa: E402
