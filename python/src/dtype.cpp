@@ -2,8 +2,6 @@
 #include <array>
 #include <string>
 
-#include <pybind11/eval.h>
-
 #include "soma_py.h"
 
 namespace soma::python {
@@ -106,26 +104,11 @@ void bind_dtype(py::module_& m) {
         "in-place op (torch.can_cast).",
         py::arg("from_"), py::arg("to"));
 
-  // soma.Size: a tuple subclass printed as soma.Size([2, 3]), like torch.Size.
-  py::dict ns;
-  ns["__builtins__"] = py::module_::import("builtins");
-  py::exec(R"PY(
-class Size(tuple):
-    """The shape of a tensor: a tuple of ints (like torch.Size)."""
-    __slots__ = ()
-    def __repr__(self):
-        return "soma.Size([" + ", ".join(str(int(s)) for s in self) + "])"
-    def numel(self):
-        n = 1
-        for s in self:
-            n *= s
-        return n
-)PY",
-           ns);
-  py::object size_type = ns["Size"];
-  size_type.attr("__module__") = "soma";
-  g_size_type = size_type.inc_ref().ptr();
-  m.attr("Size") = size_type;
+  // soma.Size is defined in Python (python/soma/__init__.py), which registers it here.
+  m.def("_register_size_type", [](py::object type) {
+    Py_XDECREF(g_size_type);
+    g_size_type = type.inc_ref().ptr();
+  });
 
   // soma.Error: every soma::Error, with soma's message.
   static py::exception<Error> error(m, "Error", PyExc_RuntimeError);

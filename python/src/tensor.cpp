@@ -306,7 +306,12 @@ void bind_tensor(py::module_& m) {
       .def("__rmod__", [](const Tensor& a, Scalar b) { return remainder(scalar_tensor(b), a); })
       .def("__pow__", [](const Tensor& a, const Tensor& b) { return pow(a, b); })
       .def("__pow__", [](const Tensor& a, double b) { return pow(a, b); })
-      .def("__rpow__", [](const Tensor& a, Scalar b) { return pow(scalar_tensor(b), a); })
+      .def("__rpow__",
+           [](const Tensor& a, Scalar b) {
+             // soma::pow(Tensor, Tensor) wants one dtype: both in the promoted one.
+             DType d = result_type(b, a);
+             return pow(full({}, b, d), a.dtype() == d ? a : a.to(d));
+           })
       .def("__matmul__",
            [](const Tensor& a, const Tensor& b) {
              HeavyScope g(matmul_work(a, b));
