@@ -86,10 +86,8 @@ void bind_dtype(py::module_& m) {
           "itemsize", [](const PyDType& d) { return element_size(d.dtype); },
           "Bytes per element.")
       .def("__reduce__", [](const PyDType& d) {
-        // Pickles as the module attribute, so unpickling gives the same singleton.
-        return py::make_tuple(py::module_::import("builtins").attr("getattr"),
-                              py::make_tuple(py::module_::import("soma"),
-                                             std::string(dtype_name(d.dtype))));
+        // A string: pickle stores the global soma.<name>, so unpickling gives the singleton.
+        return std::string(dtype_name(d.dtype));
       });
   for (size_t i = 0; i < kAllDTypes.size(); ++i) {
     py::object o = py::cast(PyDType{kAllDTypes[i]});

@@ -21,7 +21,7 @@ def pair(torch, array, requires_grad=False):
 
 def to_np(x):
     if isinstance(x, soma.Tensor):
-        return np.array(x.detach().tolist())
+        return np.array(x.detach().tolist()).reshape(tuple(x.shape))
     return x.detach().numpy()
 
 
