@@ -14,6 +14,8 @@ from . import _soma
 from ._soma import *  # noqa: F401,F403  (Tensor, dtypes, creation functions, ops)
 from ._soma import Tensor, Error, dtype  # noqa: F401
 
+del Node, RemovableHandle  # noqa: F821  (they live in soma.autograd)
+
 
 class Size(tuple):
     """The shape of a tensor: a tuple of ints (like torch.Size)."""

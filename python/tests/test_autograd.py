@@ -18,6 +18,7 @@ def test_leaf_flags_and_grad_fn():
     x.requires_grad = True
     y = (x * 2).sum()
     assert not y.is_leaf and y.grad_fn is not None and y.requires_grad
+    assert isinstance(y.grad_fn, soma.autograd.Node) and not hasattr(soma, "Node")
     assert y.grad_fn.name() == "SumBackward" and repr(y.grad_fn) == "<SumBackward>"
     assert y.grad_fn == y.grad_fn and hash(y.grad_fn) == hash(y.grad_fn)
     assert not x.detach().requires_grad and not x.data.requires_grad
@@ -156,6 +157,7 @@ def test_hooks_and_retain_grad(torch):
     assert_close(s.grad, t.grad)
     assert calls == [[20.0, 20.0, 20.0]]
     assert_close(hs.grad, ht.grad)
+    assert isinstance(h, soma.autograd.RemovableHandle)
     h.remove()
     h.remove()
     (s * 1).sum().backward()
