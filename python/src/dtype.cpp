@@ -51,7 +51,7 @@ bool dtype_from_object(py::handle h, DType& out) {
 py::object size_object(const Shape& shape) {
   py::tuple t(shape.size());
   for (size_t i = 0; i < shape.size(); ++i) t[i] = py::int_(shape[i]);
-  if (!g_size_type) return std::move(t);
+  if (!g_size_type) return t;
   return py::reinterpret_borrow<py::object>(g_size_type)(t);
 }
 

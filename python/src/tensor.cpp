@@ -42,7 +42,7 @@ py::object list_of(const T* data, const Shape& shape, const Shape& strides, size
   py::list out(shape[d]);
   for (int64_t i = 0; i < shape[d]; ++i)
     out[i] = list_of(data + i * strides[d], shape, strides, d + 1);
-  return std::move(out);
+  return out;
 }
 
 py::object tolist(const Tensor& t) {
@@ -344,6 +344,13 @@ void bind_tensor(py::module_& m) {
       .def("__ne__", [](const Tensor& a, const Tensor& b) { return ne(a, b); })
       .def("__ne__", [](const Tensor& a, Scalar b) { return ne(a, b); })
       .def("__ne__", [](const Tensor&, py::handle) { return py::object(py::bool_(true)); });
+  // ndarray (or list) <op> Tensor: NumPy defers to these (__array_priority__), as with torch;
+  // the other operand is copied into a tensor.
+  cls.def("__radd__", [](const Tensor& a, py::handle b) { return add(tensor_from_data(b, std::nullopt), a); })
+      .def("__rsub__", [](const Tensor& a, py::handle b) { return sub(tensor_from_data(b, std::nullopt), a); })
+      .def("__rmul__", [](const Tensor& a, py::handle b) { return mul(tensor_from_data(b, std::nullopt), a); })
+      .def("__rtruediv__", [](const Tensor& a, py::handle b) { return div(tensor_from_data(b, std::nullopt), a); })
+      .def("__rmatmul__", [](const Tensor& a, py::handle b) { return matmul(tensor_from_data(b, std::nullopt), a); });
   // In place: return the same Python object (a reference to self finds its registered instance).
   constexpr auto same = py::return_value_policy::reference_internal;
   cls.def("__iadd__", [](Tensor& a, const Tensor& b) -> Tensor& { return a.add_(b); }, same)

@@ -179,3 +179,15 @@ def test_dlpack_numpy_round_trip():
     assert t[3].item() == -3
     b = np.from_dlpack(soma.arange(3, dtype=soma.float32))
     assert b.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_ndarray_operator_tensor_gives_a_tensor():
+    # (torch 1.13 raises TypeError here; soma copies the array into a tensor.)
+    a = np.arange(3.0)
+    s = soma.tensor([1.0, 2.0, 4.0], dtype=soma.float64)
+    ref = np.array([1.0, 2.0, 4.0])
+    for f in (lambda x: a + x, lambda x: a - x, lambda x: a * x, lambda x: a / x):
+        rs = f(s)
+        assert isinstance(rs, soma.Tensor) and rs.tolist() == f(ref).tolist()
+    m = np.ones((2, 3))
+    assert (m @ s).tolist() == (m @ ref).tolist()
