@@ -29,6 +29,9 @@ TYPE_FIXES = [
     # Tensor has methods named bool, int, float: annotations inside the class must not mean them.
     (r"(?<![\w.])(bool|int|float)\b", r"builtins.\1"),
 ]
+# Properties whose getter returns a py::object: their Python types.
+PROPERTY_TYPES = {"shape": "Tuple[builtins.int, ...]", "grad": "Optional[Tensor]",
+                  "grad_fn": "Optional[Node]"}
 SIG = re.compile(r"^(\w+)\((.*)\)(?: -> (.+))?$")
 
 
@@ -119,6 +122,7 @@ def emit_class(name, cls):
             m = SIG.match("f" + (obj.fget.__doc__ or "").split("\n")[0].strip()) if obj.fget else None
             if m and m.group(3):
                 ret = fix_types(m.group(3))
+            ret = PROPERTY_TYPES.get(attr, ret) if ret == "Any" else ret
             out.append("    @property")
             body = f'\n        """{obj.__doc__}"""' if obj.__doc__ else " ..."
             out.append(f"    def {attr}(self) -> {ret}:{body}")

@@ -309,12 +309,12 @@ class Tensor:
     def ge(self, other: Number) -> Tensor:
         """Elementwise comparison (a bool mask; not differentiable)."""
     @property
-    def grad(self) -> Any:
+    def grad(self) -> Optional[Tensor]:
         """The accumulated gradient (None until a backward pass reaches this tensor)."""
     @grad.setter
     def grad(self, value: Any) -> None: ...
     @property
-    def grad_fn(self) -> Any:
+    def grad_fn(self) -> Optional[Node]:
         """The node that produced this tensor, or None for leaves."""
     @overload
     def gt(self, other: Tensor) -> Tensor:
@@ -525,7 +525,7 @@ class Tensor:
         """As scatter, but repeated targets add up."""
     def scatter_add_(self, dim: builtins.int, index: Tensor, src: Tensor) -> Tensor: ...
     @property
-    def shape(self) -> Any:
+    def shape(self) -> Tuple[builtins.int, ...]:
         """The sizes of the dimensions (a soma.Size)."""
     def sigmoid(self) -> Tensor:
         """1 / (1 + e^-x)"""

@@ -1,5 +1,6 @@
 // soma.Tensor: metadata, conversions, operators, indexing and the methods of soma::Tensor whose
 // free-function forms (soma.exp(x), ...) are bound next to them.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -285,16 +286,28 @@ void bind_tensor(py::module_& m) {
 
   // ---- operators ----------------------------------------------------------------------------
   // Tensor overloads first: pybind11 tries them in order, and tensor-tensor is the common case.
-  cls.def("__add__", [](const Tensor& a, const Tensor& b) { return add(a, b); })
+  cls.def("__add__", [](const Tensor& a, const Tensor& b) {
+        HeavyScope g(std::max(a.numel(), b.numel()));
+        return add(a, b);
+      })
       .def("__add__", [](const Tensor& a, Scalar b) { return add(a, b); })
       .def("__radd__", [](const Tensor& a, Scalar b) { return add(a, b); })
-      .def("__sub__", [](const Tensor& a, const Tensor& b) { return sub(a, b); })
+      .def("__sub__", [](const Tensor& a, const Tensor& b) {
+        HeavyScope g(std::max(a.numel(), b.numel()));
+        return sub(a, b);
+      })
       .def("__sub__", [](const Tensor& a, Scalar b) { return sub(a, b); })
       .def("__rsub__", [](const Tensor& a, Scalar b) { return rsub(a, b); })
-      .def("__mul__", [](const Tensor& a, const Tensor& b) { return mul(a, b); })
+      .def("__mul__", [](const Tensor& a, const Tensor& b) {
+        HeavyScope g(std::max(a.numel(), b.numel()));
+        return mul(a, b);
+      })
       .def("__mul__", [](const Tensor& a, Scalar b) { return mul(a, b); })
       .def("__rmul__", [](const Tensor& a, Scalar b) { return mul(a, b); })
-      .def("__truediv__", [](const Tensor& a, const Tensor& b) { return div(a, b); })
+      .def("__truediv__", [](const Tensor& a, const Tensor& b) {
+        HeavyScope g(std::max(a.numel(), b.numel()));
+        return div(a, b);
+      })
       .def("__truediv__", [](const Tensor& a, Scalar b) { return div(a, b); })
       .def("__rtruediv__", [](const Tensor& a, Scalar b) { return rdiv(a, b); })
       .def("__floordiv__", [](const Tensor& a, const Tensor& b) { return floor_divide(a, b); })

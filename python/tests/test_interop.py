@@ -191,3 +191,35 @@ def test_ndarray_operator_tensor_gives_a_tensor():
         assert isinstance(rs, soma.Tensor) and rs.tolist() == f(ref).tolist()
     m = np.ones((2, 3))
     assert (m @ s).tolist() == (m @ ref).tolist()
+
+
+def test_numpy_memory_released_inside_backward():
+    """The graph holds the last reference to a from_numpy tensor; backward frees it with the GIL
+    released, and the deleter takes the GIL back to drop the array."""
+    a = np.ones(4)
+    ref = weakref.ref(a) if hasattr(a, "__weakref__") else None
+    w = soma.ones(4, dtype=soma.float64, requires_grad=True)
+    loss = (soma.from_numpy(a) * w).sum()
+    del a
+    gc.collect()
+    loss.backward()
+    del loss
+    gc.collect()
+    assert w.grad.tolist() == [1.0] * 4
+    if ref is not None:
+        assert ref() is None
+
+
+def test_python_subclass_shares_the_tensor():
+    class Param(soma.Tensor):
+        pass
+
+    base = soma.zeros(3)
+    p = Param(base)
+    assert isinstance(p, soma.Tensor) and type(p) is Param
+    assert p.data_ptr() == base.data_ptr()
+    p.add_(2)
+    assert base.tolist() == [2.0] * 3
+    assert type(p * 2) is soma.Tensor
+    assert repr(p).startswith("Param([2., 2., 2.]")
+    assert soma.Tensor().shape == (0,)
