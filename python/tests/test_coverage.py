@@ -8,12 +8,22 @@ import soma
 HERE = pathlib.Path(__file__).parent
 
 
+def module_names(mod):
+    if hasattr(mod, "__all__"):
+        return set(mod.__all__)
+    return {n for n, o in vars(mod).items() if not n.startswith("_") and
+            (getattr(o, "__module__", "") or "").startswith("soma")}
+
+
 def bound_names():
-    names = {n for n in dir(soma) if not n.startswith("_") and n not in {"annotations"}}
+    names = {n for n in dir(soma) if not n.startswith("_")}
     names |= {n for n in vars(soma.Tensor) if not n.startswith("_")}
-    names |= set(soma.autograd.__all__)
-    # Sub-modules and attributes that are not functions to call.
-    return names - {"autograd"}
+    # Every submodule of the package (soma.autograd, and those bound later: soma.nn, ...).
+    subs = {n for n, o in vars(soma).items() if type(o) is type(soma) and
+            o.__name__.startswith("soma.")}
+    for n in subs:
+        names |= module_names(getattr(soma, n))
+    return names - subs
 
 
 def test_every_bound_name_is_used_by_a_test():
