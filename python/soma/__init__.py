@@ -12,14 +12,33 @@ function that needs them is called.
 """
 from . import _soma
 from ._soma import *  # noqa: F401,F403  (Tensor, dtypes, creation functions, ops)
-from ._soma import Tensor, Error, Size, dtype  # noqa: F401
+from ._soma import Tensor, Error, dtype  # noqa: F401
+
+del Node, RemovableHandle  # noqa: F821  (they live in soma.autograd)
+
+
+class Size(tuple):
+    """The shape of a tensor: a tuple of ints (like torch.Size)."""
+    __slots__ = ()
+
+    def __repr__(self):
+        return "soma.Size([" + ", ".join(str(int(s)) for s in self) + "])"
+
+    def numel(self):
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+
+_soma._register_size_type(Size)
 
 from . import autograd  # noqa: E402
 from .autograd import no_grad, enable_grad, set_grad_enabled, is_grad_enabled  # noqa: E402,F401
 
 __version__ = "0.1.0"
 
-for _cls in (Tensor, Error, dtype, Size):
+for _cls in (Tensor, Error, dtype):
     _cls.__module__ = "soma"
 
 

@@ -2,6 +2,7 @@
 import functools
 
 from ._soma import _autograd as _C
+from ._soma import Node, RemovableHandle  # noqa: F401  (Tensor.grad_fn, register_hook)
 
 grad = _C.grad
 backward = _C.backward
@@ -10,7 +11,7 @@ is_anomaly_enabled = _C.is_anomaly_enabled
 set_detect_anomaly = _C.set_detect_anomaly
 
 __all__ = ["grad", "backward", "no_grad", "enable_grad", "set_grad_enabled", "is_grad_enabled",
-           "detect_anomaly", "is_anomaly_enabled", "set_detect_anomaly"]
+           "detect_anomaly", "is_anomaly_enabled", "set_detect_anomaly", "Node", "RemovableHandle"]
 
 
 class _GradMode:

@@ -2,8 +2,6 @@
 #include <array>
 #include <string>
 
-#include <pybind11/eval.h>
-
 #include "soma_py.h"
 
 namespace soma::python {
@@ -53,7 +51,7 @@ bool dtype_from_object(py::handle h, DType& out) {
 py::object size_object(const Shape& shape) {
   py::tuple t(shape.size());
   for (size_t i = 0; i < shape.size(); ++i) t[i] = py::int_(shape[i]);
-  if (!g_size_type) return std::move(t);
+  if (!g_size_type) return t;
   return py::reinterpret_borrow<py::object>(g_size_type)(t);
 }
 
@@ -88,10 +86,8 @@ void bind_dtype(py::module_& m) {
           "itemsize", [](const PyDType& d) { return element_size(d.dtype); },
           "Bytes per element.")
       .def("__reduce__", [](const PyDType& d) {
-        // Pickles as the module attribute, so unpickling gives the same singleton.
-        return py::make_tuple(py::module_::import("builtins").attr("getattr"),
-                              py::make_tuple(py::module_::import("soma"),
-                                             std::string(dtype_name(d.dtype))));
+        // A string: pickle stores the global soma.<name>, so unpickling gives the singleton.
+        return std::string(dtype_name(d.dtype));
       });
   for (size_t i = 0; i < kAllDTypes.size(); ++i) {
     py::object o = py::cast(PyDType{kAllDTypes[i]});
@@ -106,26 +102,11 @@ void bind_dtype(py::module_& m) {
         "in-place op (torch.can_cast).",
         py::arg("from_"), py::arg("to"));
 
-  // soma.Size: a tuple subclass printed as soma.Size([2, 3]), like torch.Size.
-  py::dict ns;
-  ns["__builtins__"] = py::module_::import("builtins");
-  py::exec(R"PY(
-class Size(tuple):
-    """The shape of a tensor: a tuple of ints (like torch.Size)."""
-    __slots__ = ()
-    def __repr__(self):
-        return "soma.Size([" + ", ".join(str(int(s)) for s in self) + "])"
-    def numel(self):
-        n = 1
-        for s in self:
-            n *= s
-        return n
-)PY",
-           ns);
-  py::object size_type = ns["Size"];
-  size_type.attr("__module__") = "soma";
-  g_size_type = size_type.inc_ref().ptr();
-  m.attr("Size") = size_type;
+  // soma.Size is defined in Python (python/soma/__init__.py), which registers it here.
+  m.def("_register_size_type", [](py::object type) {
+    Py_XDECREF(g_size_type);
+    g_size_type = type.inc_ref().ptr();
+  });
 
   // soma.Error: every soma::Error, with soma's message.
   static py::exception<Error> error(m, "Error", PyExc_RuntimeError);

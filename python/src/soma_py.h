@@ -18,8 +18,15 @@
 //      releases it only when the work is large enough to repay the ~0.1 us it costs; code that
 //      runs with the GIL released must not touch Python objects. Any C++ callback that calls
 //      into Python (hooks, callables passed to fit, datasets) takes `py::gil_scoped_acquire`.
-//   6. Docstrings: the first argument after the name in .def(); take them from the C++
-//      header comment, and list the function in python/soma/_soma.pyi.
+//      Python objects that C++ keeps (a callable stored in a std::function, a deleter's owner)
+//      are held in a PyRef, whose destructor takes the GIL on whatever thread drops it.
+//   6. Docstrings: the doc string argument of .def(); take them from the C++ header comment.
+//      Then regenerate the stub: `PYTHONPATH=build/python /usr/bin/python3 python/gen_stubs.py`
+//      (python/tests/test_stubs.py fails while python/soma/_soma.pyi is out of date).
+//   7. Tests: python/tests/test_<area>.py; test_coverage.py fails for any public name of soma,
+//      soma.Tensor or soma.autograd that no test file mentions (extend bound_names() there to
+//      cover a new submodule). Compare with torch through the `torch` fixture (conftest.py).
+//   To add methods to soma.Tensor from another unit: tensor_class(m).def(...).
 // This header is stable: add helpers in your own TU rather than changing the ones here.
 #pragma once
 

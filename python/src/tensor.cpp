@@ -1,5 +1,6 @@
 // soma.Tensor: metadata, conversions, operators, indexing and the methods of soma::Tensor whose
 // free-function forms (soma.exp(x), ...) are bound next to them.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -42,7 +43,7 @@ py::object list_of(const T* data, const Shape& shape, const Shape& strides, size
   py::list out(shape[d]);
   for (int64_t i = 0; i < shape[d]; ++i)
     out[i] = list_of(data + i * strides[d], shape, strides, d + 1);
-  return std::move(out);
+  return out;
 }
 
 py::object tolist(const Tensor& t) {
@@ -285,16 +286,28 @@ void bind_tensor(py::module_& m) {
 
   // ---- operators ----------------------------------------------------------------------------
   // Tensor overloads first: pybind11 tries them in order, and tensor-tensor is the common case.
-  cls.def("__add__", [](const Tensor& a, const Tensor& b) { return add(a, b); })
+  cls.def("__add__", [](const Tensor& a, const Tensor& b) {
+        HeavyScope g(std::max(a.numel(), b.numel()));
+        return add(a, b);
+      })
       .def("__add__", [](const Tensor& a, Scalar b) { return add(a, b); })
       .def("__radd__", [](const Tensor& a, Scalar b) { return add(a, b); })
-      .def("__sub__", [](const Tensor& a, const Tensor& b) { return sub(a, b); })
+      .def("__sub__", [](const Tensor& a, const Tensor& b) {
+        HeavyScope g(std::max(a.numel(), b.numel()));
+        return sub(a, b);
+      })
       .def("__sub__", [](const Tensor& a, Scalar b) { return sub(a, b); })
       .def("__rsub__", [](const Tensor& a, Scalar b) { return rsub(a, b); })
-      .def("__mul__", [](const Tensor& a, const Tensor& b) { return mul(a, b); })
+      .def("__mul__", [](const Tensor& a, const Tensor& b) {
+        HeavyScope g(std::max(a.numel(), b.numel()));
+        return mul(a, b);
+      })
       .def("__mul__", [](const Tensor& a, Scalar b) { return mul(a, b); })
       .def("__rmul__", [](const Tensor& a, Scalar b) { return mul(a, b); })
-      .def("__truediv__", [](const Tensor& a, const Tensor& b) { return div(a, b); })
+      .def("__truediv__", [](const Tensor& a, const Tensor& b) {
+        HeavyScope g(std::max(a.numel(), b.numel()));
+        return div(a, b);
+      })
       .def("__truediv__", [](const Tensor& a, Scalar b) { return div(a, b); })
       .def("__rtruediv__", [](const Tensor& a, Scalar b) { return rdiv(a, b); })
       .def("__floordiv__", [](const Tensor& a, const Tensor& b) { return floor_divide(a, b); })
@@ -306,7 +319,12 @@ void bind_tensor(py::module_& m) {
       .def("__rmod__", [](const Tensor& a, Scalar b) { return remainder(scalar_tensor(b), a); })
       .def("__pow__", [](const Tensor& a, const Tensor& b) { return pow(a, b); })
       .def("__pow__", [](const Tensor& a, double b) { return pow(a, b); })
-      .def("__rpow__", [](const Tensor& a, Scalar b) { return pow(scalar_tensor(b), a); })
+      .def("__rpow__",
+           [](const Tensor& a, Scalar b) {
+             // soma::pow(Tensor, Tensor) wants one dtype: both in the promoted one.
+             DType d = result_type(b, a);
+             return pow(full({}, b, d), a.dtype() == d ? a : a.to(d));
+           })
       .def("__matmul__",
            [](const Tensor& a, const Tensor& b) {
              HeavyScope g(matmul_work(a, b));
@@ -339,6 +357,13 @@ void bind_tensor(py::module_& m) {
       .def("__ne__", [](const Tensor& a, const Tensor& b) { return ne(a, b); })
       .def("__ne__", [](const Tensor& a, Scalar b) { return ne(a, b); })
       .def("__ne__", [](const Tensor&, py::handle) { return py::object(py::bool_(true)); });
+  // ndarray (or list) <op> Tensor: NumPy defers to these (__array_priority__), as with torch;
+  // the other operand is copied into a tensor.
+  cls.def("__radd__", [](const Tensor& a, py::handle b) { return add(tensor_from_data(b, std::nullopt), a); })
+      .def("__rsub__", [](const Tensor& a, py::handle b) { return sub(tensor_from_data(b, std::nullopt), a); })
+      .def("__rmul__", [](const Tensor& a, py::handle b) { return mul(tensor_from_data(b, std::nullopt), a); })
+      .def("__rtruediv__", [](const Tensor& a, py::handle b) { return div(tensor_from_data(b, std::nullopt), a); })
+      .def("__rmatmul__", [](const Tensor& a, py::handle b) { return matmul(tensor_from_data(b, std::nullopt), a); });
   // In place: return the same Python object (a reference to self finds its registered instance).
   constexpr auto same = py::return_value_policy::reference_internal;
   cls.def("__iadd__", [](Tensor& a, const Tensor& b) -> Tensor& { return a.add_(b); }, same)
