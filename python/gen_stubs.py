@@ -42,9 +42,16 @@ def fix_types(s):
 
 
 def split_params(params):
-    out, depth, cur = [], 0, ""
+    out, depth, cur, quote = [], 0, "", None
     for ch in params:
-        if ch in "[(":
+        if quote:  # inside a quoted default value (delimiter: str = ',')
+            if ch == quote:
+                quote = None
+            cur += ch
+            continue
+        if ch in "'\"":
+            quote = ch
+        elif ch in "[(":
             depth += 1
         elif ch in "])":
             depth -= 1

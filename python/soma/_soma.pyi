@@ -724,7 +724,7 @@ class data:  # submodule
     def random_split(dataset: Any, lengths: List[builtins.int], seed: builtins.int = ...) -> List[data.Subset]:
         """Disjoint Subsets of the given lengths from a permutation drawn with `seed` (torch.utils.data.random_split; soma takes a seed rather than a generator)."""
     @staticmethod
-    def read_csv(path: str, label_column: Optional[str] = ..., label_index: builtins.int = ..., delimiter: str = ..., ') -> tuple:
+    def read_csv(path: str, label_column: Optional[str] = ..., label_index: builtins.int = ..., delimiter: str = ...) -> tuple:
         """(features float32 [N, F], labels int64 [N], feature names) of a CSV file with a header."""
     @staticmethod
     def read_idx(path: str) -> Tensor:
