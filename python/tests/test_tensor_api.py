@@ -226,3 +226,15 @@ def test_docstrings_present():
     for f in [soma.tensor, soma.zeros, soma.matmul, soma.Tensor.sum, soma.Tensor.backward,
               soma.from_numpy, soma.autograd.grad, soma.Tensor.numpy]:
         assert f.__doc__ and len(f.__doc__) > 20, f
+
+
+def test_num_threads_setting():
+    n = soma.get_num_threads()
+    try:
+        soma.set_num_threads(1)
+        assert soma.get_num_threads() == 1
+    finally:
+        soma.set_num_threads(n)
+    assert soma.get_num_threads() == n
+    with pytest.raises(soma.Error):
+        soma.set_num_threads(0)
