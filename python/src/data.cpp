@@ -67,15 +67,18 @@ std::shared_ptr<const data::Dataset> dataset_of(py::handle ds) {
   if (py::isinstance<data::Dataset>(ds)) return ds.cast<std::shared_ptr<data::Dataset>>();
   SOMA_CHECK(py::hasattr(ds, "__len__") && py::hasattr(ds, "__getitem__"),
              "DataLoader: the dataset must be a soma.data.Dataset or have __len__ and "
-             "__getitem__, got ", std::string(py::str(ds.get_type().attr("__name__"))));
+             "__getitem__, got ",
+             std::string(py::str(ds.get_type().attr("__name__"))));
   return std::make_shared<PyDataset>(py::reinterpret_borrow<py::object>(ds));
 }
 
 T::Transform transform_of(py::handle h) {
   if (h.is_none()) return {};
   if (py::isinstance<T::Transform>(h)) return h.cast<T::Transform>();
-  SOMA_CHECK(PyCallable_Check(h.ptr()), "DataLoader: transform must be a soma.data.transforms "
-             "stage or a callable, got ", std::string(py::str(h.get_type().attr("__name__"))));
+  SOMA_CHECK(PyCallable_Check(h.ptr()),
+             "DataLoader: transform must be a soma.data.transforms "
+             "stage or a callable, got ",
+             std::string(py::str(h.get_type().attr("__name__"))));
   return T::Transform(std::make_shared<const PyStage>(py::reinterpret_borrow<py::object>(h)));
 }
 
@@ -97,8 +100,9 @@ void bind_data(py::module_& m) {
   py::module_ d = m.def_submodule("data", "soma.data: datasets, DataLoader, transforms, readers.");
 
   py::class_<data::Dataset, std::shared_ptr<data::Dataset>>(
-      d, "Dataset", "The base of soma's datasets; any Python object with __len__ and "
-                    "__getitem__ works as one too.")
+      d, "Dataset",
+      "The base of soma's datasets; any Python object with __len__ and "
+      "__getitem__ works as one too.")
       .def("__len__", &data::Dataset::size)
       .def("__getitem__", [](const data::Dataset& ds, int64_t i) -> py::object {
         if (i < 0) i += ds.size();
@@ -117,9 +121,8 @@ void bind_data(py::module_& m) {
                    tensors.size());
         return std::make_shared<data::TensorDataset>(as_tensor(tensors[0]), as_tensor(tensors[1]));
       }))
-      .def_property_readonly("tensors", [](const data::TensorDataset& ds) {
-        return py::make_tuple(ds.x(), ds.y());
-      });
+      .def_property_readonly(
+          "tensors", [](const data::TensorDataset& ds) { return py::make_tuple(ds.x(), ds.y()); });
   py::class_<data::Subset, data::Dataset, std::shared_ptr<data::Subset>>(
       d, "Subset", "The samples of a dataset at given indices.")
       .def(py::init([](py::object ds, std::vector<int64_t> indices) {
@@ -142,29 +145,36 @@ void bind_data(py::module_& m) {
   // ---- transforms ----------------------------------------------------------------------------
   py::module_ t = d.def_submodule("transforms", "soma.data.transforms (torchvision's names).");
   py::class_<T::Transform>(t, "Transform", "A batch transform x [N, ...] -> x [N, ...].")
-      .def("__call__", [](const T::Transform& tr, const Tensor& x) { return tr(x); },
-           py::arg("x"));
-  t.def("Normalize", [](std::vector<double> mean, std::vector<double> std, double scale) {
-          return T::Transform(T::Normalize(std::move(mean), std::move(std), scale));
-        },
-        py::arg("mean"), py::arg("std"), py::arg("scale") = 1.0,
-        "((x * scale) - mean[c]) / std[c] per channel (scale 1/255 for uint8 pixels).");
-  t.def("RandomCrop", [](int64_t size, int64_t padding) {
-          return T::Transform(T::RandomCrop(size, padding));
-        },
-        py::arg("size"), py::arg("padding") = 0, "Zero-pad then crop size x size at random.");
-  t.def("RandomHorizontalFlip", [](double p) { return T::Transform(T::RandomHorizontalFlip(p)); },
-        py::arg("p") = 0.5);
-  t.def("Reshape", [](std::vector<int64_t> shape) { return T::Transform(T::Reshape(shape)); },
-        py::arg("sample_shape"), "Views each sample with a new shape.");
-  t.def("Lambda", [](py::object fn) { return transform_of(fn); }, py::arg("fn"),
-        "A Python function of the batch x.");
-  t.def("Compose", [](py::iterable stages) {
-          std::vector<T::Transform> v;
-          for (py::handle s : stages) v.push_back(transform_of(s));
-          return T::Transform(T::Compose(std::move(v)));
-        },
-        py::arg("transforms"));
+      .def(
+          "__call__", [](const T::Transform& tr, const Tensor& x) { return tr(x); }, py::arg("x"));
+  t.def(
+      "Normalize",
+      [](std::vector<double> mean, std::vector<double> std, double scale) {
+        return T::Transform(T::Normalize(std::move(mean), std::move(std), scale));
+      },
+      py::arg("mean"), py::arg("std"), py::arg("scale") = 1.0,
+      "((x * scale) - mean[c]) / std[c] per channel (scale 1/255 for uint8 pixels).");
+  t.def(
+      "RandomCrop",
+      [](int64_t size, int64_t padding) { return T::Transform(T::RandomCrop(size, padding)); },
+      py::arg("size"), py::arg("padding") = 0, "Zero-pad then crop size x size at random.");
+  t.def(
+      "RandomHorizontalFlip", [](double p) { return T::Transform(T::RandomHorizontalFlip(p)); },
+      py::arg("p") = 0.5);
+  t.def(
+      "Reshape", [](std::vector<int64_t> shape) { return T::Transform(T::Reshape(shape)); },
+      py::arg("sample_shape"), "Views each sample with a new shape.");
+  t.def(
+      "Lambda", [](py::object fn) { return transform_of(fn); }, py::arg("fn"),
+      "A Python function of the batch x.");
+  t.def(
+      "Compose",
+      [](py::iterable stages) {
+        std::vector<T::Transform> v;
+        for (py::handle s : stages) v.push_back(transform_of(s));
+        return T::Transform(T::Compose(std::move(v)));
+      },
+      py::arg("transforms"));
 
   // ---- DataLoader -----------------------------------------------------------------------------
   py::class_<LoaderIter>(d, "_LoaderIterator")
@@ -201,10 +211,11 @@ void bind_data(py::module_& m) {
            }),
            py::arg("dataset"), py::arg("batch_size") = 1, py::arg("shuffle") = false,
            py::arg("num_workers") = 0, py::arg("drop_last") = false, py::kw_only(),
-           py::arg("seed") = 0, py::arg("transform") = py::none(),
-           py::arg("prefetch_factor") = 2)
+           py::arg("seed") = 0, py::arg("transform") = py::none(), py::arg("prefetch_factor") = 2)
       .def("__iter__",
-           [](std::shared_ptr<data::DataLoader> self) { return LoaderIter{self, {}, false}; })
+           [](std::shared_ptr<data::DataLoader> self) {
+             return LoaderIter{self, {}, false};
+           })
       .def("__len__", &data::DataLoader::size, "Batches per epoch.")
       .def_property_readonly("epoch", &data::DataLoader::epoch)
       .def("set_epoch", &data::DataLoader::set_epoch, py::arg("epoch"));
@@ -254,8 +265,7 @@ void bind_data(py::module_& m) {
       .def_readwrite("scale", &data::Normalization::scale)
       .def_readwrite("feature_mean", &data::Normalization::feature_mean)
       .def_readwrite("feature_std", &data::Normalization::feature_std)
-      .def("transform",
-           [](const data::Normalization& n) { return T::Transform(n.transform()); });
+      .def("transform", [](const data::Normalization& n) { return T::Transform(n.transform()); });
 }
 
 }  // namespace soma::python

@@ -15,6 +15,7 @@
 // forward runs with grad mode off; backward is called by soma's engine (with the GIL taken),
 // and when written with soma ops it supports double backward like the C++ functions.
 #include "soma/autograd/function.h"
+
 #include "soma_py.h"
 
 namespace soma::python {
@@ -73,7 +74,8 @@ struct soma::autograd::Function<soma::python::PyFunctionTag> {
           if (!py::isinstance<py::tuple>(r) && !py::isinstance<py::list>(r)) r = py::make_tuple(r);
           for (py::handle v : r) out.push_back(v.is_none() ? Tensor() : v.cast<Tensor>());
           SOMA_CHECK(out.size() == n_args, name, ".backward returned ", out.size(),
-                     " gradients; forward took ", n_args, " arguments (return None for "
+                     " gradients; forward took ", n_args,
+                     " arguments (return None for "
                      "the ones that need none)");
           return out;
         });

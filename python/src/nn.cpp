@@ -23,7 +23,9 @@ namespace {
 using json = nlohmann::json;
 namespace F = soma::nn::functional;
 
-Tensor opt(const std::optional<Tensor>& t) { return t ? *t : Tensor(); }
+Tensor opt(const std::optional<Tensor>& t) {
+  return t ? *t : Tensor();
+}
 
 nn::Reduction reduction_of(const std::string& r, const char* op) {
   if (r == "mean") return nn::Reduction::Mean;
@@ -85,7 +87,8 @@ const std::map<std::string, std::vector<std::string>>& positional_names() {
       {"ConvTranspose2d",
        {"in_channels", "out_channels", "kernel_size", "stride", "padding", "output_padding",
         "groups", "bias", "dilation", "padding_mode"}},
-      {"MaxPool2d", {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}},
+      {"MaxPool2d",
+       {"kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"}},
       {"AvgPool2d",
        {"kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"}},
       {"AdaptiveAvgPool2d", {"output_size"}},
@@ -163,8 +166,8 @@ class PyModule : public nn::Module {
   }
   std::string describe() const override {
     py::gil_scoped_acquire g;
-    py::object self = py::cast(static_cast<const nn::Module*>(this),
-                                py::return_value_policy::reference);
+    py::object self =
+        py::cast(static_cast<const nn::Module*>(this), py::return_value_policy::reference);
     std::string extra;
     if (py::hasattr(self, "extra_repr")) extra = py::str(self.attr("extra_repr")());
     return std::string(py::str(self.get_type().attr("__name__"))) + "(" + extra + ")";
@@ -184,7 +187,9 @@ py::object module_object(nn::Module& m) {
 }
 
 // Removes `name` from the module's parameters, buffers or children (Python reassignment).
-bool unregister(nn::Module& m, const std::string& name) { return m.unregister(name); }
+bool unregister(nn::Module& m, const std::string& name) {
+  return m.unregister(name);
+}
 
 // A direct parameter, buffer or child by name (Module.__getattr__).
 py::object lookup(nn::Module& m, const std::string& name) {
@@ -226,13 +231,14 @@ template <typename M>
 Class<M> layer(py::module_& nn_mod, const char* name, const char* doc) {
   Class<M> c(nn_mod, name, doc);
   const std::string type = name;
-  c.def(py::init([type](const py::args& args, const py::kwargs& kwargs) {
-          auto m = std::dynamic_pointer_cast<M>(make_layer(type, args, kwargs));
-          SOMA_CHECK(m != nullptr, "nn.", type, ": the registry built another type");
-          return m;
-        }),
-        (std::string("torch.nn.") + name + "'s arguments (positional in torch's order, or by name).")
-            .c_str());
+  c.def(
+      py::init([type](const py::args& args, const py::kwargs& kwargs) {
+        auto m = std::dynamic_pointer_cast<M>(make_layer(type, args, kwargs));
+        SOMA_CHECK(m != nullptr, "nn.", type, ": the registry built another type");
+        return m;
+      }),
+      (std::string("torch.nn.") + name + "'s arguments (positional in torch's order, or by name).")
+          .c_str());
   return c;
 }
 
@@ -307,44 +313,44 @@ void bind_nn(py::module_& m) {
             self.attr("register_module")(name, child);
           },
           py::arg("name"), py::arg("module"), "The same as register_module.")
-      .def(
-          "__setattr__",
-          [](py::object self, py::str name_obj, py::object value) {
-            nn::Module& me = self.cast<nn::Module&>();
-            const std::string name = name_obj;
-            // A C++ layer's forward reads its C++ members (Linear::weight), not the registry:
-            // replacing the registered tensor would leave forward on the old one, silently.
-            SOMA_CHECK(dynamic_cast<PyModule*>(&me) != nullptr || !has_name(me, name), "nn.",
-                       std::string(py::str(self.get_type().attr("__name__"))), ": '", name,
-                       "' belongs to the C++ layer and cannot be replaced; change its values in "
-                       "place (with soma.no_grad(): layer.", name, ".copy_(t)) or use "
-                       "load_state_dict");
-            py::module_ soma_nn = py::module_::import("soma.nn");
-            if (py::isinstance(value, soma_nn.attr("Parameter"))) {
-              unregister(me, name);
-              me.register_parameter(name, value.cast<Tensor>(),
-                                    value.attr("requires_grad").cast<bool>());
-            } else if (py::isinstance<nn::Module>(value)) {
-              unregister(me, name);
-              me.register_module(name, value.cast<std::shared_ptr<nn::Module>>());
-            } else if (py::isinstance<Tensor>(value) && is_buffer(me, name)) {
-              unregister(me, name);
-              me.register_buffer(name, value.cast<Tensor>());
-            } else if (value.is_none() && has_name(me, name)) {
-              unregister(me, name);
-            } else if (has_name(me, name)) {
-              unregister(me, name);  // a plain attribute now shadows what was registered
-            }
-            if (PyObject_GenericSetAttr(self.ptr(), name_obj.ptr(), value.ptr()) != 0)
-              throw py::error_already_set();
-          })
-      .def(
-          "__delattr__",
-          [](py::object self, py::str name_obj) {
-            unregister(self.cast<nn::Module&>(), std::string(name_obj));
-            if (PyObject_GenericSetAttr(self.ptr(), name_obj.ptr(), nullptr) != 0)
-              throw py::error_already_set();
-          })
+      .def("__setattr__",
+           [](py::object self, py::str name_obj, py::object value) {
+             nn::Module& me = self.cast<nn::Module&>();
+             const std::string name = name_obj;
+             // A C++ layer's forward reads its C++ members (Linear::weight), not the registry:
+             // replacing the registered tensor would leave forward on the old one, silently.
+             SOMA_CHECK(dynamic_cast<PyModule*>(&me) != nullptr || !has_name(me, name), "nn.",
+                        std::string(py::str(self.get_type().attr("__name__"))), ": '", name,
+                        "' belongs to the C++ layer and cannot be replaced; change its values in "
+                        "place (with soma.no_grad(): layer.",
+                        name,
+                        ".copy_(t)) or use "
+                        "load_state_dict");
+             py::module_ soma_nn = py::module_::import("soma.nn");
+             if (py::isinstance(value, soma_nn.attr("Parameter"))) {
+               unregister(me, name);
+               me.register_parameter(name, value.cast<Tensor>(),
+                                     value.attr("requires_grad").cast<bool>());
+             } else if (py::isinstance<nn::Module>(value)) {
+               unregister(me, name);
+               me.register_module(name, value.cast<std::shared_ptr<nn::Module>>());
+             } else if (py::isinstance<Tensor>(value) && is_buffer(me, name)) {
+               unregister(me, name);
+               me.register_buffer(name, value.cast<Tensor>());
+             } else if (value.is_none() && has_name(me, name)) {
+               unregister(me, name);
+             } else if (has_name(me, name)) {
+               unregister(me, name);  // a plain attribute now shadows what was registered
+             }
+             if (PyObject_GenericSetAttr(self.ptr(), name_obj.ptr(), value.ptr()) != 0)
+               throw py::error_already_set();
+           })
+      .def("__delattr__",
+           [](py::object self, py::str name_obj) {
+             unregister(self.cast<nn::Module&>(), std::string(name_obj));
+             if (PyObject_GenericSetAttr(self.ptr(), name_obj.ptr(), nullptr) != 0)
+               throw py::error_already_set();
+           })
       .def("__getattr__",
            [](nn::Module& self, const std::string& name) {
              py::object r = lookup(self, name);
@@ -531,7 +537,7 @@ void bind_nn(py::module_& m) {
 
   // ---- losses --------------------------------------------------------------------------------
   py::class_<nn::Loss, nn::Module, std::shared_ptr<nn::Loss>>(nn_mod, "_Loss",
-                                                               "The base of the loss modules.")
+                                                              "The base of the loss modules.")
       .def(
           "forward",
           [](nn::Loss& l, const Tensor& input, const Tensor& target) {
@@ -550,7 +556,7 @@ void bind_nn(py::module_& m) {
            }),
            py::kw_only(), py::arg("reduction") = "mean");
   py::class_<nn::L1Loss, nn::Loss, std::shared_ptr<nn::L1Loss>>(nn_mod, "L1Loss",
-                                                                 "Mean absolute error.")
+                                                                "Mean absolute error.")
       .def(py::init([](const std::string& reduction) {
              return std::make_shared<nn::L1Loss>(F::LossOptions{reduction_of(reduction, "L1Loss")});
            }),
@@ -599,11 +605,9 @@ void bind_nn(py::module_& m) {
     if (m == "fan_out") return I::FanMode::FanOut;
     detail::fail("init: mode must be 'fan_in' or 'fan_out', got '", m, "'");
   };
-  init.def("calculate_gain", &I::calculate_gain, py::arg("nonlinearity"),
-           py::arg("param") = 0.01);
+  init.def("calculate_gain", &I::calculate_gain, py::arg("nonlinearity"), py::arg("param") = 0.01);
   init.def("uniform_", &I::uniform_, py::arg("tensor"), py::arg("a") = 0.0, py::arg("b") = 1.0);
-  init.def("normal_", &I::normal_, py::arg("tensor"), py::arg("mean") = 0.0,
-           py::arg("std") = 1.0);
+  init.def("normal_", &I::normal_, py::arg("tensor"), py::arg("mean") = 0.0, py::arg("std") = 1.0);
   init.def("constant_", &I::constant_, py::arg("tensor"), py::arg("val"));
   init.def("zeros_", &I::zeros_, py::arg("tensor"));
   init.def("ones_", &I::ones_, py::arg("tensor"));
@@ -626,15 +630,14 @@ void bind_nn(py::module_& m) {
 
   // ---- soma.nn.functional -----------------------------------------------------------------
   py::module_ f = nn_mod.def_submodule("functional", "soma.nn.functional (torch.nn.functional).");
-  f.def("linear",
-        [](const Tensor& x, const Tensor& w, std::optional<Tensor> b) {
-          HeavyScope g(x.numel() * w.size(0));
-          return F::linear(x, w, opt(b));
-        },
-        py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(),
-        "x @ weight.T + bias.");
-  f.def("dropout", &F::dropout, py::arg("input"), py::arg("p") = 0.5,
-        py::arg("training") = true);
+  f.def(
+      "linear",
+      [](const Tensor& x, const Tensor& w, std::optional<Tensor> b) {
+        HeavyScope g(x.numel() * w.size(0));
+        return F::linear(x, w, opt(b));
+      },
+      py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(), "x @ weight.T + bias.");
+  f.def("dropout", &F::dropout, py::arg("input"), py::arg("p") = 0.5, py::arg("training") = true);
   f.def("dropout2d", &F::dropout2d, py::arg("input"), py::arg("p") = 0.5,
         py::arg("training") = true);
   f.def("flatten", &F::flatten, py::arg("input"), py::arg("start_dim") = 1,
@@ -716,8 +719,9 @@ void bind_nn(py::module_& m) {
       py::arg("ignore_index") = -100, py::arg("reduction") = "mean");
   f.def(
       "pad",
-      [](const Tensor& x, const std::vector<int64_t>& pad, const std::string& mode,
-         double value) { return F::pad(x, pad, mode, value); },
+      [](const Tensor& x, const std::vector<int64_t>& pad, const std::string& mode, double value) {
+        return F::pad(x, pad, mode, value);
+      },
       py::arg("input"), py::arg("pad"), py::arg("mode") = "constant", py::arg("value") = 0.0);
   f.def(
       "conv2d",
@@ -758,11 +762,11 @@ void bind_nn(py::module_& m) {
       py::arg("dilation") = 1);
   f.def(
       "max_pool2d",
-      [](const Tensor& x, py::object k, py::object stride, py::object padding,
-         py::object dilation, bool ceil_mode, bool return_indices) -> py::object {
+      [](const Tensor& x, py::object k, py::object stride, py::object padding, py::object dilation,
+         bool ceil_mode, bool return_indices) -> py::object {
         const auto kk = int_list(k, "max_pool2d", "kernel_size");
-        const auto s = stride.is_none() ? std::vector<int64_t>{}
-                                        : int_list(stride, "max_pool2d", "stride");
+        const auto s =
+            stride.is_none() ? std::vector<int64_t>{} : int_list(stride, "max_pool2d", "stride");
         const auto p = int_list(padding, "max_pool2d", "padding");
         const auto d = int_list(dilation, "max_pool2d", "dilation");
         if (return_indices) {
@@ -778,8 +782,8 @@ void bind_nn(py::module_& m) {
       "avg_pool2d",
       [](const Tensor& x, py::object k, py::object stride, py::object padding, bool ceil_mode,
          bool count_include_pad, std::optional<int64_t> divisor_override) {
-        const auto s = stride.is_none() ? std::vector<int64_t>{}
-                                        : int_list(stride, "avg_pool2d", "stride");
+        const auto s =
+            stride.is_none() ? std::vector<int64_t>{} : int_list(stride, "avg_pool2d", "stride");
         return F::avg_pool2d(x, int_list(k, "avg_pool2d", "kernel_size"), s,
                              int_list(padding, "avg_pool2d", "padding"), ceil_mode,
                              count_include_pad, divisor_override);
@@ -806,9 +810,8 @@ void bind_nn(py::module_& m) {
   f.def(
       "layer_norm",
       [](const Tensor& x, const std::vector<int64_t>& shape, std::optional<Tensor> w,
-         std::optional<Tensor> b, double eps) {
-        return F::layer_norm(x, shape, opt(w), opt(b), eps);
-      },
+         std::optional<Tensor> b,
+         double eps) { return F::layer_norm(x, shape, opt(w), opt(b), eps); },
       py::arg("input"), py::arg("normalized_shape"), py::arg("weight") = py::none(),
       py::arg("bias") = py::none(), py::arg("eps") = 1e-5);
   f.def(

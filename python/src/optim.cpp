@@ -61,7 +61,8 @@ void apply_options(O& o, const py::dict& kw, const std::string& name) {
 std::vector<Tensor> tensors_of(py::handle params, const std::string& name) {
   std::vector<Tensor> out;
   for (py::handle p : params) {
-    SOMA_CHECK(py::isinstance<Tensor>(p), name, ": params must be tensors (or param-group dicts), got ",
+    SOMA_CHECK(py::isinstance<Tensor>(p), name,
+               ": params must be tensors (or param-group dicts), got ",
                std::string(py::str(p.get_type().attr("__name__"))));
     out.push_back(p.cast<Tensor>());
   }
@@ -86,7 +87,7 @@ std::vector<optim::ParamGroup<O>> groups_of(py::handle params, const O& base,
       apply_options<Opt>(o, d, name);
       py::object ps = d["params"];
       groups.push_back({py::isinstance<Tensor>(ps) ? std::vector<Tensor>{ps.cast<Tensor>()}
-                                                    : tensors_of(ps, name),
+                                                   : tensors_of(ps, name),
                         o});
     }
   } else {
@@ -205,9 +206,8 @@ void bind_optim(py::module_& m) {
           py::arg("closure") = py::none(),
           "One update of every parameter that has a gradient; closure() (re)computes the "
           "loss first when given, and its value is returned.")
-      .def_property(
-          "lr", &optim::Optimizer::lr, &optim::Optimizer::set_lr,
-          "The first group's learning rate (setting it sets every group's).")
+      .def_property("lr", &optim::Optimizer::lr, &optim::Optimizer::set_lr,
+                    "The first group's learning rate (setting it sets every group's).")
       .def("state_dict", &optim::Optimizer::state_dict)
       .def(
           "load_state_dict",
@@ -271,8 +271,7 @@ void bind_optim(py::module_& m) {
            }),
            py::arg("optimizer"), py::arg("T_max"), py::arg("eta_min") = 0.0,
            py::keep_alive<1, 2>());
-  py::class_<optim::LinearLR, optim::LRScheduler, std::shared_ptr<optim::LinearLR>>(s,
-                                                                                     "LinearLR")
+  py::class_<optim::LinearLR, optim::LRScheduler, std::shared_ptr<optim::LinearLR>>(s, "LinearLR")
       .def(py::init([](optim::Optimizer& opt, double start, double end, int64_t total) {
              return std::make_shared<optim::LinearLR>(opt,
                                                       optim::LinearLROptions{start, end, total});
@@ -302,9 +301,9 @@ void bind_optim(py::module_& m) {
              return std::make_shared<optim::ReduceLROnPlateau>(opt, o);
            }),
            py::arg("optimizer"), py::arg("mode") = "min", py::arg("factor") = 0.1,
-           py::arg("patience") = 10, py::arg("threshold") = 1e-4,
-           py::arg("threshold_mode") = "rel", py::arg("cooldown") = 0, py::arg("min_lr") = 0.0,
-           py::arg("eps") = 1e-8, py::keep_alive<1, 2>())
+           py::arg("patience") = 10, py::arg("threshold") = 1e-4, py::arg("threshold_mode") = "rel",
+           py::arg("cooldown") = 0, py::arg("min_lr") = 0.0, py::arg("eps") = 1e-8,
+           py::keep_alive<1, 2>())
       .def("step", &optim::ReduceLROnPlateau::step, py::arg("metrics"))
       .def("get_last_lr", &optim::ReduceLROnPlateau::get_last_lr)
       .def_property_readonly("best", &optim::ReduceLROnPlateau::best)

@@ -114,7 +114,8 @@ tr::LossFn loss_of(py::handle loss) {
     auto l = loss.cast<std::shared_ptr<nn::Loss>>();
     return [l](const Tensor& out, const Tensor& y) { return (*l)(out, y); };
   }
-  SOMA_CHECK(PyCallable_Check(loss.ptr()), "fit: loss must be a soma.nn loss module or a "
+  SOMA_CHECK(PyCallable_Check(loss.ptr()),
+             "fit: loss must be a soma.nn loss module or a "
              "callable (output, target) -> scalar tensor");
   auto ref = std::make_shared<PyRef>(py::reinterpret_borrow<py::object>(loss));
   return [ref](const Tensor& out, const Tensor& y) {
@@ -143,13 +144,13 @@ void bind_train(py::module_& m) {
   py::module_ t = m.def_submodule("train", "soma.train: fit, evaluate and the callbacks.");
 
   py::class_<tr::TrainState>(t, "TrainState", "What a callback sees while fit runs.")
-      .def_property_readonly("model",
-                             [](tr::TrainState& s) {
-                               return py::cast(&s.model, py::return_value_policy::reference);
-                             })
       .def_property_readonly(
-          "optimizer",
-          [](tr::TrainState& s) { return py::cast(&s.optimizer, py::return_value_policy::reference); })
+          "model",
+          [](tr::TrainState& s) { return py::cast(&s.model, py::return_value_policy::reference); })
+      .def_property_readonly("optimizer",
+                             [](tr::TrainState& s) {
+                               return py::cast(&s.optimizer, py::return_value_policy::reference);
+                             })
       .def_readonly("epoch", &tr::TrainState::epoch)
       .def_readonly("epochs", &tr::TrainState::epochs)
       .def_readonly("initial_epoch", &tr::TrainState::initial_epoch)
@@ -185,11 +186,14 @@ void bind_train(py::module_& m) {
       .def_property_readonly("epochs", &tr::History::epochs)
       .def("to_csv", &tr::History::to_csv)
       .def("to_json", &tr::History::to_json)
-      .def_property_readonly("history", [](const tr::History& h) {
-        py::dict d;
-        for (const auto& k : h.keys()) d[py::str(k)] = h[k];
-        return d;
-      }, "{key: [values]} (Keras's History.history).");
+      .def_property_readonly(
+          "history",
+          [](const tr::History& h) {
+            py::dict d;
+            for (const auto& k : h.keys()) d[py::str(k)] = h[k];
+            return d;
+          },
+          "{key: [values]} (Keras's History.history).");
 
   py::class_<tr::EarlyStopping, tr::Callback, std::shared_ptr<tr::EarlyStopping>>(
       t, "EarlyStopping",
@@ -292,7 +296,8 @@ void bind_train(py::module_& m) {
         std::vector<py::object> keep;  // Python callbacks live through fit
         if (!callbacks.is_none())
           for (py::handle c : callbacks) {
-            SOMA_CHECK(py::isinstance<tr::Callback>(c), "fit: callbacks must be "
+            SOMA_CHECK(py::isinstance<tr::Callback>(c),
+                       "fit: callbacks must be "
                        "soma.train.Callback objects, got ",
                        std::string(py::str(c.get_type().attr("__name__"))));
             keep.push_back(py::reinterpret_borrow<py::object>(c));
@@ -309,10 +314,9 @@ void bind_train(py::module_& m) {
         return h;
       },
       py::arg("model"), py::arg("optimizer"), py::arg("loss"), py::arg("train"),
-      py::arg("epochs") = 10, py::arg("validation") = py::none(),
-      py::arg("callbacks") = py::none(), py::arg("scheduler") = py::none(),
-      py::arg("plateau") = py::none(), py::arg("initial_epoch") = 0,
-      py::arg("max_grad_norm") = 0.0, py::arg("verbose") = true,
+      py::arg("epochs") = 10, py::arg("validation") = py::none(), py::arg("callbacks") = py::none(),
+      py::arg("scheduler") = py::none(), py::arg("plateau") = py::none(),
+      py::arg("initial_epoch") = 0, py::arg("max_grad_norm") = 0.0, py::arg("verbose") = true,
       py::arg("validation_loss") = py::none(),
       "Trains `model` on the batches of `train` for `epochs` epochs and returns the History "
       "(soma::train::fit: mini-batch loop, validation after every epoch, schedulers, "
@@ -341,8 +345,10 @@ void bind_train(py::module_& m) {
           io::save_safetensors(path, {{"tensor", obj.cast<Tensor>()}});
           return;
         }
-        SOMA_CHECK(py::isinstance<py::dict>(obj), "save: takes a module, a tensor or a dict of "
-                   "tensors (a state_dict), got ", std::string(py::str(obj.get_type().attr("__name__"))));
+        SOMA_CHECK(py::isinstance<py::dict>(obj),
+                   "save: takes a module, a tensor or a dict of "
+                   "tensors (a state_dict), got ",
+                   std::string(py::str(obj.get_type().attr("__name__"))));
         io::TensorMap tensors;
         for (const auto& [k, v] : obj.cast<py::dict>()) {
           SOMA_CHECK(py::isinstance<Tensor>(v), "save: the value of '", std::string(py::str(k)),
@@ -375,8 +381,8 @@ void bind_train(py::module_& m) {
   py::module_ ox = m.def_submodule("onnx", "soma.onnx: export by tracing, import.");
   ox.def(
       "export",
-      [](std::shared_ptr<nn::Module> model, py::object args, const std::string& path,
-         int64_t opset, bool dynamic_batch, std::vector<std::string> input_names,
+      [](std::shared_ptr<nn::Module> model, py::object args, const std::string& path, int64_t opset,
+         bool dynamic_batch, std::vector<std::string> input_names,
          std::vector<std::string> output_names) {
         std::vector<Tensor> inputs;
         if (py::isinstance<Tensor>(args))
