@@ -87,6 +87,24 @@ struct LoaderIter {
   std::shared_ptr<data::DataLoader> loader;
   data::DataLoader::Iterator it;
   bool started = false;
+  int64_t epoch = 0;  // the epoch this pass runs
+
+  LoaderIter(std::shared_ptr<data::DataLoader> l) : loader(std::move(l)) {}
+  LoaderIter(LoaderIter&&) = default;
+  LoaderIter(const LoaderIter&) = delete;
+  // A pass left early (a `break`): its workers stop with the GIL released (one inside a
+  // Python dataset's __getitem__ needs it to finish), and the next pass reshuffles, as a new
+  // torch iterator does (the C++ loader keeps the epoch of a pass left early, for resume).
+  ~LoaderIter() {
+    if (!started || it == data::DataLoader::Iterator() || !loader) return;
+    if (Py_IsInitialized() && PyGILState_Check()) {
+      py::gil_scoped_release release;
+      it = data::DataLoader::Iterator();
+    } else {
+      it = data::DataLoader::Iterator();
+    }
+    if (loader->epoch() == epoch) loader->set_epoch(epoch + 1);
+  }
 };
 
 py::object batch_object(const data::Batch& b) {
@@ -183,6 +201,7 @@ void bind_data(py::module_& m) {
         {
           py::gil_scoped_release release;  // workers may need the GIL (Python datasets)
           if (!it.started) {
+            it.epoch = it.loader->epoch();
             it.it = it.loader->begin();
             it.started = true;
           } else {
@@ -214,7 +233,7 @@ void bind_data(py::module_& m) {
            py::arg("seed") = 0, py::arg("transform") = py::none(), py::arg("prefetch_factor") = 2)
       .def("__iter__",
            [](std::shared_ptr<data::DataLoader> self) {
-             return LoaderIter{self, {}, false};
+             return LoaderIter(self);
            })
       .def("__len__", &data::DataLoader::size, "Batches per epoch.")
       .def_property_readonly("epoch", &data::DataLoader::epoch)

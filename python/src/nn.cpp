@@ -142,6 +142,11 @@ std::shared_ptr<nn::Module> make_layer(const std::string& type, const py::args& 
                "' both by position and by name");
     spec[key] = to_json(v, where);
   }
+  // torch's momentum=None is a cumulative moving average, not the default 0.1.
+  SOMA_CHECK(!(type.starts_with("BatchNorm") && spec.contains("momentum") &&
+               spec["momentum"].is_null()),
+             where, ": momentum=None (a cumulative moving average) is not supported; give a "
+             "number (default 0.1)");
   const auto& registry = cli::layer_registry();
   cli::LayerArgs a(spec, 0, type, where);
   std::shared_ptr<nn::Module> layer;
@@ -186,6 +191,17 @@ py::object module_object(nn::Module& m) {
   return py::cast(&m, py::return_value_policy::reference);
 }
 
+// The C++ module of a Python object; AttributeError when a subclass's __init__ touches `self`
+// before calling Module.__init__ (there is no C++ object yet), as torch raises.
+nn::Module& module_of(py::handle self) {
+  auto* inst = reinterpret_cast<py::detail::instance*>(self.ptr());
+  auto vh = inst->get_value_and_holder();  // the instance's own (most derived) C++ type
+  if (!vh || !vh.holder_constructed() || vh.value_ptr() == nullptr)
+    throw py::attribute_error("cannot use a soma.nn.Module's attributes before "
+                              "Module.__init__() is called (call super().__init__() first)");
+  return self.cast<nn::Module&>();
+}
+
 // Removes `name` from the module's parameters, buffers or children (Python reassignment).
 bool unregister(nn::Module& m, const std::string& name) {
   return m.unregister(name);
@@ -208,6 +224,12 @@ bool has_name(nn::Module& m, const std::string& name) {
   for (const auto& [n, t] : m.named_buffers(false))
     if (n == name) return true;
   for (const auto& [n, c] : m.named_children())
+    if (n == name) return true;
+  return false;
+}
+
+bool is_parameter(nn::Module& m, const std::string& name) {
+  for (const auto& [n, t] : m.named_parameters(false))
     if (n == name) return true;
   return false;
 }
@@ -315,7 +337,7 @@ void bind_nn(py::module_& m) {
           py::arg("name"), py::arg("module"), "The same as register_module.")
       .def("__setattr__",
            [](py::object self, py::str name_obj, py::object value) {
-             nn::Module& me = self.cast<nn::Module&>();
+             nn::Module& me = module_of(self);
              const std::string name = name_obj;
              // A C++ layer's forward reads its C++ members (Linear::weight), not the registry:
              // replacing the registered tensor would leave forward on the old one, silently.
@@ -334,6 +356,9 @@ void bind_nn(py::module_& m) {
              } else if (py::isinstance<nn::Module>(value)) {
                unregister(me, name);
                me.register_module(name, value.cast<std::shared_ptr<nn::Module>>());
+             } else if (py::isinstance<Tensor>(value) && is_parameter(me, name)) {
+               throw py::type_error("cannot assign a soma.Tensor as parameter '" + name +
+                                    "' (soma.nn.Parameter or None expected)");
              } else if (py::isinstance<Tensor>(value) && is_buffer(me, name)) {
                unregister(me, name);
                me.register_buffer(name, value.cast<Tensor>());
@@ -347,12 +372,13 @@ void bind_nn(py::module_& m) {
            })
       .def("__delattr__",
            [](py::object self, py::str name_obj) {
-             unregister(self.cast<nn::Module&>(), std::string(name_obj));
+             unregister(module_of(self), std::string(name_obj));
              if (PyObject_GenericSetAttr(self.ptr(), name_obj.ptr(), nullptr) != 0)
                throw py::error_already_set();
            })
       .def("__getattr__",
-           [](nn::Module& self, const std::string& name) {
+           [](py::object self_obj, const std::string& name) {
+             nn::Module& self = module_of(self_obj);
              py::object r = lookup(self, name);
              if (r.is_none() && !has_name(self, name))
                throw py::attribute_error("'" + self.describe() + "' object has no attribute '" +

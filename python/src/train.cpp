@@ -313,7 +313,8 @@ void bind_train(py::module_& m) {
         }
         return h;
       },
-      py::arg("model"), py::arg("optimizer"), py::arg("loss"), py::arg("train"),
+      py::arg("model").none(false), py::arg("optimizer").none(false), py::arg("loss"),
+      py::arg("train"),
       py::arg("epochs") = 10, py::arg("validation") = py::none(), py::arg("callbacks") = py::none(),
       py::arg("scheduler") = py::none(), py::arg("plateau") = py::none(),
       py::arg("initial_epoch") = 0, py::arg("max_grad_norm") = 0.0, py::arg("verbose") = true,
@@ -330,7 +331,7 @@ void bind_train(py::module_& m) {
         py::gil_scoped_release release;
         return tr::evaluate(*model, *l, fn);
       },
-      py::arg("model"), py::arg("loader"), py::arg("loss"),
+      py::arg("model").none(false), py::arg("loader"), py::arg("loss"),
       "Mean loss and accuracy of `model` over a loader, in eval mode without grad.");
 
   // ---- soma.save / soma.load ------------------------------------------------------------------
@@ -396,7 +397,8 @@ void bind_train(py::module_& m) {
         o.output_names = std::move(output_names);
         onnx::export_model(*model, inputs, path, o);
       },
-      py::arg("model"), py::arg("args"), py::arg("f"), py::kw_only(), py::arg("opset_version") = 17,
+      py::arg("model").none(false), py::arg("args"), py::arg("f"), py::kw_only(),
+      py::arg("opset_version") = 17,
       py::arg("dynamic_batch") = true, py::arg("input_names") = std::vector<std::string>{},
       py::arg("output_names") = std::vector<std::string>{},
       "Traces model(args) and writes the ONNX model (IR 8, opset 13-17) to f "

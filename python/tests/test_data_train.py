@@ -317,3 +317,26 @@ def test_modules_pickle_through_arguments_and_state(tmp_path):
     assert not soma.equal(back(x), model(x))  # a copy, not shared
     assert repr(pickle.loads(pickle.dumps(nn.CrossEntropyLoss(label_smoothing=0.2)))) == \
         "CrossEntropyLoss"
+
+
+def test_break_with_workers_over_a_python_dataset_and_reshuffle():
+    import time
+
+    class Slow:
+        def __len__(self):
+            return 64
+
+        def __getitem__(self, i):
+            time.sleep(0.0005)  # a worker is inside __getitem__ when the loop stops
+            return soma.tensor([float(i)]), i
+
+    loader = soma.data.DataLoader(Slow(), batch_size=4, num_workers=2, shuffle=True, seed=1)
+    firsts = []
+    for _ in range(3):
+        for _, yb in loader:
+            firsts.append(yb.tolist())
+            break  # leaves the pass early: must not hang, and the next pass reshuffles
+    assert firsts[0] != firsts[1] != firsts[2]
+    it = iter(loader)
+    next(it)
+    del it  # a part-used iterator is freed without a hang

@@ -375,3 +375,65 @@ def test_python_errors_in_forward_surface_through_cpp_containers():
     for rows in (1, 512):  # small: the GIL is kept; large: released around the C++ forward
         with pytest.raises(ValueError, match=f"boom at \\({rows}, 64\\)"):
             model(soma.randn(rows, 64))
+
+
+def test_review_findings_crash_and_silent_cases():
+    # touching self before Module.__init__: an AttributeError, as torch, not a crash
+    class Early(nn.Module):
+        def __init__(self):
+            self.x = 1
+            super().__init__()
+
+    with pytest.raises(AttributeError, match="before Module.__init__"):
+        Early()
+
+    class Peek(nn.Module):
+        def __init__(self):
+            getattr(self, "q", None)  # AttributeError inside: the default, no crash
+            super().__init__()
+
+    assert isinstance(Peek(), nn.Module)
+    # a plain tensor over a registered parameter: TypeError, as torch
+    layer = MyDenseLayer(2, 2)
+    with pytest.raises(TypeError, match="Parameter or None expected"):
+        layer.w = soma.ones(2, 2)
+    assert [n for n, _ in layer.named_parameters()] == ["w", "b"]
+    # forward overridden in a subclass of a C++ layer would be ignored by C++: refused
+    with pytest.raises(TypeError, match="overriding forward in a subclass of soma.nn.Linear"):
+        class MyLinear(nn.Linear):
+            def forward(self, x):
+                return x
+    with pytest.raises(TypeError, match="overriding forward"):
+        class MySeq(nn.Sequential):
+            def forward(self, x):
+                return x
+    # momentum=None means a cumulative average in torch: refused, not read as 0.1
+    with pytest.raises(soma.Error, match="momentum=None"):
+        nn.BatchNorm1d(3, momentum=None)
+
+
+class Tagged(nn.Linear):
+    """A Python subclass of a C++ layer with its own constructor arguments."""
+
+    def __init__(self, tag):
+        super().__init__(3, 2)
+        self.tag = tag
+
+
+def test_subclassed_layers_copy_and_frozen_layers_pickle():
+    import pickle
+
+    t = Tagged("a")
+    for back in (copy.deepcopy(t), pickle.loads(pickle.dumps(t))):
+        assert type(back) is Tagged and back.tag == "a"
+        assert soma.equal(back.weight, t.weight)
+    frozen = nn.Linear(2, 2).requires_grad_(False)
+    for back in (copy.deepcopy(frozen), pickle.loads(pickle.dumps(frozen))):
+        assert [p.requires_grad for p in back.parameters()] == [False, False]
+
+
+def test_state_dict_in_registration_order(torch):
+    model = nn.Sequential(*[nn.Linear(2, 2) for _ in range(11)], nn.BatchNorm1d(2))
+    twin = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(11)],
+                               torch.nn.BatchNorm1d(2))
+    assert list(model.state_dict()) == list(twin.state_dict())

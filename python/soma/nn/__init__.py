@@ -96,9 +96,16 @@ def _deepcopy(self, memo):
         memo[id(self)] = new
         for child in self:
             new.append(_copy.deepcopy(child, memo))
-    elif cls.__module__.startswith("soma"):
-        new = self.clone()
+    elif _cpp_layer(cls) is not None and not hasattr(self, "_init_args"):
+        new = self.clone()  # a C++ module not built from arguments (an imported ONNX graph)
         memo[id(self)] = new
+    elif _cpp_layer(cls) is not None:
+        new = _rebuild_layer(cls, *_layer_args(self))
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            if k != "_init_args":
+                object.__setattr__(new, k, _copy.deepcopy(v, memo))
+        return new
     else:
         new = cls.__new__(cls)
         Module.__init__(new)
@@ -211,16 +218,41 @@ for _name in dir(_C):
 
 
 def _state_of(module):
-    return ({k: v.detach().clone() for k, v in module.named_parameters(recurse=False)},
-            {k: v.clone() for k, v in module.named_buffers(recurse=False)})
+    params = {k: v.detach().clone().requires_grad_(v.requires_grad)
+              for k, v in module.named_parameters(recurse=False)}
+    return params, {k: v.clone() for k, v in module.named_buffers(recurse=False)}
+
+
+def _cpp_layer(cls):
+    """The C++ layer class soma binds that `cls` is or derives from (None for Module itself,
+    the containers and Python-defined modules)."""
+    for c in cls.__mro__:
+        if c is Module:
+            return None
+        if (c.__module__ or "").startswith("soma._soma") and not c.__name__.startswith("_"):
+            return c
+    return None
+
+
+def _layer_args(self):
+    params, buffers = _state_of(self)
+    args, kwargs = self._init_args
+    return args, kwargs, params, buffers, self.training
 
 
 def _rebuild_layer(cls, args, kwargs, params, buffers, training):
     from ..autograd import no_grad
-    m = cls(*args, **kwargs)
+    base = _cpp_layer(cls)
+    if base is None or base is cls:
+        m = cls(*args, **kwargs)
+    else:  # a Python subclass of a C++ layer: its own __init__ may take other arguments
+        m = cls.__new__(cls)
+        base.__init__(m, *args, **kwargs)
     with no_grad():
         for k, v in list(params.items()) + list(buffers.items()):
             getattr(m, k).copy_(v)
+    for k, v in params.items():
+        getattr(m, k).requires_grad_(v.requires_grad)
     return m.train(training)
 
 
@@ -242,15 +274,56 @@ def _rebuild_python_module(cls, attributes, params, buffers, children, training)
     return m.train(training)
 
 
+def _rebuild_subclassed_layer(cls, layer_args, attributes):
+    m = _rebuild_layer(cls, *layer_args)
+    for k, v in attributes.items():
+        object.__setattr__(m, k, v)
+    return m
+
+
+def _state_dict(self):
+    """Parameters and buffers by dotted name, in registration order (module by module, its
+    parameters then its buffers), as torch orders them."""
+    flat = self._state_dict()
+    out = {}
+    for prefix, m in self.named_modules():
+        dot = prefix + "." if prefix else ""
+        for name, _ in m.named_parameters(recurse=False) + m.named_buffers(recurse=False):
+            if dot + name in flat and dot + name not in out:
+                out[dot + name] = flat[dot + name]
+    for k, v in flat.items():  # anything the walk missed (none expected)
+        out.setdefault(k, v)
+    return out
+
+
+def _init_subclass(cls, **kwargs):
+    base = _cpp_layer(cls)
+    container = any(c in (_Sequential, _ModuleList, _Loss) for c in cls.__mro__[1:])
+    if "forward" in cls.__dict__ and (base is not None or container) and \
+            not cls.__module__.startswith("soma."):
+        parent = base.__name__ if base is not None else cls.__mro__[1].__name__
+        raise TypeError(
+            f"{cls.__name__}: overriding forward in a subclass of soma.nn.{parent} is not "
+            f"supported (C++ runs {parent}'s own forward); subclass soma.nn.Module and call a "
+            f"{parent} from your forward instead")
+
+
+Module.__init_subclass__ = classmethod(_init_subclass)
+Module._state_dict = Module.state_dict
+Module.state_dict = _state_dict
+
+
 def _reduce(self, protocol=2):
     cls = type(self)
     if isinstance(self, (Sequential, ModuleList)):
         return (_rebuild_container, (cls, list(self), self.training))
     params, buffers = _state_of(self)
-    for v, p in zip(params.values(), self.parameters(recurse=False)):
-        v.requires_grad_(p.requires_grad)
     if hasattr(self, "_init_args"):
         args, kwargs = self._init_args
+        if _cpp_layer(cls) is not cls:  # a Python subclass: its attributes too
+            return (_rebuild_subclassed_layer,
+                    (cls, (args, kwargs, params, buffers, self.training),
+                     {k: v for k, v in self.__dict__.items() if k != "_init_args"}))
         return (_rebuild_layer, (cls, args, kwargs, params, buffers, self.training))
     if cls.__module__.startswith("soma"):
         raise TypeError(f"{cls.__name__} does not pickle; pickle its state_dict() instead")
