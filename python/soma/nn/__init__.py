@@ -135,65 +135,62 @@ Module.__deepcopy__ = _deepcopy
 Module.extra_repr = lambda self: ""
 
 
-class Sequential(_Sequential):
+class _Container:
+    """What Sequential and ModuleList share over their C++ _push_back / _at / __len__."""
+
+    def _init_children(self, modules):
+        object.__setattr__(self, "_keep", [])
+        for m in modules:
+            self.append(m)
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError("%s: %s is not a soma.nn.Module"
+                            % (type(self).__name__, type(module).__name__))
+        self._push_back(module)
+        self._keep.append(module)  # a Python-defined module lives as long as its container
+        return self
+
+    def extend(self, modules):
+        for m in modules:
+            self.append(m)
+        return self
+
+    def _slice(self, index):
+        return [self._at(i) for i in range(len(self))[index]]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self._from_list(self._slice(index))
+        return self._at(index)
+
+    def __iter__(self):
+        return (self._at(i) for i in range(len(self)))
+
+
+class Sequential(_Container, _Sequential):
     """Chains modules, children named "0", "1", ... (torch.nn.Sequential). Python-defined and
     C++ modules mix; its forward runs in C++."""
 
     def __init__(self, *modules):
-        super().__init__()
-        object.__setattr__(self, "_keep", [])
-        for m in modules:
-            self.append(m)
+        _Sequential.__init__(self)
+        self._init_children(modules)
 
-    def append(self, module):
-        if not isinstance(module, Module):
-            raise TypeError("Sequential: %s is not a soma.nn.Module" % type(module).__name__)
-        self._push_back(module)
-        self._keep.append(module)  # a Python-defined module lives as long as the Sequential
-        return self
-
-    def extend(self, modules):
-        for m in modules:
-            self.append(m)
-        return self
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return Sequential(*[self._at(i) for i in range(len(self))[index]])
-        return self._at(index)
-
-    def __iter__(self):
-        return (self._at(i) for i in range(len(self)))
+    @staticmethod
+    def _from_list(modules):
+        return Sequential(*modules)
 
 
-class ModuleList(_ModuleList):
+class ModuleList(_Container, _ModuleList):
     """A list of modules whose parameters are registered (torch.nn.ModuleList)."""
 
     def __init__(self, modules=()):
-        super().__init__()
-        object.__setattr__(self, "_keep", [])
-        for m in modules:
-            self.append(m)
+        _ModuleList.__init__(self)
+        self._init_children(modules)
 
-    def append(self, module):
-        if not isinstance(module, Module):
-            raise TypeError("ModuleList: %s is not a soma.nn.Module" % type(module).__name__)
-        self._push_back(module)
-        self._keep.append(module)
-        return self
-
-    def extend(self, modules):
-        for m in modules:
-            self.append(m)
-        return self
-
-    def __getitem__(self, index):
-        if isinstance(index, slice):
-            return ModuleList([self._at(i) for i in range(len(self))[index]])
-        return self._at(index)
-
-    def __iter__(self):
-        return (self._at(i) for i in range(len(self)))
+    @staticmethod
+    def _from_list(modules):
+        return ModuleList(modules)
 
 
 # ---- pickling: through the architecture's arguments and the state dict ---------------------
