@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
   soma::manual_seed(5);
   std::vector<float> radius;
   std::vector<int64_t> ys;
-  for (int i = 0; i < 300; ++i) radius.push_back(static_cast<float>(i % 3 + 1)), ys.push_back(i % 3);
+  for (int i = 0; i < 300; ++i)
+    radius.push_back(static_cast<float>(i % 3 + 1)), ys.push_back(i % 3);
   const Tensor angle = soma::rand({300}) * 6.2831853;
   const Tensor r = soma::tensor(radius, {300}) + soma::randn({300}) * 0.15;
   const Tensor X = soma::stack({r * soma::cos(angle), r * soma::sin(angle)}, 1);

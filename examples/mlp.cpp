@@ -38,7 +38,8 @@ struct Spiral {
 // The noise is drawn with soma's generator (soma::manual_seed), class by class, so
 // examples/python/lecture1.py draws the same spiral.
 Spiral make_spiral() {
-  const soma::Tensor r = soma::arange(kPointsPerClass, soma::kFloat32) / double(kPointsPerClass - 1);
+  const soma::Tensor r =
+      soma::arange(kPointsPerClass, soma::kFloat32) / double(kPointsPerClass - 1);
   std::vector<soma::Tensor> xs;
   std::vector<int64_t> ys;
   for (int64_t j = 0; j < kClasses; ++j) {
@@ -95,7 +96,7 @@ int main(int argc, char** argv) {
   // One hidden layer (the lecture's "single hidden layer neural network").
   nn::Sequential shallow{nn::Linear(2, 32), nn::ReLU(), nn::Linear(32, kClasses)};
   // Deep: three hidden layers. (Braces: layers built, and initialised, left to right.)
-  nn::Sequential deep{nn::Linear(2, 64), nn::ReLU(), nn::Linear(64, 64), nn::ReLU(),
+  nn::Sequential deep{nn::Linear(2, 64),  nn::ReLU(), nn::Linear(64, 64),      nn::ReLU(),
                       nn::Linear(64, 64), nn::ReLU(), nn::Linear(64, kClasses)};
 
   std::printf("mlp: %lld spiral points, 3 classes, %d steps of full-batch GD (lr %.2f)\n\n",

@@ -40,7 +40,8 @@ struct Spiral {
 // x = (r sin angle, r cos angle). The noise is drawn with soma's generator, class by class, as
 // in examples/mlp.cpp, so examples/python/lecture1.py draws the same spiral.
 Spiral make_spiral() {
-  const soma::Tensor r = soma::arange(kPointsPerClass, soma::kFloat32) / double(kPointsPerClass - 1);
+  const soma::Tensor r =
+      soma::arange(kPointsPerClass, soma::kFloat32) / double(kPointsPerClass - 1);
   std::vector<soma::Tensor> xs;
   std::vector<int64_t> label;
   for (int64_t j = 0; j < kClasses; ++j) {

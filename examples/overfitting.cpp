@@ -32,7 +32,8 @@ namespace {
 soma::data::TensorDataset make_data(int64_t n, uint64_t seed) {
   soma::manual_seed(seed);
   const soma::Tensor x = soma::randn({n, 20});
-  const std::vector<int64_t> flips = soma::lt(soma::rand({n}), 0.2).to(soma::kInt64).to_vector<int64_t>();
+  const std::vector<int64_t> flips =
+      soma::lt(soma::rand({n}), 0.2).to(soma::kInt64).to_vector<int64_t>();
   const std::vector<float> xs = x.to_vector<float>();
   std::vector<int64_t> ys;
   for (int64_t i = 0; i < n; ++i) {
@@ -67,7 +68,7 @@ int main(int argc, char** argv) {
                            {"early stopping", 0.0, true}};
   for (Run& r : runs) {
     soma::manual_seed(0);
-    nn::Sequential model{nn::Linear(20, 256), nn::ReLU(), nn::Dropout(r.dropout),
+    nn::Sequential model{nn::Linear(20, 256),  nn::ReLU(), nn::Dropout(r.dropout),
                          nn::Linear(256, 256), nn::ReLU(), nn::Dropout(r.dropout),
                          nn::Linear(256, 2)};
     soma::optim::Adam opt(model.parameters(), {.lr = 1e-3});

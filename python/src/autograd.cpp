@@ -63,17 +63,19 @@ void bind_autograd(py::module_& m) {
       .def("__eq__", [](const GradFn& a, const GradFn& b) { return a.node == b.node; })
       .def("__hash__", [](const GradFn& a) { return std::hash<void*>()(a.node.get()); });
   py::class_<HookHandle>(m, "RemovableHandle", "Returned by Tensor.register_hook.")
-      .def("remove", [](HookHandle& h) {
-        if (h.removed) return;
-        h.tensor.remove_hook(h.id);
-        h.removed = true;
-      }, "Unregisters the hook (a second call does nothing).");
+      .def(
+          "remove",
+          [](HookHandle& h) {
+            if (h.removed) return;
+            h.tensor.remove_hook(h.id);
+            h.removed = true;
+          },
+          "Unregisters the hook (a second call does nothing).");
 
   auto cls = tensor_class(m);
   constexpr auto same = py::return_value_policy::reference_internal;
   cls.def_property(
-         "requires_grad", &Tensor::requires_grad,
-         [](Tensor& t, bool r) { t.requires_grad_(r); },
+         "requires_grad", &Tensor::requires_grad, [](Tensor& t, bool r) { t.requires_grad_(r); },
          "Whether gradients are recorded for this tensor (settable on leaves).")
       .def("requires_grad_", &Tensor::requires_grad_, py::arg("requires_grad") = true, same,
            "Marks a floating-point tensor as a leaf whose gradient is accumulated into .grad.")

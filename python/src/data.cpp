@@ -231,10 +231,7 @@ void bind_data(py::module_& m) {
            py::arg("dataset"), py::arg("batch_size") = 1, py::arg("shuffle") = false,
            py::arg("num_workers") = 0, py::arg("drop_last") = false, py::kw_only(),
            py::arg("seed") = 0, py::arg("transform") = py::none(), py::arg("prefetch_factor") = 2)
-      .def("__iter__",
-           [](std::shared_ptr<data::DataLoader> self) {
-             return LoaderIter(self);
-           })
+      .def("__iter__", [](std::shared_ptr<data::DataLoader> self) { return LoaderIter(self); })
       .def("__len__", &data::DataLoader::size, "Batches per epoch.")
       .def_property_readonly("epoch", &data::DataLoader::epoch)
       .def("set_epoch", &data::DataLoader::set_epoch, py::arg("epoch"));

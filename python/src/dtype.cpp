@@ -83,8 +83,7 @@ void bind_dtype(py::module_& m) {
           "is_floating_point", [](const PyDType& d) { return is_floating(d.dtype); },
           "True for float32 and float64.")
       .def_property_readonly(
-          "itemsize", [](const PyDType& d) { return element_size(d.dtype); },
-          "Bytes per element.")
+          "itemsize", [](const PyDType& d) { return element_size(d.dtype); }, "Bytes per element.")
       .def("__reduce__", [](const PyDType& d) {
         // A string: pickle stores the global soma.<name>, so unpickling gives the singleton.
         return std::string(dtype_name(d.dtype));
@@ -110,8 +109,9 @@ void bind_dtype(py::module_& m) {
 
   // soma.Error: every soma::Error, with soma's message.
   static py::exception<Error> error(m, "Error", PyExc_RuntimeError);
-  error.attr("__doc__") = "Raised for every error soma reports (bad shapes, dtypes, values, files); a "
-                "RuntimeError carrying soma's message, which names the op.";
+  error.attr("__doc__") =
+      "Raised for every error soma reports (bad shapes, dtypes, values, files); a "
+      "RuntimeError carrying soma's message, which names the op.";
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

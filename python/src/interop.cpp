@@ -60,8 +60,8 @@ Tensor from_numpy(py::handle obj) {
   PyObject* owner = a.ptr();
   Py_INCREF(owner);
   try {
-    return from_blob(const_cast<void*>(a.data()), shape, strides,
-                     [owner](void*) { release_owner(owner); }, d);
+    return from_blob(
+        const_cast<void*>(a.data()), shape, strides, [owner](void*) { release_owner(owner); }, d);
   } catch (...) {
     Py_DECREF(owner);  // from_blob did not take ownership
     throw;
@@ -70,17 +70,23 @@ Tensor from_numpy(py::handle obj) {
 
 const char* numpy_name(DType d) {
   switch (d) {
-    case kFloat32: return "float32";
-    case kFloat64: return "float64";
-    case kInt64: return "int64";
-    case kBool: return "bool";
-    case kUInt8: return "uint8";
+    case kFloat32:
+      return "float32";
+    case kFloat64:
+      return "float64";
+    case kInt64:
+      return "int64";
+    case kBool:
+      return "bool";
+    case kUInt8:
+      return "uint8";
   }
   return "float32";
 }
 
 py::array to_numpy(const Tensor& t) {
-  SOMA_CHECK(!t.requires_grad(), "numpy: can't call numpy() on a tensor that requires grad; use "
+  SOMA_CHECK(!t.requires_grad(),
+             "numpy: can't call numpy() on a tensor that requires grad; use "
              "tensor.detach().numpy()");
   const auto item = static_cast<py::ssize_t>(element_size(t.dtype()));
   std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
@@ -101,24 +107,32 @@ struct DLPackCtx {
 
 DLDataType dl_dtype(DType d) {
   switch (d) {
-    case kFloat32: return {kDLFloat, 32, 1};
-    case kFloat64: return {kDLFloat, 64, 1};
-    case kInt64: return {kDLInt, 64, 1};
-    case kUInt8: return {kDLUInt, 8, 1};
-    case kBool: break;
+    case kFloat32:
+      return {kDLFloat, 32, 1};
+    case kFloat64:
+      return {kDLFloat, 64, 1};
+    case kInt64:
+      return {kDLInt, 64, 1};
+    case kUInt8:
+      return {kDLUInt, 8, 1};
+    case kBool:
+      break;
   }
-  throw Error("__dlpack__: bool tensors cannot be exported (DLPack 0.6 has no bool type; "
-              "convert with .to(soma.uint8) first)");
+  throw Error(
+      "__dlpack__: bool tensors cannot be exported (DLPack 0.6 has no bool type; "
+      "convert with .to(soma.uint8) first)");
 }
 
 DType soma_dtype(DLDataType t) {
-  SOMA_CHECK(t.lanes == 1, "from_dlpack: vector types (lanes ", int(t.lanes), ") are not supported");
+  SOMA_CHECK(t.lanes == 1, "from_dlpack: vector types (lanes ", int(t.lanes),
+             ") are not supported");
   if (t.code == kDLFloat && t.bits == 32) return kFloat32;
   if (t.code == kDLFloat && t.bits == 64) return kFloat64;
   if (t.code == kDLInt && t.bits == 64) return kInt64;
   if (t.code == kDLUInt && t.bits == 8) return kUInt8;
   throw Error("from_dlpack: DLPack type (code " + std::to_string(t.code) + ", " +
-              std::to_string(t.bits) + " bits) is not supported (soma has float32, float64, "
+              std::to_string(t.bits) +
+              " bits) is not supported (soma has float32, float64, "
               "int64, bool and uint8)");
 }
 
@@ -130,7 +144,8 @@ void dlpack_capsule_destructor(PyObject* capsule) {
 }
 
 py::capsule to_dlpack(const Tensor& t) {
-  SOMA_CHECK(!t.requires_grad(), "__dlpack__: can't export a tensor that requires grad; use "
+  SOMA_CHECK(!t.requires_grad(),
+             "__dlpack__: can't export a tensor that requires grad; use "
              "tensor.detach()");
   DLDataType type = dl_dtype(t.dtype());
   auto* ctx = new DLPackCtx{t.detach(), t.shape(), t.strides()};
@@ -160,12 +175,15 @@ Tensor from_dlpack(py::handle obj) {
                                                       : py::reinterpret_borrow<py::object>(obj);
   PyObject* c = capsule.ptr();
   if (!PyCapsule_IsValid(c, "dltensor"))
-    throw py::type_error("from_dlpack: expected an object with __dlpack__ or an unconsumed "
-                         "\"dltensor\" capsule");
+    throw py::type_error(
+        "from_dlpack: expected an object with __dlpack__ or an unconsumed "
+        "\"dltensor\" capsule");
   auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(c, "dltensor"));
   const DLTensor& dl = m->dl_tensor;
-  SOMA_CHECK(dl.device.device_type == kDLCPU, "from_dlpack: only CPU tensors can be imported "
-             "(device type ", int(dl.device.device_type), ")");
+  SOMA_CHECK(dl.device.device_type == kDLCPU,
+             "from_dlpack: only CPU tensors can be imported "
+             "(device type ",
+             int(dl.device.device_type), ")");
   DType d = soma_dtype(dl.dtype);
   Shape shape(dl.shape, dl.shape + dl.ndim);
   Shape strides(dl.ndim);
@@ -179,17 +197,18 @@ Tensor from_dlpack(py::handle obj) {
     }
   }
   void* data = static_cast<char*>(dl.data) + dl.byte_offset;
-  Tensor t = from_blob(data, shape, strides,
-                       [m](void*) {
-                         if (!m->deleter) return;
-                         if (Py_IsInitialized()) {
-                           py::gil_scoped_acquire g;
-                           m->deleter(m);
-                         } else {
-                           m->deleter(m);
-                         }
-                       },
-                       d);
+  Tensor t = from_blob(
+      data, shape, strides,
+      [m](void*) {
+        if (!m->deleter) return;
+        if (Py_IsInitialized()) {
+          py::gil_scoped_acquire g;
+          m->deleter(m);
+        } else {
+          m->deleter(m);
+        }
+      },
+      d);
   PyCapsule_SetName(c, "used_dltensor");  // consumed: the tensor's deleter frees it now
   return t;
 }
@@ -220,8 +239,9 @@ void bind_interop(py::module_& m) {
           },
           py::arg("stream") = py::none(),
           "A DLPack capsule sharing this tensor's memory (DLPack 0.6; CPU).")
-      .def("__dlpack_device__", [](const Tensor&) { return py::make_tuple(int(kDLCPU), 0); },
-           "(kDLCPU, 0)")
+      .def(
+          "__dlpack_device__", [](const Tensor&) { return py::make_tuple(int(kDLCPU), 0); },
+          "(kDLCPU, 0)")
       .def(py::pickle(
           [](const Tensor& t) {
             Tensor c = t.detach().contiguous();
@@ -239,8 +259,8 @@ void bind_interop(py::module_& m) {
             std::string bytes = s[2].cast<std::string>();
             SOMA_CHECK(bytes.size() == static_cast<size_t>(t.numel()) * element_size(d),
                        "Tensor.__setstate__: ", bytes.size(), " bytes for shape ", t.shape());
-            if (!bytes.empty()) std::memcpy(const_cast<void*>(data_address(t)), bytes.data(),
-                                            bytes.size());
+            if (!bytes.empty())
+              std::memcpy(const_cast<void*>(data_address(t)), bytes.data(), bytes.size());
             if (s[3].cast<bool>()) t.requires_grad_(true);
             return t;
           }));

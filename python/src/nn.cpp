@@ -143,10 +143,11 @@ std::shared_ptr<nn::Module> make_layer(const std::string& type, const py::args& 
     spec[key] = to_json(v, where);
   }
   // torch's momentum=None is a cumulative moving average, not the default 0.1.
-  SOMA_CHECK(!(type.starts_with("BatchNorm") && spec.contains("momentum") &&
-               spec["momentum"].is_null()),
-             where, ": momentum=None (a cumulative moving average) is not supported; give a "
-             "number (default 0.1)");
+  SOMA_CHECK(
+      !(type.starts_with("BatchNorm") && spec.contains("momentum") && spec["momentum"].is_null()),
+      where,
+      ": momentum=None (a cumulative moving average) is not supported; give a "
+      "number (default 0.1)");
   const auto& registry = cli::layer_registry();
   cli::LayerArgs a(spec, 0, type, where);
   std::shared_ptr<nn::Module> layer;
@@ -197,8 +198,9 @@ nn::Module& module_of(py::handle self) {
   auto* inst = reinterpret_cast<py::detail::instance*>(self.ptr());
   auto vh = inst->get_value_and_holder();  // the instance's own (most derived) C++ type
   if (!vh || !vh.holder_constructed() || vh.value_ptr() == nullptr)
-    throw py::attribute_error("cannot use a soma.nn.Module's attributes before "
-                              "Module.__init__() is called (call super().__init__() first)");
+    throw py::attribute_error(
+        "cannot use a soma.nn.Module's attributes before "
+        "Module.__init__() is called (call super().__init__() first)");
   return self.cast<nn::Module&>();
 }
 

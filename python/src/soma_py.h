@@ -77,16 +77,23 @@ std::vector<indexing::TensorIndex> indices_from_key(py::handle key);
 /// The address of t's first element (whatever its dtype).
 inline const void* data_address(const Tensor& t) {
   switch (t.dtype()) {
-    case kFloat32: return t.data<float>();
-    case kFloat64: return t.data<double>();
-    case kInt64: return t.data<int64_t>();
-    case kBool: return t.data<bool>();
-    case kUInt8: return t.data<uint8_t>();
+    case kFloat32:
+      return t.data<float>();
+    case kFloat64:
+      return t.data<double>();
+    case kInt64:
+      return t.data<int64_t>();
+    case kBool:
+      return t.data<bool>();
+    case kUInt8:
+      return t.data<uint8_t>();
   }
   return nullptr;
 }
 /// Wraps a tensor as a new soma.Tensor Python object.
-inline py::object wrap(Tensor t) { return py::cast(std::move(t)); }
+inline py::object wrap(Tensor t) {
+  return py::cast(std::move(t));
+}
 
 /// soma.Tensor's class object, to add methods from another unit: tensor_class(m).def(...).
 inline py::class_<Tensor> tensor_class(py::module_& m) {

@@ -314,11 +314,10 @@ void bind_train(py::module_& m) {
         return h;
       },
       py::arg("model").none(false), py::arg("optimizer").none(false), py::arg("loss"),
-      py::arg("train"),
-      py::arg("epochs") = 10, py::arg("validation") = py::none(), py::arg("callbacks") = py::none(),
-      py::arg("scheduler") = py::none(), py::arg("plateau") = py::none(),
-      py::arg("initial_epoch") = 0, py::arg("max_grad_norm") = 0.0, py::arg("verbose") = true,
-      py::arg("validation_loss") = py::none(),
+      py::arg("train"), py::arg("epochs") = 10, py::arg("validation") = py::none(),
+      py::arg("callbacks") = py::none(), py::arg("scheduler") = py::none(),
+      py::arg("plateau") = py::none(), py::arg("initial_epoch") = 0, py::arg("max_grad_norm") = 0.0,
+      py::arg("verbose") = true, py::arg("validation_loss") = py::none(),
       "Trains `model` on the batches of `train` for `epochs` epochs and returns the History "
       "(soma::train::fit: mini-batch loop, validation after every epoch, schedulers, "
       "callbacks; verbose adds a ProgressBar). Runs in C++ without the GIL; Ctrl-C stops it "
@@ -398,8 +397,8 @@ void bind_train(py::module_& m) {
         onnx::export_model(*model, inputs, path, o);
       },
       py::arg("model").none(false), py::arg("args"), py::arg("f"), py::kw_only(),
-      py::arg("opset_version") = 17,
-      py::arg("dynamic_batch") = true, py::arg("input_names") = std::vector<std::string>{},
+      py::arg("opset_version") = 17, py::arg("dynamic_batch") = true,
+      py::arg("input_names") = std::vector<std::string>{},
       py::arg("output_names") = std::vector<std::string>{},
       "Traces model(args) and writes the ONNX model (IR 8, opset 13-17) to f "
       "(torch.onnx.export's argument names).");
