@@ -155,6 +155,8 @@ struct HFlip {
   static constexpr const char* name = "hflip";
 };
 
+// The low-precision slots (LowpGemmU8S8S32, LowpGemmBf16, ...) are in kernels/kernels_lowp.h.
+
 /// The strided n-d loop under every elementwise op (kernels/cpu/loop.h): calls f for each
 /// innermost row; the reference visits one element at a time on one thread.
 template <int K>

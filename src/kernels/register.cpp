@@ -5,6 +5,10 @@
 //   openblas / cpu  the fast kernels (OpenBLAS GEMM; soma's vectorised, threaded loops)
 //   onednn / tuned  float32 convolutions on oneDNN (SOMA_ONEDNN builds); "tuned" (the default)
 //                   picks oneDNN or cpu per shape (kernels/onednn/conv.h)
+//   vnni / avx512 / avx512_bf16
+//                   the low-precision kernels (kernels/cpu/lowp.h) by CPU feature: AVX-512
+//                   VNNI int8, AVX-512BW int8 and conversions, AVX-512 BF16 GEMM; registered
+//                   with an availability test on kernels::cpu_features() (SOMA_MAX_CPU_ISA)
 //   reference       naive loops on one thread (long double accumulation where it matters):
 //                   `SOMA_KERNELS=reference` runs any program, and the op test table in ctest
 //                   (kernels.reference_backend), on them.
@@ -23,6 +27,7 @@
 #include "kernels/cpu/sort.h"
 #include "kernels/cpu/vector.h"
 #include "kernels/kernels.h"
+#include "kernels/kernels_lowp.h"
 #ifdef SOMA_ONEDNN
 #include "kernels/onednn/conv.h"
 #endif
@@ -217,6 +222,31 @@ void register_kernels() {
   };
   norm_kernels.template operator()<float>();
   norm_kernels.template operator()<double>();
+
+  // low precision (kernels/cpu/lowp.h): the fastest available by CPU feature, else the scalar
+  // reference (the int8 GEMM's AVX-512BW fallback stays exact, as the reference)
+  namespace lp = lowp;
+  Kernel<LowpGemmU8S8S32>::add("vnni", 200, &lp::gemm_u8s8s32_vnni, &lp::vnni_available);
+  Kernel<LowpGemmU8S8S32>::add("avx512", 100, &lp::gemm_u8s8s32_avx512, &lp::avx512_available);
+  Kernel<LowpGemmU8S8S32>::add("reference", 0, &lp::gemm_u8s8s32_reference);
+  Kernel<LowpGemmU8S8F32>::add("vnni", 200, &lp::gemm_u8s8_f32_vnni, &lp::vnni_available);
+  Kernel<LowpGemmU8S8F32>::add("avx512", 100, &lp::gemm_u8s8_f32_avx512, &lp::avx512_available);
+  Kernel<LowpGemmU8S8F32>::add("reference", 0, &lp::gemm_u8s8_f32_reference);
+  Kernel<LowpMinMax>::add("avx512", 100, &lp::min_max_avx512, &lp::avx512_available);
+  Kernel<LowpMinMax>::add("reference", 0, &lp::min_max_reference);
+  Kernel<LowpQuantizeU8>::add("avx512", 100, &lp::quantize_u8_avx512, &lp::avx512_available);
+  Kernel<LowpQuantizeU8>::add("reference", 0, &lp::quantize_u8_reference);
+  Kernel<LowpFloatToBf16>::add("avx512", 100, &lp::float_to_bf16_avx512, &lp::avx512_available);
+  Kernel<LowpFloatToBf16>::add("reference", 0, &lp::float_to_bf16_reference);
+  Kernel<LowpBf16ToFloat>::add("avx512", 100, &lp::bf16_to_float_avx512, &lp::avx512_available);
+  Kernel<LowpBf16ToFloat>::add("reference", 0, &lp::bf16_to_float_reference);
+  Kernel<LowpFloatToF16>::add("avx512", 100, &lp::float_to_f16_avx512, &lp::avx512_available);
+  Kernel<LowpFloatToF16>::add("reference", 0, &lp::float_to_f16_reference);
+  Kernel<LowpF16ToFloat>::add("avx512", 100, &lp::f16_to_float_avx512, &lp::avx512_available);
+  Kernel<LowpF16ToFloat>::add("reference", 0, &lp::f16_to_float_reference);
+  Kernel<LowpGemmBf16>::add("avx512_bf16", 200, &lp::gemm_bf16_avx512_bf16, &lp::bf16_available);
+  Kernel<LowpGemmBf16>::add("cpu", 100, &lp::gemm_bf16_cpu);
+  Kernel<LowpGemmBf16>::add("reference", 0, &lp::gemm_bf16_reference);
 }
 
 }  // namespace soma::kernels

@@ -29,12 +29,17 @@
 
 namespace soma::kernels {
 
-/// CPU features the kernels may ask about (read once with cpuid).
+/// CPU features the kernels may ask about (read once with cpuid), capped by the environment
+/// variable SOMA_MAX_CPU_ISA (oneDNN's names: sse41, avx2, avx512_core, avx512_core_vnni,
+/// avx512_core_bf16, all): a feature above the cap reads false, so tests run the fallback kernels
+/// on a machine that has more. An unknown value is a soma::Error (naming it and the accepted
+/// values) from every call until the variable is fixed.
 struct CpuFeatures {
   bool avx2 = false, fma = false, avx512f = false, avx512bw = false, avx512vl = false,
        avx512_vnni = false, avx512_bf16 = false;
 };
 const CpuFeatures& cpu_features();
+// cpu_isa_name(), the level cpu_features() reports, is in kernels/cpu_isa.h.
 
 /// The backend every kernel uses when it has an available implementation under that name
 /// ("" = each kernel's highest-priority one). Throws soma::Error for a name no kernel has.
