@@ -41,12 +41,18 @@ bench: build
 	done; \
 	[ $$found = 1 ] || echo "no benchmarks built (bench/*.cpp, needs libbenchmark-dev)"
 
-# soma vs PyTorch, side by side (docs/PERFORMANCE.md): installs python3-torch, builds, runs the
-# whole harness (~5 min). COMPARE_ARGS=--smoke for a quick run.
+# soma vs PyTorch and libtorch C++, side by side (docs/PERFORMANCE.md): installs python3-torch
+# and libtorch-dev, builds soma and the libtorch peer (bench/libtorch, its own CMake project,
+# never part of `make build`/`make test`), runs the whole harness. COMPARE_ARGS=--smoke for a
+# quick run, COMPARE_ARGS="--workloads a,b,d,e" for some rows.
 COMPARE_ARGS ?=
+LIBTORCH_DIR ?= $(BUILD_DIR)/libtorch-peer
 compare: build
 	@scripts/bootstrap.sh --dev
-	bench/compare_pytorch $(COMPARE_ARGS)
+	@test -f $(LIBTORCH_DIR)/build.ninja || \
+	  cmake -S bench/libtorch -B $(LIBTORCH_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(LIBTORCH_DIR) -j$(JOBS)
+	bench/compare_pytorch --libtorch-bench $(LIBTORCH_DIR)/libtorch_bench $(COMPARE_ARGS)
 
 # The whole test suite built with AddressSanitizer + UndefinedBehaviorSanitizer (any report
 # fails the test). CI runs it after `make test`. Not under the sanitizers: the install test,

@@ -3,7 +3,8 @@
 #   scripts/bootstrap.sh         build + test dependencies (OpenMPI: soma::dist, mpirun; Python
 #                                bindings: pybind11, NumPy, pytest)
 #   scripts/bootstrap.sh --dev   also python3-torch (tests/ reference generator, the
-#                                Python tests' comparisons) and clang-format
+#                                Python tests' comparisons), libtorch-dev (make compare's
+#                                libtorch C++ peer, bench/libtorch) and clang-format
 #   scripts/bootstrap.sh --test  also chromium (the CLI test renders report.html headless),
 #                                python3-torch (python/tests compare with it; CI fails without),
 #                                python3-onnx (the ONNX checker) and, with npm, ONNX Runtime
@@ -20,11 +21,11 @@ packages=(build-essential cmake ninja-build libopenblas-openmp-dev libdnnl-dev l
           python3-dev python3-numpy python3-pytest pybind11-dev libdlpack-dev)
 for arg in "$@"; do
   case "$arg" in
-    --dev) packages+=(python3-torch clang-format) ;;
+    --dev) packages+=(python3-torch libtorch-dev clang-format) ;;
     --test) packages+=(chromium python3-onnx python3-torch); want_ort=1 ;;  # report.html; ONNX checker; python/tests vs torch
     --fuzz) packages+=(clang libclang-rt-14-dev libomp-14-dev) ;;
     --docs) packages+=(doxygen) ;;
-    -h|--help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,13s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "bootstrap.sh: unknown argument '$arg' (use --dev, --test, --fuzz or --docs)" >&2; exit 2 ;;
   esac
 done

@@ -1,13 +1,16 @@
 // soma side of bench/compare_pytorch (issue 6): one workload per invocation, one JSON line out.
 //
 //   soma_bench train   --hidden 256,128 --batch 128 [--reps 3] [--threads 2] [--smoke]
-//   soma_bench latency [--reps 3] [--calls 5000]     single-image inference, 784-256-128-10
-//   soma_bench infer   --batch 1024 [--reps 3]       batch inference throughput, 784-256-128-10
 //   soma_bench sgemm   [--n 2048] [--reps 5]         soma::matmul n^3 (the sgemm ceiling)
 //   soma_bench dist    --batch 128 [--reps 3]        train under mpirun (bench/dist_throughput)
-//   soma_bench cnn_train --batch 128 | cnn_infer --batch 1024 | cnn_latency | dwsep --batch 128
-//              | convT --batch 128                   issue 18's CNN workloads (bench/torch_bench.py
+//   soma_bench cnn_train --batch 128 | dwsep --batch 128 | convT --batch 128
+//                                                    issue 18's CNN workloads (bench/torch_bench.py
 //                                                    cnn_job has the same definitions)
+//
+// The inference workloads (batch-1 latency and batch throughput of the MLP and the CNN) are
+// `soma bench --json` on model files (tools/soma/bench_command.cpp; bench/compare_pytorch runs
+// it); what is left here is what a model file and a random batch cannot express: epochs through
+// the DataLoader, single-layer steps, the sgemm ceiling and the distributed run.
 //
 // train: Fashion-MNIST train split (60000), global mean/std normalisation applied per batch by
 // the DataLoader transform (as `soma train` does), shuffle (one loader worker only with a spare
@@ -47,7 +50,6 @@ struct Args {
   int64_t batch = 128;
   int reps = 3;
   int threads = 2;
-  int64_t calls = 5000;
   int64_t n = 2048;
   bool smoke = false;
 };
@@ -183,47 +185,6 @@ void run_dist(const Args& a) {
   emit(b, "ring_fraction", ring_fractions, model->num_parameters());
 }
 
-void run_latency(const Args& a) {
-  soma::manual_seed(0);
-  auto model = make_mlp(784, {256, 128}, 10);
-  model->eval();
-  soma::NoGradGuard no_grad;
-  const soma::Tensor x = soma::randn({1, 784});
-  const int64_t calls = a.smoke ? 20 : a.calls;
-  const int reps = a.smoke ? 1 : a.reps;
-  for (int i = 0; i < std::min<int64_t>(calls, 500); ++i) (void)(*model)(x);  // warm-up
-  std::vector<double> medians;  // per repetition: median µs over `calls` timed calls
-  std::vector<double> t(static_cast<size_t>(calls));
-  for (int r = 0; r < reps; ++r) {
-    for (int64_t i = 0; i < calls; ++i) {
-      const auto t0 = Clock::now();
-      soma::Tensor out = (*model)(x);
-      t[static_cast<size_t>(i)] = seconds_since(t0) * 1e6;
-    }
-    std::nth_element(t.begin(), t.begin() + calls / 2, t.end());
-    medians.push_back(t[static_cast<size_t>(calls / 2)]);
-  }
-  emit(a, "latency_us", medians, model->num_parameters());
-}
-
-void run_infer(const Args& a) {
-  soma::manual_seed(0);
-  auto model = make_mlp(784, {256, 128}, 10);
-  model->eval();
-  soma::NoGradGuard no_grad;
-  const soma::Tensor x = soma::randn({a.batch, 784});
-  const int reps = a.smoke ? 1 : a.reps;
-  const int iters = a.smoke ? 2 : 200;
-  for (int i = 0; i < (a.smoke ? 1 : 20); ++i) (void)(*model)(x);
-  std::vector<double> rates;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = Clock::now();
-    for (int i = 0; i < iters; ++i) (void)(*model)(x);
-    rates.push_back(static_cast<double>(a.batch) * iters / seconds_since(t0));
-  }
-  emit(a, "samples_per_s", rates, model->num_parameters());
-}
-
 void run_sgemm(const Args& a) {
   const int64_t n = a.smoke ? 256 : a.n;
   const soma::Tensor p = soma::randn({n, n}), q = soma::randn({n, n});
@@ -273,7 +234,7 @@ std::shared_ptr<nn::Sequential> make_dwsep() {
 void run_cnn(const Args& a) {
   const std::string& w = a.workload;
   const int reps = a.smoke ? 1 : a.reps;
-  const int64_t b = w == "cnn_latency" ? 1 : a.batch;
+  const int64_t b = a.batch;
   soma::manual_seed(0);
   std::vector<double> values;
   if (w == "cnn_train") {
@@ -317,39 +278,6 @@ void run_cnn(const Args& a) {
     emit(a, "samples_per_s", values, model->num_parameters());
     return;
   }
-  if (w == "cnn_infer" || w == "cnn_latency") {
-    auto model = make_cnn();
-    model->eval();
-    soma::NoGradGuard no_grad;
-    const soma::Tensor x = soma::randn({b, 1, 28, 28});
-    if (w == "cnn_latency") {
-      const int64_t calls = a.smoke ? 20 : 2000;
-      for (int64_t i = 0; i < std::min<int64_t>(calls, 200); ++i) (void)(*model)(x);
-      std::vector<double> t(static_cast<size_t>(calls));
-      for (int r = 0; r < reps; ++r) {
-        for (int64_t i = 0; i < calls; ++i) {
-          const auto t0 = Clock::now();
-          soma::Tensor out = (*model)(x);
-          t[static_cast<size_t>(i)] = seconds_since(t0) * 1e6;
-        }
-        std::nth_element(t.begin(), t.begin() + calls / 2, t.end());
-        values.push_back(t[static_cast<size_t>(calls / 2)]);
-      }
-      Args c = a;
-      c.batch = 1;
-      emit(c, "latency_us", values, model->num_parameters());
-      return;
-    }
-    const int iters = a.smoke ? 1 : 10;
-    for (int i = 0; i < (a.smoke ? 1 : 2); ++i) (void)(*model)(x);
-    for (int r = 0; r < reps; ++r) {
-      const auto t0 = Clock::now();
-      for (int i = 0; i < iters; ++i) (void)(*model)(x);
-      values.push_back(static_cast<double>(b) * iters / seconds_since(t0));
-    }
-    emit(a, "samples_per_s", values, model->num_parameters());
-    return;
-  }
   // dwsep, convT: one layer's training step (forward, backward to the input and parameters of
   // the mean of the output).
   std::shared_ptr<nn::Module> layer;
@@ -385,7 +313,7 @@ void run_cnn(const Args& a) {
 int main(int argc, char** argv) {
   Args a;
   if (argc < 2) {
-    std::fprintf(stderr, "usage: soma_bench train|latency|infer|sgemm [options]\n");
+    std::fprintf(stderr, "usage: soma_bench train|dist|sgemm|cnn_train|dwsep|convT [options]\n");
     return 2;
   }
   a.workload = argv[1];
@@ -406,8 +334,6 @@ int main(int argc, char** argv) {
       a.reps = std::stoi(next());
     else if (k == "--threads")
       a.threads = std::stoi(next());
-    else if (k == "--calls")
-      a.calls = std::stoll(next());
     else if (k == "--n")
       a.n = std::stoll(next());
     else if (k == "--smoke")
@@ -425,16 +351,10 @@ int main(int argc, char** argv) {
       run_train(a);
     else if (a.workload == "dist")
       run_dist(a);
-    else if (a.workload == "latency") {
-      a.batch = 1;
-      run_latency(a);
-    } else if (a.workload == "infer")
-      run_infer(a);
     else if (a.workload == "sgemm")
       run_sgemm(a);
 #ifdef SOMA_BENCH_CNN
-    else if (a.workload == "cnn_train" || a.workload == "cnn_infer" ||
-             a.workload == "cnn_latency" || a.workload == "dwsep" || a.workload == "convT")
+    else if (a.workload == "cnn_train" || a.workload == "dwsep" || a.workload == "convT")
       run_cnn(a);
 #endif
     else {

@@ -41,4 +41,21 @@ struct ExportArgs {
 /// Writes the model as ONNX (tools/soma/export_command.cpp).
 void export_onnx(const ExportArgs& args);
 
+struct BenchArgs {
+  std::string model;           // model.safetensors or .onnx
+  int64_t batch_size = 1;      // samples per timed run
+  int threads = 0;             // with threads_given; else soma's default (every core)
+  bool threads_given = false;  // --threads on the command line
+  std::string precision = "fp32";
+  bool train = false;  // training steps instead of inference
+  int64_t warmup = 10;
+  int64_t iterations = 100;  // timed runs, unless seconds_given
+  double seconds = 0;        // with seconds_given: time runs for this long instead
+  bool seconds_given = false;
+  bool json = false;  // one JSON object on stdout
+};
+/// Times the model on random inputs and prints throughput and latency percentiles
+/// (tools/soma/bench_command.cpp).
+void bench(const BenchArgs& args);
+
 }  // namespace soma::cli

@@ -87,6 +87,27 @@ void add_data_options(CLI::App* cmd, DataArgs& d) {
       ->check(CLI::IsMember({"train", "test"}));
 }
 
+CLI::App* add_bench_command(CLI::App& app, BenchArgs& b) {
+  CLI::App* bench = app.add_subcommand(
+      "bench", "time a model on random inputs: throughput and latency percentiles");
+  bench
+      ->add_option("--model", b.model,
+                   "model.safetensors written by soma train, or an ONNX model (.onnx)")
+      ->required();
+  bench->add_option("--batch-size", b.batch_size, "samples per timed run")->capture_default_str();
+  bench->add_option("--threads", b.threads, "threads (default: every available core)");
+  bench->add_option("--precision", b.precision, "fp32, bf16 or int8")->capture_default_str();
+  bench->add_flag("--train", b.train,
+                  "time training steps (forward, cross-entropy, backward, Adam) on random labels");
+  bench->add_option("--warmup", b.warmup, "untimed runs first")->capture_default_str();
+  CLI::Option* iterations =
+      bench->add_option("--iterations", b.iterations, "timed runs")->capture_default_str();
+  bench->add_option("--seconds", b.seconds, "time runs for this long instead of --iterations")
+      ->excludes(iterations);
+  bench->add_flag("--json", b.json, "print one JSON object instead of the table");
+  return bench;
+}
+
 }  // namespace
 
 int parse_command_line(int argc, char** argv, CommandLine& line) {
@@ -125,6 +146,8 @@ int parse_command_line(int argc, char** argv, CommandLine& line) {
                   "image models with 10 classes, else the class ids)")
       ->delimiter(',');
 
+  CLI::App* bench = add_bench_command(app, line.bench_args);
+
   preload_config(argc, argv, line.config, line.given);
   try {
     app.parse(argc, argv);
@@ -155,7 +178,9 @@ int parse_command_line(int argc, char** argv, CommandLine& line) {
         line.given.insert(normalized_key(opt->get_name()));
   }
   line.export_args.preprocessing = !no_pre;
-  for (const CLI::App* cmd : {train, eval, predict, summary, exp})
+  line.bench_args.threads_given = bench->count("--threads") > 0;
+  line.bench_args.seconds_given = bench->count("--seconds") > 0;
+  for (const CLI::App* cmd : {train, eval, predict, summary, exp, bench})
     if (cmd->parsed()) line.command = cmd->get_name();
   return -1;
 }

@@ -11,12 +11,13 @@
 namespace soma::cli {
 
 struct CommandLine {
-  std::string command;          // "train", "eval", "predict", "summary" or "export"
+  std::string command;          // "train", "eval", "predict", "summary", "export" or "bench"
   TrainConfig config;           // train: defaults, then the config file, then the flags
   std::set<std::string> given;  // train: options set by the file or a flag (normalized_key)
   std::string model;            // eval, predict, summary: model.safetensors
   DataArgs data;                // eval, predict
   ExportArgs export_args;       // export
+  BenchArgs bench_args;         // bench
 };
 
 /// Parses the arguments into `line`. Returns -1 when line.command is to run, else the exit

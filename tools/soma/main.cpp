@@ -4,6 +4,7 @@
 //   soma predict --model runs/X/model.safetensors --csv rows.csv --label-column label
 //   soma summary --model runs/X/model.safetensors
 //   soma export --model runs/X/model.safetensors --out model.onnx
+//   soma bench --model runs/X/model.safetensors --batch-size 32 [--train] [--json]
 #include <chrono>
 #include <iostream>
 #include <optional>
@@ -29,6 +30,8 @@ int run(int argc, char** argv) {
     soma::cli::summary(line.model);
   else if (line.command == "export")
     soma::cli::export_onnx(line.export_args);
+  else if (line.command == "bench")
+    soma::cli::bench(line.bench_args);
   return 0;
 }
 
