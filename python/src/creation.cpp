@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 
 #include <cstring>
+#include <limits>
 #include <string>
 
 #include "soma_py.h"
@@ -95,6 +96,9 @@ void fill_from(Tensor& t, const Flat& flat) {
   for (size_t k = 0; k < n; ++k) {
     if constexpr (std::is_floating_point_v<T>)
       p[k] = static_cast<T>(flat.kind == Kind::Float ? flat.f[k] : static_cast<double>(flat.i[k]));
+    else if constexpr (is_reduced_float_v<T>)  // through float, as c10 converts a double
+      p[k] = T(static_cast<float>(flat.kind == Kind::Float ? flat.f[k]
+                                                           : static_cast<double>(flat.i[k])));
     else if constexpr (std::is_same_v<T, bool>)
       p[k] = flat.kind == Kind::Float ? flat.f[k] != 0 : flat.i[k] != 0;
     else {
@@ -103,6 +107,12 @@ void fill_from(Tensor& t, const Flat& flat) {
                    " cannot be converted to ", dtype_of<T>());
         p[k] = static_cast<T>(static_cast<int64_t>(flat.f[k]));
       } else {
+        // like torch.tensor: a value the narrow integer dtype cannot hold is an error
+        if constexpr (sizeof(T) < 8)
+          SOMA_CHECK(flat.i[k] >= std::numeric_limits<T>::min() &&
+                         flat.i[k] <= std::numeric_limits<T>::max(),
+                     "tensor: value ", flat.i[k], " cannot be converted to ", dtype_of<T>(),
+                     " without overflow");
         p[k] = static_cast<T>(flat.i[k]);
       }
     }
@@ -117,21 +127,28 @@ DType numpy_dtype(const py::array& a, const char* op) {
   if (kind == 'i' && size == 8) return kInt64;
   if (kind == 'b' && size == 1) return kBool;
   if (kind == 'u' && size == 1) return kUInt8;
+  if (kind == 'i' && size == 1) return kInt8;
+  if (kind == 'i' && size == 4) return kInt32;
+  if (kind == 'f' && size == 2) return kFloat16;
   throw Error(std::string(op) + ": NumPy dtype " + std::string(py::str(a.dtype())) +
-              " is not supported (soma has float32, float64, int64, bool and uint8)");
+              " is not supported (soma has float32, float64, float16, int64, int32, int8, bool "
+              "and uint8)");
 }
 
 /// A copy of any array-like through NumPy: other integer and float widths convert to int64 and
-/// float32/float64 like torch.tensor would keep them (int32 -> int64, float16 -> float32).
+/// float32/float64 like torch.tensor would keep them (int16 -> int64, uint16 -> int64); int8,
+/// int32, uint8, float16, float32, float64 and bool keep their dtype.
 Tensor tensor_from_array(py::handle data, std::optional<DType> dtype) {
   py::module_ np = py::module_::import("numpy");
   py::array a = np.attr("asarray")(data);
   char kind = a.dtype().kind();
   const char* target = nullptr;
-  if (kind == 'i' || kind == 'u')
-    target = a.itemsize() == 1 && kind == 'u' ? "uint8" : "int64";
+  if (kind == 'u')
+    target = a.itemsize() == 1 ? "uint8" : "int64";
+  else if (kind == 'i')
+    target = a.itemsize() == 1 ? "int8" : a.itemsize() == 4 ? "int32" : "int64";
   else if (kind == 'f')
-    target = a.itemsize() == 8 ? "float64" : "float32";
+    target = a.itemsize() == 8 ? "float64" : a.itemsize() == 2 ? "float16" : "float32";
   else if (kind == 'b')
     target = "bool";
   else
@@ -195,6 +212,18 @@ Tensor tensor_from_data(py::handle data, std::optional<DType> dtype) {
       break;
     case kUInt8:
       fill_from<uint8_t>(t, flat);
+      break;
+    case kInt8:
+      fill_from<int8_t>(t, flat);
+      break;
+    case kInt32:
+      fill_from<int32_t>(t, flat);
+      break;
+    case kBFloat16:
+      fill_from<BFloat16>(t, flat);
+      break;
+    case kFloat16:
+      fill_from<Half>(t, flat);
       break;
   }
   return t;
@@ -402,7 +431,8 @@ void bind_creation(py::module_& m) {
       "Whether obj is a soma.Tensor.", py::arg("obj"));
   m.def(
       "is_floating_point", [](const Tensor& t) { return is_floating(t.dtype()); },
-      "Whether the dtype is float32 or float64.", py::arg("input"));
+      "Whether the dtype is floating point (float32, float64, bfloat16, float16).",
+      py::arg("input"));
 }
 
 }  // namespace soma::python

@@ -12,11 +12,12 @@ struct PyDType {
   DType dtype;
 };
 
-constexpr std::array<DType, 5> kAllDTypes = {kFloat32, kFloat64, kInt64, kBool, kUInt8};
+// soma::kAllDTypes is in enum order, so g_dtype_objects[static_cast<size_t>(d)] is d's object.
+constexpr size_t kNumDTypes = std::size(soma::kAllDTypes);
 
 // Singletons, created by bind_dtype and alive until the interpreter exits (leaked on purpose:
 // they are module attributes, and freeing them from a static destructor after Py_Finalize crashes).
-std::array<PyObject*, 5> g_dtype_objects{};
+std::array<PyObject*, kNumDTypes> g_dtype_objects{};
 PyObject* g_size_type = nullptr;
 
 }  // namespace
@@ -27,7 +28,7 @@ py::object dtype_object(DType dtype) {
 
 bool dtype_from_object(py::handle h, DType& out) {
   PyObject* o = h.ptr();
-  for (size_t i = 0; i < kAllDTypes.size(); ++i)
+  for (size_t i = 0; i < kNumDTypes; ++i)
     if (o == g_dtype_objects[i]) {
       out = kAllDTypes[i];
       return true;
@@ -77,18 +78,18 @@ Shape shape_from_args(const py::args& args, const char* op) {
 void bind_dtype(py::module_& m) {
   py::class_<PyDType> cls(m, "dtype",
                           "An element type: soma.float32 (the default), float64, int64, bool, "
-                          "uint8.");
+                          "uint8, int8, int32, bfloat16, float16.");
   cls.def("__repr__", [](const PyDType& d) { return "soma." + std::string(dtype_name(d.dtype)); })
       .def_property_readonly(
           "is_floating_point", [](const PyDType& d) { return is_floating(d.dtype); },
-          "True for float32 and float64.")
+          "True for float32, float64, bfloat16 and float16.")
       .def_property_readonly(
           "itemsize", [](const PyDType& d) { return element_size(d.dtype); }, "Bytes per element.")
       .def("__reduce__", [](const PyDType& d) {
         // A string: pickle stores the global soma.<name>, so unpickling gives the singleton.
         return std::string(dtype_name(d.dtype));
       });
-  for (size_t i = 0; i < kAllDTypes.size(); ++i) {
+  for (size_t i = 0; i < kNumDTypes; ++i) {
     py::object o = py::cast(PyDType{kAllDTypes[i]});
     g_dtype_objects[i] = o.inc_ref().ptr();
     m.attr(std::string(dtype_name(kAllDTypes[i])).c_str()) = o;

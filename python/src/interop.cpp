@@ -20,9 +20,12 @@ DType dtype_of_numpy(const py::array& a) {
   if (kind == 'i' && size == 8) return kInt64;
   if (kind == 'b' && size == 1) return kBool;
   if (kind == 'u' && size == 1) return kUInt8;
+  if (kind == 'i' && size == 1) return kInt8;
+  if (kind == 'i' && size == 4) return kInt32;
+  if (kind == 'f' && size == 2) return kFloat16;
   throw Error("from_numpy: NumPy dtype " + std::string(py::str(a.dtype())) +
-              " is not supported (soma has float32, float64, int64, bool and uint8; convert with "
-              "a.astype(...) first)");
+              " is not supported (soma has float32, float64, float16, int64, int32, int8, bool "
+              "and uint8; convert with a.astype(...) first)");
 }
 
 /// Drops a Python reference from whatever thread the last tensor over the memory dies on.
@@ -80,22 +83,32 @@ const char* numpy_name(DType d) {
       return "bool";
     case kUInt8:
       return "uint8";
+    case kInt8:
+      return "int8";
+    case kInt32:
+      return "int32";
+    case kFloat16:
+      return "float16";
+    case kBFloat16:
+      break;
   }
-  return "float32";
+  throw Error(
+      "numpy: NumPy has no bfloat16; convert first with .to(soma.float32) (exact) and call "
+      "numpy() on that");
 }
 
 py::array to_numpy(const Tensor& t) {
   SOMA_CHECK(!t.requires_grad(),
              "numpy: can't call numpy() on a tensor that requires grad; use "
              "tensor.detach().numpy()");
+  const char* np_name = numpy_name(t.dtype());  // throws for bfloat16
   const auto item = static_cast<py::ssize_t>(element_size(t.dtype()));
   std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
   std::vector<py::ssize_t> strides(t.strides().begin(), t.strides().end());
   for (auto& s : strides) s *= item;
   // The array's base owns a handle on the tensor, so the storage lives as long as the array.
   py::capsule base(new Tensor(t.detach()), [](void* p) { delete static_cast<Tensor*>(p); });
-  return py::array(py::dtype(numpy_name(t.dtype())), std::move(shape), std::move(strides),
-                   data_address(t), base);
+  return py::array(py::dtype(np_name), std::move(shape), std::move(strides), data_address(t), base);
 }
 
 // ---- DLPack ---------------------------------------------------------------------------------
@@ -115,6 +128,14 @@ DLDataType dl_dtype(DType d) {
       return {kDLInt, 64, 1};
     case kUInt8:
       return {kDLUInt, 8, 1};
+    case kInt8:
+      return {kDLInt, 8, 1};
+    case kInt32:
+      return {kDLInt, 32, 1};
+    case kBFloat16:
+      return {kDLBfloat, 16, 1};
+    case kFloat16:
+      return {kDLFloat, 16, 1};
     case kBool:
       break;
   }
@@ -130,10 +151,14 @@ DType soma_dtype(DLDataType t) {
   if (t.code == kDLFloat && t.bits == 64) return kFloat64;
   if (t.code == kDLInt && t.bits == 64) return kInt64;
   if (t.code == kDLUInt && t.bits == 8) return kUInt8;
+  if (t.code == kDLInt && t.bits == 8) return kInt8;
+  if (t.code == kDLInt && t.bits == 32) return kInt32;
+  if (t.code == kDLFloat && t.bits == 16) return kFloat16;
+  if (t.code == kDLBfloat && t.bits == 16) return kBFloat16;
   throw Error("from_dlpack: DLPack type (code " + std::to_string(t.code) + ", " +
               std::to_string(t.bits) +
-              " bits) is not supported (soma has float32, float64, "
-              "int64, bool and uint8)");
+              " bits) is not supported (soma has float32, float64, float16, bfloat16, "
+              "int64, int32, int8 and uint8)");
 }
 
 void dlpack_capsule_destructor(PyObject* capsule) {
@@ -217,7 +242,8 @@ Tensor from_dlpack(py::handle obj) {
 
 void bind_interop(py::module_& m) {
   m.def("from_numpy", &from_numpy,
-        "A tensor sharing the memory of a NumPy array (float32, float64, int64, bool, uint8): a "
+        "A tensor sharing the memory of a NumPy array (float32, float64, float16, int64, int32, "
+        "int8, bool, uint8): a "
         "write on one side shows on the other, and each keeps the memory alive. Non-contiguous "
         "arrays (positive or zero strides) are viewed in place; negative strides (a[::-1]) are "
         "an error, as in torch: copy them with soma.tensor(a).",

@@ -87,6 +87,14 @@ inline const void* data_address(const Tensor& t) {
       return t.data<bool>();
     case kUInt8:
       return t.data<uint8_t>();
+    case kInt8:
+      return t.data<int8_t>();
+    case kInt32:
+      return t.data<int32_t>();
+    case kBFloat16:
+      return t.data<BFloat16>();
+    case kFloat16:
+      return t.data<Half>();
   }
   return nullptr;
 }

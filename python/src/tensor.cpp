@@ -37,8 +37,8 @@ py::object list_of(const T* data, const Shape& shape, const Shape& strides, size
   if (d == shape.size()) {
     if constexpr (std::is_same_v<T, bool>)
       return py::bool_(*data);
-    else if constexpr (std::is_floating_point_v<T>)
-      return py::float_(static_cast<double>(*data));
+    else if constexpr (std::is_floating_point_v<T> || is_reduced_float_v<T>)
+      return py::float_(static_cast<double>(static_cast<float>(*data)));
     else
       return py::int_(static_cast<int64_t>(*data));
   }
@@ -60,6 +60,14 @@ py::object tolist(const Tensor& t) {
       return list_of(t.data<bool>(), t.shape(), t.strides(), 0);
     case kUInt8:
       return list_of(t.data<uint8_t>(), t.shape(), t.strides(), 0);
+    case kInt8:
+      return list_of(t.data<int8_t>(), t.shape(), t.strides(), 0);
+    case kInt32:
+      return list_of(t.data<int32_t>(), t.shape(), t.strides(), 0);
+    case kBFloat16:
+      return list_of(t.data<BFloat16>(), t.shape(), t.strides(), 0);
+    case kFloat16:
+      return list_of(t.data<Half>(), t.shape(), t.strides(), 0);
   }
   return py::none();
 }
@@ -152,9 +160,13 @@ py::object item_object(const Tensor& t) {
   switch (t.dtype()) {
     case kFloat32:
     case kFloat64:
+    case kBFloat16:
+    case kFloat16:
       return py::float_(t.item<double>());
     case kInt64:
     case kUInt8:
+    case kInt8:
+    case kInt32:
       return py::int_(t.item<int64_t>());
     case kBool:
       return py::bool_(t.item<bool>());
@@ -203,7 +215,7 @@ void bind_tensor(py::module_& m) {
       .def("is_contiguous", &Tensor::is_contiguous, "Whether the strides are row-major.")
       .def(
           "is_floating_point", [](const Tensor& t) { return is_floating(t.dtype()); },
-          "Whether the dtype is float32 or float64.")
+          "Whether the dtype is floating point (float32, float64, bfloat16, float16).")
       .def_property_readonly(
           "device", [](const Tensor&) { return "cpu"; }, "Always \"cpu\" (soma runs on the CPU).")
       .def_property_readonly(
@@ -246,6 +258,14 @@ void bind_tensor(py::module_& m) {
           "bool", [](const Tensor& t) { return t.to(kBool); }, "to(soma.bool)")
       .def(
           "byte", [](const Tensor& t) { return t.to(kUInt8); }, "to(soma.uint8)")
+      .def(
+          "char", [](const Tensor& t) { return t.to(kInt8); }, "to(soma.int8)")
+      .def(
+          "int", [](const Tensor& t) { return t.to(kInt32); }, "to(soma.int32)")
+      .def(
+          "half", [](const Tensor& t) { return t.to(kFloat16); }, "to(soma.float16)")
+      .def(
+          "bfloat16", [](const Tensor& t) { return t.to(kBFloat16); }, "to(soma.bfloat16)")
       .def(
           "cpu", [](const Tensor& t) { return t; }, "The tensor itself (soma runs on the CPU).")
       .def(

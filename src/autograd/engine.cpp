@@ -92,6 +92,10 @@ void check_forward(const Tensor& out, const char* name, const std::vector<Tensor
 
 void record(Tensor& out, const char* name, const std::vector<Tensor>& inputs, BackwardFn backward,
             const std::vector<Tensor>& saved) {
+  SOMA_CHECK(!is_reduced_floating(out.dtype()), name,
+             ": autograd supports float32 and float64 only, ", "but this result (dtype ",
+             out.dtype(), ") would need a gradient; detach() the ",
+             "inputs, or compute in float32 and convert afterwards");
   trace::on_autograd_record(name, inputs);  // while exporting: an op without an ONNX mapping
   if (is_anomaly_enabled()) check_forward(out, name, inputs);
   auto node = std::make_shared<Node>();
@@ -170,7 +174,8 @@ unsigned next_hook_id() {
 }
 
 Tensor attach_output(const Tensor& y) {
-  if (!is_grad_enabled() || running_node == nullptr || !y.defined() || !is_floating(y.dtype()))
+  if (!is_grad_enabled() || running_node == nullptr || !y.defined() ||
+      !supports_autograd(y.dtype()))
     return y;
   Tensor alias = y.detach();
   alias.impl()->requires_grad = true;

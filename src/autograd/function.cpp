@@ -120,14 +120,14 @@ void record_custom(const char* type_name, const std::shared_ptr<AutogradContext>
   // outputs to the wrong node under create_graph.
   size_t differentiable = 0;
   for (const Tensor& o : outputs)
-    differentiable += !ctx->is_non_differentiable(o) && is_floating(o.dtype());
+    differentiable += !ctx->is_non_differentiable(o) && supports_autograd(o.dtype());
   SOMA_CHECK(differentiable <= 1, name, ": forward returned ", differentiable,
              " differentiable outputs; soma's custom functions support one (mark the others with ",
              "ctx->mark_non_differentiable, or split the function)");
   const std::vector<Tensor> saved = ctx->saved_for_version_check();
   for (size_t k = 0; k < n_out; ++k) {
     Tensor& o = outputs[k];
-    if (ctx->is_non_differentiable(o) || !is_floating(o.dtype())) continue;
+    if (ctx->is_non_differentiable(o) || !supports_autograd(o.dtype())) continue;
     record(
         o, name, inputs,
         [ctx, backward, k, n_out, shapes, dtypes, positions, num_args,

@@ -16,8 +16,10 @@ bool Tensor::requires_grad() const {
 
 Tensor& Tensor::requires_grad_(bool requires_grad) {
   TensorImpl& impl = const_cast<TensorImpl&>(impl_of(*this, "requires_grad_"));
-  SOMA_CHECK(!requires_grad || is_floating(impl.dtype),
-             "requires_grad_: only floating-point tensors can require gradients, got ", impl.dtype);
+  SOMA_CHECK(!requires_grad || supports_autograd(impl.dtype),
+             "requires_grad_: only float32 and float64 tensors can require gradients (soma's ",
+             "autograd does not differentiate bfloat16/float16 or integer tensors), got ",
+             impl.dtype);
   SOMA_CHECK(impl.grad_fn == nullptr || requires_grad,
              "requires_grad_: cannot turn off requires_grad on a non-leaf tensor (produced by ",
              impl.grad_fn ? impl.grad_fn->name : "", "); use detach()");

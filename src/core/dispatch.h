@@ -33,11 +33,40 @@ decltype(auto) dispatch_all(DType dtype, F&& f) {
       return f.template operator()<bool>();
     case kUInt8:
       return f.template operator()<uint8_t>();
+    case kInt8:
+      return f.template operator()<int8_t>();
+    case kInt32:
+      return f.template operator()<int32_t>();
+    case kBFloat16:
+      return f.template operator()<BFloat16>();
+    case kFloat16:
+      return f.template operator()<Half>();
   }
   fail("dispatch: unknown dtype");
 }
 
-/// float32, float64, int64 (arithmetic); bool is an error naming `op`.
+/// The five dtypes soma had before int8/int32/bfloat16/float16 (float32, float64, int64, bool,
+/// uint8): for ops whose kernels exist only for those; other dtypes are an error naming `op`.
+template <typename F>
+decltype(auto) dispatch_classic(DType dtype, const char* op, F&& f) {
+  switch (dtype) {
+    case kFloat32:
+      return f.template operator()<float>();
+    case kFloat64:
+      return f.template operator()<double>();
+    case kInt64:
+      return f.template operator()<int64_t>();
+    case kBool:
+      return f.template operator()<bool>();
+    case kUInt8:
+      return f.template operator()<uint8_t>();
+    default:
+      fail(op, ": not implemented for dtype ", dtype,
+           " (supported: float32, float64, int64, bool, uint8)");
+  }
+}
+
+/// float32, float64, int64 (arithmetic); other dtypes are an error naming `op`.
 template <typename F>
 decltype(auto) dispatch_numeric(DType dtype, const char* op, F&& f) {
   switch (dtype) {
@@ -48,7 +77,7 @@ decltype(auto) dispatch_numeric(DType dtype, const char* op, F&& f) {
     case kInt64:
       return f.template operator()<int64_t>();
     default:
-      fail(op, ": expected a numeric tensor, got ", dtype);
+      fail(op, ": not implemented for dtype ", dtype, " (supported: float32, float64, int64)");
   }
 }
 

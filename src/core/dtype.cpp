@@ -14,8 +14,14 @@ size_t element_size(DType dtype) {
     case kFloat64:
     case kInt64:
       return 8;
+    case kInt32:
+      return 4;
+    case kBFloat16:
+    case kFloat16:
+      return 2;
     case kBool:
     case kUInt8:
+    case kInt8:
       return 1;
   }
   return 1;
@@ -33,6 +39,14 @@ std::string_view dtype_name(DType dtype) {
       return "bool";
     case kUInt8:
       return "uint8";
+    case kInt8:
+      return "int8";
+    case kInt32:
+      return "int32";
+    case kBFloat16:
+      return "bfloat16";
+    case kFloat16:
+      return "float16";
   }
   return "unknown";
 }
@@ -43,28 +57,35 @@ std::ostream& operator<<(std::ostream& os, DType dtype) {
 
 namespace {
 
-// Position in the promotion order bool < uint8 < int64 < float32 < float64. For these five
-// dtypes torch's promotion table is this total order (no int8/complex, whose rows differ).
-int promotion_rank(DType d) {
+// Width order within a kind: integers int8/uint8 < int32 < int64; floats bfloat16/float16 <
+// float32 < float64.
+int width_rank(DType d) {
   switch (d) {
-    case kBool:
-      return 0;
-    case kUInt8:
+    case kInt32:
+    case kFloat32:
       return 1;
     case kInt64:
-      return 2;
-    case kFloat32:
-      return 3;
     case kFloat64:
-      return 4;
+      return 2;
+    default:
+      return 0;
   }
-  return 4;
 }
 
 }  // namespace
 
+// torch.promote_types for soma's nine dtypes (checked against torch's table by
+// tests/ops/promotion_test.cpp). It is not a total order: uint8 with int8 needs a wider
+// integer (torch: int16, soma: int32, the narrowest soma dtype that holds both), and bfloat16
+// with float16 gives float32.
 DType promote_types(DType a, DType b) {
-  return promotion_rank(a) >= promotion_rank(b) ? a : b;
+  if (a == b || b == kBool) return a;
+  if (a == kBool) return b;
+  const bool fa = is_floating(a), fb = is_floating(b);
+  if (fa != fb) return fa ? a : b;  // an integer with a float: the float
+  if (fa && is_reduced_floating(a) && is_reduced_floating(b)) return kFloat32;
+  if (!fa && width_rank(a) == 0 && width_rank(b) == 0) return kInt32;  // uint8 with int8
+  return width_rank(a) >= width_rank(b) ? a : b;
 }
 
 bool can_cast(DType from, DType to) {

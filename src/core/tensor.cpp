@@ -8,6 +8,7 @@
 #include <limits>
 #include <ostream>
 
+#include "core/convert.h"
 #include "core/dispatch.h"
 #include "core/random_fill.h"
 #include "core/tensor_impl.h"
@@ -130,7 +131,7 @@ T Tensor::item() const {
   SOMA_CHECK(impl.numel == 1, "item: only a one-element tensor can be converted to a scalar, got ",
              "shape ", impl.shape);
   return detail::dispatch_all(impl.dtype, [&]<typename S>() {
-    return static_cast<T>(*reinterpret_cast<const S*>(impl.bytes()));
+    return detail::convert<T>(*reinterpret_cast<const S*>(impl.bytes()));
   });
 }
 template float Tensor::item<float>() const;
@@ -139,6 +140,9 @@ template int64_t Tensor::item<int64_t>() const;
 template int Tensor::item<int>() const;
 template bool Tensor::item<bool>() const;
 template uint8_t Tensor::item<uint8_t>() const;
+template int8_t Tensor::item<int8_t>() const;
+template BFloat16 Tensor::item<BFloat16>() const;
+template Half Tensor::item<Half>() const;
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {
@@ -151,6 +155,10 @@ template std::vector<float> Tensor::to_vector<float>() const;
 template std::vector<double> Tensor::to_vector<double>() const;
 template std::vector<int64_t> Tensor::to_vector<int64_t>() const;
 template std::vector<uint8_t> Tensor::to_vector<uint8_t>() const;
+template std::vector<int8_t> Tensor::to_vector<int8_t>() const;
+template std::vector<int32_t> Tensor::to_vector<int32_t>() const;
+template std::vector<BFloat16> Tensor::to_vector<BFloat16>() const;
+template std::vector<Half> Tensor::to_vector<Half>() const;
 
 template <typename T>
 T* Tensor::data() {
@@ -168,11 +176,19 @@ template double* Tensor::data<double>();
 template int64_t* Tensor::data<int64_t>();
 template bool* Tensor::data<bool>();
 template uint8_t* Tensor::data<uint8_t>();
+template int8_t* Tensor::data<int8_t>();
+template int32_t* Tensor::data<int32_t>();
+template BFloat16* Tensor::data<BFloat16>();
+template Half* Tensor::data<Half>();
 template const float* Tensor::data<float>() const;
 template const double* Tensor::data<double>() const;
 template const int64_t* Tensor::data<int64_t>() const;
 template const bool* Tensor::data<bool>() const;
 template const uint8_t* Tensor::data<uint8_t>() const;
+template const int8_t* Tensor::data<int8_t>() const;
+template const int32_t* Tensor::data<int32_t>() const;
+template const BFloat16* Tensor::data<BFloat16>() const;
+template const Half* Tensor::data<Half>() const;
 
 // ---- printing ------------------------------------------------------------------------------
 std::string shape_str(const Shape& shape) {
@@ -292,9 +308,11 @@ Tensor arange(double start, double end, double step, DType dtype) {
              " step=", step, " has too many elements");
   const int64_t n = count > 0 ? static_cast<int64_t>(count) : 0;
   Tensor out = detail::make_tensor({n}, dtype);
-  detail::dispatch_numeric(dtype, "arange", [&]<typename T>() {
+  SOMA_CHECK(dtype != kBool, "arange: not implemented for dtype bool");
+  detail::dispatch_all(dtype, [&]<typename T>() {
     T* p = out.data<T>();
-    for (int64_t i = 0; i < n; ++i) p[i] = static_cast<T>(start + static_cast<double>(i) * step);
+    for (int64_t i = 0; i < n; ++i)
+      p[i] = detail::convert<T>(start + static_cast<double>(i) * step);
   });
   return out;
 }

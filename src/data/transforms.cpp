@@ -82,7 +82,7 @@ Tensor Normalize::apply(const Tensor& x, const Context& ctx) const {
   const Tensor xc = x.contiguous();
   Tensor out = empty(x.shape(), kFloat32);
   if (x.numel() == 0) return out;
-  soma::detail::dispatch_all(x.dtype(), [&]<typename T>() {
+  soma::detail::dispatch_classic(x.dtype(), "Normalize", [&]<typename T>() {
     kernels::call<kernels::Normalize<T>>(xc.data<T>(), out.data<float>(), outer, channels, inner,
                                          scale_, mean_.data(), std_.data());
   });

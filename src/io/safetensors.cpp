@@ -12,6 +12,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/dispatch.h"
 #include "soma/core/error.h"
 #include "soma/io/file.h"
 
@@ -38,13 +39,22 @@ const char* st_dtype_name(DType dtype) {
       return "BOOL";
     case kUInt8:
       return "U8";
+    case kInt8:
+      return "I8";
+    case kInt32:
+      return "I32";
+    case kBFloat16:
+      return "BF16";
+    case kFloat16:
+      return "F16";
   }
   return "?";
 }
 
 bool st_dtype_from_name(const std::string& name, DType& out) {
   static const std::pair<const char*, DType> table[] = {
-      {"F32", kFloat32}, {"F64", kFloat64}, {"I64", kInt64}, {"BOOL", kBool}, {"U8", kUInt8}};
+      {"F32", kFloat32}, {"F64", kFloat64}, {"I64", kInt64},     {"BOOL", kBool},  {"U8", kUInt8},
+      {"I8", kInt8},     {"I32", kInt32},   {"BF16", kBFloat16}, {"F16", kFloat16}};
   for (auto& [n, d] : table)
     if (name == n) {
       out = d;
@@ -147,24 +157,10 @@ std::string serialize_safetensors(const TensorMap& tensors, const Metadata& meta
   for (const Tensor& c : contiguous) {
     const size_t nbytes = static_cast<size_t>(c.numel()) * element_size(c.dtype());
     if (nbytes == 0) continue;
-    const char* p = nullptr;
-    switch (c.dtype()) {
-      case kFloat32:
-        p = reinterpret_cast<const char*>(c.data<float>());
-        break;
-      case kFloat64:
-        p = reinterpret_cast<const char*>(c.data<double>());
-        break;
-      case kInt64:
-        p = reinterpret_cast<const char*>(c.data<int64_t>());
-        break;
-      case kBool:
-        p = reinterpret_cast<const char*>(c.data<bool>());
-        break;
-      case kUInt8:
-        p = reinterpret_cast<const char*>(c.data<uint8_t>());
-        break;
-    }
+    // Every dtype but bool is its little-endian bytes (the host's, asserted above); bool is
+    // one byte 0 or 1, as soma stores it.
+    const char* p = detail::dispatch_all(
+        c.dtype(), [&]<typename T>() { return reinterpret_cast<const char*>(c.data<T>()); });
     out.append(p, nbytes);
   }
   return out;
@@ -293,24 +289,13 @@ SafetensorsFile parse_safetensors(std::string_view bytes, const std::string& nam
     const char* src = data.data() + e.begin;
     const size_t n = static_cast<size_t>(e.end - e.begin);
     if (n > 0) {
-      switch (e.dtype) {
-        case kFloat32:
-          std::memcpy(t.data<float>(), src, n);
-          break;
-        case kFloat64:
-          std::memcpy(t.data<double>(), src, n);
-          break;
-        case kInt64:
-          std::memcpy(t.data<int64_t>(), src, n);
-          break;
-        case kUInt8:
-          std::memcpy(t.data<uint8_t>(), src, n);
-          break;
-        case kBool: {
-          bool* dst = t.data<bool>();  // any non-zero byte is true (never an invalid bool)
-          for (size_t i = 0; i < n; ++i) dst[i] = src[i] != 0;
-          break;
-        }
+      if (e.dtype == kBool) {
+        bool* dst = t.data<bool>();  // any non-zero byte is true (never an invalid bool)
+        for (size_t i = 0; i < n; ++i) dst[i] = src[i] != 0;
+      } else {
+        detail::dispatch_all(e.dtype, [&]<typename T>() {
+          std::memcpy(t.data<T>(), src, n);  // little-endian bytes, any other dtype
+        });
       }
     }
     out.tensors.emplace(e.name, std::move(t));

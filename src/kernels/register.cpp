@@ -135,6 +135,10 @@ void register_kernels() {
   indexing_kernels.template operator()<int64_t>();
   indexing_kernels.template operator()<bool>();
   indexing_kernels.template operator()<uint8_t>();
+  indexing_kernels.template operator()<int8_t>();
+  indexing_kernels.template operator()<int32_t>();
+  indexing_kernels.template operator()<BFloat16>();
+  indexing_kernels.template operator()<Half>();
 
   // toolkit: reductions, sorting
   Kernel<ScanDim<float>>::add("cpu", 100, &cpu::scan_dim<float>);

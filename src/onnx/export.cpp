@@ -16,6 +16,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "core/dispatch.h"
 #include "onnx/proto_writer.h"
 #include "ops/trace.h"
 #include "soma/autograd/grad_mode.h"
@@ -53,6 +54,14 @@ int64_t onnx_type(DType d) {
       return pb::tensor::kBool;
     case kUInt8:
       return pb::tensor::kUint8;
+    case kInt8:
+      return pb::tensor::kInt8;
+    case kInt32:
+      return pb::tensor::kInt32;
+    case kBFloat16:
+      return pb::tensor::kBFloat16;
+    case kFloat16:
+      return pb::tensor::kFloat16;
   }
   return 0;
 }
@@ -89,24 +98,9 @@ pb::Writer tensor_proto(const std::string& name, const Tensor& value) {
   const size_t n = static_cast<size_t>(c.numel()) * element_size(c.dtype());
   std::string raw(n, '\0');
   if (n > 0) {
-    const char* src = nullptr;
-    switch (c.dtype()) {
-      case kFloat32:
-        src = reinterpret_cast<const char*>(c.data<float>());
-        break;
-      case kFloat64:
-        src = reinterpret_cast<const char*>(c.data<double>());
-        break;
-      case kInt64:
-        src = reinterpret_cast<const char*>(c.data<int64_t>());
-        break;
-      case kBool:
-        src = reinterpret_cast<const char*>(c.data<bool>());
-        break;
-      case kUInt8:
-        src = reinterpret_cast<const char*>(c.data<uint8_t>());
-        break;
-    }
+    // raw_data: little-endian element bytes (bool one byte, bfloat16/float16 their 16 bits)
+    const char* src = detail::dispatch_all(
+        c.dtype(), [&]<typename T>() { return reinterpret_cast<const char*>(c.data<T>()); });
     std::memcpy(raw.data(), src, n);
   }
   t.bytes(pb::tensor::kRawData, raw);
@@ -703,7 +697,7 @@ void export_model(nn::Module& module, const Forward& forward,
       const Tensor& e = examples[i];
       SOMA_CHECK(e.defined(), "onnx::export_model: example input ", i, " is undefined");
       Tensor t = e.detach().clone();
-      if (is_floating(t.dtype())) t.requires_grad_(true);
+      if (supports_autograd(t.dtype())) t.requires_grad_(true);
       inputs.push_back(t);
       exporter.add_input(t, i < options.input_names.size()
                                 ? options.input_names[i]

@@ -82,7 +82,9 @@ enum DataType : int64_t {
   kInt32 = 6,
   kInt64 = 7,
   kBool = 9,
-  kDouble = 11
+  kFloat16 = 10,
+  kDouble = 11,
+  kBFloat16 = 16
 };
 }  // namespace tensor
 namespace value_info {

@@ -114,12 +114,14 @@ bool is_rounding(BinOp op) {
          op == BinOp::Fmod;
 }
 
-// Two's complement wrap-around for int64 (no signed-overflow UB); bool and uint8 compute in int
-// and narrow back (bool: nonzero is true), floating types as usual.
+// Two's complement wrap-around for int64 and int32 (no signed-overflow UB); bool, uint8 and int8
+// compute in int and narrow back (bool: nonzero is true), floating types as usual (bfloat16 and
+// float16 compute in float and round once).
 template <typename T>
 T wrap_add(T x, T y) {
-  if constexpr (std::is_same_v<T, int64_t>)
-    return static_cast<T>(static_cast<uint64_t>(x) + static_cast<uint64_t>(y));
+  if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, int32_t>)
+    return static_cast<T>(static_cast<std::make_unsigned_t<T>>(x) +
+                          static_cast<std::make_unsigned_t<T>>(y));
   else if constexpr (std::is_same_v<T, bool>)
     return x || y;
   else
@@ -127,8 +129,9 @@ T wrap_add(T x, T y) {
 }
 template <typename T>
 T wrap_sub(T x, T y) {
-  if constexpr (std::is_same_v<T, int64_t>)
-    return static_cast<T>(static_cast<uint64_t>(x) - static_cast<uint64_t>(y));
+  if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, int32_t>)
+    return static_cast<T>(static_cast<std::make_unsigned_t<T>>(x) -
+                          static_cast<std::make_unsigned_t<T>>(y));
   else if constexpr (std::is_same_v<T, bool>)
     return x != y;  // never reached: sub rejects bool operands
   else
@@ -136,8 +139,9 @@ T wrap_sub(T x, T y) {
 }
 template <typename T>
 T wrap_mul(T x, T y) {
-  if constexpr (std::is_same_v<T, int64_t>)
-    return static_cast<T>(static_cast<uint64_t>(x) * static_cast<uint64_t>(y));
+  if constexpr (std::is_same_v<T, int64_t> || std::is_same_v<T, int32_t>)
+    return static_cast<T>(static_cast<std::make_unsigned_t<T>>(x) *
+                          static_cast<std::make_unsigned_t<T>>(y));
   else if constexpr (std::is_same_v<T, bool>)
     return x && y;
   else
@@ -203,10 +207,16 @@ decltype(auto) with_kernel(BinOp op, T alpha, Run&& run) {
   switch (op) {
     case BinOp::Add:
       if (alpha == T(1)) return run([](T x, T y) { return wrap_add(x, y); });
-      return run([alpha](T x, T y) { return wrap_add(x, wrap_mul(alpha, y)); });
+      if constexpr (is_reduced_float_v<T>)  // x + alpha * y in float, one rounding (torch)
+        return run([a = float(alpha)](T x, T y) { return T(float(x) + a * float(y)); });
+      else
+        return run([alpha](T x, T y) { return wrap_add(x, wrap_mul(alpha, y)); });
     case BinOp::Sub:
       if (alpha == T(1)) return run([](T x, T y) { return wrap_sub(x, y); });
-      return run([alpha](T x, T y) { return wrap_sub(x, wrap_mul(alpha, y)); });
+      if constexpr (is_reduced_float_v<T>)
+        return run([a = float(alpha)](T x, T y) { return T(float(x) - a * float(y)); });
+      else
+        return run([alpha](T x, T y) { return wrap_sub(x, wrap_mul(alpha, y)); });
     case BinOp::Mul:
       return run([](T x, T y) { return wrap_mul(x, y); });
     case BinOp::Div:  // true division: floating types only (integers were promoted)
@@ -719,7 +729,7 @@ Tensor abs(const Tensor& x) {
 
 Tensor pow(const Tensor& x, double exponent) {
   check_defined(x, "pow");
-  if ((x.dtype() == kInt64 || x.dtype() == kUInt8) && exponent >= 0 &&
+  if (is_integral(x.dtype(), /*include_bool=*/false) && exponent >= 0 &&
       exponent == std::floor(exponent)) {
     // an integer tensor to a whole power stays integral (torch), wrapping like mul
     const auto e = static_cast<uint64_t>(exponent);

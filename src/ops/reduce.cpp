@@ -33,11 +33,14 @@ Shape reduced_shape(const Shape& shape, int64_t dim, bool keepdim) {
 
 Tensor sum_impl(const Tensor& x, bool all, int64_t dim, bool keepdim, const char* op) {
   SOMA_CHECK(x.defined(), op, ": called with an undefined tensor");
+  if (is_reduced_floating(x.dtype()))  // accumulate in float32 and round once, like torch
+    return sum_impl(x.to(kFloat32), all, dim, keepdim, op).to(x.dtype());
   const Tensor xc = x.contiguous();
   const int64_t d = all ? 0 : detail::wrap_dim(dim, x.dim(), op);
   const Split s = all ? Split{1, x.numel(), 1} : split(x.shape(), d);
   const Shape shape = all ? Shape{} : reduced_shape(x.shape(), d, keepdim);
-  const bool widen = x.dtype() == kBool || x.dtype() == kUInt8;  // sums of bytes are int64
+  // sums of bool and of narrow integers (uint8, int8, int32) are int64, as in torch
+  const bool widen = x.dtype() == kBool || is_integral(x.dtype(), false);
   const DType out_dtype = widen ? kInt64 : x.dtype();
   Tensor src = widen ? xc.to(kInt64) : xc;
   Tensor out = detail::make_tensor(shape, out_dtype);
@@ -106,12 +109,14 @@ Tensor sum(const Tensor& x, int64_t dim, bool keepdim) {
 Tensor mean(const Tensor& x) {
   SOMA_CHECK(x.defined() && is_floating(x.dtype()), "mean: expected a floating-point tensor",
              x.defined() ? ", got " + std::string(dtype_name(x.dtype())) : std::string());
+  if (is_reduced_floating(x.dtype())) return mean(x.to(kFloat32)).to(x.dtype());  // one rounding
   return sum(x) / static_cast<double>(x.numel());
 }
 
 Tensor mean(const Tensor& x, int64_t dim, bool keepdim) {
   SOMA_CHECK(x.defined() && is_floating(x.dtype()), "mean: expected a floating-point tensor",
              x.defined() ? ", got " + std::string(dtype_name(x.dtype())) : std::string());
+  if (is_reduced_floating(x.dtype())) return mean(x.to(kFloat32), dim, keepdim).to(x.dtype());
   const int64_t d = detail::wrap_dim(dim, x.dim(), "mean");
   return sum(x, dim, keepdim) / static_cast<double>(x.dim() == 0 ? 1 : x.size(d));
 }

@@ -31,7 +31,7 @@ Tensor sort_indices(const Tensor& x, int64_t d, bool descending) {
   Tensor idx = detail::make_tensor(x.shape(), kInt64);
   if (x.numel() == 0) return idx;
   int64_t* pi = idx.data<int64_t>();
-  detail::dispatch_all(x.dtype(), [&]<typename T>() {
+  detail::dispatch_classic(x.dtype(), "sort", [&]<typename T>() {
     kernels::call<kernels::SortDim<T>>(xc.data<T>(), pi, s.outer, s.n, s.inner, descending);
   });
   return idx;

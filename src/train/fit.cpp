@@ -58,7 +58,8 @@ bool is_classification(const Tensor& out, const Tensor& y) {
 }
 
 bool all_finite(const Tensor& t) {
-  Tensor c = t.contiguous();
+  // bfloat16/float16 convert exactly to float32 (inf and NaN included)
+  Tensor c = is_reduced_floating(t.dtype()) ? t.to(kFloat32) : t.contiguous();
   bool finite = true;
   if (c.dtype() == kFloat32)
     kernels::call<kernels::AllFinite<float>>(c.data<float>(), c.numel(), &finite);

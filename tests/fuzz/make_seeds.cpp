@@ -4,6 +4,7 @@
 // copied by hand: their Shape/Gather/Concat chains and BatchNormalization nodes). Run once by
 // hand after a format change (build-fuzz/make_fuzz_seeds tests/fuzz/corpus); its output is
 // checked in.
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -76,6 +77,12 @@ int main(int argc, char** argv) {
                                        {"i64", soma::tensor(std::vector<int64_t>{1, 2, 3}, {3})},
                                        {"scalar", soma::full({}, 2.5)}},
                                       {{"note", "seed"}}));
+  put(root / "safetensors", "lowp",
+      soma::io::serialize_safetensors(
+          {{"bf16", soma::tensor({1.5f, -0.f, 1e-40f, INFINITY}, {2, 2}).to(soma::kBFloat16)},
+           {"f16", soma::tensor({65504.f, 6e-8f, NAN}, {3}).to(soma::kFloat16)},
+           {"i8", soma::full({2}, -128, soma::kInt8)},
+           {"i32", soma::full({1, 1}, 123456789, soma::kInt32)}}));
   soma::io::Checkpoint ckpt;
   ckpt.model = model.state_dict();
   ckpt.optimizer = opt.state_dict();
@@ -107,8 +114,8 @@ int main(int argc, char** argv) {
       return bytes;
     };
     soma::nn::Sequential cnn(soma::nn::Conv2d(soma::nn::Conv2dOptions(1, 2, 3).padding(1)),
-                             soma::nn::BatchNorm2d(soma::nn::BatchNormOptions(2)),
-                             soma::nn::ReLU(), soma::nn::MaxPool2d(soma::nn::MaxPool2dOptions(2)),
+                             soma::nn::BatchNorm2d(soma::nn::BatchNormOptions(2)), soma::nn::ReLU(),
+                             soma::nn::MaxPool2d(soma::nn::MaxPool2dOptions(2)),
                              soma::nn::Flatten(), soma::nn::Linear(8, 3), soma::nn::LogSoftmax(1));
     put(root / "onnx", "mlp_13", exported(model, {2, 4}, 13));
     const std::string mlp17 = exported(model, {2, 4}, 17);

@@ -16,6 +16,9 @@ with 9 significant digits (float32 round-trips).
 
 tests/interop/torch_linear.safetensors and torch_linear_expected.txt were made with
   /usr/bin/python3 tests/interop/torch_safetensors.py make-fixture tests/interop
+and tests/interop/torch_lowp.safetensors and torch_lowp_expected.txt (int8, int32, bfloat16,
+float16 and the older dtypes, read by tests/io/safetensors_test.cpp) with
+  /usr/bin/python3 tests/interop/torch_safetensors.py make-lowp-fixture tests/interop
 """
 import argparse
 import json
@@ -26,7 +29,8 @@ import torch
 from torch import nn
 
 DTYPES = {"F32": torch.float32, "F64": torch.float64, "I64": torch.int64, "BOOL": torch.bool,
-          "U8": torch.uint8}
+          "U8": torch.uint8, "I8": torch.int8, "I32": torch.int32, "BF16": torch.bfloat16,
+          "F16": torch.float16}
 
 
 def read_safetensors(path):
@@ -50,7 +54,8 @@ def write_safetensors(path, tensors, metadata=None):
     header, blobs, offset = {}, [], 0
     for name in sorted(tensors):
         t = tensors[name].detach().contiguous().cpu()
-        blob = t.numpy().tobytes()
+        # numpy has no bfloat16: its bytes are those of the same-size int16 view
+        blob = (t.view(torch.int16) if t.dtype == torch.bfloat16 else t).numpy().tobytes()
         header[name] = {"dtype": names[t.dtype], "shape": list(t.shape),
                         "data_offsets": [offset, offset + len(blob)]}
         blobs.append(blob)
@@ -117,6 +122,46 @@ def cmd_make_fixture(args):
         f.write("logits %d %d\n" % tuple(logits.shape) + format_matrix(logits))
 
 
+def cmd_make_lowp_fixture(args):
+    """torch_lowp.safetensors: one tensor per dtype, values chosen to exercise each format
+    (bfloat16/float16 rounding, subnormals, inf, NaN, -0, int8/int32 extremes), and
+    torch_lowp_expected.txt: 'name dtype ndim dims... values...' per tensor (floats as %.9g, which
+    reads back exactly; NaN as nan), the table the C++ test compares against."""
+    floats = torch.tensor([0.0, -0.0, 1.0, -1.5, 0.1, 3.14159, 65504.0, 70000.0, 2**-24, 1e-40,
+                           float("inf"), float("-inf"), float("nan"), 1 + 2**-8, 1 + 3 * 2**-8,
+                           -2.5e-5], dtype=torch.float64)
+    g = torch.Generator().manual_seed(7)
+    tensors = {
+        "bf16": floats.to(torch.bfloat16).reshape(4, 4),
+        "f16": floats.to(torch.float16).reshape(2, 8),
+        "bf16_randn": torch.randn(3, 5, generator=g).to(torch.bfloat16),
+        "f16_randn": torch.randn(5, 3, generator=g).to(torch.float16),
+        "i8": torch.tensor([-128, -1, 0, 1, 127, 42], dtype=torch.int8).reshape(2, 3),
+        "i32": torch.tensor([-2**31, -1, 0, 1, 2**31 - 1, 123456789], dtype=torch.int32),
+        "f32": torch.tensor([1.5, -2.25], dtype=torch.float32),
+        "i64": torch.tensor([[-(2**40)], [7]], dtype=torch.int64),
+        "f64": torch.tensor([1e-300, -0.5], dtype=torch.float64),
+        "u8": torch.tensor([0, 255], dtype=torch.uint8),
+        "bool": torch.tensor([True, False, True]),
+        "bf16_scalar": torch.tensor(-3.5, dtype=torch.bfloat16),
+        "f16_empty": torch.zeros(0, 2, dtype=torch.float16),
+    }
+    write_safetensors(args.dir + "/torch_lowp.safetensors", tensors, {"format": "pt"})
+    names = {v: k for k, v in DTYPES.items()}
+    back, _ = read_safetensors(args.dir + "/torch_lowp.safetensors")
+    with open(args.dir + "/torch_lowp_expected.txt", "w") as f:
+        f.write("# written by torch_safetensors.py make-lowp-fixture (torch %s)\n" %
+                torch.__version__)
+        f.write("# name dtype ndim dims... values... (row-major; floats %.9g)\n")
+        for name in sorted(tensors):
+            t = tensors[name]
+            assert torch.equal(back[name], t) or t.is_floating_point(), name  # NaN != NaN
+            vals = t.reshape(-1).tolist()
+            fmt = (lambda v: "%.9g" % v) if t.is_floating_point() else (lambda v: str(int(v)))
+            f.write(" ".join([name, names[t.dtype], str(t.dim())] + [str(d) for d in t.shape] +
+                             [fmt(v) for v in vals]) + "\n")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -132,8 +177,11 @@ def main():
     w.add_argument("--logits")
     m = sub.add_parser("make-fixture")
     m.add_argument("dir")
+    lp = sub.add_parser("make-lowp-fixture")
+    lp.add_argument("dir")
     args = p.parse_args()
-    {"logits": cmd_logits, "write": cmd_write, "make-fixture": cmd_make_fixture}[args.cmd](args)
+    {"logits": cmd_logits, "write": cmd_write, "make-fixture": cmd_make_fixture,
+     "make-lowp-fixture": cmd_make_lowp_fixture}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -80,6 +80,14 @@ inline ::testing::AssertionResult same_tensor(const soma::Tensor& a, const soma:
         return t.data<bool>();
       case soma::kUInt8:
         return t.data<uint8_t>();
+      case soma::kInt8:
+        return t.data<int8_t>();
+      case soma::kInt32:
+        return t.data<int32_t>();
+      case soma::kBFloat16:
+        return t.data<soma::BFloat16>();
+      case soma::kFloat16:
+        return t.data<soma::Half>();
     }
     return nullptr;
   };

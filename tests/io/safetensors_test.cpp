@@ -5,9 +5,14 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <limits>
+#include <map>
+#include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -50,6 +55,16 @@ Tensor bytes_u8(const std::vector<uint8_t>& v, const soma::Shape& shape) {
   return t;
 }
 
+// A bfloat16 or float16 tensor holding exactly these bit patterns (NaN, inf, subnormals).
+Tensor bits16(soma::DType dtype, const std::vector<uint16_t>& bits) {
+  Tensor t = soma::empty({static_cast<int64_t>(bits.size())}, dtype);
+  if (dtype == soma::kBFloat16)
+    std::memcpy(t.data<soma::BFloat16>(), bits.data(), bits.size() * 2);
+  else
+    std::memcpy(t.data<soma::Half>(), bits.data(), bits.size() * 2);
+  return t;
+}
+
 io::TensorMap every_dtype() {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   return {
@@ -65,6 +80,15 @@ io::TensorMap every_dtype() {
       {"empty_i64", soma::zeros({0}, soma::kInt64)},
       {"empty_bool", soma::zeros({2, 0}, soma::kBool)},
       {"i64_scalar", soma::tensor(std::vector<int64_t>{42}, {})},
+      {"i8", soma::tensor(std::vector<int64_t>{-128, -1, 0, 1, 127, 5}, {3, 2}).to(soma::kInt8)},
+      {"i32",
+       soma::tensor(std::vector<int64_t>{INT32_MIN, -1, 0, INT32_MAX}, {4}).to(soma::kInt32)},
+      {"bf16",
+       bits16(soma::kBFloat16, {0x0000, 0x8000, 0x3f80, 0x7f80, 0xff80, 0x7fc0, 0x0001, 0x7f7f})},
+      {"f16", bits16(soma::kFloat16,
+                     {0x0000, 0x8000, 0x3c00, 0x7c00, 0xfc00, 0x7e00, 0x0001, 0x7bff, 0x03ff})},
+      {"empty_bf16", soma::zeros({0, 2}, soma::kBFloat16)},
+      {"f16_scalar", soma::full({}, -2.5, soma::kFloat16)},
   };
 }
 
@@ -80,6 +104,66 @@ TEST(Safetensors, RoundTripEveryDtypeInMemory) {
     EXPECT_TRUE(same_tensor(out.tensors.at(name), t)) << name;
     EXPECT_FALSE(out.tensors.at(name).requires_grad()) << name;
   }
+}
+
+TEST(Safetensors, NewDtypesHaveTheirNamesAndBytes) {
+  const io::TensorMap in = {{"a", bits16(soma::kBFloat16, {0x3f80, 0xc020})},
+                            {"b", bits16(soma::kFloat16, {0x3c00})},
+                            {"c", soma::full({2}, -2, soma::kInt8)},
+                            {"d", soma::full({1}, 0x01020304, soma::kInt32)}};
+  const std::string file = io::serialize_safetensors(in);
+  uint64_t n = 0;
+  std::memcpy(&n, file.data(), 8);
+  const std::string header = file.substr(8, n), data = file.substr(8 + n);
+  for (const char* want : {R"("a":{"data_offsets":[0,4],"dtype":"BF16","shape":[2]})",
+                           R"("b":{"data_offsets":[4,6],"dtype":"F16","shape":[1]})",
+                           R"("c":{"data_offsets":[6,8],"dtype":"I8","shape":[2]})",
+                           R"("d":{"data_offsets":[8,12],"dtype":"I32","shape":[1]})"})
+    EXPECT_NE(header.find(want), std::string::npos) << want << " in " << header;
+  EXPECT_EQ(data, std::string("\x80\x3f\x20\xc0\x00\x3c\xfe\xfe\x04\x03\x02\x01", 12));
+}
+
+// tests/interop/torch_lowp.safetensors was written from torch tensors by
+// tests/interop/torch_safetensors.py make-lowp-fixture, which also wrote the values torch had
+// (torch_lowp_expected.txt): soma reads every tensor with its dtype, shape and exact values.
+TEST(Safetensors, ReadsTorchWrittenLowPrecisionFile) {
+  const std::string dir = std::string(SOMA_TEST_DATA_DIR) + "/interop/";
+  const io::SafetensorsFile f = io::load_safetensors(dir + "torch_lowp.safetensors");
+  std::ifstream expected(dir + "torch_lowp_expected.txt");
+  ASSERT_TRUE(expected);
+  const std::map<std::string, soma::DType> dtypes = {
+      {"F32", soma::kFloat32}, {"F64", soma::kFloat64},   {"I64", soma::kInt64},
+      {"BOOL", soma::kBool},   {"U8", soma::kUInt8},      {"I8", soma::kInt8},
+      {"I32", soma::kInt32},   {"BF16", soma::kBFloat16}, {"F16", soma::kFloat16}};
+  std::string line;
+  size_t checked = 0;
+  std::set<soma::DType> seen;
+  while (std::getline(expected, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream ls(line);
+    std::string name, dt;
+    int64_t ndim = 0;
+    ls >> name >> dt >> ndim;
+    soma::Shape shape(static_cast<size_t>(ndim));
+    for (auto& d : shape) ls >> d;
+    std::vector<double> values;
+    for (std::string tok; ls >> tok;) values.push_back(std::strtod(tok.c_str(), nullptr));
+    ASSERT_TRUE(f.tensors.count(name)) << name;
+    const Tensor& t = f.tensors.at(name);
+    EXPECT_EQ(t.dtype(), dtypes.at(dt)) << name;
+    EXPECT_EQ(t.shape(), shape) << name;
+    const std::vector<double> got = t.to_vector<double>();
+    ASSERT_EQ(got.size(), values.size()) << name;
+    for (size_t i = 0; i < got.size(); ++i) {
+      const bool same = (std::isnan(got[i]) && std::isnan(values[i])) ||
+                        (got[i] == values[i] && std::signbit(got[i]) == std::signbit(values[i]));
+      EXPECT_TRUE(same) << name << "[" << i << "]: " << got[i] << " vs torch " << values[i];
+    }
+    seen.insert(t.dtype());
+    ++checked;
+  }
+  EXPECT_EQ(checked, f.tensors.size());
+  EXPECT_EQ(seen.size(), 9u);  // every soma dtype
 }
 
 TEST(Safetensors, RoundTripThroughFile) {
@@ -219,8 +303,8 @@ std::vector<CorruptCase> corrupt_cases() {
              f32x2),
        "names \"a\" twice"},
       {"entry not object", craft(one("5")), "entry is not an object"},
-      {"unknown dtype", craft(one(R"({"dtype":"F16","shape":[1],"data_offsets":[0,2]})"), "xx"),
-       "unknown dtype \"F16\""},
+      {"unknown dtype", craft(one(R"({"dtype":"I16","shape":[1],"data_offsets":[0,2]})"), "xx"),
+       "unknown dtype \"I16\""},
       {"dtype missing", craft(one(R"({"shape":[1],"data_offsets":[0,4]})"), "xxxx"),
        "dtype is missing"},
       {"dtype number", craft(one(R"({"dtype":1,"shape":[1],"data_offsets":[0,4]})"), "xxxx"),

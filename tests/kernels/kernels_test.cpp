@@ -612,6 +612,18 @@ std::vector<double> values_of(const Tensor& t) {
     case soma::kUInt8:
       std::copy_n(t.data<uint8_t>(), t.numel(), out.begin());
       break;
+    case soma::kInt8:
+      std::copy_n(t.data<int8_t>(), t.numel(), out.begin());
+      break;
+    case soma::kInt32:
+      std::copy_n(t.data<int32_t>(), t.numel(), out.begin());
+      break;
+    case soma::kBFloat16:
+      std::copy_n(t.data<soma::BFloat16>(), t.numel(), out.begin());
+      break;
+    case soma::kFloat16:
+      std::copy_n(t.data<soma::Half>(), t.numel(), out.begin());
+      break;
   }
   return out;
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Golden values from PyTorch for soma's differentiable ops, soma::nn and soma::optim.
 
-Run:   /usr/bin/python3 tests/reference/make_reference.py
+Run:   /usr/bin/python3 tests/reference/make_reference.py [section ...]
+       (sections: ops nn optim promotion kernels transforms; default: all)
 Writes tests/reference/ops_reference.txt, nn_reference.txt, optim_reference.txt,
 promotion_reference.txt, kernels_reference.txt and transforms_reference.txt next to this script. tests/ops/golden_test.cpp, tests/nn/nn_golden_test.cpp,
 tests/optim/optim_golden_test.cpp and tests/ops/promotion_test.cpp read them (parser in tests/reference/reference_file.h), so
@@ -374,7 +375,7 @@ def fmt_values(t):
     flat = t.detach().contiguous().reshape(-1).tolist()
     if t.dtype == torch.float64:
         return [repr(float(v)) for v in flat]
-    if t.dtype == torch.float32:
+    if t.dtype in (torch.float32, torch.bfloat16, torch.float16):
         return ["%.9g" % v for v in flat]
     return [str(int(v)) for v in flat]
 
@@ -963,7 +964,16 @@ def write_optim(here):
 # (the gradient has the input's own dtype) whenever torch's result requires grad. In-place ops
 # ("add_", ...) modify a copy of input 0 and write it as out; they have no gradients.
 PROMO_DTYPES = [torch.bool, torch.uint8, torch.int64, torch.float32, torch.float64]
-PROMO_DTYPE_NAMES = {**DTYPE_NAMES, torch.uint8: "uint8"}
+PROMO_DTYPE_NAMES = {**DTYPE_NAMES, torch.uint8: "uint8", torch.int8: "int8",
+                     torch.int32: "int32", torch.bfloat16: "bfloat16", torch.float16: "float16",
+                     torch.int16: "int16"}
+# soma's newer dtypes. Cases with one of them cover a subset of the ops (PROMO_LOWP_OPS) for
+# every pair with the five above, no operand requires grad (soma's autograd is float32/float64
+# only; promotion_test.cpp does the same for these cases), and the pairs of uint8 with int8
+# are left out: torch's result is int16, which soma lacks (soma gives int32; the "promote"
+# table below records torch's int16 and promotion_test.cpp lists the exception).
+PROMO_LOWP = [torch.int8, torch.int32, torch.bfloat16, torch.float16]
+PROMO_LOWP_OPS = ["add", "sub", "mul", "div", "eq", "lt", "maximum", "add_", "mul_", "div_"]
 
 # Six values per dtype, left operands and right operands (divisors: no zero, except bool's
 # False, which torch turns into inf/nan or a ZeroDivisionError like any zero).
@@ -973,6 +983,10 @@ PROMO_LEFT = {
     torch.int64: [-7, 7, 5, -5, 0, 9],
     torch.float32: [-7.5, 7.25, 5.0, -5.5, 0.0, 2.75],
     torch.float64: [-7.5, 7.25, 5.0, -5.5, 0.0, 2.75],
+    torch.int8: [-7, 7, 100, -5, 0, 9],  # 100 * 3 wraps in int8
+    torch.int32: [-7, 7, 5, -5, 0, 2147483647],  # 2^31 - 1 + 2 wraps in int32
+    torch.bfloat16: [-7.5, 7.25, 5.0, -5.5, 0.0, 2.75],
+    torch.float16: [-7.5, 7.25, 5.0, -5.5, 0.0, 2.75],
 }
 PROMO_RIGHT = {
     torch.bool: [True, False, True, False, True, True],
@@ -980,9 +994,14 @@ PROMO_RIGHT = {
     torch.int64: [2, -2, 3, -3, 4, -1],
     torch.float32: [2.0, -2.0, 3.0, -0.75, 1.5, -4.0],
     torch.float64: [2.0, -2.0, 3.0, -0.75, 1.5, -4.0],
+    torch.int8: [2, -2, 3, -3, 4, -1],
+    torch.int32: [2, -2, 3, -3, 4, 2],
+    torch.bfloat16: [2.0, -2.0, 3.0, -0.75, 1.5, -4.0],
+    torch.float16: [2.0, -2.0, 3.0, -0.75, 1.5, -4.0],
 }
 PROMO_ZERO_DIM = {torch.bool: True, torch.uint8: 3, torch.int64: -3, torch.float32: -2.5,
-                  torch.float64: -2.5}
+                  torch.float64: -2.5, torch.int8: -3, torch.int32: -3, torch.bfloat16: -2.5,
+                  torch.float16: -2.5}
 PROMO_SCALARS = {"int": -3, "float": 2.5, "bool": True}
 PROMO_SCALAR_KIND = {int: "int64", float: "float64", bool: "bool"}
 
@@ -1042,7 +1061,7 @@ def promo_message(e):
     return " ".join(str(e).split()) or type(e).__name__
 
 
-def promo_case(name, op, operands, lines):
+def promo_case(name, op, operands, lines, grad=True):
     fn, in_place = PROMO_OPS[op] if op in PROMO_OPS else (None, False)
     if op.startswith("r") and op[1:] in PROMO_REFLECTED:
         fn = lambda x: PROMO_REFLECTED[op[1:]](x[0], x[1])
@@ -1050,7 +1069,7 @@ def promo_case(name, op, operands, lines):
     for x in operands:
         if isinstance(x, torch.Tensor):
             x = x.clone()
-            if x.is_floating_point() and not in_place:
+            if x.is_floating_point() and not in_place and grad:
                 x.requires_grad_(True)
         inputs.append(x)
     first = next(x for x in inputs if isinstance(x, torch.Tensor))
@@ -1134,6 +1153,42 @@ def promotion_cases():
     return c
 
 
+def promotion_lowp_cases():
+    """(name, op, operands) with int8/int32/bfloat16/float16 (no gradients)."""
+    c = []
+    every = PROMO_DTYPES + PROMO_LOWP
+    short = PROMO_DTYPE_NAMES
+    int16_pairs = {(torch.uint8, torch.int8), (torch.int8, torch.uint8)}
+    for op in PROMO_LOWP_OPS:
+        in_place = PROMO_OPS[op][1]
+        for da in every:
+            left = torch.tensor(PROMO_LEFT[da], dtype=da)
+            for db in every:
+                if da not in PROMO_LOWP and db not in PROMO_LOWP:
+                    continue  # in promotion_cases()
+                if (da, db) in int16_pairs:
+                    continue  # torch: int16 (see PROMO_LOWP)
+                right = torch.tensor(PROMO_RIGHT[db], dtype=db)
+                zero = torch.tensor(PROMO_ZERO_DIM[db], dtype=db)
+                pair = f"{short[da]}_{short[db]}"
+                c.append((f"{op}_tt_{pair}", op, [left, right]))
+                c.append((f"{op}_t0_{pair}", op, [left, zero]))
+                if not in_place:
+                    zero_a = torch.tensor(PROMO_ZERO_DIM[da], dtype=da)
+                    c.append((f"{op}_0t_{pair}", op, [zero_a, right]))
+            if da in PROMO_LOWP and op != "maximum":
+                for kind, s in PROMO_SCALARS.items():
+                    c.append((f"{op}_ts_{short[da]}_{kind}", op, [left, s]))
+    cond = torch.tensor([True, False, False, True, True, False])
+    for da in every:
+        for db in every:
+            if (da in PROMO_LOWP or db in PROMO_LOWP) and (da, db) not in int16_pairs:
+                c.append((f"where_tt_{short[da]}_{short[db]}", "where",
+                          [cond, torch.tensor(PROMO_LEFT[da], dtype=da),
+                           torch.tensor(PROMO_RIGHT[db], dtype=db)]))
+    return c
+
+
 def write_promotion(here):
     path = os.path.join(here, "promotion_reference.txt")
     header = HEADER.format(ver=torch.__version__.split("+")[0]).rstrip("\n")
@@ -1149,6 +1204,21 @@ def write_promotion(here):
         names.add(name)
         promo_case(name, op, operands, lines)
         count += 1
+    for name, op, operands in promotion_lowp_cases():
+        assert name not in names, f"duplicate case name {name}"
+        names.add(name)
+        promo_case(name, op, operands, lines, grad=False)
+        count += 1
+    # torch.promote_types for every ordered pair of soma's nine dtypes (torch's name for the
+    # result, int16 included): 'promote <a> <b> <torch result>'
+    every = PROMO_DTYPES + PROMO_LOWP
+    lines.append("# torch.promote_types(a, b) for every pair of soma's dtypes: promote <a> <b> "
+                 "<result>")
+    for da in every:
+        for db in every:
+            r = torch.promote_types(da, db)
+            lines.append(f"promote {PROMO_DTYPE_NAMES[da]} {PROMO_DTYPE_NAMES[db]} "
+                         f"{PROMO_DTYPE_NAMES[r]}")
     with open(path, "w") as f:
         f.write("\n".join(lines) + "\n")
     print(f"wrote {count} cases to {path} ({os.path.getsize(path)} bytes)")
@@ -1431,13 +1501,15 @@ def write_transforms(here):
 
 
 def main():
+    """Writes every file, or only the sections named on the command line (ops nn optim
+    promotion kernels transforms)."""
+    import sys
     here = os.path.dirname(os.path.abspath(__file__))
-    write_ops(here)
-    write_nn(here)
-    write_optim(here)
-    write_promotion(here)
-    write_kernels(here)
-    write_transforms(here)
+    writers = {"ops": write_ops, "nn": write_nn, "optim": write_optim,
+               "promotion": write_promotion, "kernels": write_kernels,
+               "transforms": write_transforms}
+    for name in sys.argv[1:] or list(writers):
+        writers[name](here)
 
 
 if __name__ == "__main__":

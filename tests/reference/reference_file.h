@@ -11,7 +11,8 @@
 // "0.weight"); key lines ("key <key> <dtype> <ndim> <dims...>") carry a shape and no values.
 // promotion_reference.txt adds "scalar <k> <int64|float64|bool> 0 <value>" (input k is a
 // number, not a tensor), "error <message>" (torch raised; the case has no out) and
-// "backward_error <message>" (torch's backward raised).
+// "backward_error <message>" (torch's backward raised), and outside the cases "promote <a>
+// <b> <result>" (torch.promote_types, by torch's names).
 // Each test says which roles its file may use (ParseRules). Header-only: tests/**/*_test.cpp
 // are the only sources compiled into soma_tests.
 #pragma once
@@ -66,6 +67,9 @@ struct RefFile {
   std::string path;
   std::string error;  // non-empty when the file could not be read or parsed
   std::vector<Case> cases;
+  // "promote <a> <b> <result>" lines (outside cases; promotion_reference.txt): torch's dtype
+  // names, the result possibly one soma lacks (int16)
+  std::vector<std::vector<std::string>> promotions;
 };
 
 // A case's "param <step>/<key>" lines (parameter and buffer snapshots of a training run),
@@ -110,6 +114,14 @@ inline bool parse_dtype(const std::string& s, soma::DType* dtype) {
     *dtype = soma::kBool;
   else if (s == "uint8")
     *dtype = soma::kUInt8;
+  else if (s == "int8")
+    *dtype = soma::kInt8;
+  else if (s == "int32")
+    *dtype = soma::kInt32;
+  else if (s == "bfloat16")
+    *dtype = soma::kBFloat16;
+  else if (s == "float16")
+    *dtype = soma::kFloat16;
   else
     return false;
   return true;
@@ -196,6 +208,11 @@ inline RefFile parse_reference(const std::string& path, const ParseRules& rules)
         return fail("case has no (or a mis-sized) gout");
       file.cases.push_back(current);
       in_case = false;
+    } else if (role == "promote" && rules.roles.count(role)) {
+      if (in_case) return fail("promote inside a case");
+      std::vector<std::string> p(3);
+      if (!(ls >> p[0] >> p[1] >> p[2])) return fail("bad promote line");
+      file.promotions.push_back(p);
     } else if ((role == "error" || role == "backward_error") && rules.roles.count(role)) {
       if (!in_case) return fail(role + " outside a case");
       std::string message;
@@ -265,8 +282,13 @@ inline soma::Tensor make_tensor(const RefTensor& r) {
       return soma::tensor(std::vector<int64_t>(r.values.begin(), r.values.end()), r.shape)
           .to(soma::kBool);
     case soma::kUInt8:
+    case soma::kInt8:
+    case soma::kInt32:
       return soma::tensor(std::vector<int64_t>(r.values.begin(), r.values.end()), r.shape)
-          .to(soma::kUInt8);
+          .to(r.dtype);
+    case soma::kBFloat16:
+    case soma::kFloat16:  // the file's values are exactly representable: the cast is exact
+      return soma::tensor(r.values, r.shape).to(r.dtype);
   }
   return soma::Tensor();
 }

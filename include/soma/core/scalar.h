@@ -27,6 +27,8 @@ class Scalar {
   Scalar(T v) : kind_(Kind::Int), i_(static_cast<int64_t>(v)) {}
   template <typename T, std::enable_if_t<std::is_floating_point_v<T>, int> = 0>
   Scalar(T v) : kind_(Kind::Float), d_(static_cast<double>(v)) {}
+  Scalar(BFloat16 v) : kind_(Kind::Float), d_(static_cast<float>(v)) {}
+  Scalar(Half v) : kind_(Kind::Float), d_(static_cast<float>(v)) {}
 
   Kind kind() const { return kind_; }
   bool is_boolean() const { return kind_ == Kind::Bool; }
@@ -44,7 +46,8 @@ class Scalar {
   int64_t to_long() const { return kind_ == Kind::Float ? static_cast<int64_t>(d_) : i_; }
   bool to_bool() const { return kind_ == Kind::Float ? d_ != 0 : i_ != 0; }
   /// The value converted to T like a cast (integers wrap; a floating value truncates towards
-  /// zero and must fit in int64 when T is an integer type).
+  /// zero and must fit in int64 when T is an integer type; bfloat16/float16 round to nearest
+  /// even, through float as c10 does).
   template <typename T>
   T to() const {
     if constexpr (std::is_same_v<T, bool>)

@@ -7,11 +7,12 @@
 //               "__metadata__": {"<key>": "<string value>", ...}}
 //   [rest]     raw little-endian data; offsets are relative to the first data byte
 //
-// dtypes: F32 float32, F64 float64, I64 int64, BOOL bool (one byte), U8 uint8. soma writes the
-// tensors contiguously in sorted name order, row-major. The reader trusts nothing: every
-// header field, offset and length is validated (with a message naming the file) before any
-// tensor is allocated, the data ranges must tile the data section exactly (no gaps, overlaps
-// or trailing bytes), and the data is copied into fresh soma tensors.
+// dtypes: F32 float32, F64 float64, I64 int64, I32 int32, I8 int8, U8 uint8, BOOL bool (one
+// byte), BF16 bfloat16, F16 float16; any other dtype is an error. soma writes the tensors
+// contiguously in sorted name order, row-major. The reader trusts nothing: every header field,
+// offset and length is validated (with a message naming the file) before any tensor is allocated,
+// the data ranges must tile the data section exactly (no gaps, overlaps or trailing bytes), and the
+// data is copied into fresh soma tensors.
 //
 //   soma::io::save_safetensors("w.safetensors", {{"w", soma::randn({2, 3})}}, {{"note", "x"}});
 //   soma::io::SafetensorsFile f = soma::io::load_safetensors("w.safetensors");

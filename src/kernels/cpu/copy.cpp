@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/convert.h"
 #include "core/dispatch.h"
 #include "core/tensor_impl.h"
 #include "kernels/cpu/loop.h"
@@ -27,9 +28,9 @@ void copy(Tensor& dst, const Tensor& src) {
           }
         }
         if (st[0] == 1 && st[1] == 1) {
-          for (int64_t i = 0; i < n; ++i) o[i] = static_cast<D>(x[i]);
+          for (int64_t i = 0; i < n; ++i) o[i] = detail::convert<D>(x[i]);
         } else {
-          for (int64_t i = 0; i < n; ++i) o[i * st[0]] = static_cast<D>(x[i * st[1]]);
+          for (int64_t i = 0; i < n; ++i) o[i * st[0]] = detail::convert<D>(x[i * st[1]]);
         }
       });
     });
@@ -49,7 +50,7 @@ void copy_reference(Tensor& dst, const Tensor& src) {
           od += idx[d] * dst.stride(d);
           os += idx[d] * src.stride(d);
         }
-        out[od] = static_cast<D>(in[os]);
+        out[od] = detail::convert<D>(in[os]);
         for (int64_t d = nd - 1; d >= 0; --d) {
           if (++idx[d] < dst.size(d)) break;
           idx[d] = 0;
