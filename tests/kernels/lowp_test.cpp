@@ -537,9 +537,12 @@ TEST_P(LowpBf16Gemm, MatchesFloat64ProductOfRoundedInputs) {
     int64_t m, n, k;
   };
   // M <= 4 takes the path that reads B in place (threaded for 4 x 300 x 1001); larger M packs
+  // (on 2 threads: split by rows for 64 x 130 x 785 and 200 x 300 x 99, by column panels for
+  // 24 x 200 x 300)
   const Shape shapes[] = {{1, 1, 1},      {3, 5, 7},   {2, 70, 45},   {4, 130, 97},
                           {4, 300, 1001}, {7, 17, 33}, {17, 65, 129}, {64, 130, 785},
-                          {129, 33, 2},   {6, 64, 64}, {1, 256, 784}, {200, 300, 99}};
+                          {129, 33, 2},   {6, 64, 64}, {1, 256, 784}, {200, 300, 99},
+                          {24, 200, 300}};
   int64_t unrounded_differs = 0;
   for (int threads : {1, 2})
     for (const Shape& s : shapes)
