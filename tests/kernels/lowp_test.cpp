@@ -238,6 +238,22 @@ TEST(LowpInt8Api, BadArgumentsAreErrors) {
   } catch (const soma::Error& e) {
     EXPECT_NE(std::string(e.what()).find("lda=5"), std::string::npos) << e.what();
   }
+  {  // K so large that the int32 sums could overflow
+    const int64_t big = 40000;
+    std::vector<int8_t> wb(static_cast<size_t>(big), 1);
+    const lp::PackedS8 pb = lp::pack_s8(wb.data(), 1, big);
+    std::vector<uint8_t> ab(static_cast<size_t>(big), 1);
+    int32_t cb = 0;
+    float yb = 0;
+    EXPECT_NO_THROW(lp::gemm_u8s8s32(1, ab.data(), big, pb, &cb, 1));
+    EXPECT_EQ(cb, big);
+    try {
+      lp::gemm_u8s8_f32(1, ab.data(), big, pb, 0, 1.0f, ws.data(), nullptr, &yb, 1);
+      FAIL() << "no error for K=40000 with a zero point";
+    } catch (const soma::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("K=40000"), std::string::npos) << e.what();
+    }
+  }
   packed.data.pop_back();
   try {
     lp::gemm_u8s8s32(2, a.data(), 6, packed, c.data(), 4);
@@ -520,8 +536,13 @@ TEST_P(LowpBf16Gemm, MatchesFloat64ProductOfRoundedInputs) {
   struct Shape {
     int64_t m, n, k;
   };
-  const Shape shapes[] = {{1, 1, 1},    {3, 5, 7},   {7, 17, 33},   {17, 65, 129}, {64, 130, 785},
-                          {129, 33, 2}, {6, 64, 64}, {1, 256, 784}, {200, 300, 99}};
+  // M <= 4 takes the path that reads B in place (threaded for 4 x 300 x 1001); larger M packs
+  // (on 2 threads: split by rows for 64 x 130 x 785 and 200 x 300 x 99, by column panels for
+  // 24 x 200 x 300)
+  const Shape shapes[] = {{1, 1, 1},      {3, 5, 7},   {2, 70, 45},   {4, 130, 97},
+                          {4, 300, 1001}, {7, 17, 33}, {17, 65, 129}, {64, 130, 785},
+                          {129, 33, 2},   {6, 64, 64}, {1, 256, 784}, {200, 300, 99},
+                          {24, 200, 300}};
   int64_t unrounded_differs = 0;
   for (int threads : {1, 2})
     for (const Shape& s : shapes)

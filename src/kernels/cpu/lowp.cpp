@@ -122,6 +122,8 @@ int8_t packed_at(const PackedS8& w, int64_t j, int64_t q) {
       .data[static_cast<size_t>(n0 * packed_k(w.k) + (q / 4) * width * 4 + (j - n0) * 4 + q % 4)];
 }
 
+constexpr int64_t kMaxKInt32 = ((int64_t{1} << 31) - 1) / (255 * 128);  // 65793
+
 void check_packed(const char* op, int64_t m, int64_t lda, const PackedS8& w, int64_t ldc) {
   SOMA_CHECK(m >= 0, op, ": negative M=", m);
   SOMA_CHECK(w.n >= 0 && w.k >= 0, op, ": packed weights with negative size N=", w.n, " K=", w.k);
@@ -144,6 +146,9 @@ void check_packed(const char* op, int64_t m, int64_t lda, const PackedS8& w, int
 void gemm_u8s8s32(int64_t m, const uint8_t* a, int64_t lda, const PackedS8& w, int32_t* c,
                   int64_t ldc) {
   check_packed("lowp::gemm_u8s8s32", m, lda, w, ldc);
+  // 255 * 128 * K must fit int32.
+  SOMA_CHECK(w.k <= kMaxKInt32, "lowp::gemm_u8s8s32: K=", w.k,
+             " could overflow the int32 sums (at most ", kMaxKInt32, ")");
   if (m == 0 || w.n == 0) return;
   Kernel<LowpGemmU8S8S32>::get()(m, a, lda, w, c, ldc);
 }
@@ -152,6 +157,9 @@ void gemm_u8s8_f32(int64_t m, const uint8_t* a, int64_t lda, const PackedS8& w,
                    int32_t a_zero_point, float a_scale, const float* w_scale, const float* bias,
                    float* y, int64_t ldy) {
   check_packed("lowp::gemm_u8s8_f32", m, lda, w, ldy);
+  // C - zp col_sums, up to 2 * 255 * 128 * K in magnitude, must fit int32.
+  SOMA_CHECK(w.k <= kMaxKInt32 / 2, "lowp::gemm_u8s8_f32: K=", w.k,
+             " could overflow the int32 sums (at most ", kMaxKInt32 / 2, ")");
   SOMA_CHECK(a_zero_point >= 0 && a_zero_point <= 255,
              "lowp::gemm_u8s8_f32: activation zero point ", a_zero_point, " is outside [0, 255]");
   SOMA_CHECK(w_scale != nullptr || w.n == 0, "lowp::gemm_u8s8_f32: no weight scales");

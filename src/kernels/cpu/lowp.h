@@ -45,6 +45,7 @@ inline int64_t panel_width(int64_t n, int64_t n0) {
 
 PackedS8 pack_s8(const int8_t* w, int64_t n, int64_t k);
 /// C[m, n] = sum_k A[m, k] * W[n, k], exact int32. A: uint8 [M, K], row stride lda.
+/// K is at most 65793 (255 * 128 * K fits int32; gemm_u8s8_f32: half that), else soma::Error.
 void gemm_u8s8s32(int64_t m, const uint8_t* a, int64_t lda, const PackedS8& w, int32_t* c,
                   int64_t ldc);
 /// Dynamic-quantised Linear, fused epilogue (no int32 round trip through memory):

@@ -18,6 +18,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -255,6 +256,129 @@ SOMA_BF16 void compute(const Args& g, int64_t r0, int64_t r1, int64_t q0, int64_
   }
 }
 
+// ---- a few rows (batch-1 inference): no packing of B ---------------------------------------
+// Packing B costs as much as the whole product when M is tiny; these read B in place, convert
+// it on the fly and use the same vdpbf16ps products (the same rounding, another summation order).
+constexpr int64_t kSmallM = 4;
+
+// op(A)'s rows (m <= kSmallM) as bfloat16 pairs, P dwords each; `tmp` holds K floats.
+SOMA_BF16 void small_a(bool ta, const float* a, int64_t lda, int64_t m, int64_t k, int64_t P,
+                       uint32_t* out, float* tmp) {
+  if (!ta) return pack_a_rows(a, lda, k, P, out, 0, m);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t p = 0; p < k; ++p) tmp[p] = a[p * lda + i];
+    pack_a_rows(tmp, k, k, P, out + i * P, 0, 1);
+  }
+}
+
+// B stored [N, K] (op(B) = B^T): C[i, j] = a_i . b_j, four columns at a time, 32 k per step.
+template <int MR>
+SOMA_BF16 void small_bt(const uint32_t* arows, int64_t P, const float* b, int64_t ldb, int64_t k,
+                        int64_t j0, int64_t j1, float alpha, float beta, float* c, int64_t ldc) {
+  for (int64_t j = j0; j < j1; j += 4) {
+    const int nj = static_cast<int>(std::min<int64_t>(4, j1 - j));
+    __m512 acc[MR][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) acc[i][q] = _mm512_setzero_ps();
+    for (int64_t k0 = 0; k0 < 2 * P; k0 += 32) {
+      const __mmask16 lo = mask16(k - k0), hi = mask16(k - k0 - 16);
+      __m512bh bv[4];
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        const float* row = b + (j + (q < nj ? q : 0)) * ldb + k0;
+        bv[q] = reinterpret_cast<__m512bh>(
+            cvt32(_mm512_maskz_loadu_ps(lo, row), _mm512_maskz_loadu_ps(hi, row + 16)));
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < MR; ++i) {
+        const __m512bh av = reinterpret_cast<__m512bh>(
+            _mm512_maskz_loadu_epi32(mask16(P - k0 / 2), arows + i * P + k0 / 2));
+#pragma GCC unroll 4
+        for (int q = 0; q < 4; ++q) acc[i][q] = _mm512_dpbf16_ps(acc[i][q], av, bv[q]);
+      }
+    }
+    for (int i = 0; i < MR; ++i)
+      for (int q = 0; q < nj; ++q) {
+        float& out = c[i * ldc + j + q];
+        const float r = alpha * _mm512_reduce_add_ps(acc[i][q]);
+        out = beta == 0.0f ? r : std::fma(beta, out, r);
+      }
+  }
+}
+
+// B stored [K, N]: rows 2p and 2p + 1 interleaved on the fly, 64 columns at a time.
+template <int MR>
+SOMA_BF16 void small_bn(const uint32_t* arows, int64_t P, const float* b, int64_t ldb, int64_t k,
+                        int64_t j0, int64_t j1, float alpha, float beta, float* c, int64_t ldc) {
+  for (int64_t j = j0; j < j1; j += 64) {
+    __m512 acc[MR][4];
+#pragma GCC unroll 4
+    for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_setzero_ps();
+    __mmask16 cols[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) cols[v] = mask16(j1 - j - 16 * v);
+    for (int64_t p = 0; p < P; ++p) {
+      __m512bh bv[4];
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) {
+        const __m512 x = _mm512_maskz_loadu_ps(cols[v], b + 2 * p * ldb + j + 16 * v);
+        const __m512 y = 2 * p + 1 < k
+                             ? _mm512_maskz_loadu_ps(cols[v], b + (2 * p + 1) * ldb + j + 16 * v)
+                             : _mm512_setzero_ps();
+        bv[v] = reinterpret_cast<__m512bh>(interleave(x, y));
+      }
+#pragma GCC unroll 4
+      for (int i = 0; i < MR; ++i) {
+        const __m512bh av =
+            reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(arows[i * P + p])));
+#pragma GCC unroll 4
+        for (int v = 0; v < 4; ++v) acc[i][v] = _mm512_dpbf16_ps(acc[i][v], av, bv[v]);
+      }
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < 4; ++v) {
+        float* out = c + i * ldc + j + 16 * v;
+        __m512 r = _mm512_mul_ps(va, acc[i][v]);
+        if (beta != 0.0f) r = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(cols[v], out), r);
+        _mm512_mask_storeu_ps(out, cols[v], r);
+      }
+  }
+}
+
+template <int MR>
+SOMA_BF16 void small_rows(bool tb, const uint32_t* arows, int64_t P, const float* b, int64_t ldb,
+                          int64_t k, int64_t j0, int64_t j1, float alpha, float beta, float* c,
+                          int64_t ldc) {
+  if (tb)
+    small_bt<MR>(arows, P, b, ldb, k, j0, j1, alpha, beta, c, ldc);
+  else
+    small_bn<MR>(arows, P, b, ldb, k, j0, j1, alpha, beta, c, ldc);
+}
+
+SOMA_BF16 void small_m(bool tb, int64_t m, const uint32_t* arows, int64_t P, const float* b,
+                       int64_t ldb, int64_t k, int64_t j0, int64_t j1, float alpha, float beta,
+                       float* c, int64_t ldc) {
+  switch (m) {
+    case 1:
+      small_rows<1>(tb, arows, P, b, ldb, k, j0, j1, alpha, beta, c, ldc);
+      break;
+    case 2:
+      small_rows<2>(tb, arows, P, b, ldb, k, j0, j1, alpha, beta, c, ldc);
+      break;
+    case 3:
+      small_rows<3>(tb, arows, P, b, ldb, k, j0, j1, alpha, beta, c, ldc);
+      break;
+    default:
+      small_rows<4>(tb, arows, P, b, ldb, k, j0, j1, alpha, beta, c, ldc);
+      break;
+  }
+}
+
 }  // namespace
 
 void gemm_bf16_avx512_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
@@ -262,6 +386,24 @@ void gemm_bf16_avx512_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, fl
                            float* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   const int64_t P = (k + 1) / 2;
+  if (m <= kSmallM) {
+    thread_local std::vector<uint32_t> rows;
+    thread_local std::vector<float> tmp;
+    rows.resize(static_cast<size_t>(m * P));
+    if (ta) tmp.resize(static_cast<size_t>(2 * P));
+    small_a(ta, a, lda, m, k, P, rows.data(), tmp.data());
+    const uint32_t* ar = rows.data();
+    if (cpu::num_threads() < 2 || m * n * k < kMinWork || n < 128) {
+      small_m(tb, m, ar, P, b, ldb, k, 0, n, alpha, beta, c, ldc);
+    } else {
+      cpu::parallel_team(true, [&](int64_t t, int64_t nt) {
+        const int64_t j0 = (n * t / nt) & ~int64_t{63};
+        const int64_t j1 = t + 1 == nt ? n : (n * (t + 1) / nt) & ~int64_t{63};
+        if (j0 < j1) small_m(tb, m, ar, P, b, ldb, k, j0, j1, alpha, beta, c, ldc);
+      });
+    }
+    return;
+  }
   const int64_t panels = (n + kPanel - 1) / kPanel;
   int64_t bsize = 0;
   for (int64_t n0 = 0; n0 < n; n0 += kPanel) bsize += panel_width(n, n0) * P;

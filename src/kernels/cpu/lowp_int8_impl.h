@@ -40,7 +40,8 @@ struct Out {
 #if SOMA_LOWP_VNNI
 constexpr int kMR = 6;  // rows per tile: 6 x 4 accumulators
 #else
-constexpr int kMR = 3;  // rows per tile: 3 x 4 x 2 accumulators (pairs of lanes per column)
+constexpr int kMR = 2;  // rows per tile: 2 x 4 x 2 accumulators (pairs of lanes per column;
+                        // 3 rows spill registers)
 #endif
 constexpr int64_t kMC = 96;                     // rows per chunk (A chunk stays in L2)
 constexpr int64_t kMinWork = int64_t{1} << 20;  // multiply-adds below which one thread runs
@@ -63,8 +64,9 @@ SOMA_LOWP_TARGET inline __mmask16 col_mask(int64_t left) {
                     : static_cast<__mmask16>((1u << static_cast<unsigned>(left)) - 1u);
 }
 
-SOMA_LOWP_TARGET inline void store(const Out& o, int64_t row, int64_t col, __m512i acc,
-                                   __mmask16 mask) {
+SOMA_LOWP_TARGET __attribute__((always_inline)) inline void store(const Out& o, int64_t row,
+                                                                  int64_t col, __m512i acc,
+                                                                  __mmask16 mask) {
   if (o.c != nullptr) {
     _mm512_mask_storeu_epi32(o.c + row * o.ldc + col, mask, acc);
     return;
@@ -93,26 +95,18 @@ SOMA_LOWP_TARGET void tile(const uint8_t* a, int64_t lda, const int8_t* bp, int6
   const uint8_t* ar[MR];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) ar[i] = a + (i0 + i) * lda;
-  const int64_t groups = k / 4, rem = k % 4;
+  // One loop for the whole groups and the partial last one (a second copy of the body makes
+  // GCC 12 keep the accumulators in memory).
+  const int64_t groups = k / 4, rem = k % 4, all = groups + (rem != 0);
   const int8_t* b = bp;
-  for (int64_t g = 0; g < groups; ++g, b += NV * 64) {
+  for (int64_t g = 0; g < all; ++g, b += NV * 64) {
     __m512i bv[NV];
 #pragma GCC unroll 4
     for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + 64 * v);
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m512i av = _mm512_set1_epi32(load_a4(ar[i] + 4 * g));
-#pragma GCC unroll 4
-      for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], av, bv[v]);
-    }
-  }
-  if (rem != 0) {
-    __m512i bv[NV];
-#pragma GCC unroll 4
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + 64 * v);
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) {
-      const __m512i av = _mm512_set1_epi32(load_a_tail(ar[i] + 4 * groups, rem));
+      const __m512i av =
+          _mm512_set1_epi32(g < groups ? load_a4(ar[i] + 4 * g) : load_a_tail(ar[i] + 4 * g, rem));
 #pragma GCC unroll 4
       for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_dpbusd_epi32(acc[i][v], av, bv[v]);
     }
@@ -206,17 +200,13 @@ SOMA_LOWP_TARGET void tile(const uint8_t* a, int64_t lda, const int8_t* bp, int6
   const uint8_t* ar[MR];
 #pragma GCC unroll 8
   for (int i = 0; i < MR; ++i) ar[i] = a + (i0 + i) * lda;
-  const int64_t groups = k / 4, rem = k % 4;
+  const int64_t groups = k / 4, rem = k % 4, all = groups + (rem != 0);
   const int8_t* b = bp;
   __m512i av[MR];
-  for (int64_t g = 0; g < groups; ++g, b += NV * 64) {
+  for (int64_t g = 0; g < all; ++g, b += NV * 64) {
 #pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) av[i] = widen_a4(load_a4(ar[i] + 4 * g));
-    step<NV, MR>(lo, hi, b, av);
-  }
-  if (rem != 0) {
-#pragma GCC unroll 8
-    for (int i = 0; i < MR; ++i) av[i] = widen_a4(load_a_tail(ar[i] + 4 * groups, rem));
+    for (int i = 0; i < MR; ++i)
+      av[i] = widen_a4(g < groups ? load_a4(ar[i] + 4 * g) : load_a_tail(ar[i] + 4 * g, rem));
     step<NV, MR>(lo, hi, b, av);
   }
 #pragma GCC unroll 8
@@ -243,7 +233,7 @@ SOMA_LOWP_TARGET void tile_rows(int rows, const uint8_t* a, int64_t lda, const i
       tile<NV, 2>(a, lda, bp, k, i0, n0, n, o);
       break;
     case 3:
-      tile<NV, 3>(a, lda, bp, k, i0, n0, n, o);
+      if constexpr (kMR >= 3) tile<NV, 3>(a, lda, bp, k, i0, n0, n, o);
       break;
     default:
       if constexpr (kMR >= 6) {
