@@ -110,11 +110,18 @@ def test_python_lists_and_items():
     with pytest.raises(soma.Error, match="int8"):
         soma.tensor([300], dtype=soma.int8)  # torch: overflow error too
     assert soma.arange(5, dtype=soma.int32).tolist() == [0, 1, 2, 3, 4]
-    assert "dtype=bfloat16" in repr(soma.ones(2, dtype=soma.bfloat16))
     t = soma.tensor([1.7, -2.2])
     assert [t.char().dtype, t.int().dtype, t.half().dtype, t.bfloat16().dtype] == [
         soma.int8, soma.int32, soma.float16, soma.bfloat16]
     assert t.int().tolist() == [1, -2]  # truncation toward zero
+
+
+def test_repr_matches_torch(torch):
+    for name in NEW:
+        for vals in ([1.0, 2.0], [0.5, -1.25, 100.0], [[1.0, 2.0], [3.0, -4.0]], 3.0, []):
+            s = repr(soma.tensor(vals, dtype=sd(name)))
+            t = repr(torch.tensor(vals, dtype=getattr(torch, name))).replace("torch.", "soma.")
+            assert s == t, (name, vals)
 
 
 def test_numpy_interop():
