@@ -162,3 +162,38 @@ def test_refusals_name_op_and_dtype():
         w.to(soma.bfloat16)
     with pytest.raises(soma.Error, match="int8"):
         soma.ones(2, dtype=soma.int8).requires_grad_(True)
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_storage_ops_match_torch(torch, name):
+    """Factories and data movement on the new dtypes (what docs/arithmetic.md lists)."""
+    td = getattr(torch, name)
+    x = torch.tensor([[3, -1, 7, 0], [2, 5, -8, 1], [9, -4, 6, 2]]).to(td)
+    s = soma.from_dlpack(x)
+    idx = torch.tensor([[2, 0, 1, 0], [1, 1, 0, 2]])
+    mask = x > 1
+    sm = soma.tensor(mask.tolist())  # (torch exports no bool through DLPack)
+    pairs = [
+        (soma.linspace(-3, 9, 7, dtype=sd(name)), torch.linspace(-3, 9, 7, dtype=td)),
+        (soma.eye(3, dtype=sd(name)), torch.eye(3).to(td)),  # torch 1.13 has no bfloat16 eye
+        (soma.where(sm, s, soma.zeros(1, dtype=sd(name))),
+         torch.where(mask, x, torch.zeros(1, dtype=td))),
+        (s.gather(0, soma.from_dlpack(idx)), x.gather(0, idx)),
+        (s.masked_fill(sm, 5), x.masked_fill(mask, 5)),
+        (s.masked_select(sm), x.masked_select(mask)),
+        (s.sign(), x.sign()),
+        (s.fmod(3), x.fmod(3)),
+        (soma.cat([s, s], 1), torch.cat([x, x], 1)),
+        (soma.stack([s, s]), torch.stack([x, x])),
+        (s.t().contiguous(), x.t().contiguous()),
+        (s.flip(1), x.flip(1)),
+        (s[1:, ::2], x[1:, ::2]),
+        (s.index_select(1, soma.tensor([3, 0])), x.index_select(1, torch.tensor([3, 0]))),
+    ]
+    for k, (got, want) in enumerate(pairs):
+        assert repr(got.dtype)[5:] == str(want.dtype)[6:], k
+        same(flat(got.tolist()), flat(want.tolist()))
+
+
+def flat(v):
+    return [y for x in v for y in flat(x)] if isinstance(v, list) else [v]
