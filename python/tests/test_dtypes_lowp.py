@@ -157,6 +157,10 @@ def test_refusals_name_op_and_dtype():
             soma.exp(x)
         with pytest.raises(soma.Error, match=f"sort.*{n}"):
             soma.sort(x)
+        with pytest.raises(soma.Error, match=f"std.*{n}"):
+            soma.std(x)
+        with pytest.raises(soma.Error, match=f"max.*{n}"):
+            x.max()
     w = soma.ones(2, requires_grad=True)
     with pytest.raises(soma.Error, match="autograd.*bfloat16"):
         w.to(soma.bfloat16)
@@ -197,3 +201,13 @@ def test_storage_ops_match_torch(torch, name):
 
 def flat(v):
     return [y for x in v for y in flat(x)] if isinstance(v, list) else [v]
+
+
+@pytest.mark.parametrize("name", ["int8", "int32"])
+def test_integer_matmul_matches_torch(torch, name):
+    a = torch.tensor([[100, 50, -3], [3, -7, 120]]).to(getattr(torch, name))
+    b = torch.tensor([[90, 2], [-128, 1], [5, 77]]).to(getattr(torch, name))
+    got = soma.from_dlpack(a) @ soma.from_dlpack(b)
+    want = a @ b
+    assert repr(got.dtype)[5:] == str(want.dtype)[6:]
+    assert got.tolist() == want.tolist()  # int8 wraps
