@@ -197,6 +197,8 @@ class Tensor:
         """Fills with 0/1 draws, 1 with probability p."""
     @overload
     def bernoulli_(self, p: Tensor) -> Tensor: ...
+    def bfloat16(self) -> Tensor:
+        """to(soma.bfloat16)"""
     def bmm(self, mat2: Tensor) -> Tensor:
         """Batched matrix product [B, n, m] x [B, m, p]."""
     def bool(self) -> Tensor:
@@ -205,6 +207,8 @@ class Tensor:
         """to(soma.uint8)"""
     def ceil(self) -> Tensor:
         """Rounds up (integer dtypes kept; zero gradient)."""
+    def char(self) -> Tensor:
+        """to(soma.int8)"""
     def chunk(self, chunks: builtins.int, dim: builtins.int = ...) -> tuple:
         """At most `chunks` pieces along dim (views)."""
     def clamp(self, min: Optional[builtins.float] = ..., max: Optional[builtins.float] = ...) -> Tensor:
@@ -322,6 +326,8 @@ class Tensor:
     @overload
     def gt(self, other: Number) -> Tensor:
         """Elementwise comparison (a bool mask; not differentiable)."""
+    def half(self) -> Tensor:
+        """to(soma.float16)"""
     def index_add(self, dim: builtins.int, index: Tensor, source: Tensor, *, alpha: Number = ...) -> Tensor:
         """x with x.select(dim, index[i]) += alpha * source.select(dim, i)."""
     def index_add_(self, dim: builtins.int, index: Tensor, source: Tensor, *, alpha: Number = ...) -> Tensor: ...
@@ -331,13 +337,15 @@ class Tensor:
         """In place: self[indices] = values (+= with accumulate)."""
     def index_select(self, dim: builtins.int, index: Tensor) -> Tensor:
         """Picks the entries index (1-D int64) along dim."""
+    def int(self) -> Tensor:
+        """to(soma.int32)"""
     def is_contiguous(self) -> builtins.bool:
         """Whether the strides are row-major."""
     @property
     def is_cuda(self) -> builtins.bool:
         """Always False."""
     def is_floating_point(self) -> builtins.bool:
-        """Whether the dtype is float32 or float64."""
+        """Whether the dtype is floating point (float32, float64, bfloat16, float16)."""
     @property
     def is_leaf(self) -> builtins.bool:
         """True for tensors not produced by a differentiable op."""
@@ -611,12 +619,12 @@ class Tensor:
         """Fills with zeros."""
 
 class dtype:
-    """An element type: soma.float32 (the default), float64, int64, bool, uint8."""
+    """An element type: soma.float32 (the default), float64, int64, bool, uint8, int8, int32, bfloat16, float16."""
     def __reduce__(self) -> str: ...
     def __repr__(self) -> str: ...
     @property
     def is_floating_point(self) -> builtins.bool:
-        """True for float32 and float64."""
+        """True for float32, float64, bfloat16 and float16."""
     @property
     def itemsize(self) -> builtins.int:
         """Bytes per element."""
@@ -678,6 +686,7 @@ def atan2(input: Tensor, other: Tensor) -> Tensor:
     """The angle of (other, input)."""
 def bernoulli(input: Tensor, p: Optional[builtins.float] = ...) -> Tensor:
     """0/1 draws with the entries of input as probabilities (or p for each)."""
+bfloat16: dtype
 def bmm(input: Tensor, mat2: Tensor) -> Tensor:
     """Batched matrix product [B, n, m] x [B, m, p]."""
 bool: dtype
@@ -766,6 +775,7 @@ def flatten(input: Tensor, start_dim: builtins.int = ..., end_dim: builtins.int 
     """Merges dims start_dim..end_dim into one."""
 def flip(input: Tensor, dims: List[builtins.int]) -> Tensor:
     """Reverses the elements along dims (a copy)."""
+float16: dtype
 float32: dtype
 float64: dtype
 def floor(input: Tensor) -> Tensor:
@@ -785,7 +795,7 @@ def fmod(input: Tensor, other: Number) -> Tensor:
 def from_dlpack(ext_tensor: Any) -> Tensor:
     """A tensor sharing the memory of a DLPack producer (an object with __dlpack__, such as a torch or NumPy array, or a "dltensor" capsule); CPU only."""
 def from_numpy(ndarray: Any) -> Tensor:
-    """A tensor sharing the memory of a NumPy array (float32, float64, int64, bool, uint8): a write on one side shows on the other, and each keeps the memory alive. Non-contiguous arrays (positive or zero strides) are viewed in place; negative strides (a[::-1]) are an error, as in torch: copy them with soma.tensor(a)."""
+    """A tensor sharing the memory of a NumPy array (float32, float64, float16, int64, int32, int8, bool, uint8): a write on one side shows on the other, and each keeps the memory alive. Non-contiguous arrays (positive or zero strides) are viewed in place; negative strides (a[::-1]) are an error, as in torch: copy them with soma.tensor(a)."""
 def full(size: List[builtins.int], fill_value: Number, *, dtype: Optional[dtype] = ..., requires_grad: builtins.bool = ...) -> Tensor:
     """A tensor filled with fill_value (dtype from the value when not given: bool, int64 or float32)."""
 def full_like(input: Tensor, fill_value: Number, *, dtype: Optional[dtype] = ..., requires_grad: builtins.bool = ...) -> Tensor:
@@ -812,9 +822,11 @@ def index_add(input: Tensor, dim: builtins.int, index: Tensor, source: Tensor, *
     """x with x.select(dim, index[i]) += alpha * source.select(dim, i)."""
 def index_select(input: Tensor, dim: builtins.int, index: Tensor) -> Tensor:
     """Picks the entries index (1-D int64) along dim."""
+int32: dtype
 int64: dtype
+int8: dtype
 def is_floating_point(input: Tensor) -> builtins.bool:
-    """Whether the dtype is float32 or float64."""
+    """Whether the dtype is floating point (float32, float64, bfloat16, float16)."""
 def is_tensor(obj: Any) -> builtins.bool:
     """Whether obj is a soma.Tensor."""
 def isclose(input: Tensor, other: Tensor, rtol: builtins.float = ..., atol: builtins.float = ..., equal_nan: builtins.bool = ...) -> Tensor:

@@ -37,7 +37,9 @@ py::object list_of(const T* data, const Shape& shape, const Shape& strides, size
   if (d == shape.size()) {
     if constexpr (std::is_same_v<T, bool>)
       return py::bool_(*data);
-    else if constexpr (std::is_floating_point_v<T> || is_reduced_float_v<T>)
+    else if constexpr (std::is_floating_point_v<T>)
+      return py::float_(static_cast<double>(*data));
+    else if constexpr (is_reduced_float_v<T>)
       return py::float_(static_cast<double>(static_cast<float>(*data)));
     else
       return py::int_(static_cast<int64_t>(*data));

@@ -110,11 +110,18 @@ def test_python_lists_and_items():
     with pytest.raises(soma.Error, match="int8"):
         soma.tensor([300], dtype=soma.int8)  # torch: overflow error too
     assert soma.arange(5, dtype=soma.int32).tolist() == [0, 1, 2, 3, 4]
-    assert "dtype=bfloat16" in repr(soma.ones(2, dtype=soma.bfloat16))
     t = soma.tensor([1.7, -2.2])
     assert [t.char().dtype, t.int().dtype, t.half().dtype, t.bfloat16().dtype] == [
         soma.int8, soma.int32, soma.float16, soma.bfloat16]
     assert t.int().tolist() == [1, -2]  # truncation toward zero
+
+
+def test_repr_matches_torch(torch):
+    for name in NEW:
+        for vals in ([1.0, 2.0], [0.5, -1.25, 100.0], [[1.0, 2.0], [3.0, -4.0]], 3.0, []):
+            s = repr(soma.tensor(vals, dtype=sd(name)))
+            t = repr(torch.tensor(vals, dtype=getattr(torch, name))).replace("torch.", "soma.")
+            assert s == t, (name, vals)
 
 
 def test_numpy_interop():
@@ -150,8 +157,57 @@ def test_refusals_name_op_and_dtype():
             soma.exp(x)
         with pytest.raises(soma.Error, match=f"sort.*{n}"):
             soma.sort(x)
+        with pytest.raises(soma.Error, match=f"std.*{n}"):
+            soma.std(x)
+        with pytest.raises(soma.Error, match=f"max.*{n}"):
+            x.max()
     w = soma.ones(2, requires_grad=True)
     with pytest.raises(soma.Error, match="autograd.*bfloat16"):
         w.to(soma.bfloat16)
     with pytest.raises(soma.Error, match="int8"):
         soma.ones(2, dtype=soma.int8).requires_grad_(True)
+
+
+@pytest.mark.parametrize("name", NEW)
+def test_storage_ops_match_torch(torch, name):
+    """Factories and data movement on the new dtypes (what docs/arithmetic.md lists)."""
+    td = getattr(torch, name)
+    x = torch.tensor([[3, -1, 7, 0], [2, 5, -8, 1], [9, -4, 6, 2]]).to(td)
+    s = soma.from_dlpack(x)
+    idx = torch.tensor([[2, 0, 1, 0], [1, 1, 0, 2]])
+    mask = x > 1
+    sm = soma.tensor(mask.tolist())  # (torch exports no bool through DLPack)
+    pairs = [
+        (soma.linspace(-3, 9, 7, dtype=sd(name)), torch.linspace(-3, 9, 7, dtype=td)),
+        (soma.eye(3, dtype=sd(name)), torch.eye(3).to(td)),  # torch 1.13 has no bfloat16 eye
+        (soma.where(sm, s, soma.zeros(1, dtype=sd(name))),
+         torch.where(mask, x, torch.zeros(1, dtype=td))),
+        (s.gather(0, soma.from_dlpack(idx)), x.gather(0, idx)),
+        (s.masked_fill(sm, 5), x.masked_fill(mask, 5)),
+        (s.masked_select(sm), x.masked_select(mask)),
+        (s.sign(), x.sign()),
+        (s.fmod(3), x.fmod(3)),
+        (soma.cat([s, s], 1), torch.cat([x, x], 1)),
+        (soma.stack([s, s]), torch.stack([x, x])),
+        (s.t().contiguous(), x.t().contiguous()),
+        (s.flip(1), x.flip(1)),
+        (s[1:, ::2], x[1:, ::2]),
+        (s.index_select(1, soma.tensor([3, 0])), x.index_select(1, torch.tensor([3, 0]))),
+    ]
+    for k, (got, want) in enumerate(pairs):
+        assert repr(got.dtype)[5:] == str(want.dtype)[6:], k
+        same(flat(got.tolist()), flat(want.tolist()))
+
+
+def flat(v):
+    return [y for x in v for y in flat(x)] if isinstance(v, list) else [v]
+
+
+@pytest.mark.parametrize("name", ["int8", "int32"])
+def test_integer_matmul_matches_torch(torch, name):
+    a = torch.tensor([[100, 50, -3], [3, -7, 120]]).to(getattr(torch, name))
+    b = torch.tensor([[90, 2], [-128, 1], [5, 77]]).to(getattr(torch, name))
+    got = soma.from_dlpack(a) @ soma.from_dlpack(b)
+    want = a @ b
+    assert repr(got.dtype)[5:] == str(want.dtype)[6:]
+    assert got.tolist() == want.tolist()  # int8 wraps

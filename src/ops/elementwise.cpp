@@ -184,12 +184,15 @@ T int_remainder(T a, T b) {
 template <typename T>
 T float_div_floor(T a, T b) {
   if (b == 0) return a / b;
+  // Every intermediate is stored as T: bfloat16/float16 round after each step, as torch's
+  // c10::BFloat16/c10::Half arithmetic and Vectorized<BFloat16> do (no change for float/double).
   const T mod = std::fmod(a, b);
-  T div = (a - mod) / b;
+  const T diff = a - mod;
+  T div = diff / b;
   if (mod != 0 && (b < 0) != (mod < 0)) div -= T(1);
   if (div == 0) return std::copysign(T(0), a / b);
   T floordiv = std::floor(div);
-  if (div - floordiv > T(0.5)) floordiv += T(1);
+  if (T(div - floordiv) > T(0.5)) floordiv += T(1);
   return floordiv;
 }
 template <typename T>
@@ -207,14 +210,16 @@ decltype(auto) with_kernel(BinOp op, T alpha, Run&& run) {
   switch (op) {
     case BinOp::Add:
       if (alpha == T(1)) return run([](T x, T y) { return wrap_add(x, y); });
-      if constexpr (is_reduced_float_v<T>)  // x + alpha * y in float, one rounding (torch)
-        return run([a = float(alpha)](T x, T y) { return T(float(x) + a * float(y)); });
+      // torch 1.13: bfloat16 runs Vectorized<BFloat16>::fmadd (float fma, one rounding);
+      // float16 runs c10::Half's a + alpha * b (alpha * b rounds to float16 first), as below.
+      if constexpr (std::is_same_v<T, BFloat16>)
+        return run([a = float(alpha)](T x, T y) { return T(std::fma(float(y), a, float(x))); });
       else
         return run([alpha](T x, T y) { return wrap_add(x, wrap_mul(alpha, y)); });
     case BinOp::Sub:
       if (alpha == T(1)) return run([](T x, T y) { return wrap_sub(x, y); });
-      if constexpr (is_reduced_float_v<T>)
-        return run([a = float(alpha)](T x, T y) { return T(float(x) - a * float(y)); });
+      if constexpr (std::is_same_v<T, BFloat16>)  // torch: add with -alpha (see Add)
+        return run([a = float(alpha)](T x, T y) { return T(std::fma(float(y), -a, float(x))); });
       else
         return run([alpha](T x, T y) { return wrap_sub(x, wrap_mul(alpha, y)); });
     case BinOp::Mul:
@@ -677,11 +682,38 @@ Tensor operator-(const Tensor& a) {
   return neg(a);
 }
 // ---- math functions ------------------------------------------------------------------------
+namespace {
+
+// dispatch_numeric plus int8, int32, bfloat16 and float16 (neg and abs: generic code, no
+// registry kernel behind it); bool and uint8 are an error naming `op`.
+template <typename F>
+decltype(auto) dispatch_signed(DType dtype, const char* op, F&& f) {
+  switch (dtype) {
+    case kInt8:
+      return f.template operator()<int8_t>();
+    case kInt32:
+      return f.template operator()<int32_t>();
+    case kBFloat16:
+      return f.template operator()<BFloat16>();
+    case kFloat16:
+      return f.template operator()<Half>();
+    default:
+      return detail::dispatch_numeric(dtype, op, std::forward<F>(f));
+  }
+}
+
+}  // namespace
+
 Tensor neg(const Tensor& x) {
   trace::Scope ts;
   SOMA_CHECK(x.defined(), "neg: called with an undefined tensor");
-  Tensor out = detail::dispatch_numeric(x.dtype(), "neg", [&]<typename T>() {
-    return map1<T>(x, [](T v) { return static_cast<T>(-v); });
+  Tensor out = dispatch_signed(x.dtype(), "neg", [&]<typename T>() {
+    return map1<T>(x, [](T v) {
+      if constexpr (std::is_integral_v<T>)
+        return wrap_sub(T(0), v);  // -INT_MIN wraps, as in torch
+      else
+        return static_cast<T>(-v);  // -0.0 for 0.0
+    });
   });
   if (needs_grad(x)) record(out, "neg", {x}, [](const Tensor& g) -> Grads { return {-g}; });
   if (ts) ts.record("neg", {x}, out);
@@ -718,8 +750,15 @@ Tensor sqrt(const Tensor& x) {
 
 Tensor abs(const Tensor& x) {
   SOMA_CHECK(x.defined(), "abs: called with an undefined tensor");
-  Tensor out = detail::dispatch_numeric(x.dtype(), "abs", [&]<typename T>() {
-    return map1<T>(x, [](T v) { return v < 0 ? static_cast<T>(-v) : v; });
+  Tensor out = dispatch_signed(x.dtype(), "abs", [&]<typename T>() {
+    return map1<T>(x, [](T v) {
+      if constexpr (std::is_integral_v<T>)
+        return v < T(0) ? wrap_sub(T(0), v) : v;  // abs(INT_MIN) wraps to INT_MIN, as in torch
+      else if constexpr (is_reduced_float_v<T>)
+        return T(std::abs(static_cast<float>(v)));
+      else
+        return std::abs(v);  // abs(-0.0) is +0.0, as in torch
+    });
   });
   if (needs_grad(x)) {
     record(out, "abs", {x}, [x](const Tensor& g) -> Grads { return {g * sign(x)}; }, {x});

@@ -62,8 +62,11 @@ Tensor mm_core(const Tensor& a, const Tensor& b, const char* name) {
   const bool batched = a.dim() == 3 || b.dim() == 3;
   const Shape shape = batched ? Shape{batch, m, n} : Shape{m, n};
   if (!is_floating(a.dtype())) {
-    // integer products (no BLAS, no gradient): sum over k of the broadcast products
-    return sum(unsqueeze(a, -1) * unsqueeze(b, -3), -2);
+    // integer products (no BLAS, no gradient): sum over k of the broadcast products (int64;
+    // int8/int32 operands get their promoted dtype back, wrapping as torch's int8/int32 matmul)
+    const Tensor r = sum(unsqueeze(a, -1) * unsqueeze(b, -3), -2);
+    const DType ab = promote_types(a.dtype(), b.dtype());
+    return ab == kInt8 || ab == kInt32 ? r.to(ab) : r;
   }
   Tensor out = detail::make_tensor(shape, a.dtype());
 

@@ -197,8 +197,8 @@ Tensor extremum_dims(const Tensor& x, const std::vector<int64_t>& dims, bool kee
 Tensor var_impl(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction, bool keepdim,
                 const char* op) {
   check_defined(x, op);
-  SOMA_CHECK(is_floating(x.dtype()), op, ": std and var only support floating-point dtypes, got ",
-             x.dtype());
+  SOMA_CHECK(supports_autograd(x.dtype()), op,
+             ": std and var only support float32 and float64, got ", x.dtype());
   const std::vector<int64_t> ds = wrap_dims(dims, x.dim(), op);
   const int64_t n = count_over(x, ds);
   const Tensor diff = x - mean(x, ds, true);
@@ -283,7 +283,8 @@ Tensor std(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction
 // ---- norm ----------------------------------------------------------------------------------
 Tensor norm(const Tensor& x, double p, const std::vector<int64_t>& dims, bool keepdim) {
   check_defined(x, "norm");
-  SOMA_CHECK(is_floating(x.dtype()), "norm: expected a floating-point tensor, got ", x.dtype());
+  SOMA_CHECK(supports_autograd(x.dtype()), "norm: expected a float32 or float64 tensor, got ",
+             x.dtype());
   const std::vector<int64_t> ds = wrap_dims(dims, x.dim(), "norm");
   if (p == 2.0) return dd_sqrt(sum(x * x, ds, keepdim));
   if (p == 1.0) return sum(dd_abs(x), ds, keepdim);
