@@ -88,7 +88,7 @@ del _repr, _array, _deepcopy, _format, _cls
 # `import soma; soma.nn.Sequential` would then fail.
 import importlib as _importlib  # noqa: E402
 
-for _name in ("nn", "optim", "data", "train", "onnx"):
+for _name in ("nn", "optim", "data", "train", "onnx", "quantization"):
     globals()[_name] = _importlib.import_module("." + _name, __name__)
 del _importlib, _name
 from ._soma import save, load  # noqa: E402,F401
@@ -97,3 +97,40 @@ from ._function import Function as _Function, FunctionCtx as _FunctionCtx  # noq
 
 autograd.Function = _Function
 autograd.FunctionCtx = _FunctionCtx
+
+
+class autocast:
+    """bfloat16 mixed precision, as torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+    a context manager (or decorator) under which the matrix products of float32 linear,
+    matmul and conv layers round their operands to bfloat16 and accumulate in float32, forward
+    and backward; weights, activations, losses and the optimizer stay float32. Per thread.
+
+        with soma.autocast():
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+    """
+
+    def __init__(self, device_type="cpu", dtype=None, enabled=True):
+        if device_type != "cpu":
+            raise Error("autocast: soma runs on the CPU only, got device_type=%r" % (device_type,))
+        if dtype is not None and dtype is not bfloat16:  # noqa: F821 (from _soma)
+            raise Error("autocast: the CPU supports bfloat16 only, got %s" % (dtype,))
+        self.enabled = bool(enabled)
+        self._prev = []
+
+    def __enter__(self):
+        self._prev.append(_soma._set_autocast_enabled(self.enabled))
+        return self
+
+    def __exit__(self, *exc):
+        _soma._set_autocast_enabled(self._prev.pop())
+        return False
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with autocast(enabled=self.enabled):
+                return fn(*args, **kwargs)
+        return wrapper

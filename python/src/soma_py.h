@@ -55,6 +55,7 @@ void bind_optim(py::module_& m);     // optim.cpp: soma.optim (optimizers, LR sc
 void bind_data(py::module_& m);      // data.cpp: soma.data (datasets, DataLoader, readers)
 void bind_train(py::module_& m);     // train.cpp: soma.fit, callbacks, save/load, ONNX
 void bind_function(py::module_& m);  // function.cpp: custom autograd Functions from Python
+void bind_quantization(py::module_& m);  // quantization.cpp: soma.quantization, autocast
 
 // ---- helpers shared by the units -----------------------------------------------------------
 /// The Python object soma.<name> of a dtype (a singleton; `soma.float32 is t.dtype`).

@@ -269,7 +269,8 @@ void bind_train(py::module_& m) {
       [](std::shared_ptr<nn::Module> model, std::shared_ptr<optim::Optimizer> optimizer,
          py::object loss, py::object train, int64_t epochs, py::object validation,
          py::object callbacks, py::object scheduler, py::object plateau, int64_t initial_epoch,
-         double max_grad_norm, bool verbose, py::object validation_loss) {
+         double max_grad_norm, bool verbose, py::object validation_loss,
+         std::optional<DType> autocast) {
         auto train_loader = loader_of(train, "train");
         std::shared_ptr<data::DataLoader> val;
         if (!validation.is_none()) val = loader_of(validation, "validation");
@@ -278,6 +279,7 @@ void bind_train(py::module_& m) {
         o.validation = val.get();
         o.initial_epoch = initial_epoch;
         o.max_grad_norm = max_grad_norm;
+        if (autocast) o.autocast = *autocast;
         if (!validation_loss.is_none()) o.validation_loss = loss_of(validation_loss);
         std::shared_ptr<optim::LRScheduler> sch;
         std::shared_ptr<optim::ReduceLROnPlateau> pl;
@@ -318,10 +320,12 @@ void bind_train(py::module_& m) {
       py::arg("callbacks") = py::none(), py::arg("scheduler") = py::none(),
       py::arg("plateau") = py::none(), py::arg("initial_epoch") = 0, py::arg("max_grad_norm") = 0.0,
       py::arg("verbose") = true, py::arg("validation_loss") = py::none(),
+      py::arg("autocast") = py::none(),
       "Trains `model` on the batches of `train` for `epochs` epochs and returns the History "
       "(soma::train::fit: mini-batch loop, validation after every epoch, schedulers, "
-      "callbacks; verbose adds a ProgressBar). Runs in C++ without the GIL; Ctrl-C stops it "
-      "after the current batch (KeyboardInterrupt).");
+      "callbacks; verbose adds a ProgressBar). autocast=soma.bfloat16 runs each training step "
+      "under soma.autocast. Runs in C++ without the GIL; Ctrl-C stops it after the current "
+      "batch (KeyboardInterrupt).");
   t.def(
       "evaluate",
       [](std::shared_ptr<nn::Module> model, py::object loader, py::object loss) {

@@ -5,9 +5,11 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/cpu/conv.h"
 #include "kernels/cpu/fold.h"
+#include "kernels/cpu/lowp.h"
 #include "kernels/cpu/loop.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/optim.h"
@@ -180,6 +182,21 @@ template <typename T>
 inline void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
                  int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   call<Gemm<T>>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/// gemm<T>, or for float32 with `bf16` the bfloat16 product with float32 accumulation
+/// (lowp::gemm_bf16): what soma::autocast turns the float32 products into.
+template <typename T>
+inline void gemm_precision(bool bf16, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha,
+                           const T* a, int64_t lda, const T* b, int64_t ldb, T beta, T* c,
+                           int64_t ldc) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (bf16) {
+      lowp::gemm_bf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      return;
+    }
+  }
+  gemm<T>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace soma::kernels

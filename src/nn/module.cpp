@@ -259,6 +259,17 @@ std::shared_ptr<Module> Module::register_module(const std::string& name,
   return module;
 }
 
+void Module::replace_module(const std::string& name, std::shared_ptr<Module> module) {
+  SOMA_CHECK(module != nullptr, "Module::replace_module: '", name, "' is null");
+  SOMA_CHECK(module.get() != this, "Module::replace_module: a module cannot contain itself");
+  for (auto& [n, child] : children_)
+    if (n == name) {
+      child = std::move(module);
+      return;
+    }
+  detail::fail("Module::replace_module: ", describe(), " has no child called '", name, "'");
+}
+
 bool Module::unregister(const std::string& name) {
   auto drop = [&](auto& list) {
     for (auto it = list.begin(); it != list.end(); ++it)

@@ -374,6 +374,7 @@ class Exporter final : public trace::Tracer {
   void emit_binary(const Call& c, const char* onnx_op);
   void emit_conv(const Call& c, size_t dims, bool transposed);
   void emit_layer_norm(const Call& c, const Value& x);
+  void emit_quantized(const Call& c, const Value& v);
 
   ExportOptions options_;
   std::unordered_map<const TensorImpl*, std::string> state_;      // parameters and buffers
@@ -425,6 +426,51 @@ void Exporter::emit_conv(const Call& c, size_t dims, bool transposed) {
   if (c.inputs[2].defined()) ins.push_back(in_value(c.inputs[2]).name);
   set_output(c.output, node(transposed ? "ConvTranspose" : "Conv", ins, std::move(attrs)),
              in_value(x).batch);
+}
+
+// soma::quantization's layers as QDQ: the int8 weights through DequantizeLinear (per output
+// channel, axis 0); the input through DynamicQuantizeLinear (dynamic: its own per-batch scale
+// and zero point, as soma computes them) or QuantizeLinear with the calibrated uint8 scale and
+// zero point (static), then DequantizeLinear; then the float Gemm or Conv, and the fused Relu.
+// inputs: x, weight (int8), weight_scale, bias[, input_scale, input_zero_point].
+void Exporter::emit_quantized(const Call& c, const Value& v) {
+  const Tensor& x = c.inputs[0];
+  const bool conv = c.op == "quantized_conv2d";
+  if (!conv && x.dim() != 2)
+    refuse("a quantized linear layer on an input of shape " + shape_string(x.shape()) +
+           " (the ONNX export takes [N, features])");
+  std::vector<pb::Writer> axis;
+  axis.push_back(attr_int("axis", 0));
+  const std::string w = node("DequantizeLinear",
+                             {in_value(c.inputs[1]).name, in_value(c.inputs[2]).name},
+                             std::move(axis));
+  std::string xdq;
+  if (c.op == "dynamic_quant_linear") {
+    const std::string q = fresh("DynamicQuantizeLinear"), qs = q + "_scale", qz = q + "_zero_point";
+    nodes_.push_back({"DynamicQuantizeLinear", {v.name}, {q, qs, qz}, {}});
+    xdq = node("DequantizeLinear", {q, qs, qz});
+  } else {
+    const Tensor scale = c.inputs[4].contiguous(), zp = c.inputs[5].contiguous();
+    const std::string s = scalar(scale.data<float>()[0], kFloat32);
+    const std::string z = use(soma::full({}, zp.data<int32_t>()[0], kUInt8));
+    xdq = node("DequantizeLinear", {node("QuantizeLinear", {v.name, s, z}), s, z});
+  }
+  std::vector<std::string> ins{xdq, w};
+  if (c.inputs[3].defined()) ins.push_back(in_value(c.inputs[3]).name);
+  std::vector<pb::Writer> a;
+  std::string y;
+  if (conv) {
+    const Tensor& wt = c.inputs[1];
+    a.push_back(attr_ints("kernel_shape", {wt.size(2), wt.size(3)}));
+    a.push_back(attr_ints("pads", twice(get_ints(c, "padding"))));
+    a.push_back(attr_ints("strides", get_ints(c, "stride")));
+    y = node("Conv", ins, std::move(a));
+  } else {
+    a.push_back(attr_int("transB", 1));
+    y = node("Gemm", ins, std::move(a));
+  }
+  if (get_int(c, "relu") != 0) y = node("Relu", {y});
+  set_output(c.output, y, v.batch);
 }
 
 void Exporter::emit_layer_norm(const Call& c, const Value& x) {
@@ -518,6 +564,9 @@ void Exporter::emit(const Call& c) {
     values_[c.output.impl().get()] = v;
     keep_.push_back(c.output);
     return;
+  }
+  if (op == "dynamic_quant_linear" || op == "quantized_linear" || op == "quantized_conv2d") {
+    return emit_quantized(c, v);
   }
   if (op == "linear") {
     const Tensor& w = c.inputs[1];

@@ -10,6 +10,7 @@
 #include "core/tensor_impl.h"
 #include "kernels/kernels.h"
 #include "ops/trace.h"
+#include "soma/core/autocast.h"
 #include "soma/ops/elementwise.h"
 #include "soma/ops/reduce.h"
 #include "soma/ops/shape.h"
@@ -69,6 +70,8 @@ Tensor mm_core(const Tensor& a, const Tensor& b, const char* name) {
     return ab == kInt8 || ab == kInt32 ? r.to(ab) : r;
   }
   Tensor out = detail::make_tensor(shape, a.dtype());
+  // soma::autocast: float32 products in bfloat16; the backward replays the same choice
+  const bool bf16 = a.dtype() == kFloat32 && is_autocast_enabled();
 
   detail::dispatch_float(a.dtype(), name, [&]<typename T>() {
     T* c = out.data<T>();
@@ -82,7 +85,12 @@ Tensor mm_core(const Tensor& a, const Tensor& b, const char* name) {
     const T* pb = reinterpret_cast<const T*>(B.t.impl()->bytes());
     const int64_t sa = ba == 1 ? 0 : A.batch_stride, sb = bb == 1 ? 0 : B.batch_stride;
     if (batch == 1)
-      kernels::gemm<T>(A.trans, B.trans, m, n, k, T(1), pa, A.ld, pb, B.ld, T(0), c, n);
+      kernels::gemm_precision<T>(bf16, A.trans, B.trans, m, n, k, T(1), pa, A.ld, pb, B.ld, T(0),
+                               c, n);
+    else if (bf16)
+      for (int64_t i = 0; i < batch; ++i)
+        kernels::gemm_precision<T>(true, A.trans, B.trans, m, n, k, T(1), pa + i * sa, A.ld,
+                                 pb + i * sb, B.ld, T(0), c + i * m * n, n);
     else
       kernels::call<kernels::GemmBatched<T>>(A.trans, B.trans, batch, m, n, k, pa, sa, A.ld, pb, sb,
                                              B.ld, c);
@@ -90,7 +98,9 @@ Tensor mm_core(const Tensor& a, const Tensor& b, const char* name) {
 
   if (needs_grad(a, b)) {
     record(out, name, {a, b},
-           [a, b, ra = a.requires_grad(), rb = b.requires_grad(), name](const Tensor& g) -> Grads {
+           [a, b, ra = a.requires_grad(), rb = b.requires_grad(), name,
+            bf16](const Tensor& g) -> Grads {
+             const detail::AutocastScope precision(bf16);
              Tensor ga, gb;
              if (ra) ga = sum_to(mm_core(g, transpose(b, -1, -2), name), a.shape());
              if (rb) gb = sum_to(mm_core(transpose(a, -1, -2), g, name), b.shape());

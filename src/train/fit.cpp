@@ -4,11 +4,13 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "kernels/kernels.h"
 #include "soma/autograd/grad_mode.h"
+#include "soma/core/autocast.h"
 #include "soma/core/clock.h"
 #include "soma/core/error.h"
 #include "soma/core/random.h"
@@ -173,6 +175,8 @@ History fit(nn::Module& model, optim::Optimizer& optimizer, const LossFn& loss,
   SOMA_CHECK(options.initial_epoch >= 0 && options.initial_epoch <= options.epochs,
              "fit: need 0 <= initial_epoch <= epochs, got initial_epoch ", options.initial_epoch,
              " and epochs ", options.epochs);
+  SOMA_CHECK(options.autocast == kFloat32 || options.autocast == kBFloat16,
+             "fit: autocast must be float32 (off) or bfloat16, got ", options.autocast);
   SOMA_CHECK(options.max_grad_norm >= 0 && std::isfinite(options.max_grad_norm),
              "fit: max_grad_norm must be finite and >= 0 (0: no clipping), got ",
              options.max_grad_norm);
@@ -232,6 +236,8 @@ History fit(nn::Module& model, optim::Optimizer& optimizer, const LossFn& loss,
       Tensor out;
       double lv = 0;
       if (rows > 0) {
+        std::optional<autocast> mixed;
+        if (options.autocast == kBFloat16) mixed.emplace(kBFloat16);
         out = model(b.x);
         Tensor l = loss(out, b.y);
         lv = loss_value(l, "fit");

@@ -5,7 +5,7 @@
 set -uo pipefail
 soma=$1 doc=$2
 failures=0
-for cmd in train eval predict summary export bench; do
+for cmd in train eval predict summary export bench quantize; do
   help=$("$soma" "$cmd" --help | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u)
   # The table rows of "## soma <cmd>", up to the next "## " heading: `--flag ...` in column 1.
   documented=$(awk -v h="## soma $cmd" '$0 == h { on = 1; next } /^## / { on = 0 } on' "$doc" \

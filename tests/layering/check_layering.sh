@@ -4,7 +4,8 @@
 #      tools/ are checked).
 #   2. A file of layer L (src/L/... or include/soma/L/...) includes no header of a higher layer,
 #      in DESIGN.md's order (lowest first):
-#        core < kernels < autograd = ops < io < nn < optim = onnx < data < dist < train
+#        core < kernels < autograd = ops < io < nn < optim = onnx = quantization < data < dist
+#        < train
 #      tools/ is above them all.
 #   3. Exceptions are exactly the lines of DESIGN.md's "Layering exceptions" list, of the form
 #        - `src/path/file.cpp` includes `header/path.h`: the reason
@@ -18,7 +19,7 @@ cd "$root" || exit 2
 rank() {
   case "$1" in
     core) echo 0 ;; kernels) echo 1 ;; autograd | ops) echo 2 ;; io) echo 3 ;; nn) echo 4 ;;
-    optim | onnx) echo 5 ;; data) echo 6 ;; dist) echo 7 ;; train) echo 8 ;; *) echo "" ;;
+    optim | onnx | quantization) echo 5 ;; data) echo 6 ;; dist) echo 7 ;; train) echo 8 ;; *) echo "" ;;
   esac
 }
 
@@ -56,7 +57,7 @@ done < <(find src include -name '*.cpp' -o -name '*.h' | sort |
   function rank(l) {
     if (l == "core") return 0; if (l == "kernels") return 1;
     if (l == "autograd" || l == "ops") return 2; if (l == "io") return 3;
-    if (l == "nn") return 4; if (l == "optim" || l == "onnx") return 5; if (l == "data") return 6;
+    if (l == "nn") return 4; if (l == "optim" || l == "onnx" || l == "quantization") return 5; if (l == "data") return 6;
     if (l == "dist") return 7; if (l == "train") return 8; return -1;
   }
   {

@@ -6,6 +6,7 @@
 #     at opsets 17 and 13, and without preprocessing (the graph starts with the Conv);
 #   - an MLP on CSV data (per-column normalisation) and a JSON layer list (tests/onnx/layers.json)
 #     and the default MLP, each trained here for an epoch or two on small data;
+#   - the CNN quantized by soma quantize (dynamic and static), exported as QDQ graphs;
 #   - bad arguments: one line, exit 1.
 # Usage: cli_export_test.sh SOMA ORT_DIR   (exit 77: skipped, node or ONNX Runtime missing)
 set -uo pipefail
@@ -109,7 +110,44 @@ for arch in "$here/layers.json" mlp; do
   fi
 done
 
-# 4. Bad arguments: one line on stderr, exit 1.
+# 4. Quantized models (soma quantize) as QDQ graphs: ONNX Runtime's DynamicQuantizeLinear picks
+# its zero point by the ONNX formula, which may differ from torch's (soma's) by one step, so
+# the classes must agree on >= 99.5% of the test set (static: the same scale and zero point,
+# only the float epilogue's rounding differs).
+quantized_export() {
+  local name=$1; shift
+  if ! "$SOMA" quantize --model "$cnn" --out "$work/$name.safetensors" "$@" > /dev/null 2> "$work/err"; then
+    fail "$name: soma quantize ($(cat "$work/err"))"; return
+  fi
+  if ! "$SOMA" export --model "$work/$name.safetensors" --out "$work/$name.onnx" 2> "$work/err"; then
+    fail "$name: export ($(cat "$work/err"))"; return
+  fi
+  if check "$work/$name.onnx" > "$work/check" 2>&1; then pass "$name: ONNX checker"
+  else fail "$name: ONNX checker ($(cat "$work/check"))"; fi
+  /usr/bin/python3 -c '
+import onnx, sys
+ops = {n.op_type for n in onnx.load(sys.argv[1]).graph.node}
+need = {"DequantizeLinear", sys.argv[2]}
+sys.exit(not need <= ops)' "$work/$name.onnx" "$([ "$name" = cnn-int8-dynamic ] && echo DynamicQuantizeLinear || echo QuantizeLinear)" &&
+    pass "$name: the graph holds the QDQ nodes" || fail "$name: QDQ nodes missing"
+  "$SOMA" predict --model "$work/$name.safetensors" > "$work/$name.soma" 2> "$work/err" ||
+    fail "$name: soma predict ($(cat "$work/err"))"
+  if ort predict-idx "$work/$name.onnx" "$fashion/t10k-images-idx3-ubyte.gz" 1,28,28 > "$work/$name.ort" 2> "$work/err"; then
+    local differ
+    differ=$(paste -d' ' "$work/$name.soma" "$work/$name.ort" | awk '$1 != $2' | wc -l)
+    if [ "$(wc -l < "$work/$name.ort")" -eq 10000 ] && [ "$differ" -le 50 ]; then
+      pass "$name: ONNX Runtime predicts soma's classes on $((10000 - differ)) of 10000"
+    else
+      fail "$name: ONNX Runtime and soma differ on $differ of 10000"
+    fi
+  else
+    fail "$name: ONNX Runtime ($(cat "$work/err"))"
+  fi
+}
+quantized_export cnn-int8-dynamic
+quantized_export cnn-int8-static --static --calibrate 4
+
+# 5. Bad arguments: one line on stderr, exit 1.
 bad() {
   local what=$1; shift
   "$SOMA" export "$@" > /dev/null 2> "$work/err"

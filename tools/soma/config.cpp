@@ -212,6 +212,8 @@ void apply_object(const json& j, TrainConfig& c, const std::string& path,
       c.dropout = num();
     else if (key == "label_smoothing")
       c.label_smoothing = num();
+    else if (key == "precision")
+      c.precision = str();
     else if (key == "optimizer")
       c.optimizer = str();
     else if (key == "lr")
@@ -349,6 +351,8 @@ void validate(const TrainConfig& c) {
              " (must be in [0, 1))");
   SOMA_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1, "invalid --label-smoothing ",
              c.label_smoothing, " (must be in [0, 1))");
+  SOMA_CHECK(c.precision == "fp32" || c.precision == "bf16", "unknown --precision '",
+             c.precision, "' (expected fp32 or bf16)");
   SOMA_CHECK(optimizers.count(c.optimizer), "unknown --optimizer '", c.optimizer,
              "' (expected sgd, adam, adamw, rmsprop, adagrad or adadelta)");
   SOMA_CHECK(c.lr > 0 && std::isfinite(c.lr), "invalid --lr ", c.lr, " (must be positive)");
@@ -375,6 +379,7 @@ std::string to_json(const TrainConfig& c) {
             {"activation", c.activation},
             {"dropout", c.dropout},
             {"label_smoothing", c.label_smoothing},
+            {"precision", c.precision},
             {"optimizer", c.optimizer},
             {"lr", c.lr},
             {"momentum", c.momentum},

@@ -20,6 +20,7 @@ struct TrainConfig {
   std::string activation = "relu";        // relu, tanh, sigmoid, gelu, leaky_relu
   double dropout = 0.2;                   // after every hidden layer; 0 disables
   double label_smoothing = 0.0;           // of the training loss (cross-entropy), in [0, 1)
+  std::string precision = "fp32";         // fp32, or bf16: training steps under soma::autocast
   // optimisation
   std::string optimizer = "adam";  // sgd, adam, adamw, rmsprop, adagrad, adadelta
   double lr = 1e-3;

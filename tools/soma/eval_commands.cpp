@@ -160,6 +160,12 @@ void summary(const std::string& model_path) {
   Shape shape{1};
   shape.insert(shape.end(), m.arch.input_shape.begin(), m.arch.input_shape.end());
   std::cout << m.model->summary(shape);
+  if (m.arch.quantization == "dynamic")
+    std::cout << "quantization: dynamic int8 (the Linear layers hold int8 weights and float32 "
+                 "per-channel scales; inputs are quantized per batch)\n";
+  else if (m.arch.quantization == "static")
+    std::cout << "quantization: static int8 (Conv2d and Linear hold int8 weights, per-channel "
+                 "scales and calibrated input scales; BatchNorm folded, ReLU fused)\n";
 }
 
 }  // namespace soma::cli

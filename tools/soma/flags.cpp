@@ -46,6 +46,9 @@ CLI::App* add_train_command(CLI::App& app, TrainConfig& config, std::string& con
   train->add_option(
       "--label-smoothing", config.label_smoothing,
       "label smoothing of the training loss, in [0, 1) (validation and test: plain cross-entropy)");
+  train->add_option("--precision", config.precision,
+                    "fp32, or bf16: the training steps' matrix products in bfloat16 with float32 "
+                    "accumulation and float32 weights (soma::autocast)");
   train->add_option("--optimizer", config.optimizer,
                     "sgd, adam, adamw, rmsprop, adagrad or adadelta");
   train->add_option("--lr", config.lr, "learning rate");
@@ -147,6 +150,26 @@ int parse_command_line(int argc, char** argv, CommandLine& line) {
       ->delimiter(',');
 
   CLI::App* bench = add_bench_command(app, line.bench_args);
+  CLI::App* quant = app.add_subcommand(
+      "quantize", "write an int8 copy of a model (dynamic, or --static; docs/cli.md)");
+  quant->add_option("--model", line.quantize_args.model, "model.safetensors written by soma train")
+      ->required();
+  quant->add_option("--out", line.quantize_args.out, "the quantized model file to write")
+      ->required();
+  quant->add_flag("--static", line.quantize_args.static_,
+                  "static quantization: Conv2d and Linear with calibrated input scales, "
+                  "BatchNorm folded, ReLU fused (default: dynamic, Linear layers only)");
+  quant->add_option("--calibrate", line.quantize_args.calibrate,
+                    "--static: calibration batches of 256 training images")
+      ->capture_default_str();
+  quant->add_option("--observer", line.quantize_args.observer,
+                    "--static: histogram or minmax")
+      ->capture_default_str();
+  quant->add_option("--data", line.quantize_args.data.data,
+                    "--static: IDX directory of the calibration data (default: Fashion-MNIST)");
+  quant->add_option("--csv", line.quantize_args.data.csv, "--static: calibrate on a CSV file");
+  quant->add_option("--label-column", line.quantize_args.data.label_column,
+                    "--static: the CSV's label column");
 
   preload_config(argc, argv, line.config, line.given);
   try {
@@ -180,7 +203,7 @@ int parse_command_line(int argc, char** argv, CommandLine& line) {
   line.export_args.preprocessing = !no_pre;
   line.bench_args.threads_given = bench->count("--threads") > 0;
   line.bench_args.seconds_given = bench->count("--seconds") > 0;
-  for (const CLI::App* cmd : {train, eval, predict, summary, exp, bench})
+  for (const CLI::App* cmd : {train, eval, predict, summary, exp, bench, quant})
     if (cmd->parsed()) line.command = cmd->get_name();
   return -1;
 }

@@ -18,6 +18,7 @@ struct CommandLine {
   DataArgs data;                // eval, predict
   ExportArgs export_args;       // export
   BenchArgs bench_args;         // bench
+  QuantizeArgs quantize_args;   // quantize
 };
 
 /// Parses the arguments into `line`. Returns -1 when line.command is to run, else the exit

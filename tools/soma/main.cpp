@@ -5,6 +5,7 @@
 //   soma summary --model runs/X/model.safetensors
 //   soma export --model runs/X/model.safetensors --out model.onnx
 //   soma bench --model runs/X/model.safetensors --batch-size 32 [--train] [--json]
+//   soma quantize --model runs/X/model.safetensors --out model-int8.safetensors
 #include <chrono>
 #include <iostream>
 #include <optional>
@@ -32,6 +33,8 @@ int run(int argc, char** argv) {
     soma::cli::export_onnx(line.export_args);
   else if (line.command == "bench")
     soma::cli::bench(line.bench_args);
+  else if (line.command == "quantize")
+    soma::cli::quantize(line.quantize_args);
   return 0;
 }
 

@@ -29,6 +29,9 @@ struct Architecture {
   std::vector<int64_t> hidden;
   std::string activation = "relu";
   double dropout = 0.0;
+  // "" (float32); "dynamic": the Linear layers are soma::quantization::DynamicQuantLinear;
+  // "static": convert(prepare(model)) (int8 Conv2d/Linear; both written by soma quantize)
+  std::string quantization;
 
   bool is_mlp() const { return name == "mlp"; }
   int64_t in_features() const;  // the product of input_shape

@@ -5,6 +5,7 @@
 
 #include "soma/core/error.h"
 #include "soma/io/safetensors.h"
+#include "soma/quantization/quantization.h"
 
 namespace soma::cli {
 
@@ -23,6 +24,7 @@ void save_model(const std::string& path, const nn::Module& model, const Architec
                {"input_shape", arch.input_shape},
                {"classes", arch.classes},
                {"normalization", normalization}};
+  if (!arch.quantization.empty()) meta["quantization"] = arch.quantization;
   if (arch.is_mlp()) {  // what soma wrote before layer lists, for the tools that read it
     meta["in_features"] = arch.in_features();
     meta["hidden"] = arch.hidden;
@@ -55,6 +57,7 @@ ModelFile load_model(const std::string& path) {
       arch.activation = meta.at("activation").get<std::string>();
       arch.dropout = meta.at("dropout").get<double>();
     }
+    arch.quantization = meta.value("quantization", "");
     const json& n = meta.at("normalization");
     out.normalization.scale = n.at("scale").get<double>();
     if (n.at("mean").is_array()) {  // per feature (CSV data) or per channel
@@ -73,6 +76,10 @@ ModelFile load_model(const std::string& path) {
     shape_ok = shape_ok && d > 0 && d <= (int64_t{1} << 28) / elements;
     if (shape_ok) elements *= d;
   }
+  SOMA_CHECK(arch.quantization.empty() || arch.quantization == "dynamic" ||
+                 arch.quantization == "static",
+             "model: ", path, ": unknown quantization '", arch.quantization,
+             "' in \"soma.model\" metadata (this soma knows \"dynamic\" and \"static\")");
   SOMA_CHECK(shape_ok, "model: ", path, ": invalid input shape ", arch.input_shape,
              " in \"soma.model\" metadata");
   SOMA_CHECK(arch.classes > 0 && arch.dropout >= 0 && arch.dropout < 1 &&
@@ -102,6 +109,12 @@ ModelFile load_model(const std::string& path) {
   } catch (const Error& e) {
     detail::fail("model: ", path, ": ", e.what());
   }
+  // A quantized file holds the int8 layers' buffers: swap the layers first (their float
+  // weights are drawn and dropped), then load.
+  if (arch.quantization == "dynamic") quantization::quantize_dynamic_(*out.model);
+  if (arch.quantization == "static")
+    out.model = std::dynamic_pointer_cast<nn::Sequential>(
+        quantization::static_quantized_structure(*out.model));
   out.model->load_state_dict(file.tensors);
   out.model->eval();
   return out;

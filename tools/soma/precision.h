@@ -21,8 +21,10 @@ struct PrecisionSetup {
 bool is_precision_name(const std::string& precision);
 
 /// Sets `model` up to run at `precision` for inference (`train` false) or training steps
-/// (`train` true). fp32: the model as it is. Throws soma::Error naming the precision when it
-/// cannot (today: bf16 and int8, not built yet).
+/// (`train` true). fp32: the model as it is; bf16: the model under a soma::autocast guard
+/// (scope); int8: a model file written by soma quantize as it is, a float model through
+/// soma::quantization::quantize_dynamic. Throws soma::Error naming the precision when it cannot
+/// (int8 with train; fp32 or bf16 of an int8 model; int8 of a model without Linear layers).
 PrecisionSetup apply_precision(const std::string& precision, std::shared_ptr<nn::Module> model,
                                bool train);
 

@@ -91,6 +91,7 @@ soma::train::FitOptions fit_options(const TrainConfig& c, TrainData& data, const
   fo.epochs = c.epochs;
   fo.validation = &data.val_loader;
   fo.validation_loss = training_loss;  // plain cross-entropy, whatever --label-smoothing is
+  fo.autocast = c.precision == "bf16" ? kBFloat16 : kFloat32;
   fo.scheduler = opt.scheduler.get();
   fo.plateau = opt.plateau.get();
   fo.initial_epoch = initial_epoch;
@@ -191,6 +192,7 @@ std::string train_from_onnx(TrainConfig c, const std::set<std::string>& given) {
   fo.epochs = c.epochs;
   fo.validation = val_loader.size() > 0 ? &val_loader : nullptr;
   fo.validation_loss = training_loss;  // plain cross-entropy, whatever --label-smoothing is
+  fo.autocast = c.precision == "bf16" ? kBFloat16 : kFloat32;
   fo.scheduler = opt.scheduler.get();
   fo.plateau = opt.plateau.get();
   if (opt.early) fo.callbacks.push_back(opt.early);

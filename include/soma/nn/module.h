@@ -142,6 +142,10 @@ class Module {
   /// none. For reassignment (Python's `self.w = Parameter(...)` on a registered name); a
   /// member that held the removed tensor or child keeps it, no longer registered.
   bool unregister(const std::string& name);
+  /// Puts `module` in place of the child called `name`, at the same position (PyTorch's
+  /// setattr on a registered submodule; quantization swaps layers this way). A member that
+  /// held the old child keeps it. soma::Error when there is no such child.
+  void replace_module(const std::string& name, std::shared_ptr<Module> module);
 
   /// Parameters of this module and (recurse) all descendants, in registration order.
   std::vector<Tensor> parameters(bool recurse = true) const;

@@ -72,6 +72,10 @@ struct FitOptions {
   // The loss reported as val_loss (and monitored by ReduceLROnPlateau and EarlyStopping); empty:
   // the training loss. E.g. train on label-smoothed cross-entropy, validate on the plain one.
   LossFn validation_loss{};
+  // kBFloat16: every training step's forward, loss and backward run under soma::autocast
+  // (matrix products in bfloat16 with float32 accumulation; weights, optimizer and the other
+  // ops stay float32). kFloat32: plain float32. Evaluation always runs in float32.
+  DType autocast = kFloat32;
 };
 
 /// Trains `model` with `optimizer` on `train` (see the file comment) and returns every epoch's

@@ -43,10 +43,11 @@ class LambdaCallback(Callback):
 
 def fit(model, optimizer, loss, train, epochs=10, validation=None, callbacks=None,
         scheduler=None, plateau=None, initial_epoch=0, max_grad_norm=0.0, verbose=True,
-        validation_loss=None):
+        validation_loss=None, autocast=None):
     """Trains `model` on the batches of `train` for `epochs` epochs and returns the History
     (soma::train::fit: mini-batch loop, validation after every epoch, schedulers, callbacks;
-    verbose adds a progress bar). `callbacks` holds soma.train.Callback objects or plain
+    verbose adds a progress bar). autocast=soma.bfloat16 runs each training step's forward and
+    backward under soma.autocast (bfloat16 products, float32 weights). `callbacks` holds soma.train.Callback objects or plain
     functions fn(epoch, logs), called after every epoch (returning True stops training).
     Runs in C++ without the GIL; Ctrl-C stops it after the current batch (KeyboardInterrupt)."""
     cbs = None
@@ -56,4 +57,4 @@ def fit(model, optimizer, loss, train, epochs=10, validation=None, callbacks=Non
     return _fit(model, optimizer, loss, train, epochs=epochs, validation=validation,
                 callbacks=cbs, scheduler=scheduler, plateau=plateau,
                 initial_epoch=initial_epoch, max_grad_norm=max_grad_norm, verbose=verbose,
-                validation_loss=validation_loss)
+                validation_loss=validation_loss, autocast=autocast)

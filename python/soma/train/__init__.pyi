@@ -1,7 +1,7 @@
 # Type stubs for soma.train.
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-from .. import Tensor
+from .. import Tensor, dtype
 from ..data import DataLoader
 from ..nn import Module
 from ..optim import Optimizer
@@ -67,5 +67,5 @@ class EvalResult:
 
 _Loss = Union[Module, Callable[[Tensor, Tensor], Tensor]]
 
-def fit(model: Module, optimizer: Optimizer, loss: _Loss, train: DataLoader, epochs: int = ..., validation: Optional[DataLoader] = ..., callbacks: Optional[Sequence[Union[Callback, Callable[[int, Dict[str, float]], Any]]]] = ..., scheduler: Any = ..., plateau: Any = ..., initial_epoch: int = ..., max_grad_norm: float = ..., verbose: bool = ..., validation_loss: Optional[_Loss] = ...) -> History: ...
+def fit(model: Module, optimizer: Optimizer, loss: _Loss, train: DataLoader, epochs: int = ..., validation: Optional[DataLoader] = ..., callbacks: Optional[Sequence[Union[Callback, Callable[[int, Dict[str, float]], Any]]]] = ..., scheduler: Any = ..., plateau: Any = ..., initial_epoch: int = ..., max_grad_norm: float = ..., verbose: bool = ..., validation_loss: Optional[_Loss] = ..., autocast: Optional[dtype] = ...) -> History: ...
 def evaluate(model: Module, loader: DataLoader, loss: _Loss) -> EvalResult: ...

@@ -18,6 +18,7 @@ struct ConvGeometry {
   int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;  // stride, zero padding, dilation
   int64_t groups = 1;
   int64_t oh = 0, ow = 0;  // output: (h + 2 ph - dh (kh - 1) - 1) / sh + 1, likewise ow
+  bool bf16 = false;       // float32 products in bfloat16 (soma::autocast; the im2col kernels)
 };
 
 /// y = conv(x, w) + bias (bias may be null); overwrites y.

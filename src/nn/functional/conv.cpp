@@ -15,6 +15,7 @@
 #include "core/dispatch.h"
 #include "kernels/kernels.h"
 #include "ops/trace.h"
+#include "soma/core/autocast.h"
 #include "soma/core/error.h"
 #include "soma/nn/functional.h"
 #include "soma/ops/elementwise.h"
@@ -32,6 +33,7 @@ namespace {
 // stride, padding, dilation and groups of one convolution (2-d; a 1-d one has height 1).
 struct Params {
   int64_t sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1, groups = 1;
+  bool bf16 = false;  // soma::autocast was on at the forward: every product of it in bfloat16
 };
 
 kernels::cpu::ConvGeometry geometry(const Params& p, int64_t n, int64_t c_in, int64_t h, int64_t w,
@@ -41,6 +43,7 @@ kernels::cpu::ConvGeometry geometry(const Params& p, int64_t n, int64_t c_in, in
   g.c_out = weight.size(0), g.kh = weight.size(2), g.kw = weight.size(3);
   g.sh = p.sh, g.sw = p.sw, g.ph = p.ph, g.pw = p.pw, g.dh = p.dh, g.dw = p.dw;
   g.groups = p.groups, g.oh = oh, g.ow = ow;
+  g.bf16 = p.bf16;
   return g;
 }
 
@@ -106,6 +109,7 @@ Tensor wgrad_op(const Tensor& x, const Tensor& gy, const Params& p, int64_t kh, 
   g.c_out = c_out, g.kh = kh, g.kw = kw;
   g.sh = p.sh, g.sw = p.sw, g.ph = p.ph, g.pw = p.pw, g.dh = p.dh, g.dw = p.dw;
   g.groups = p.groups, g.oh = gy.size(2), g.ow = gy.size(3);
+  g.bf16 = p.bf16;
   Tensor out = empty({c_out, c_in / p.groups, kh, kw}, x.dtype());
   const Tensor xc = x.detach().contiguous(), gc = gy.detach().contiguous();
   detail::dispatch_float(x.dtype(), "conv2d weight gradient", [&]<typename T>() {
@@ -150,6 +154,7 @@ Params params(const char* op, int64_t dims, const std::vector<int64_t>& stride,
               const std::vector<int64_t>& padding, const std::vector<int64_t>& dilation,
               int64_t groups) {
   Params p;
+  p.bf16 = is_autocast_enabled();  // float32 only: the kernels ignore it for float64
   auto [s0, s1] = pair_of(stride, op, "stride", dims);
   auto [p0, p1] = pair_of(padding, op, "padding", dims);
   auto [d0, d1] = pair_of(dilation, op, "dilation", dims);

@@ -6,6 +6,7 @@
 #include "core/dispatch.h"
 #include "kernels/kernels.h"
 #include "ops/trace.h"
+#include "soma/core/autocast.h"
 #include "soma/core/error.h"
 #include "soma/nn/functional.h"
 #include "soma/ops/matmul.h"
@@ -42,6 +43,8 @@ static Tensor linear_untraced(const Tensor& x, const Tensor& weight, const Tenso
   Shape out_shape = x.shape();
   out_shape.back() = M;
   Tensor out = empty({B, M}, x.dtype());
+  // soma::autocast: the products of float32 inputs in bfloat16 (forward and backward alike)
+  const bool bf16 = x.dtype() == kFloat32 && is_autocast_enabled();
   detail::dispatch_float(x.dtype(), "linear", [&]<typename T>() {
     T* y = out.data<T>();
     T beta = T(0);
@@ -54,7 +57,8 @@ static Tensor linear_untraced(const Tensor& x, const Tensor& weight, const Tenso
     if (N == 0) {
       if (!bias.defined()) std::fill_n(y, B * M, T(0));
     } else if (B > 0 && M > 0) {
-      kernels::gemm<T>(false, true, B, M, N, T(1), x2.data<T>(), N, w.data<T>(), N, beta, y, M);
+      kernels::gemm_precision<T>(bf16, false, true, B, M, N, T(1), x2.data<T>(), N, w.data<T>(), N,
+                               beta, y, M);
     }
   });
   out = out.view(out_shape);
@@ -62,9 +66,10 @@ static Tensor linear_untraced(const Tensor& x, const Tensor& weight, const Tenso
     record(
         out, "linear", {x, weight, bias},
         [x, weight, x2, w, x_shape = x.shape(), rx = x.requires_grad(), rw = weight.requires_grad(),
-         rb = bias.defined() && bias.requires_grad(), M, N](const Tensor& g) -> Grads {
+         rb = bias.defined() && bias.requires_grad(), M, N, bf16](const Tensor& g) -> Grads {
           Tensor dx, dw, db;
           if (autograd::is_grad_enabled()) {
+            const detail::AutocastScope precision(bf16);
             // create_graph: the same products from differentiable ops, on x and weight as-is
             const Tensor g2 = reshape(g, {-1, M});
             if (rx) dx = reshape(matmul(g2, weight), x_shape);
@@ -77,14 +82,14 @@ static Tensor linear_untraced(const Tensor& x, const Tensor& weight, const Tenso
           detail::dispatch_float(g.dtype(), "linear backward", [&]<typename T>() {
             if (rx) {
               dx = empty({B, N}, g.dtype());
-              kernels::gemm<T>(false, false, B, N, M, T(1), g2.data<T>(), M, w.data<T>(), N, T(0),
-                               dx.data<T>(), N);
+              kernels::gemm_precision<T>(bf16, false, false, B, N, M, T(1), g2.data<T>(), M,
+                                       w.data<T>(), N, T(0), dx.data<T>(), N);
               dx = dx.view(x_shape);
             }
             if (rw) {
               dw = empty({M, N}, g.dtype());
-              kernels::gemm<T>(true, false, M, N, B, T(1), g2.data<T>(), M, x2.data<T>(), N, T(0),
-                               dw.data<T>(), N);
+              kernels::gemm_precision<T>(bf16, true, false, M, N, B, T(1), g2.data<T>(), M,
+                                       x2.data<T>(), N, T(0), dw.data<T>(), N);
             }
           });
           if (rb) db = sum(g2, 0);
