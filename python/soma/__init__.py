@@ -115,7 +115,7 @@ class autocast:
             raise Error("autocast: soma runs on the CPU only, got device_type=%r" % (device_type,))
         if dtype is not None and dtype is not bfloat16:  # noqa: F821 (from _soma)
             raise Error("autocast: the CPU supports bfloat16 only, got %s" % (dtype,))
-        self.enabled = bool(enabled)
+        self.enabled = True if enabled else False  # (bool is soma.bool here)
         self._prev = []
 
     def __enter__(self):

@@ -654,6 +654,8 @@ class _autograd:  # submodule
     def set_grad_enabled(mode: builtins.bool) -> None:
         """Turns graph recording on this thread on or off."""
 def _register_size_type(arg0: Any) -> None: ...
+def _set_autocast_enabled(enabled: builtins.bool) -> builtins.bool:
+    """Sets this thread's bfloat16 autocast flag and returns the previous one (soma.autocast uses it)."""
 def abs(input: Tensor) -> Tensor:
     """|x| (gradient sign(x), 0 at 0)."""
 @overload
@@ -825,6 +827,8 @@ def index_select(input: Tensor, dim: builtins.int, index: Tensor) -> Tensor:
 int32: dtype
 int64: dtype
 int8: dtype
+def is_autocast_enabled() -> builtins.bool:
+    """Whether soma.autocast is on for this thread (torch.is_autocast_cpu_enabled)."""
 def is_floating_point(input: Tensor) -> builtins.bool:
     """Whether the dtype is floating point (float32, float64, bfloat16, float16)."""
 def is_tensor(obj: Any) -> builtins.bool:
@@ -1077,6 +1081,45 @@ def prod(input: Tensor, dim: Optional[builtins.int] = ..., keepdim: builtins.boo
     """Product of all elements or along dim (bool and int64 give int64)."""
 def promote_types(type1: dtype, type2: dtype) -> dtype:
     """The smallest dtype that holds values of both a and b (torch.promote_types)."""
+class quantization:  # submodule
+    @staticmethod
+    def DynamicQuantLinear(*args: Any, **kwargs: Any) -> Any: ...
+    @staticmethod
+    def HistogramObserver(*args: Any, **kwargs: Any) -> Any: ...
+    @staticmethod
+    def MinMaxObserver(*args: Any, **kwargs: Any) -> Any: ...
+    @staticmethod
+    def Observed(*args: Any, **kwargs: Any) -> Any: ...
+    @staticmethod
+    def Observer(*args: Any, **kwargs: Any) -> Any: ...
+    @staticmethod
+    def QuantizedConv2d(*args: Any, **kwargs: Any) -> Any: ...
+    @staticmethod
+    def QuantizedLinear(*args: Any, **kwargs: Any) -> Any: ...
+    @staticmethod
+    def _convert_(model: nn.Module) -> builtins.int:
+        """convert in place (see _quantize_dynamic_)."""
+    @staticmethod
+    def _prepare_(model: nn.Module, observer: str = ...) -> builtins.int:
+        """prepare in place (see _quantize_dynamic_)."""
+    @staticmethod
+    def _quantize_dynamic_(model: nn.Module) -> builtins.int:
+        """quantize_dynamic in place on the children of `model` (soma.quantization's wrapper deep-copies first, so Python containers stay Python objects)."""
+    @staticmethod
+    def choose_qparams(min: builtins.float, max: builtins.float) -> tuple:
+        """(scale, zero_point) of torch's ChooseQuantizationParams for uint8 0..255 (what a dynamic layer uses for each batch)."""
+    @staticmethod
+    def convert(prepared: nn.Module) -> nn.Module:
+        """The int8 model of a prepared, calibrated one: QuantizedConv2d / QuantizedLinear with the calibrated input scales."""
+    @staticmethod
+    def is_quantized(model: nn.Module) -> builtins.bool:
+        """Whether `model` holds a quantized layer (at any depth)."""
+    @staticmethod
+    def prepare(model: nn.Module, observer: str = ...) -> nn.Module:
+        """A calibration copy of `model` (eval mode): Conv2d+BatchNorm2d folded, ReLU fused, an observer ('histogram' or 'minmax') on each Conv2d's and Linear's input. Run calibration batches through it, then convert()."""
+    @staticmethod
+    def quantize_dynamic(model: nn.Module) -> nn.Module:
+        """A copy of `model` with every nn.Linear replaced by an int8 DynamicQuantLinear (torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8) with per-channel weights); the copy is in eval mode."""
 def rand(*args, dtype: Optional[dtype] = ..., requires_grad: builtins.bool = ...) -> Tensor:
     """Uniform in [0, 1)."""
 def rand_like(input: Tensor, *, dtype: Optional[dtype] = ..., requires_grad: builtins.bool = ...) -> Tensor:
@@ -1188,8 +1231,8 @@ class train:  # submodule
     def evaluate(model: nn.Module, loader: Any, loss: Any) -> train.EvalResult:
         """Mean loss and accuracy of `model` over a loader, in eval mode without grad."""
     @staticmethod
-    def fit(model: nn.Module, optimizer: optim.Optimizer, loss: Any, train: Any, epochs: builtins.int = ..., validation: Any = ..., callbacks: Any = ..., scheduler: Any = ..., plateau: Any = ..., initial_epoch: builtins.int = ..., max_grad_norm: builtins.float = ..., verbose: builtins.bool = ..., validation_loss: Any = ...) -> train.History:
-        """Trains `model` on the batches of `train` for `epochs` epochs and returns the History (soma::train::fit: mini-batch loop, validation after every epoch, schedulers, callbacks; verbose adds a ProgressBar). Runs in C++ without the GIL; Ctrl-C stops it after the current batch (KeyboardInterrupt)."""
+    def fit(model: nn.Module, optimizer: optim.Optimizer, loss: Any, train: Any, epochs: builtins.int = ..., validation: Any = ..., callbacks: Any = ..., scheduler: Any = ..., plateau: Any = ..., initial_epoch: builtins.int = ..., max_grad_norm: builtins.float = ..., verbose: builtins.bool = ..., validation_loss: Any = ..., autocast: Optional[dtype] = ...) -> train.History:
+        """Trains `model` on the batches of `train` for `epochs` epochs and returns the History (soma::train::fit: mini-batch loop, validation after every epoch, schedulers, callbacks; verbose adds a ProgressBar). autocast=soma.bfloat16 runs each training step under soma.autocast. Runs in C++ without the GIL; Ctrl-C stops it after the current batch (KeyboardInterrupt)."""
 def transpose(input: Tensor, dim0: builtins.int, dim1: builtins.int) -> Tensor:
     """Swaps two dims (a view)."""
 def tril(input: Tensor, diagonal: builtins.int = ...) -> Tensor:

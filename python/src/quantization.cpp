@@ -52,6 +52,20 @@ void bind_quantization(py::module_& m) {
       py::arg("prepared"),
       "The int8 model of a prepared, calibrated one: QuantizedConv2d / QuantizedLinear with "
       "the calibrated input scales.");
+  qm.def(
+      "_quantize_dynamic_",
+      [](nn::Module& model) { return q::quantize_dynamic_(model); }, py::arg("model"),
+      "quantize_dynamic in place on the children of `model` (soma.quantization's wrapper "
+      "deep-copies first, so Python containers stay Python objects).");
+  qm.def(
+      "_prepare_",
+      [](nn::Module& model, const std::string& observer) {
+        return q::prepare_(model, {.observer = observer});
+      },
+      py::arg("model"), py::arg("observer") = "histogram", "prepare in place (see _quantize_dynamic_).");
+  qm.def(
+      "_convert_", [](nn::Module& model) { return q::convert_(model); }, py::arg("model"),
+      "convert in place (see _quantize_dynamic_).");
   qm.def("is_quantized", [](const nn::Module& model) { return q::is_quantized(model); },
          py::arg("model"), "Whether `model` holds a quantized layer (at any depth).");
   qm.def(

@@ -372,20 +372,33 @@ void check_inference(const Tensor& input, const std::string& who) {
 
 }  // namespace
 
+int64_t prepare_(nn::Module& model, const PrepareOptions& options) {
+  make_observer(options.observer);  // an unknown name fails first
+  model.eval();
+  const int64_t n = prepare_children(model, options);
+  SOMA_CHECK(n > 0, "prepare: ", model.describe(), " holds no Conv2d or Linear to quantize");
+  model.eval();
+  return n;
+}
+
 std::shared_ptr<nn::Module> prepare(const nn::Module& model, const PrepareOptions& options) {
   make_observer(options.observer);  // an unknown name fails before the copy
   std::shared_ptr<nn::Module> copy = model.clone();
-  copy->eval();
-  int64_t n = 0;
   if (dynamic_cast<nn::Conv2d*>(copy.get()) || dynamic_cast<nn::Linear*>(copy.get())) {
     auto seq = std::make_shared<nn::Sequential>();
     seq->push_back(copy);
     copy = seq;
   }
-  n = prepare_children(*copy, options);
-  SOMA_CHECK(n > 0, "prepare: ", model.describe(), " holds no Conv2d or Linear to quantize");
-  copy->eval();
+  prepare_(*copy, options);
   return copy;
+}
+
+int64_t convert_(nn::Module& prepared) {
+  const int64_t n = convert_children(prepared, false);
+  SOMA_CHECK(n > 0, "convert: ", prepared.describe(),
+             " holds no observed layer (call prepare first)");
+  prepared.eval();
+  return n;
 }
 
 std::shared_ptr<nn::Module> static_quantized_structure(const nn::Module& model) {
@@ -396,10 +409,7 @@ std::shared_ptr<nn::Module> static_quantized_structure(const nn::Module& model) 
 
 std::shared_ptr<nn::Module> convert(const nn::Module& prepared) {
   std::shared_ptr<nn::Module> copy = prepared.clone();
-  const int64_t n = convert_children(*copy, false);
-  SOMA_CHECK(n > 0, "convert: ", prepared.describe(),
-             " holds no observed layer (call prepare first)");
-  copy->eval();
+  convert_(*copy);
   return copy;
 }
 

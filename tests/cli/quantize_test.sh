@@ -71,8 +71,9 @@ if "$SOMA" train --data "$work/fm" --hidden 64 --epochs 2 --precision bf16 --qui
   acc=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["test_accuracy"])' "$work/bf16/metrics.json")
   awk -v a="$acc" 'BEGIN { exit !(a > 0.6) }' && pass "train --precision bf16: test accuracy $acc" ||
     fail "train --precision bf16: test accuracy $acc"
-  grep -q '"precision": *"bf16"' "$work/bf16/"*.json 2>/dev/null || grep -rq 'bf16' "$work/bf16/metrics.json" &&
-    pass "the run records --precision bf16" || fail "the run does not record its precision"
+  # the checkpoint's recorded options (what --resume checks) hold the precision
+  grep -aq '\\"precision\\": \\"bf16\\"' "$work/bf16/checkpoint.safetensors" &&
+    pass "the checkpoint records --precision bf16" || fail "the checkpoint does not record its precision"
 else
   fail "train --precision bf16 ($(cat "$work/err"))"
 fi

@@ -160,6 +160,10 @@ std::shared_ptr<nn::Module> prepare(const nn::Module& model, const PrepareOption
 /// The int8 model of a prepared and calibrated one. soma::Error for a layer whose observer saw
 /// nothing (calibrate first).
 std::shared_ptr<nn::Module> convert(const nn::Module& prepared);
+/// prepare and convert in place, on the children of `model` (the model itself stays): return
+/// how many layers they wrapped or converted.
+int64_t prepare_(nn::Module& model, const PrepareOptions& options = {});
+int64_t convert_(nn::Module& prepared);
 /// The structure convert(prepare(model)) has, with placeholder weights and qparams: what a
 /// saved statically quantized state dict loads into (soma quantize --static files).
 std::shared_ptr<nn::Module> static_quantized_structure(const nn::Module& model);
