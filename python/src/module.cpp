@@ -13,7 +13,7 @@ PYBIND11_MODULE(_soma, m) {
   bind_optim(m);
   bind_data(m);
   bind_train(m);
-  bind_function(m);  // after bind_autograd (soma._soma._autograd)
+  bind_function(m);      // after bind_autograd (soma._soma._autograd)
   bind_quantization(m);  // after bind_nn (its layers derive from nn.Module)
   // Units added later (nn, optim, data, fit, io, ...) go here, one line each.
 }

@@ -53,8 +53,8 @@ void bind_quantization(py::module_& m) {
       "The int8 model of a prepared, calibrated one: QuantizedConv2d / QuantizedLinear with "
       "the calibrated input scales.");
   qm.def(
-      "_quantize_dynamic_",
-      [](nn::Module& model) { return q::quantize_dynamic_(model); }, py::arg("model"),
+      "_quantize_dynamic_", [](nn::Module& model) { return q::quantize_dynamic_(model); },
+      py::arg("model"),
       "quantize_dynamic in place on the children of `model` (soma.quantization's wrapper "
       "deep-copies first, so Python containers stay Python objects).");
   qm.def(
@@ -62,12 +62,14 @@ void bind_quantization(py::module_& m) {
       [](nn::Module& model, const std::string& observer) {
         return q::prepare_(model, {.observer = observer});
       },
-      py::arg("model"), py::arg("observer") = "histogram", "prepare in place (see _quantize_dynamic_).");
+      py::arg("model"), py::arg("observer") = "histogram",
+      "prepare in place (see _quantize_dynamic_).");
   qm.def(
       "_convert_", [](nn::Module& model) { return q::convert_(model); }, py::arg("model"),
       "convert in place (see _quantize_dynamic_).");
-  qm.def("is_quantized", [](const nn::Module& model) { return q::is_quantized(model); },
-         py::arg("model"), "Whether `model` holds a quantized layer (at any depth).");
+  qm.def(
+      "is_quantized", [](const nn::Module& model) { return q::is_quantized(model); },
+      py::arg("model"), "Whether `model` holds a quantized layer (at any depth).");
   qm.def(
       "choose_qparams",
       [](float min, float max) { return qparams_tuple(q::choose_qparams(min, max)); },
@@ -103,20 +105,23 @@ void bind_quantization(py::module_& m) {
                      "A Conv2d or Linear with an observer on its input (what prepare() puts "
                      "in their place).")
       .def_property_readonly("layer", [](const q::Observed& o) { return o.layer; })
-      .def("qparams", [](const q::Observed& o) { return qparams_tuple(o.observer->qparams()); },
-           "(scale, zero_point) the observer chooses from what it saw.");
+      .def(
+          "qparams", [](const q::Observed& o) { return qparams_tuple(o.observer->qparams()); },
+          "(scale, zero_point) the observer chooses from what it saw.");
 
   py::class_<q::Observer>(qm, "Observer", "Chooses uint8 qparams from the values it observes.")
       .def("observe", &q::Observer::observe, py::arg("x"), "Records the values of x.")
-      .def("qparams", [](const q::Observer& o) { return qparams_tuple(o.qparams()); },
-           "(scale, zero_point): torch's _calculate_qparams over range().")
+      .def(
+          "qparams", [](const q::Observer& o) { return qparams_tuple(o.qparams()); },
+          "(scale, zero_point): torch's _calculate_qparams over range().")
       .def("range", &q::Observer::range, "The (min, max) qparams() quantizes.")
-      .def("__call__",
-           [](q::Observer& o, const Tensor& x) {
-             o.observe(x);
-             return x;
-           },
-           py::arg("x"), "observe(x), then x (as torch's observers).");
+      .def(
+          "__call__",
+          [](q::Observer& o, const Tensor& x) {
+            o.observe(x);
+            return x;
+          },
+          py::arg("x"), "observe(x), then x (as torch's observers).");
   py::class_<q::MinMaxObserver, q::Observer>(qm, "MinMaxObserver",
                                              "The running min and max (torch's MinMaxObserver).")
       .def(py::init<>());

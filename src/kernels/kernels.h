@@ -9,8 +9,8 @@
 
 #include "kernels/cpu/conv.h"
 #include "kernels/cpu/fold.h"
-#include "kernels/cpu/lowp.h"
 #include "kernels/cpu/loop.h"
+#include "kernels/cpu/lowp.h"
 #include "kernels/cpu/norm.h"
 #include "kernels/cpu/optim.h"
 #include "kernels/cpu/pool.h"

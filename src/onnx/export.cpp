@@ -441,9 +441,9 @@ void Exporter::emit_quantized(const Call& c, const Value& v) {
            " (the ONNX export takes [N, features])");
   std::vector<pb::Writer> axis;
   axis.push_back(attr_int("axis", 0));
-  const std::string w = node("DequantizeLinear",
-                             {in_value(c.inputs[1]).name, in_value(c.inputs[2]).name},
-                             std::move(axis));
+  const std::string w =
+      node("DequantizeLinear", {in_value(c.inputs[1]).name, in_value(c.inputs[2]).name},
+           std::move(axis));
   std::string xdq;
   if (c.op == "dynamic_quant_linear") {
     const std::string q = fresh("DynamicQuantizeLinear"), qs = q + "_scale", qz = q + "_zero_point";

@@ -85,12 +85,12 @@ Tensor mm_core(const Tensor& a, const Tensor& b, const char* name) {
     const T* pb = reinterpret_cast<const T*>(B.t.impl()->bytes());
     const int64_t sa = ba == 1 ? 0 : A.batch_stride, sb = bb == 1 ? 0 : B.batch_stride;
     if (batch == 1)
-      kernels::gemm_precision<T>(bf16, A.trans, B.trans, m, n, k, T(1), pa, A.ld, pb, B.ld, T(0),
-                               c, n);
+      kernels::gemm_precision<T>(bf16, A.trans, B.trans, m, n, k, T(1), pa, A.ld, pb, B.ld, T(0), c,
+                                 n);
     else if (bf16)
       for (int64_t i = 0; i < batch; ++i)
         kernels::gemm_precision<T>(true, A.trans, B.trans, m, n, k, T(1), pa + i * sa, A.ld,
-                                 pb + i * sb, B.ld, T(0), c + i * m * n, n);
+                                   pb + i * sb, B.ld, T(0), c + i * m * n, n);
     else
       kernels::call<kernels::GemmBatched<T>>(A.trans, B.trans, batch, m, n, k, pa, sa, A.ld, pb, sb,
                                              B.ld, c);

@@ -31,7 +31,8 @@ QParams choose_qparams(float min, float max, int32_t qmin, int32_t qmax) {
   min = std::min(min, 0.0f);
   max = std::max(max, 0.0f);
   double scale = (static_cast<double>(max) - min) / (qmax - qmin);
-  if (static_cast<float>(scale) == 0.0f || std::isinf(1.0f / static_cast<float>(scale))) scale = 0.1;
+  if (static_cast<float>(scale) == 0.0f || std::isinf(1.0f / static_cast<float>(scale)))
+    scale = 0.1;
   constexpr float kSmallScale = 6.1e-5f;
   if (scale < kSmallScale) {
     const float org_scale = static_cast<float>(scale);
@@ -73,8 +74,8 @@ struct DynamicQuantLinear::Packed {
 DynamicQuantLinear::DynamicQuantLinear(int64_t in_features, int64_t out_features, bool bias,
                                        bool relu)
     : in_features(in_features), out_features(out_features), has_bias(bias), relu(relu) {
-  SOMA_CHECK(in_features > 0 && out_features > 0, "DynamicQuantLinear: in_features (",
-             in_features, ") and out_features (", out_features, ") must be positive");
+  SOMA_CHECK(in_features > 0 && out_features > 0, "DynamicQuantLinear: in_features (", in_features,
+             ") and out_features (", out_features, ") must be positive");
   reset();
 }
 
@@ -109,8 +110,7 @@ std::shared_ptr<DynamicQuantLinear> DynamicQuantLinear::from_float(const nn::Lin
       hi = std::max(hi, row[i]);
     }
     const float amax = std::max(-lo, hi);
-    const float scale =
-        std::max(amax / 127.5f, std::numeric_limits<float>::epsilon());
+    const float scale = std::max(amax / 127.5f, std::numeric_limits<float>::epsilon());
     scales[o] = scale;
     const float inv = 1.0f / scale;
     for (int64_t i = 0; i < k; ++i) {
@@ -149,8 +149,7 @@ Tensor DynamicQuantLinear::forward(const Tensor& input) {
              ": input of shape ", input.defined() ? input.shape() : Shape{}, " has ",
              input.defined() && input.dim() >= 1 ? input.size(-1) : 0, " features, expected ",
              in_features);
-  SOMA_CHECK(input.dtype() == kFloat32, describe(), ": input must be float32, got ",
-             input.dtype());
+  SOMA_CHECK(input.dtype() == kFloat32, describe(), ": input must be float32, got ", input.dtype());
   SOMA_CHECK(!(input.requires_grad() && autograd::is_grad_enabled()), describe(),
              ": quantized layers are for inference and have no gradient; call it under "
              "NoGradGuard or on a tensor that does not require grad");
@@ -179,8 +178,8 @@ Tensor DynamicQuantLinear::forward(const Tensor& input) {
     const Tensor ws = weight_scale.contiguous();
     const Tensor b = has_bias ? bias.contiguous() : Tensor();
     float* y = out.data<float>();
-    lowp::gemm_u8s8_f32(m, qx.data(), in_features, p->w, qp.zero_point, qp.scale,
-                        ws.data<float>(), has_bias ? b.data<float>() : nullptr, y, out_features);
+    lowp::gemm_u8s8_f32(m, qx.data(), in_features, p->w, qp.zero_point, qp.scale, ws.data<float>(),
+                        has_bias ? b.data<float>() : nullptr, y, out_features);
     if (relu)
       for (int64_t i = 0; i < m * out_features; ++i) y[i] = std::max(y[i], 0.0f);
   }
@@ -193,8 +192,8 @@ Tensor DynamicQuantLinear::forward(const Tensor& input) {
 
 std::string DynamicQuantLinear::describe() const {
   return "DynamicQuantLinear(" + std::to_string(in_features) + " -> " +
-         std::to_string(out_features) + (has_bias ? "" : ", bias=false") +
-         (relu ? ", ReLU" : "") + ", int8)";
+         std::to_string(out_features) + (has_bias ? "" : ", bias=false") + (relu ? ", ReLU" : "") +
+         ", int8)";
 }
 
 Tensor DynamicQuantLinear::dequantized_weight() const {

@@ -3,7 +3,9 @@
 // quantized Conv2d / Linear over the u8 x s8 kernels (kernels/cpu/lowp.h).
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "core/tensor_impl.h"
@@ -58,8 +60,9 @@ void MinMaxObserver::observe(const Tensor& x) {
 }
 
 std::pair<float, float> MinMaxObserver::range() const {
-  SOMA_CHECK(min_ <= max_, "MinMaxObserver: nothing was observed (run calibration batches "
-                           "through the prepared model before convert)");
+  SOMA_CHECK(min_ <= max_,
+             "MinMaxObserver: nothing was observed (run calibration batches "
+             "through the prepared model before convert)");
   return {min_, max_};
 }
 
@@ -73,8 +76,8 @@ std::unique_ptr<Observer> MinMaxObserver::clone() const {
 }
 
 HistogramObserver::HistogramObserver(int64_t bins) : bins_(bins) {
-  SOMA_CHECK(bins >= 256 && bins <= (1 << 20), "HistogramObserver: bins must be in [256, 2^20], got ",
-             bins);
+  SOMA_CHECK(bins >= 256 && bins <= (1 << 20),
+             "HistogramObserver: bins must be in [256, 2^20], got ", bins);
 }
 
 void HistogramObserver::observe(const Tensor& x) {
@@ -112,8 +115,9 @@ void HistogramObserver::observe(const Tensor& x) {
 }
 
 std::pair<float, float> HistogramObserver::range() const {
-  SOMA_CHECK(min_ <= max_, "HistogramObserver: nothing was observed (run calibration batches "
-                           "through the prepared model before convert)");
+  SOMA_CHECK(min_ <= max_,
+             "HistogramObserver: nothing was observed (run calibration batches "
+             "through the prepared model before convert)");
   if (min_ == max_) return {min_, max_};
   // torch's _non_linear_param_search and _compute_quantization_error (dst_nbins = 256)
   const int64_t bins = bins_;
@@ -181,8 +185,7 @@ std::unique_ptr<Observer> HistogramObserver::clone() const {
 
 // ---- Observed ------------------------------------------------------------------------------
 
-Observed::Observed(std::shared_ptr<nn::Module> layer, std::unique_ptr<Observer> observer,
-                   bool relu)
+Observed::Observed(std::shared_ptr<nn::Module> layer, std::unique_ptr<Observer> observer, bool relu)
     : layer(std::move(layer)), observer(std::move(observer)), relu(relu) {
   SOMA_CHECK(this->layer && this->observer, "Observed: layer and observer must be given");
   reset();
@@ -236,8 +239,8 @@ void check_conv(const nn::Conv2d& c) {
                  std::holds_alternative<nn::ExpandingArray<2>>(o.padding()),
              "static quantization: ", c.describe(),
              " is not supported (groups 1, dilation 1, numeric zero padding only)");
-  SOMA_CHECK(c.weight.dtype() == kFloat32, "static quantization: ", c.describe(),
-             " has ", c.weight.dtype(), " weights (float32 only)");
+  SOMA_CHECK(c.weight.dtype() == kFloat32, "static quantization: ", c.describe(), " has ",
+             c.weight.dtype(), " weights (float32 only)");
 }
 
 int64_t prepare_children(nn::Module& m, const PrepareOptions& opt) {
@@ -266,9 +269,9 @@ int64_t prepare_children(nn::Module& m, const PrepareOptions& opt) {
         layer = conv->clone();
       }
     } else if (dynamic_cast<nn::Linear*>(child.get())) {
-      SOMA_CHECK(child->parameters().front().dtype() == kFloat32, "static quantization: ",
-                 child->describe(), " has ", child->parameters().front().dtype(),
-                 " weights (float32 only)");
+      SOMA_CHECK(child->parameters().front().dtype() == kFloat32,
+                 "static quantization: ", child->describe(), " has ",
+                 child->parameters().front().dtype(), " weights (float32 only)");
       layer = child->clone();
     } else {
       if (!dynamic_cast<Observed*>(child.get())) n += prepare_children(*child, opt);
@@ -300,8 +303,8 @@ int64_t convert_children(nn::Module& m, bool placeholder) {
     if (auto* conv = dynamic_cast<nn::Conv2d*>(obs->layer.get()))
       m.replace_module(name, QuantizedConv2d::from_float(*conv, qp, obs->relu));
     else
-      m.replace_module(name, QuantizedLinear::from_float(
-                                 dynamic_cast<nn::Linear&>(*obs->layer), qp, obs->relu));
+      m.replace_module(
+          name, QuantizedLinear::from_float(dynamic_cast<nn::Linear&>(*obs->layer), qp, obs->relu));
     ++n;
   }
   return n;
@@ -322,8 +325,7 @@ void quantize_rows(const Tensor& w, int64_t out, int64_t k, int8_t* q, float* sc
       lo = std::min(lo, v);
       hi = std::max(hi, v);
     }
-    const float scale =
-        std::max(std::max(-lo, hi) / 127.5f, std::numeric_limits<float>::epsilon());
+    const float scale = std::max(std::max(-lo, hi) / 127.5f, std::numeric_limits<float>::epsilon());
     scales[o] = scale;
     const float inv = 1.0f / scale;
     for (int64_t i = 0; i < k; ++i)
@@ -333,13 +335,13 @@ void quantize_rows(const Tensor& w, int64_t out, int64_t k, int8_t* q, float* sc
 }
 
 QParams stored_qparams(const Tensor& scale, const Tensor& zp, const std::string& who) {
-  SOMA_CHECK(scale.dtype() == kFloat32 && scale.numel() == 1 && zp.numel() == 1 &&
-                 zp.dtype() == kInt32,
-             who, ": input_scale must be float32 [1] and input_zero_point int32 [1]");
+  SOMA_CHECK(
+      scale.dtype() == kFloat32 && scale.numel() == 1 && zp.numel() == 1 && zp.dtype() == kInt32,
+      who, ": input_scale must be float32 [1] and input_zero_point int32 [1]");
   const float s = scale.contiguous().data<float>()[0];
   const int32_t z = zp.contiguous().data<int32_t>()[0];
-  SOMA_CHECK(std::isfinite(s) && s > 0 && z >= 0 && z <= 255, who, ": invalid input qparams (scale ",
-             s, ", zero point ", z, ")");
+  SOMA_CHECK(std::isfinite(s) && s > 0 && z >= 0 && z <= 255, who,
+             ": invalid input qparams (scale ", s, ", zero point ", z, ")");
   return {s, z};
 }
 
@@ -447,13 +449,13 @@ void QuantizedConv2d::reset() {
   packed_.reset();
 }
 
-std::shared_ptr<QuantizedConv2d> QuantizedConv2d::from_float(const nn::Conv2d& conv,
-                                                             QParams input, bool relu) {
+std::shared_ptr<QuantizedConv2d> QuantizedConv2d::from_float(const nn::Conv2d& conv, QParams input,
+                                                             bool relu) {
   check_conv(conv);
   const auto& o = conv.options;
   const auto& pad = std::get<nn::ExpandingArray<2>>(o.padding());
-  auto q = std::make_shared<QuantizedConv2d>(o.in_channels(), o.out_channels(),
-                                             o.kernel_size()[0], o.kernel_size()[1],
+  auto q = std::make_shared<QuantizedConv2d>(o.in_channels(), o.out_channels(), o.kernel_size()[0],
+                                             o.kernel_size()[1],
                                              std::array<int64_t, 2>{o.stride()[0], o.stride()[1]},
                                              std::array<int64_t, 2>{pad[0], pad[1]}, relu);
   const int64_t k = q->in_channels * q->kh * q->kw;
@@ -468,10 +470,10 @@ std::shared_ptr<QuantizedConv2d> QuantizedConv2d::from_float(const nn::Conv2d& c
 }
 
 std::shared_ptr<const QuantizedConv2d::Packed> QuantizedConv2d::packed() const {
-  SOMA_CHECK(weight.dtype() == kInt8 &&
-                 weight.shape() == Shape({out_channels, in_channels, kh, kw}),
-             describe(), ": weight must be int8 [", out_channels, ", ", in_channels, ", ", kh,
-             ", ", kw, "]");
+  SOMA_CHECK(
+      weight.dtype() == kInt8 && weight.shape() == Shape({out_channels, in_channels, kh, kw}),
+      describe(), ": weight must be int8 [", out_channels, ", ", in_channels, ", ", kh, ", ", kw,
+      "]");
   return cached_pack(packed_, weight, out_channels, in_channels * kh * kw);
 }
 
@@ -494,46 +496,59 @@ Tensor QuantizedConv2d::forward(const Tensor& input) {
   const Tensor x = input.detach().contiguous();
   Tensor out = empty({n, out_channels, oh, ow}, kFloat32);
   if (n == 0) return out;
-  const int64_t c = in_channels, k = c * kh * kw, pix = oh * ow;
-  // quantize the whole input once, then im2col in uint8 (padding is the zero point: real 0)
-  std::vector<uint8_t> qx(static_cast<size_t>(x.numel()));
-  lowp::quantize_u8(x.data<float>(), x.numel(), qp.scale, qp.zero_point, qx.data());
-  std::vector<uint8_t> cols(static_cast<size_t>(n * pix * k));
-  const uint8_t zp = static_cast<uint8_t>(qp.zero_point);
-  kernels::cpu::parallel_for(n * oh, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t img = r / oh, oy = r % oh;
-      const uint8_t* src = qx.data() + img * c * h * w;
-      for (int64_t ox = 0; ox < ow; ++ox) {
-        uint8_t* dst = cols.data() + ((img * oh + oy) * ow + ox) * k;
-        for (int64_t ci = 0; ci < c; ++ci)
-          for (int64_t ky = 0; ky < kh; ++ky) {
-            const int64_t iy = oy * stride[0] - padding[0] + ky;
-            for (int64_t kx = 0; kx < kw; ++kx) {
-              const int64_t ix = ox * stride[1] - padding[1] + kx;
-              *dst++ = iy >= 0 && iy < h && ix >= 0 && ix < w ? src[(ci * h + iy) * w + ix] : zp;
-            }
-          }
-      }
-    }
-  });
-  std::vector<float> rows(static_cast<size_t>(n * pix * out_channels));
+  const int64_t c = in_channels, k = c * kh * kw, pix = oh * ow, oc = out_channels;
   const Tensor ws = weight_scale.contiguous(), b = bias.contiguous();
-  lowp::gemm_u8s8_f32(n * pix, cols.data(), k, p->w, qp.zero_point, qp.scale, ws.data<float>(),
-                      b.data<float>(), rows.data(), out_channels);
-  // [n, pix, out] -> [n, out, pix], with the fused ReLU
+  const float* px = x.data<float>();
   float* y = out.data<float>();
-  const int64_t oc = out_channels;
+  const uint8_t zp = static_cast<uint8_t>(qp.zero_point);
+  const int64_t sh = stride[0], sw = stride[1], ph = padding[0], pw = padding[1];
   const bool do_relu = relu;
-  kernels::cpu::parallel_for(n * oc, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t img = r / oc, o = r % oc;
-      const float* src = rows.data() + img * pix * oc + o;
-      float* dst = y + r * pix;
-      if (do_relu)
-        for (int64_t i = 0; i < pix; ++i) dst[i] = std::max(src[i * oc], 0.0f);
-      else
-        for (int64_t i = 0; i < pix; ++i) dst[i] = src[i * oc];
+  // One image per task, everything in cache: quantize it, uint8 im2col (padding is the zero
+  // point: real 0), the u8 x s8 product (one thread inside the region) into [pix, out], then
+  // the transpose to [out, pix] with the fused ReLU.
+  kernels::cpu::parallel_for(n, 1, [&](int64_t begin, int64_t end) {
+    std::unique_ptr<uint8_t[]> qx(new uint8_t[static_cast<size_t>(c * h * w)]);
+    std::unique_ptr<uint8_t[]> cols(new uint8_t[static_cast<size_t>(pix * k)]);
+    std::unique_ptr<float[]> rows(new float[static_cast<size_t>(pix * oc)]);
+    for (int64_t img = begin; img < end; ++img) {
+      lowp::quantize_u8(px + img * c * h * w, c * h * w, qp.scale, qp.zero_point, qx.get());
+      uint8_t* dst = cols.get();
+      for (int64_t oy = 0; oy < oh; ++oy)
+        for (int64_t ox = 0; ox < ow; ++ox) {
+          const int64_t x0 = ox * sw - pw;
+          const bool inside_x = x0 >= 0 && x0 + kw <= w;
+          for (int64_t ci = 0; ci < c; ++ci)
+            for (int64_t ky = 0; ky < kh; ++ky) {
+              const int64_t iy = oy * sh - ph + ky;
+              if (iy < 0 || iy >= h) {
+                std::memset(dst, zp, static_cast<size_t>(kw));
+              } else {
+                const uint8_t* row = qx.get() + (ci * h + iy) * w;
+                if (inside_x) {
+                  for (int64_t kx = 0; kx < kw; ++kx) dst[kx] = row[x0 + kx];
+                } else {
+                  for (int64_t kx = 0; kx < kw; ++kx) {
+                    const int64_t ix = x0 + kx;
+                    dst[kx] = ix >= 0 && ix < w ? row[ix] : zp;
+                  }
+                }
+              }
+              dst += kw;
+            }
+        }
+      lowp::gemm_u8s8_f32(pix, cols.get(), k, p->w, qp.zero_point, qp.scale, ws.data<float>(),
+                          b.data<float>(), rows.get(), oc);
+      float* yi = y + img * oc * pix;
+      for (int64_t i0 = 0; i0 < pix; i0 += 16) {  // blocked transpose
+        const int64_t i1 = std::min(pix, i0 + 16);
+        for (int64_t o = 0; o < oc; ++o) {
+          float* d = yi + o * pix;
+          if (do_relu)
+            for (int64_t i = i0; i < i1; ++i) d[i] = std::max(rows[i * oc + o], 0.0f);
+          else
+            for (int64_t i = i0; i < i1; ++i) d[i] = rows[i * oc + o];
+        }
+      }
     }
   });
   if (ts)
@@ -619,21 +634,22 @@ Tensor QuantizedLinear::forward(const Tensor& input) {
     lowp::quantize_u8(x.data<float>(), x.numel(), qp.scale, qp.zero_point, qx.data());
     const Tensor ws = weight_scale.contiguous(), b = bias.contiguous();
     float* y = out.data<float>();
-    lowp::gemm_u8s8_f32(m, qx.data(), in_features, p->w, qp.zero_point, qp.scale,
-                        ws.data<float>(), b.data<float>(), y, out_features);
+    lowp::gemm_u8s8_f32(m, qx.data(), in_features, p->w, qp.zero_point, qp.scale, ws.data<float>(),
+                        b.data<float>(), y, out_features);
     if (relu)
       for (int64_t i = 0; i < m * out_features; ++i) y[i] = std::max(y[i], 0.0f);
   }
   out = out.view(shape);
   if (ts)
-    ts.record("quantized_linear", {input, weight, weight_scale, bias, input_scale, input_zero_point},
-              out, {{"relu", int64_t{relu}}});
+    ts.record("quantized_linear",
+              {input, weight, weight_scale, bias, input_scale, input_zero_point}, out,
+              {{"relu", int64_t{relu}}});
   return out;
 }
 
 std::string QuantizedLinear::describe() const {
-  return "QuantizedLinear(" + std::to_string(in_features) + " -> " +
-         std::to_string(out_features) + (relu ? ", ReLU" : "") + ", int8)";
+  return "QuantizedLinear(" + std::to_string(in_features) + " -> " + std::to_string(out_features) +
+         (relu ? ", ReLU" : "") + ", int8)";
 }
 
 }  // namespace soma::quantization

@@ -205,10 +205,13 @@ TEST(Quantization, BadInputsAreErrors) {
     }
     return std::string("no error");
   };
-  EXPECT_NE(message([&] { ql->forward(soma::ones({3, 5})); }).find("has 5 features, expected 4"),
+  EXPECT_NE(message([&] {
+              ql->forward(soma::ones({3, 5}));
+            }).find("has 5 features, expected 4"),
             std::string::npos);
-  EXPECT_NE(message([&] { ql->forward(soma::ones({3, 4}, soma::kFloat64)); })
-                .find("input must be float32, got float64"),
+  EXPECT_NE(message([&] {
+              ql->forward(soma::ones({3, 4}, soma::kFloat64));
+            }).find("input must be float32, got float64"),
             std::string::npos);
   Tensor bad = soma::ones({2, 4});
   bad.data<float>()[3] = NAN;

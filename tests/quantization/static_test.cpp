@@ -161,7 +161,7 @@ TEST(StaticQuantization, PrepareCalibrateConvertCnn) {
     // the saved state loads into the structure built without calibration
     auto skeleton = q::static_quantized_structure(model);
     skeleton->load_state_dict(qm->state_dict());
-    EXPECT_EQ(soma::max(soma::abs((*skeleton)(x) - y)).item<double>(), 0.0);
+    EXPECT_EQ(soma::max(soma::abs((*skeleton)(x)-y)).item<double>(), 0.0);
   }
 }
 

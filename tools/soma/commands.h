@@ -58,12 +58,12 @@ struct BenchArgs {
 /// (tools/soma/bench_command.cpp).
 void bench(const BenchArgs& args);
 struct QuantizeArgs {
-  std::string model;     // model.safetensors written by soma train
-  std::string out;       // the quantized model.safetensors to write
-  bool static_ = false;  // static: calibrated input scales, Conv2d too, BatchNorm folded
-  int64_t calibrate = 32;            // static: batches of kEvalBatch training images
+  std::string model;       // model.safetensors written by soma train
+  std::string out;         // the quantized model.safetensors to write
+  bool static_ = false;    // static: calibrated input scales, Conv2d too, BatchNorm folded
+  int64_t calibrate = 32;  // static: batches of kEvalBatch training images
   std::string observer = "histogram";  // static: histogram or minmax
-  DataArgs data;                     // static: the calibration data (split "train")
+  DataArgs data;                       // static: the calibration data (split "train")
 };
 /// Writes an int8 copy of the model that eval, predict, summary and bench read like any model
 /// file: dynamic (soma::quantization::quantize_dynamic: every Linear) or static (prepare,

@@ -351,8 +351,8 @@ void validate(const TrainConfig& c) {
              " (must be in [0, 1))");
   SOMA_CHECK(c.label_smoothing >= 0 && c.label_smoothing < 1, "invalid --label-smoothing ",
              c.label_smoothing, " (must be in [0, 1))");
-  SOMA_CHECK(c.precision == "fp32" || c.precision == "bf16", "unknown --precision '",
-             c.precision, "' (expected fp32 or bf16)");
+  SOMA_CHECK(c.precision == "fp32" || c.precision == "bf16", "unknown --precision '", c.precision,
+             "' (expected fp32 or bf16)");
   SOMA_CHECK(optimizers.count(c.optimizer), "unknown --optimizer '", c.optimizer,
              "' (expected sgd, adam, adamw, rmsprop, adagrad or adadelta)");
   SOMA_CHECK(c.lr > 0 && std::isfinite(c.lr), "invalid --lr ", c.lr, " (must be positive)");

@@ -159,11 +159,11 @@ int parse_command_line(int argc, char** argv, CommandLine& line) {
   quant->add_flag("--static", line.quantize_args.static_,
                   "static quantization: Conv2d and Linear with calibrated input scales, "
                   "BatchNorm folded, ReLU fused (default: dynamic, Linear layers only)");
-  quant->add_option("--calibrate", line.quantize_args.calibrate,
-                    "--static: calibration batches of 256 training images")
+  quant
+      ->add_option("--calibrate", line.quantize_args.calibrate,
+                   "--static: calibration batches of 256 training images")
       ->capture_default_str();
-  quant->add_option("--observer", line.quantize_args.observer,
-                    "--static: histogram or minmax")
+  quant->add_option("--observer", line.quantize_args.observer, "--static: histogram or minmax")
       ->capture_default_str();
   quant->add_option("--data", line.quantize_args.data.data,
                     "--static: IDX directory of the calibration data (default: Fashion-MNIST)");

@@ -76,10 +76,10 @@ ModelFile load_model(const std::string& path) {
     shape_ok = shape_ok && d > 0 && d <= (int64_t{1} << 28) / elements;
     if (shape_ok) elements *= d;
   }
-  SOMA_CHECK(arch.quantization.empty() || arch.quantization == "dynamic" ||
-                 arch.quantization == "static",
-             "model: ", path, ": unknown quantization '", arch.quantization,
-             "' in \"soma.model\" metadata (this soma knows \"dynamic\" and \"static\")");
+  SOMA_CHECK(
+      arch.quantization.empty() || arch.quantization == "dynamic" || arch.quantization == "static",
+      "model: ", path, ": unknown quantization '", arch.quantization,
+      "' in \"soma.model\" metadata (this soma knows \"dynamic\" and \"static\")");
   SOMA_CHECK(shape_ok, "model: ", path, ": invalid input shape ", arch.input_shape,
              " in \"soma.model\" metadata");
   SOMA_CHECK(arch.classes > 0 && arch.dropout >= 0 && arch.dropout < 1 &&

@@ -64,8 +64,9 @@ void quantize(const QuantizeArgs& args) {
     if (args.static_) {
       mf.model = quantize_static(mf, args);
       mf.arch.quantization = "static";
-      what = "Conv2d and Linear layers to int8 (static: calibrated input scales, BatchNorm "
-             "folded, ReLU fused)";
+      what =
+          "Conv2d and Linear layers to int8 (static: calibrated input scales, BatchNorm "
+          "folded, ReLU fused)";
     } else {
       const int64_t layers = quantization::quantize_dynamic_(*mf.model);
       mf.arch.quantization = "dynamic";

@@ -45,11 +45,11 @@ std::map<std::string, Tensor> part(const std::map<std::string, Tensor>& state,
 // error unless --override is given. (--epochs, --threads, --quiet and --detect-anomaly may
 // change freely; --epochs follows the extension rules in docs/cli.md.)
 const std::vector<std::string> kComputationOptions = {
-    "arch",         "input_shape",     "augment",   "hidden", "activation",
-    "dropout",      "label_smoothing", "precision", "optimizer", "lr",     "momentum",
-    "nesterov",     "weight_decay",    "beta1",     "beta2",  "schedule",
-    "batch_size",   "patience",        "seed",      "data",   "csv",
-    "label_column", "validation"};
+    "arch",     "input_shape",     "augment",      "hidden",    "activation",
+    "dropout",  "label_smoothing", "precision",    "optimizer", "lr",
+    "momentum", "nesterov",        "weight_decay", "beta1",     "beta2",
+    "schedule", "batch_size",      "patience",     "seed",      "data",
+    "csv",      "label_column",    "validation"};
 const std::set<std::string> kOptimizerOptions = {"optimizer",    "momentum", "nesterov",
                                                  "weight_decay", "beta1",    "beta2"};
 

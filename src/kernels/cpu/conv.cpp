@@ -288,7 +288,7 @@ void conv_forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometr
         if (bias) fill_bias(yn);
         for (int64_t gi = 0; gi < G; ++gi)
           kernels::gemm_precision<T>(g.bf16, false, false, Mg, L, Cg, T(1), w + gi * Mg * Kg, Kg,
-                           x + (n * g.c_in + gi * Cg) * hw, L, beta, yn + gi * Mg * L, L);
+                                     x + (n * g.c_in + gi * Cg) * hw, L, beta, yn + gi * Mg * L, L);
       }
     });
     return;
@@ -307,12 +307,13 @@ void conv_forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometr
         if (bias) fill_bias(yn);
         for (int64_t gi = 0; gi < G; ++gi)
           kernels::gemm_precision<T>(g.bf16, false, false, Mg, L, Kg, T(1), w + gi * Mg * Kg, Kg,
-                           cols.get() + gi * Kg * ld, ld, beta, yn + gi * Mg * L, L);
+                                     cols.get() + gi * Kg * ld, ld, beta, yn + gi * Mg * L, L);
         continue;
       }
       for (int64_t gi = 0; gi < G; ++gi)
         kernels::gemm_precision<T>(g.bf16, false, false, Mg, ld, Kg, T(1), w + gi * Mg * Kg, Kg,
-                         cols.get() + gi * Kg * ld, ld, T(0), out.get() + gi * Mg * ld, ld);
+                                   cols.get() + gi * Kg * ld, ld, T(0), out.get() + gi * Mg * ld,
+                                   ld);
       for (int64_t s = 0; s < cs; ++s)
         for (int64_t c = 0; c < g.c_out; ++c) {
           const T* src = out.get() + c * ld + s * L;
@@ -352,8 +353,8 @@ void conv_backward_input(const T* gy, const T* w, T* gx, const ConvGeometry& g) 
       for (int64_t n = n0; n < n1; ++n)
         for (int64_t gi = 0; gi < G; ++gi)
           kernels::gemm_precision<T>(g.bf16, true, false, Cg, L, Mg, T(1), w + gi * Mg * Kg, Kg,
-                           gy + (n * g.c_out + gi * Mg) * L, L, T(0),
-                           gx + (n * g.c_in + gi * Cg) * hw, L);
+                                     gy + (n * g.c_out + gi * Mg) * L, L, T(0),
+                                     gx + (n * g.c_in + gi * Cg) * hw, L);
     });
     return;
   }
@@ -366,8 +367,8 @@ void conv_backward_input(const T* gy, const T* w, T* gx, const ConvGeometry& g) 
       const int64_t cs = std::min(cs_max, n1 - s0), ld = cs * L;
       const T* gyc = gather_chunk(gy, in.get(), s0, cs, g.c_out, L);
       for (int64_t gi = 0; gi < G; ++gi)
-        kernels::gemm_precision<T>(g.bf16, true, false, Kg, ld, Mg, T(1), w + gi * Mg * Kg, Kg, gyc + gi * Mg * ld,
-                         ld, T(0), cols.get() + gi * Kg * ld, ld);
+        kernels::gemm_precision<T>(g.bf16, true, false, Kg, ld, Mg, T(1), w + gi * Mg * Kg, Kg,
+                                   gyc + gi * Mg * ld, ld, T(0), cols.get() + gi * Kg * ld, ld);
       for (int64_t s = 0; s < cs; ++s) {
         T* gxn = gx + (s0 + s) * g.c_in * hw;
         std::fill(gxn, gxn + g.c_in * hw, T(0));
@@ -414,8 +415,9 @@ void conv_backward_weight(const T* x, const T* gy, T* gw, T* gb, const ConvGeome
     if (pointwise) {
       for (int64_t n = n0; n < n1; ++n)
         for (int64_t gi = 0; gi < G; ++gi)
-          kernels::gemm_precision<T>(g.bf16, false, true, Mg, Cg, L, T(1), gy + (n * g.c_out + gi * Mg) * L, L,
-                           x + (n * g.c_in + gi * Cg) * hw, L, T(1), gwt + gi * Mg * Kg, Kg);
+          kernels::gemm_precision<T>(
+              g.bf16, false, true, Mg, Cg, L, T(1), gy + (n * g.c_out + gi * Mg) * L, L,
+              x + (n * g.c_in + gi * Cg) * hw, L, T(1), gwt + gi * Mg * Kg, Kg);
       return;
     }
     const int64_t cs_max = std::min(chunk, std::max<int64_t>(n1 - n0, 1));
@@ -428,7 +430,7 @@ void conv_backward_weight(const T* x, const T* gy, T* gw, T* gb, const ConvGeome
       const T* gyc = gather_chunk(gy, in.get(), s0, cs, g.c_out, L);
       for (int64_t gi = 0; gi < G; ++gi)
         kernels::gemm_precision<T>(g.bf16, false, true, Mg, Kg, ld, T(1), gyc + gi * Mg * ld, ld,
-                         cols.get() + gi * Kg * ld, ld, T(1), gwt + gi * Mg * Kg, Kg);
+                                   cols.get() + gi * Kg * ld, ld, T(1), gwt + gi * Mg * Kg, Kg);
     }
   });
   for (int64_t t = 1; t < parts; ++t) {

@@ -58,7 +58,7 @@ static Tensor linear_untraced(const Tensor& x, const Tensor& weight, const Tenso
       if (!bias.defined()) std::fill_n(y, B * M, T(0));
     } else if (B > 0 && M > 0) {
       kernels::gemm_precision<T>(bf16, false, true, B, M, N, T(1), x2.data<T>(), N, w.data<T>(), N,
-                               beta, y, M);
+                                 beta, y, M);
     }
   });
   out = out.view(out_shape);
@@ -83,13 +83,13 @@ static Tensor linear_untraced(const Tensor& x, const Tensor& weight, const Tenso
             if (rx) {
               dx = empty({B, N}, g.dtype());
               kernels::gemm_precision<T>(bf16, false, false, B, N, M, T(1), g2.data<T>(), M,
-                                       w.data<T>(), N, T(0), dx.data<T>(), N);
+                                         w.data<T>(), N, T(0), dx.data<T>(), N);
               dx = dx.view(x_shape);
             }
             if (rw) {
               dw = empty({M, N}, g.dtype());
               kernels::gemm_precision<T>(bf16, true, false, M, N, B, T(1), g2.data<T>(), M,
-                                       x2.data<T>(), N, T(0), dw.data<T>(), N);
+                                         x2.data<T>(), N, T(0), dw.data<T>(), N);
             }
           });
           if (rb) db = sum(g2, 0);
