@@ -150,7 +150,8 @@ Tensor DynamicQuantLinear::forward(const Tensor& input) {
              input.defined() && input.dim() >= 1 ? input.size(-1) : 0, " features, expected ",
              in_features);
   SOMA_CHECK(input.dtype() == kFloat32, describe(), ": input must be float32, got ", input.dtype());
-  SOMA_CHECK(!(input.requires_grad() && autograd::is_grad_enabled()), describe(),
+  SOMA_CHECK(!(input.requires_grad() && autograd::is_grad_enabled() && trace::active() == nullptr),
+             describe(),
              ": quantized layers are for inference and have no gradient; call it under "
              "NoGradGuard or on a tensor that does not require grad");
   SOMA_CHECK(weight_scale.dtype() == kFloat32 && weight_scale.shape() == Shape({out_features}),

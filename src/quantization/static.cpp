@@ -367,7 +367,8 @@ std::shared_ptr<const P> cached_pack(std::shared_ptr<const P>& slot, const Tenso
 
 void check_inference(const Tensor& input, const std::string& who) {
   SOMA_CHECK(input.dtype() == kFloat32, who, ": input must be float32, got ", input.dtype());
-  SOMA_CHECK(!(input.requires_grad() && autograd::is_grad_enabled()), who,
+  SOMA_CHECK(!(input.requires_grad() && autograd::is_grad_enabled() && trace::active() == nullptr),
+             who,
              ": quantized layers are for inference and have no gradient; call it under "
              "NoGradGuard or on a tensor that does not require grad");
 }
