@@ -10,6 +10,7 @@
 #include "core/tensor_impl.h"
 #include "kernels/cpu/lowp.h"
 #include "ops/trace.h"
+#include "quantization/common.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
 #include "soma/ops/elementwise.h"
@@ -64,12 +65,7 @@ QParams choose_qparams(float min, float max, int32_t qmin, int32_t qmax) {
 
 // ---- DynamicQuantLinear --------------------------------------------------------------------
 
-struct DynamicQuantLinear::Packed {
-  const Storage* storage = nullptr;  // the weight it was packed from, and that storage's version
-  uint64_t version = 0;
-  int64_t offset = 0;
-  lowp::PackedS8 w;
-};
+struct DynamicQuantLinear::Packed : internal::PackedWeight {};
 
 DynamicQuantLinear::DynamicQuantLinear(int64_t in_features, int64_t out_features, bool bias,
                                        bool relu)
@@ -93,31 +89,9 @@ std::shared_ptr<DynamicQuantLinear> DynamicQuantLinear::from_float(const nn::Lin
   NoGradGuard no_grad;
   auto q = std::make_shared<DynamicQuantLinear>(linear.in_features, linear.out_features,
                                                 linear.bias.defined(), relu);
-  const Tensor w = linear.weight.detach().to(kFloat32).contiguous();
-  const float* pw = w.data<float>();
-  const int64_t n = linear.out_features, k = linear.in_features;
-  int8_t* qw = q->weight.data<int8_t>();
-  float* scales = q->weight_scale.data<float>();
-  // torch's per_channel_symmetric qint8 observer: scale = max(|min|, |max|) / 127.5 (with 0
-  // in the range), at least float32's epsilon; q = clamp(nearbyint(w * (1 / scale)), -128, 127).
-  for (int64_t o = 0; o < n; ++o) {
-    const float* row = pw + o * k;
-    float lo = 0.0f, hi = 0.0f;
-    for (int64_t i = 0; i < k; ++i) {
-      SOMA_CHECK(std::isfinite(row[i]), "quantize_dynamic: ", linear.describe(), " weight[", o,
-                 ", ", i, "] is ", row[i]);
-      lo = std::min(lo, row[i]);
-      hi = std::max(hi, row[i]);
-    }
-    const float amax = std::max(-lo, hi);
-    const float scale = std::max(amax / 127.5f, std::numeric_limits<float>::epsilon());
-    scales[o] = scale;
-    const float inv = 1.0f / scale;
-    for (int64_t i = 0; i < k; ++i) {
-      const float r = std::nearbyint(row[i] * inv);
-      qw[o * k + i] = static_cast<int8_t>(std::clamp(r, -128.0f, 127.0f));
-    }
-  }
+  internal::quantize_rows(linear.weight, linear.out_features, linear.in_features,
+                          q->weight.data<int8_t>(), q->weight_scale.data<float>(),
+                          "quantize_dynamic: " + linear.describe());
   if (linear.bias.defined()) q->bias.copy_(linear.bias.detach().to(kFloat32));
   q->train(linear.is_training());
   return q;
@@ -127,20 +101,7 @@ std::shared_ptr<const DynamicQuantLinear::Packed> DynamicQuantLinear::packed() c
   SOMA_CHECK(weight.dtype() == kInt8 && weight.shape() == Shape({out_features, in_features}),
              describe(), ": weight must be int8 [", out_features, ", ", in_features, "], got ",
              weight.dtype(), " ", weight.shape());
-  const TensorImpl& impl = *weight.impl();
-  auto p = std::atomic_load(&packed_);
-  if (p && p->storage == impl.storage.get() && p->version == impl.storage->version &&
-      p->offset == impl.offset)
-    return p;
-  auto fresh = std::make_shared<Packed>();
-  fresh->storage = impl.storage.get();
-  fresh->version = impl.storage->version;
-  fresh->offset = impl.offset;
-  const Tensor w = weight.contiguous();
-  fresh->w = lowp::pack_s8(w.data<int8_t>(), out_features, in_features);
-  std::shared_ptr<const Packed> result = fresh;
-  std::atomic_store(&packed_, result);
-  return result;
+  return internal::cached_pack(packed_, weight, out_features, in_features);
 }
 
 Tensor DynamicQuantLinear::forward(const Tensor& input) {

@@ -12,6 +12,7 @@
 #include "kernels/cpu/lowp.h"
 #include "kernels/cpu/parallel.h"
 #include "ops/trace.h"
+#include "quantization/common.h"
 #include "soma/autograd/grad_mode.h"
 #include "soma/core/error.h"
 #include "soma/nn/fusion.h"
@@ -310,30 +311,6 @@ int64_t convert_children(nn::Module& m, bool placeholder) {
   return n;
 }
 
-// Per-output-channel symmetric int8 of a float [out, K] matrix (torch's
-// default_per_channel_weight_observer), written into q [out, K] and scales [out].
-void quantize_rows(const Tensor& w, int64_t out, int64_t k, int8_t* q, float* scales,
-                   const std::string& who) {
-  const Tensor c = w.detach().to(kFloat32).contiguous();
-  const float* p = c.data<float>();
-  for (int64_t o = 0; o < out; ++o) {
-    float lo = 0, hi = 0;
-    for (int64_t i = 0; i < k; ++i) {
-      const float v = p[o * k + i];
-      SOMA_CHECK(std::isfinite(v), "quantize: ", who, " has a non-finite weight (", v,
-                 ") in output channel ", o);
-      lo = std::min(lo, v);
-      hi = std::max(hi, v);
-    }
-    const float scale = std::max(std::max(-lo, hi) / 127.5f, std::numeric_limits<float>::epsilon());
-    scales[o] = scale;
-    const float inv = 1.0f / scale;
-    for (int64_t i = 0; i < k; ++i)
-      q[o * k + i] =
-          static_cast<int8_t>(std::clamp(std::nearbyint(p[o * k + i] * inv), -128.0f, 127.0f));
-  }
-}
-
 QParams stored_qparams(const Tensor& scale, const Tensor& zp, const std::string& who) {
   SOMA_CHECK(
       scale.dtype() == kFloat32 && scale.numel() == 1 && zp.numel() == 1 && zp.dtype() == kInt32,
@@ -343,26 +320,6 @@ QParams stored_qparams(const Tensor& scale, const Tensor& zp, const std::string&
   SOMA_CHECK(std::isfinite(s) && s > 0 && z >= 0 && z <= 255, who,
              ": invalid input qparams (scale ", s, ", zero point ", z, ")");
   return {s, z};
-}
-
-// Shared by the packed-weight caches: repacks when the weight's storage or version changed.
-template <typename P>
-std::shared_ptr<const P> cached_pack(std::shared_ptr<const P>& slot, const Tensor& weight,
-                                     int64_t n, int64_t k) {
-  const TensorImpl& impl = *weight.impl();
-  auto p = std::atomic_load(&slot);
-  if (p && p->storage == impl.storage.get() && p->version == impl.storage->version &&
-      p->offset == impl.offset)
-    return p;
-  auto fresh = std::make_shared<P>();
-  fresh->storage = impl.storage.get();
-  fresh->version = impl.storage->version;
-  fresh->offset = impl.offset;
-  const Tensor w = weight.contiguous();
-  fresh->w = lowp::pack_s8(w.data<int8_t>(), n, k);
-  std::shared_ptr<const P> result = fresh;
-  std::atomic_store(&slot, result);
-  return result;
 }
 
 void check_inference(const Tensor& input, const std::string& who) {
@@ -418,12 +375,7 @@ std::shared_ptr<nn::Module> convert(const nn::Module& prepared) {
 
 // ---- QuantizedConv2d -----------------------------------------------------------------------
 
-struct QuantizedConv2d::Packed {
-  const Storage* storage = nullptr;
-  uint64_t version = 0;
-  int64_t offset = 0;
-  lowp::PackedS8 w;
-};
+struct QuantizedConv2d::Packed : internal::PackedWeight {};
 
 QuantizedConv2d::QuantizedConv2d(int64_t in_channels, int64_t out_channels, int64_t kh, int64_t kw,
                                  std::array<int64_t, 2> stride, std::array<int64_t, 2> padding,
@@ -460,8 +412,8 @@ std::shared_ptr<QuantizedConv2d> QuantizedConv2d::from_float(const nn::Conv2d& c
                                              std::array<int64_t, 2>{o.stride()[0], o.stride()[1]},
                                              std::array<int64_t, 2>{pad[0], pad[1]}, relu);
   const int64_t k = q->in_channels * q->kh * q->kw;
-  quantize_rows(conv.weight, q->out_channels, k, q->weight.data<int8_t>(),
-                q->weight_scale.data<float>(), conv.describe());
+  internal::quantize_rows(conv.weight, q->out_channels, k, q->weight.data<int8_t>(),
+                          q->weight_scale.data<float>(), "quantize: " + conv.describe());
   NoGradGuard ng;
   if (conv.bias.defined()) q->bias.copy_(conv.bias.detach().to(kFloat32));
   q->input_scale.data<float>()[0] = input.scale;
@@ -475,7 +427,7 @@ std::shared_ptr<const QuantizedConv2d::Packed> QuantizedConv2d::packed() const {
       weight.dtype() == kInt8 && weight.shape() == Shape({out_channels, in_channels, kh, kw}),
       describe(), ": weight must be int8 [", out_channels, ", ", in_channels, ", ", kh, ", ", kw,
       "]");
-  return cached_pack(packed_, weight, out_channels, in_channels * kh * kw);
+  return internal::cached_pack(packed_, weight, out_channels, in_channels * kh * kw);
 }
 
 Tensor QuantizedConv2d::forward(const Tensor& input) {
@@ -571,12 +523,7 @@ std::string QuantizedConv2d::describe() const {
 
 // ---- QuantizedLinear -----------------------------------------------------------------------
 
-struct QuantizedLinear::Packed {
-  const Storage* storage = nullptr;
-  uint64_t version = 0;
-  int64_t offset = 0;
-  lowp::PackedS8 w;
-};
+struct QuantizedLinear::Packed : internal::PackedWeight {};
 
 QuantizedLinear::QuantizedLinear(int64_t in_features, int64_t out_features, bool relu)
     : in_features(in_features), out_features(out_features), relu(relu) {
@@ -597,8 +544,8 @@ void QuantizedLinear::reset() {
 std::shared_ptr<QuantizedLinear> QuantizedLinear::from_float(const nn::Linear& linear,
                                                              QParams input, bool relu) {
   auto q = std::make_shared<QuantizedLinear>(linear.in_features, linear.out_features, relu);
-  quantize_rows(linear.weight, q->out_features, q->in_features, q->weight.data<int8_t>(),
-                q->weight_scale.data<float>(), linear.describe());
+  internal::quantize_rows(linear.weight, q->out_features, q->in_features, q->weight.data<int8_t>(),
+                          q->weight_scale.data<float>(), "quantize: " + linear.describe());
   NoGradGuard ng;
   if (linear.bias.defined()) q->bias.copy_(linear.bias.detach().to(kFloat32));
   q->input_scale.data<float>()[0] = input.scale;
@@ -610,7 +557,7 @@ std::shared_ptr<QuantizedLinear> QuantizedLinear::from_float(const nn::Linear& l
 std::shared_ptr<const QuantizedLinear::Packed> QuantizedLinear::packed() const {
   SOMA_CHECK(weight.dtype() == kInt8 && weight.shape() == Shape({out_features, in_features}),
              describe(), ": weight must be int8 [", out_features, ", ", in_features, "]");
-  return cached_pack(packed_, weight, out_features, in_features);
+  return internal::cached_pack(packed_, weight, out_features, in_features);
 }
 
 Tensor QuantizedLinear::forward(const Tensor& input) {
