@@ -333,6 +333,24 @@ ok::ChainStage fold(const RunConv& r) {
 
 }  // namespace
 
+bool max_pool_geometry(nn::Module& m, kernels::onednn::MaxPoolGeometry* p, bool* ceil_mode) {
+  nn::MaxPool2d* pool = fusable_pool(m, p);
+  if (pool) *ceil_mode = pool->options.ceil_mode();
+  return pool != nullptr;
+}
+
+int64_t pool_output_size(int64_t in, int64_t k, int64_t pad, int64_t s, int64_t d, bool ceil_mode) {
+  return pool_out(in, k, pad, s, d, ceil_mode);
+}
+
+namespace {
+std::atomic<RunFuser> run_fuser{nullptr};
+}  // namespace
+
+void set_run_fuser(RunFuser f) {
+  run_fuser.store(f);
+}
+
 struct FusionCache {
   struct Entry {
     std::vector<int64_t> sig;
@@ -343,8 +361,20 @@ struct FusionCache {
     std::shared_ptr<const ok::FusedChain> chain;
   };
   std::mutex mutex;
-  std::map<const Module*, Entry> runs;  // by the run's first convolution
+  std::map<const Module*, Entry> runs;                   // by the run's first convolution
+  std::map<const Module*, std::shared_ptr<void>> slots;  // a RunFuser's, by its run's first module
 };
+
+std::shared_ptr<void> fusion_slot(FusionCache& cache, const nn::Module* key) {
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  auto it = cache.slots.find(key);
+  return it == cache.slots.end() ? nullptr : it->second;
+}
+
+void set_fusion_slot(FusionCache& cache, const nn::Module* key, std::shared_ptr<void> value) {
+  std::lock_guard<std::mutex> lock(cache.mutex);
+  cache.slots[key] = std::move(value);
+}
 
 std::shared_ptr<FusionCache> new_fusion_cache() {
   return std::make_shared<FusionCache>();
@@ -365,6 +395,13 @@ Tensor fused_forward(const std::vector<std::pair<std::string, std::shared_ptr<Mo
   const size_t n = children.size();
   size_t i = 0;
   while (i < n) {
+    // A run another layer fuses (the quantization layer's int8 convolutions)
+    if (const RunFuser f = run_fuser.load())
+      if (const size_t k = f(children, hooked, i, cache, x)) {
+        fused_runs.fetch_add(1, std::memory_order_relaxed);
+        i += k;
+        continue;
+      }
     // The longest run from i: (Conv2d [BatchNorm2d] [ReLU] [MaxPool2d])+, no hooks.
     std::vector<RunConv> run;
     size_t j = i;
@@ -442,6 +479,11 @@ struct FusionCache {};
 std::shared_ptr<FusionCache> new_fusion_cache() {
   return std::make_shared<FusionCache>();
 }
+void set_run_fuser(RunFuser) {}
+std::shared_ptr<void> fusion_slot(FusionCache&, const nn::Module*) {
+  return nullptr;
+}
+void set_fusion_slot(FusionCache&, const nn::Module*, std::shared_ptr<void>) {}
 bool fusion_applies(const Tensor&) {
   return false;
 }

@@ -16,6 +16,10 @@
 
 namespace soma::quantization::internal {
 
+/// Registers the int8 chain fuser (quantization/fusion.cpp) with Sequential's inference fusion,
+/// once; QuantizedConv2d's constructor calls it.
+void register_int8_fusion();
+
 /// Per-output-channel symmetric int8 of a float [out, k] matrix (torch's
 /// default_per_channel_weight_observer): scale = max(|min|, |max|) / 127.5 (with 0 in the
 /// range), at least float32's epsilon; q = clamp(nearbyint(w * (1 / scale)), -128, 127).

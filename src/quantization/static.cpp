@@ -390,6 +390,7 @@ QuantizedConv2d::QuantizedConv2d(int64_t in_channels, int64_t out_channels, int6
   SOMA_CHECK(in_channels > 0 && out_channels > 0 && kh > 0 && kw > 0 && stride[0] > 0 &&
                  stride[1] > 0 && padding[0] >= 0 && padding[1] >= 0,
              "QuantizedConv2d: invalid geometry");
+  internal::register_int8_fusion();
   reset();
 }
 

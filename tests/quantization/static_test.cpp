@@ -5,11 +5,17 @@
 
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "nn/fusion_internal.h"
 #include "soma/soma.h"
+#ifdef SOMA_ONEDNN
+#include "kernels/onednn/conv.h"
+#include "kernels/onednn/qchain.h"
+#endif
 
 namespace {
 
@@ -164,6 +170,145 @@ TEST(StaticQuantization, PrepareCalibrateConvertCnn) {
     EXPECT_EQ(soma::max(soma::abs((*skeleton)(x)-y)).item<double>(), 0.0);
   }
 }
+
+// A calibrated, converted copy of `model` (minmax observers, 4 batches like x).
+std::shared_ptr<nn::Module> quantized(const nn::Sequential& model, const Tensor& x) {
+  auto prepared = q::prepare(model, {.observer = "minmax"});
+  for (int b = 0; b < 4; ++b) (*prepared)(soma::randn(x.shape()) * 1.5 + 0.25);
+  return q::convert(*prepared);
+}
+
+// The int8 chain (quantization/fusion.cpp, kernels/onednn/qchain.h) against the module-by-module
+// path on the same converted model: equal up to a requantization tie that the two float orders
+// round apart (one step of the next layer's scale, on a few elements).
+TEST(StaticQuantization, FusedInt8ChainMatchesModuleByModule) {
+#ifndef SOMA_ONEDNN
+  GTEST_SKIP() << "built without oneDNN";
+#else
+  if (!soma::kernels::onednn::available()) GTEST_SKIP() << "oneDNN unavailable";
+  struct Case {
+    const char* name;
+    std::function<nn::Sequential()> make;
+    soma::Shape input;
+    int64_t stages;
+  };
+  const std::vector<Case> cases{
+      {"cnn preset (u8 out into Linear)",
+       [] {
+         return nn::Sequential(nn::Conv2d(nn::Conv2dOptions(1, 32, 3).padding(1)),
+                               nn::BatchNorm2d(32), nn::ReLU(), nn::MaxPool2d(2),
+                               nn::Conv2d(nn::Conv2dOptions(32, 64, 3).padding(1)),
+                               nn::BatchNorm2d(64), nn::ReLU(), nn::MaxPool2d(2), nn::Flatten(),
+                               nn::Linear(64 * 7 * 7, 16), nn::ReLU(), nn::Linear(16, 10));
+       },
+       {45, 1, 28, 28},  // three slices of the chain: 20, 20, 5 images
+       2},
+      {"no relu, stride 2, odd sizes, padded ceil pool, float out",
+       [] {
+         return nn::Sequential(
+             nn::Conv2d(nn::Conv2dOptions(3, 5, {3, 2}).stride(2).padding(1)),
+             nn::Conv2d(nn::Conv2dOptions(5, 7, 3).padding(nn::ExpandingArray<2>({0, 1}))),
+             nn::MaxPool2d(nn::MaxPool2dOptions({3}).stride({2}).padding({1}).ceil_mode(true)),
+             nn::Conv2d(nn::Conv2dOptions(7, 4, 1)), nn::ReLU());
+       },
+       {3, 3, 17, 13},
+       3},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    soma::manual_seed(5);
+    nn::Sequential model = c.make();
+    for (int i = 0; i < 2; ++i) model(soma::randn(c.input) * 2 + 0.5);  // BatchNorm statistics
+    model.eval();
+    const Tensor x = soma::randn(c.input) * 1.5 + 0.25;
+    auto qm = quantized(model, x);
+    soma::NoGradGuard no_grad;
+    Tensor plain, fused;
+    {
+      nn::InferenceFusionGuard off(false);
+      plain = (*qm)(x);
+    }
+    const int64_t before = soma::detail::fused_run_count();
+    {
+      nn::InferenceFusionGuard on(true);
+      fused = (*qm)(x);
+    }
+    EXPECT_EQ(soma::detail::fused_run_count() - before, 1) << "the chain did not run";
+    ASSERT_EQ(fused.shape(), plain.shape());
+    const double mag = soma::max(soma::abs(plain)).item<double>();
+    const Tensor diff = soma::abs(fused - plain);
+    const double far = soma::gt(diff, 1e-4 * mag).to(soma::kFloat32).mean().item<double>();
+    EXPECT_LT(far, 0.02) << "share of outputs that differ";
+    EXPECT_LT(soma::max(diff).item<double>(), 0.05 * mag);
+    EXPECT_GT(mag, 0.0);
+    // a second call reuses the chain and gives the same result; a changed bias rebuilds it
+    {
+      nn::InferenceFusionGuard on(true);
+      EXPECT_EQ(soma::max(soma::abs((*qm)(x)-fused)).item<double>(), 0.0);
+      auto& first = dynamic_cast<q::QuantizedConv2d&>(*dynamic_cast<nn::Sequential&>(*qm).ptr(0));
+      first.bias.add_(1.0);
+      nn::InferenceFusionGuard off(false);
+      const Tensor plain2 = (*qm)(x);
+      nn::InferenceFusionGuard on2(true);
+      const Tensor fused2 = (*qm)(x);
+      EXPECT_LT(soma::max(soma::abs(fused2 - plain2)).item<double>(), 0.05 * mag);
+      EXPECT_GT(soma::max(soma::abs(fused2 - fused)).item<double>(), 0.0) << "stale chain";
+    }
+  }
+#endif
+}
+
+#ifdef SOMA_ONEDNN
+// The chain's primitives are oneDNN's int8 kernels for this CPU, not its reference loops.
+TEST(StaticQuantization, Int8ChainUsesJitKernels) {
+  if (!soma::kernels::onednn::available()) GTEST_SKIP() << "oneDNN unavailable";
+  namespace ok = soma::kernels::onednn;
+  ok::QuantStage a, b;
+  a.weight.assign(32 * 9, 1);
+  a.weight_scale.assign(32, 0.01f);
+  a.bias.assign(32, 0.0f);
+  a.in_zero_point = 17;
+  a.relu = true;
+  b.weight.assign(64 * 32 * 9, -1);
+  b.weight_scale.assign(64, 0.02f);
+  b.bias.assign(64, 0.5f);
+  b.in_scale = 0.1f;
+  b.relu = true;
+  ok::QuantChain chain({a, b}, 0.05f, 3);
+  std::vector<ok::ChainGeometry> geo(2);
+  geo[0].conv = {.n = 4,
+                 .c_in = 1,
+                 .h = 28,
+                 .w = 28,
+                 .c_out = 32,
+                 .kh = 3,
+                 .kw = 3,
+                 .sh = 1,
+                 .sw = 1,
+                 .ph = 1,
+                 .pw = 1,
+                 .oh = 28,
+                 .ow = 28};
+  geo[0].pool = true;
+  geo[0].pool_g = {.kh = 2, .kw = 2, .sh = 2, .sw = 2, .oh = 14, .ow = 14};
+  geo[1].conv = {.n = 4,
+                 .c_in = 32,
+                 .h = 14,
+                 .w = 14,
+                 .c_out = 64,
+                 .kh = 3,
+                 .kw = 3,
+                 .sh = 1,
+                 .sw = 1,
+                 .ph = 1,
+                 .pw = 1,
+                 .oh = 14,
+                 .ow = 14};
+  const std::vector<std::string> impls = chain.implementations(geo);
+  ASSERT_EQ(impls.size(), 3u);
+  for (const std::string& s : impls) EXPECT_EQ(s.find("ref"), std::string::npos) << s;
+}
+#endif
 
 TEST(StaticQuantization, RefusesWhatItCannotQuantize) {
   nn::Sequential grouped(nn::Conv2d(nn::Conv2dOptions(4, 4, 3).groups(2)));
