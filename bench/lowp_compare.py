@@ -71,6 +71,8 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=1.0, help="per soma bench run")
     ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument("--libtorch-bench", default=os.path.join(ROOT, "build/libtorch-peer/libtorch_bench"),
+                    help="the libtorch C++ peer (make compare builds it); rows a'' and b'' when it exists")
     ap.add_argument("--skip-train", action="store_true")
     args = ap.parse_args()
     soma, reps, threads = args.soma, args.reps, args.threads
@@ -130,6 +132,31 @@ def main():
                      f"{i8:,.0f} / {best_sps:,.0f} samples/s", i8 / best_sps, ">= 2"))
         rows.append(("b'. MLP batch-1 latency, soma int8 / torch best int8",
                      f"{l8 * 1e3:.1f} / {best_lat * 1e3:.1f} us", l8 / best_lat, "<= 0.25"))
+    if os.path.exists(args.libtorch_bench):
+        env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
+
+        def libtorch(job):
+            r = subprocess.run([args.libtorch_bench, "--threads", str(threads), "--reps", str(reps),
+                                json.dumps(job)], capture_output=True, text=True, env=env)
+            if r.returncode != 0:
+                return None  # e.g. an engine this build lacks
+            return statistics.median(json.loads(r.stdout.strip().splitlines()[-1])["values"])
+        lt_sps, lt_lat, lt_name = 0.0, float("inf"), ""
+        for e in ("onednn", "qnnpack", "fbgemm"):
+            sps = libtorch({"workload": "infer_int8", "engine": e, "batch": 1024})
+            lat = libtorch({"workload": "latency_int8", "engine": e})
+            if sps is None or lat is None:
+                continue
+            print(f"libtorch C++ int8 [{e}]: b1024 {sps:,.0f} samples/s, b1 p50 {lat:.1f} us",
+                  flush=True)
+            if sps > lt_sps:
+                lt_sps, lt_name = sps, e
+            lt_lat = min(lt_lat, lat)
+        if lt_sps > 0:
+            rows.append((f"a''. MLP b1024, soma int8 / libtorch C++ int8 ({lt_name})",
+                         f"{i8:,.0f} / {lt_sps:,.0f} samples/s", i8 / lt_sps, ">= 2"))
+            rows.append(("b''. MLP batch-1 latency, soma int8 / libtorch C++ best int8",
+                         f"{l8 * 1e3:.1f} / {lt_lat:.1f} us", l8 * 1e3 / lt_lat, "<= 0.25"))
     c32 = soma_sps(cnn, 256, "fp32")
     c8 = soma_sps(cnn_static, 256, "int8")
     rows.append(("c. CNN preset b256 inference, soma int8 static / fp32",

@@ -12,7 +12,13 @@
 // timed epochs (samples/s each). latency: eval-mode forward of one random image under
 // NoGradGuard, 500 warm-up calls, then per repetition the median µs of 5000 timed calls.
 // infer: batch 1024, 20 warm-up forwards, then per repetition 200 timed forwards (samples/s).
+// latency_int8 / infer_int8: the same two jobs on torch's dynamic int8 MLP in C++ (what
+// torch.ao.quantization.quantize_dynamic builds: per-channel int8 weights packed by
+// quantized::linear_prepack, each layer LinearPackedParamsBase::apply_dynamic(_relu)), on the
+// quantized engine {"engine": "onednn" | "qnnpack" | "fbgemm"} (refused when this build lacks it).
 // --smoke: 2 batches per epoch, 20 calls, 2 forwards, 1 repetition.
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/native/quantized/PackedParams.h>
 #include <torch/torch.h>
 #include <zlib.h>
 
@@ -146,6 +152,85 @@ void latency_job(const nlohmann::json& job, const Args& a) {
   emit(job, "latency_us", medians, nparams(model), a, 1);
 }
 
+// The 784-256-128-10 MLP (PyTorch's default init, seed 0) as torch's dynamic int8 layers.
+struct Int8Mlp {
+  std::vector<c10::intrusive_ptr<LinearPackedParamsBase>> layers;
+  torch::Tensor forward(const torch::Tensor& x) const {
+    torch::Tensor h = x;
+    for (size_t i = 0; i < layers.size(); ++i)
+      h = i + 1 < layers.size() ? layers[i]->apply_dynamic_relu(h) : layers[i]->apply_dynamic(h);
+    return h;
+  }
+};
+
+Int8Mlp int8_mlp(const nlohmann::json& job) {
+  const std::string engine = job.value("engine", "onednn");
+  const std::vector<std::pair<std::string, at::QEngine>> names{{"onednn", at::QEngine::ONEDNN},
+                                                               {"qnnpack", at::QEngine::QNNPACK},
+                                                               {"fbgemm", at::QEngine::FBGEMM}};
+  auto it =
+      std::find_if(names.begin(), names.end(), [&](const auto& p) { return p.first == engine; });
+  if (it == names.end()) throw std::runtime_error("unknown engine " + engine);
+  const auto& supported = at::globalContext().supportedQEngines();
+  if (std::find(supported.begin(), supported.end(), it->second) == supported.end())
+    throw std::runtime_error("this libtorch build has no quantized engine " + engine);
+  at::globalContext().setQEngine(it->second);
+  torch::manual_seed(0);
+  torch::nn::Sequential model = mlp({784, 256, 128, 10});
+  auto prepack = c10::Dispatcher::singleton()
+                     .findSchemaOrThrow("quantized::linear_prepack", "")
+                     .typed<c10::intrusive_ptr<LinearPackedParamsBase>(
+                         at::Tensor, c10::optional<at::Tensor>)>();
+  Int8Mlp q;
+  for (const auto& m : model->children()) {
+    auto* lin = m->as<torch::nn::Linear>();
+    if (!lin) continue;
+    const torch::Tensor w = lin->weight.detach();
+    // per-channel symmetric int8 (torch's per_channel_dynamic_qconfig weight observer)
+    const torch::Tensor absmax = std::get<0>(w.abs().max(1)).clamp_min(1e-8);
+    const torch::Tensor scales = (absmax / 127.5).to(torch::kDouble);
+    const torch::Tensor zps = torch::zeros({w.size(0)}, torch::kLong);
+    const torch::Tensor qw = at::quantize_per_channel(w, scales, zps, 0, at::kQInt8);
+    q.layers.push_back(prepack.call(qw, lin->bias.detach()));
+  }
+  return q;
+}
+
+void latency_int8_job(const nlohmann::json& job, const Args& a) {
+  const Int8Mlp model = int8_mlp(job);
+  const torch::Tensor x = torch::randn({1, 784});
+  const int calls = a.smoke ? 20 : 5000;
+  torch::NoGradGuard no_grad;
+  for (int i = 0; i < std::min(calls, 500); ++i) (void)model.forward(x);
+  std::vector<double> medians, t(static_cast<size_t>(calls));
+  for (int r = 0; r < (a.smoke ? 1 : a.reps); ++r) {
+    for (int i = 0; i < calls; ++i) {
+      const auto t0 = Clock::now();
+      torch::Tensor out = model.forward(x);
+      t[static_cast<size_t>(i)] = seconds_since(t0) * 1e6;
+    }
+    std::nth_element(t.begin(), t.begin() + calls / 2, t.end());
+    medians.push_back(t[static_cast<size_t>(calls / 2)]);
+  }
+  emit(job, "latency_us", medians, 784 * 256 + 256 * 128 + 128 * 10 + 256 + 128 + 10, a, 1);
+}
+
+void infer_int8_job(const nlohmann::json& job, const Args& a) {
+  const Int8Mlp model = int8_mlp(job);
+  const int64_t b = job.at("batch").get<int64_t>();
+  const torch::Tensor x = torch::randn({b, 784});
+  const int iters = a.smoke ? 2 : 200;
+  torch::NoGradGuard no_grad;
+  for (int i = 0; i < (a.smoke ? 1 : 20); ++i) (void)model.forward(x);
+  std::vector<double> rates;
+  for (int r = 0; r < (a.smoke ? 1 : a.reps); ++r) {
+    const auto t0 = Clock::now();
+    for (int i = 0; i < iters; ++i) (void)model.forward(x);
+    rates.push_back(static_cast<double>(b) * iters / seconds_since(t0));
+  }
+  emit(job, "samples_per_s", rates, 784 * 256 + 256 * 128 + 128 * 10 + 256 + 128 + 10, a, b);
+}
+
 void infer_job(const nlohmann::json& job, const Args& a) {
   torch::manual_seed(0);
   torch::nn::Sequential model = mlp({784, 256, 128, 10});
@@ -197,8 +282,13 @@ int main(int argc, char** argv) {
         latency_job(job, a);
       else if (w == "infer")
         infer_job(job, a);
+      else if (w == "latency_int8")
+        latency_int8_job(job, a);
+      else if (w == "infer_int8")
+        infer_int8_job(job, a);
       else
-        throw std::runtime_error("unknown workload " + w + " (train, latency, infer)");
+        throw std::runtime_error("unknown workload " + w +
+                                 " (train, latency, infer, latency_int8, infer_int8)");
     }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "libtorch_bench: %s\n", e.what());
