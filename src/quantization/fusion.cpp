@@ -5,7 +5,8 @@
 // stage's input quantization fused into each convolution, the pooling on uint8. When the next
 // module after the run (past Identity and Flatten) is a quantized layer, the chain's output is
 // quantized with that layer's input qparams already and handed over dequantized, which that
-// layer quantizes back to the same values.
+// layer quantizes back to the same values. Only on CPUs with AVX-512 VNNI (after
+// SOMA_MAX_CPU_ISA), whose int8 products oneDNN sums exactly in int32.
 #include <cmath>
 #include <cstring>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "core/tensor_impl.h"
+#include "kernels/cpu/lowp.h"
 #include "nn/fusion_internal.h"
 #include "ops/trace.h"
 #include "quantization/common.h"
@@ -86,6 +88,9 @@ size_t int8_run(const Children& kids, const std::vector<char>& hooked, size_t i,
                 detail::FusionCache& cache, Tensor& x) {
   const size_t n = kids.size();
   if (hooked[i] || !chain_conv(*kids[i].second) || trace::active() != nullptr) return 0;
+  // Without VNNI, oneDNN's u8 x s8 kernels add product pairs in saturating 16-bit sums
+  // (vpmaddubsw), which full-range int8 weights overflow: the module-by-module path is exact.
+  if (!kernels::lowp::vnni_available()) return 0;
   if (x.dtype() != kFloat32 || x.dim() != 4 || x.numel() == 0) return 0;
   // The longest run from i: (QuantizedConv2d [Identity]* [MaxPool2d [Identity]*])+, no hooks.
   std::vector<Stage> run;

@@ -6,7 +6,9 @@
 #include <omp.h>
 
 #include <cstddef>
+#include <cstdlib>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <string>
 #include <utility>
 
 #include "core/allocator.h"
@@ -14,9 +16,32 @@
 
 namespace soma::kernels::onednn {
 
+/// SOMA_MAX_CPU_ISA caps oneDNN's kernels too (unless ONEDNN_MAX_CPU_ISA is set, which
+/// oneDNN reads itself): oneDNN takes the cap only before it generates its first kernel, so
+/// engine() applies it once, first.
+inline void apply_isa_cap() {
+  const char* cap = std::getenv("SOMA_MAX_CPU_ISA");
+  if (!cap || std::getenv("ONEDNN_MAX_CPU_ISA") || std::getenv("DNNL_MAX_CPU_ISA")) return;
+  const std::string v = cap;
+  using isa = dnnl::cpu_isa;
+  const isa level = v == "sse41"              ? isa::sse41
+                    : v == "avx2"             ? isa::avx2
+                    : v == "avx512_core"      ? isa::avx512_core
+                    : v == "avx512_core_vnni" ? isa::avx512_core_vnni
+                    : v == "avx512_core_bf16" ? isa::avx512_core_bf16
+                                              : isa::all;  // "all"; an unknown name fails elsewhere
+  try {
+    dnnl::set_max_cpu_isa(level);
+  } catch (const dnnl::error&) {  // a kernel was generated already: the cap cannot change now
+  }
+}
+
 /// The process's oneDNN CPU engine.
 inline const dnnl::engine& engine() {
-  static const dnnl::engine e(dnnl::engine::kind::cpu, 0);
+  static const dnnl::engine e = [] {
+    apply_isa_cap();
+    return dnnl::engine(dnnl::engine::kind::cpu, 0);
+  }();
   return e;
 }
 
