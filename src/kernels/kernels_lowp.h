@@ -16,8 +16,13 @@ struct LowpGemmU8S8S32 {
 };
 struct LowpGemmU8S8F32 {
   using Fn = void(int64_t, const uint8_t*, int64_t, const lowp::PackedS8&, int32_t, float,
-                  const float*, const float*, float*, int64_t);
+                  const float*, const float*, float*, int64_t, bool);
   static constexpr const char* name = "gemm_u8s8_f32";
+};
+struct LowpQuantizeGemmU8S8F32 {
+  using Fn = void(int64_t, const float*, int64_t, const lowp::PackedS8&, int32_t, float,
+                  const float*, const float*, float*, int64_t, bool);
+  static constexpr const char* name = "quantize_gemm_u8s8_f32";
 };
 struct LowpMinMax {
   using Fn = void(const float*, int64_t, float*, float*, bool*);

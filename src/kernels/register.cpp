@@ -236,6 +236,11 @@ void register_kernels() {
   Kernel<LowpGemmU8S8F32>::add("vnni", 200, &lp::gemm_u8s8_f32_vnni, &lp::vnni_available);
   Kernel<LowpGemmU8S8F32>::add("avx512", 100, &lp::gemm_u8s8_f32_avx512, &lp::avx512_available);
   Kernel<LowpGemmU8S8F32>::add("reference", 0, &lp::gemm_u8s8_f32_reference);
+  Kernel<LowpQuantizeGemmU8S8F32>::add("vnni", 200, &lp::quantize_gemm_u8s8_f32_vnni,
+                                       &lp::vnni_available);
+  Kernel<LowpQuantizeGemmU8S8F32>::add("avx512", 100, &lp::quantize_gemm_u8s8_f32_avx512,
+                                       &lp::avx512_available);
+  Kernel<LowpQuantizeGemmU8S8F32>::add("reference", 0, &lp::quantize_gemm_u8s8_f32_reference);
   Kernel<LowpMinMax>::add("avx512", 100, &lp::min_max_avx512, &lp::avx512_available);
   Kernel<LowpMinMax>::add("reference", 0, &lp::min_max_reference);
   Kernel<LowpQuantizeU8>::add("avx512", 100, &lp::quantize_u8_avx512, &lp::avx512_available);

@@ -135,15 +135,12 @@ Tensor DynamicQuantLinear::forward(const Tensor& input) {
                ": the input holds NaN or infinite values (min ", lo, ", max ", hi,
                "), which int8 cannot represent");
     const QParams qp = choose_qparams(lo, hi);
-    std::vector<uint8_t> qx(static_cast<size_t>(m * in_features));
-    lowp::quantize_u8(px, m * in_features, qp.scale, qp.zero_point, qx.data());
     const Tensor ws = weight_scale.contiguous();
     const Tensor b = has_bias ? bias.contiguous() : Tensor();
-    float* y = out.data<float>();
-    lowp::gemm_u8s8_f32(m, qx.data(), in_features, p->w, qp.zero_point, qp.scale, ws.data<float>(),
-                        has_bias ? b.data<float>() : nullptr, y, out_features);
-    if (relu)
-      for (int64_t i = 0; i < m * out_features; ++i) y[i] = std::max(y[i], 0.0f);
+    // quantize_u8 and the GEMM with its dequantisation and ReLU epilogue, in one pass.
+    lowp::quantize_gemm_u8s8_f32(m, px, in_features, p->w, qp.zero_point, qp.scale,
+                                 ws.data<float>(), has_bias ? b.data<float>() : nullptr,
+                                 out.data<float>(), out_features, relu);
   }
   out = out.view(out_shape);
   if (ts)

@@ -2,7 +2,9 @@
 // (an implementation the CPU, or SOMA_MAX_CPU_ISA, does not allow is skipped):
 //   int8 GEMM      exact against an int32 triple loop written here, odd shapes and tails,
 //                  extreme values, 1 and 2 threads; the fused dequantisation against float
-//                  arithmetic on that exact int32 result
+//                  arithmetic on that exact int32 result; its ReLU bit for bit against
+//                  std::max on the same backend's plain output; the fused quantise + GEMM bit
+//                  for bit against quantize_u8_reference then the same backend's GEMM
 //   bf16 GEMM      against a float64 product of the bfloat16-rounded inputs (rounded here),
 //                  tolerance from K and float32 accumulation; all transposes, odd shapes
 //   conversions    bfloat16 / float16 bit patterns and quantize_u8 against PyTorch
@@ -13,6 +15,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -94,12 +97,14 @@ class LowpInt8 : public ::testing::TestWithParam<const char*> {
   void SetUp() override {
     s32_ = k::Kernel<k::LowpGemmU8S8S32>::get(GetParam());
     f32_ = k::Kernel<k::LowpGemmU8S8F32>::get(GetParam());
-    if (s32_ == nullptr || f32_ == nullptr)
+    qf32_ = k::Kernel<k::LowpQuantizeGemmU8S8F32>::get(GetParam());
+    if (s32_ == nullptr || f32_ == nullptr || qf32_ == nullptr)
       GTEST_SKIP() << "backend " << GetParam() << " is not available on this CPU (ISA "
                    << k::cpu_isa_name() << ")";
   }
   k::LowpGemmU8S8S32::Fn* s32_ = nullptr;
   k::LowpGemmU8S8F32::Fn* f32_ = nullptr;
+  k::LowpQuantizeGemmU8S8F32::Fn* qf32_ = nullptr;
 };
 
 TEST_P(LowpInt8, ExactAgainstTripleLoop) {
@@ -183,7 +188,7 @@ TEST_P(LowpInt8, FusedDequantisationMatchesFloatArithmetic) {
             const int64_t ldy = n + 1;
             std::vector<float> y(static_cast<size_t>(m * ldy), 42.0f);
             f32_(m, a.data(), kk, packed, zp, as, ws.data(), with_bias ? bias.data() : nullptr,
-                 y.data(), ldy);
+                 y.data(), ldy, false);
             const std::vector<int32_t> c = int8_product(m, n, kk, a, kk, w);
             for (int64_t i = 0; i < m; ++i) {
               for (int64_t j = 0; j < n; ++j) {
@@ -204,6 +209,106 @@ TEST_P(LowpInt8, FusedDequantisationMatchesFloatArithmetic) {
           }
 }
 
+// Float32 bit patterns compared (so -0 against +0 and NaN against NaN count): the first
+// mismatch, or "" when none.
+std::string first_bit_mismatch(const std::vector<float>& got, const std::vector<float>& want,
+                               int64_t ld) {
+  for (size_t i = 0; i < got.size(); ++i)
+    if (bits(got[i]) != bits(want[i]))
+      return "y[" + std::to_string(static_cast<int64_t>(i) / ld) + ", " +
+             std::to_string(static_cast<int64_t>(i) % ld) + "] = " + std::to_string(got[i]) + " (" +
+             hex(bits(got[i])) + "), expected " + std::to_string(want[i]) + " (" +
+             hex(bits(want[i])) + ")";
+  return "";
+}
+
+// relu = true is the plain epilogue followed by std::max(y, 0.0f), bit for bit, and leaves the
+// padding past N alone. Biases spread around 0 so that about half the outputs are negative.
+TEST_P(LowpInt8, ReluEpilogueIsMaxWithZero) {
+  ThreadsGuard guard;
+  std::mt19937 rng(13);
+  std::uniform_real_distribution<float> scale(1e-4f, 2e-2f), bias_d(-3.0f, 3.0f);
+  int64_t negatives = 0, total = 0;
+  for (int threads : {1, 2})
+    for (const bool with_bias : {true, false})
+      for (int64_t m : {1, 5, 17, 130})
+        for (int64_t n : {5, 16, 130})
+          for (int64_t kk : {3, 64, 785}) {
+            soma::set_num_threads(threads);
+            std::vector<uint8_t> a(static_cast<size_t>(m * kk));
+            std::vector<int8_t> w(static_cast<size_t>(n * kk));
+            fill_int8(rng, a, w);
+            const lp::PackedS8 packed = lp::pack_s8(w.data(), n, kk);
+            std::vector<float> ws(static_cast<size_t>(n)), bias(static_cast<size_t>(n));
+            for (float& v : ws) v = scale(rng);
+            for (float& v : bias) v = bias_d(rng);
+            const int32_t zp = static_cast<int32_t>(rng() % 256);
+            const float as = scale(rng);
+            const int64_t ldy = n + 3;
+            std::vector<float> plain(static_cast<size_t>(m * ldy), 42.0f), relu = plain;
+            const float* b = with_bias ? bias.data() : nullptr;
+            f32_(m, a.data(), kk, packed, zp, as, ws.data(), b, plain.data(), ldy, false);
+            f32_(m, a.data(), kk, packed, zp, as, ws.data(), b, relu.data(), ldy, true);
+            std::vector<float> want = plain;
+            for (int64_t i = 0; i < m; ++i)
+              for (int64_t j = 0; j < n; ++j) {
+                float& v = want[static_cast<size_t>(i * ldy + j)];
+                negatives += v < 0.0f;
+                ++total;
+                v = std::max(v, 0.0f);
+              }
+            const std::string bad = first_bit_mismatch(relu, want, ldy);
+            ASSERT_EQ(bad, "") << GetParam() << " m=" << m << " n=" << n << " k=" << kk
+                               << " threads=" << threads << " bias=" << with_bias;
+          }
+  EXPECT_GT(negatives, total / 4) << "too few negative outputs for ReLU to matter";
+}
+
+// quantize_gemm_u8s8_f32 is quantize_u8 (the scalar reference) followed by the same backend's
+// gemm_u8s8_f32, bit for bit: padded rows of A (lda > K), values past the quantisation range,
+// NaN and +-inf in A, shapes across the kernels' row blocks (96) and tiles, 1 and 2 threads.
+TEST_P(LowpInt8, QuantizeGemmIsQuantizeThenGemm) {
+  ThreadsGuard guard;
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> xd(-4.0f, 4.0f), scale(1e-4f, 2e-2f), bias_d(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> pick(0, 199);
+  const float inf = std::numeric_limits<float>::infinity();
+  int64_t shapes = 0;
+  for (int threads : {1, 2})
+    for (const bool relu : {false, true})
+      for (int64_t m : {1, 2, 7, 97, 200})
+        for (int64_t n : {5, 17, 130})
+          for (int64_t kk : {3, 64, 785}) {
+            soma::set_num_threads(threads);
+            const int64_t lda = (m + n + kk) % 2 == 1 ? kk + 5 : kk;
+            std::vector<float> x(static_cast<size_t>(m * lda));
+            for (float& v : x) {
+              const int p = pick(rng);
+              v = p == 0 ? std::nanf("") : p == 1 ? inf : p == 2 ? -inf : xd(rng);
+            }
+            std::vector<int8_t> w(static_cast<size_t>(n * kk));
+            for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+            const lp::PackedS8 packed = lp::pack_s8(w.data(), n, kk);
+            std::vector<float> ws(static_cast<size_t>(n)), bias(static_cast<size_t>(n));
+            for (float& v : ws) v = scale(rng);
+            for (float& v : bias) v = bias_d(rng);
+            const int32_t zp = static_cast<int32_t>(rng() % 256);
+            const float as = 0.02f + scale(rng);  // about [-2.5, 2.5] in range: xd saturates
+            std::vector<uint8_t> q(static_cast<size_t>(m * kk));
+            for (int64_t i = 0; i < m; ++i)
+              lp::quantize_u8_reference(x.data() + i * lda, kk, as, zp, q.data() + i * kk);
+            const int64_t ldy = n + 2;
+            std::vector<float> want(static_cast<size_t>(m * ldy), 42.0f), got = want;
+            f32_(m, q.data(), kk, packed, zp, as, ws.data(), bias.data(), want.data(), ldy, relu);
+            qf32_(m, x.data(), lda, packed, zp, as, ws.data(), bias.data(), got.data(), ldy, relu);
+            const std::string bad = first_bit_mismatch(got, want, ldy);
+            ASSERT_EQ(bad, "") << GetParam() << " m=" << m << " n=" << n << " k=" << kk
+                               << " lda=" << lda << " threads=" << threads << " relu=" << relu;
+            ++shapes;
+          }
+  EXPECT_EQ(shapes, 2 * 2 * 5 * 3 * 3);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, LowpInt8, ::testing::Values("vnni", "avx512", "reference"),
                          [](const auto& info) { return std::string(info.param); });
 
@@ -218,6 +323,35 @@ TEST(LowpInt8Api, DispatchedEntryPointsAgreeWithTheReference) {
   lp::gemm_u8s8s32(m, a.data(), kk, packed, got.data(), n);
   EXPECT_EQ(got, int8_product(m, n, kk, a, kk, w))
       << "selected " << k::Kernel<k::LowpGemmU8S8S32>::selected_backend();
+}
+
+// The dispatched fused entry point against the dispatched quantize_u8 then gemm_u8s8_f32.
+TEST(LowpInt8Api, QuantizeGemmAgreesWithQuantizeThenGemm) {
+  ThreadsGuard guard;
+  std::mt19937 rng(5);
+  std::normal_distribution<float> xd(0.0f, 1.0f);
+  const int64_t m = 300, n = 130, kk = 785;
+  std::vector<float> x(static_cast<size_t>(m * kk));
+  for (float& v : x) v = xd(rng);
+  std::vector<int8_t> w(static_cast<size_t>(n * kk));
+  for (int8_t& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+  const lp::PackedS8 packed = lp::pack_s8(w.data(), n, kk);
+  std::vector<float> ws(static_cast<size_t>(n), 3e-3f), bias(static_cast<size_t>(n));
+  for (float& v : bias) v = xd(rng);
+  for (int threads : {1, 2})
+    for (const bool relu : {false, true}) {
+      soma::set_num_threads(threads);
+      std::vector<uint8_t> q(static_cast<size_t>(m * kk));
+      lp::quantize_u8(x.data(), m * kk, 0.03f, 121, q.data());
+      std::vector<float> want(static_cast<size_t>(m * n)), got(want.size());
+      lp::gemm_u8s8_f32(m, q.data(), kk, packed, 121, 0.03f, ws.data(), bias.data(), want.data(), n,
+                        relu);
+      lp::quantize_gemm_u8s8_f32(m, x.data(), kk, packed, 121, 0.03f, ws.data(), bias.data(),
+                                 got.data(), n, relu);
+      EXPECT_EQ(first_bit_mismatch(got, want, n), "")
+          << "threads=" << threads << " relu=" << relu << " selected "
+          << k::Kernel<k::LowpQuantizeGemmU8S8F32>::selected_backend();
+    }
 }
 
 TEST(LowpInt8Api, BadArgumentsAreErrors) {
@@ -252,6 +386,23 @@ TEST(LowpInt8Api, BadArgumentsAreErrors) {
       FAIL() << "no error for K=40000 with a zero point";
     } catch (const soma::Error& e) {
       EXPECT_NE(std::string(e.what()).find("K=40000"), std::string::npos) << e.what();
+    }
+  }
+  {
+    std::vector<float> x(2 * 6, 1.0f);
+    try {
+      lp::quantize_gemm_u8s8_f32(2, x.data(), 6, packed, 0, 0.0f, ws.data(), nullptr, y.data(), 4);
+      FAIL() << "no error for scale 0";
+    } catch (const soma::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("lowp::quantize_gemm_u8s8_f32: scale 0"),
+                std::string::npos)
+          << e.what();
+    }
+    try {
+      lp::quantize_gemm_u8s8_f32(2, x.data(), 6, packed, -1, 1.0f, ws.data(), nullptr, y.data(), 4);
+      FAIL() << "no error for zero point -1";
+    } catch (const soma::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("zero point -1"), std::string::npos) << e.what();
     }
   }
   packed.data.pop_back();
@@ -651,12 +802,14 @@ TEST(LowpIsa, CapHidesTheAvx512Backends) {
   EXPECT_FALSE(f.avx512_bf16);
   EXPECT_EQ(k::Kernel<k::LowpGemmU8S8S32>::get("vnni"), nullptr);
   EXPECT_EQ(k::Kernel<k::LowpGemmU8S8F32>::get("vnni"), nullptr);
+  EXPECT_EQ(k::Kernel<k::LowpQuantizeGemmU8S8F32>::get("vnni"), nullptr);
   EXPECT_EQ(k::Kernel<k::LowpGemmBf16>::get("avx512_bf16"), nullptr);
   k::BackendGuard none("");
   if (cap == "avx2") {
     EXPECT_FALSE(f.avx512f);
     EXPECT_EQ(k::Kernel<k::LowpGemmU8S8S32>::get("avx512"), nullptr);
     EXPECT_EQ(k::Kernel<k::LowpGemmU8S8S32>::selected_backend(), "reference");
+    EXPECT_EQ(k::Kernel<k::LowpQuantizeGemmU8S8F32>::selected_backend(), "reference");
     EXPECT_EQ(k::Kernel<k::LowpQuantizeU8>::selected_backend(), "reference");
     EXPECT_EQ(k::Kernel<k::LowpGemmBf16>::selected_backend(), "cpu");
     EXPECT_NE(k::cpu_isa_name().find("avx2"), std::string::npos) << k::cpu_isa_name();

@@ -153,18 +153,36 @@ void gemm_u8s8s32(int64_t m, const uint8_t* a, int64_t lda, const PackedS8& w, i
   Kernel<LowpGemmU8S8S32>::get()(m, a, lda, w, c, ldc);
 }
 
+namespace {
+void check_f32_epilogue(const char* op, int64_t m, int64_t lda, const PackedS8& w,
+                        int32_t a_zero_point, const float* w_scale, int64_t ldy) {
+  check_packed(op, m, lda, w, ldy);
+  // C - zp col_sums, up to 2 * 255 * 128 * K in magnitude, must fit int32.
+  SOMA_CHECK(w.k <= kMaxKInt32 / 2, op, ": K=", w.k, " could overflow the int32 sums (at most ",
+             kMaxKInt32 / 2, ")");
+  SOMA_CHECK(a_zero_point >= 0 && a_zero_point <= 255, op, ": activation zero point ", a_zero_point,
+             " is outside [0, 255]");
+  SOMA_CHECK(w_scale != nullptr || w.n == 0, op, ": no weight scales");
+}
+}  // namespace
+
 void gemm_u8s8_f32(int64_t m, const uint8_t* a, int64_t lda, const PackedS8& w,
                    int32_t a_zero_point, float a_scale, const float* w_scale, const float* bias,
-                   float* y, int64_t ldy) {
-  check_packed("lowp::gemm_u8s8_f32", m, lda, w, ldy);
-  // C - zp col_sums, up to 2 * 255 * 128 * K in magnitude, must fit int32.
-  SOMA_CHECK(w.k <= kMaxKInt32 / 2, "lowp::gemm_u8s8_f32: K=", w.k,
-             " could overflow the int32 sums (at most ", kMaxKInt32 / 2, ")");
-  SOMA_CHECK(a_zero_point >= 0 && a_zero_point <= 255,
-             "lowp::gemm_u8s8_f32: activation zero point ", a_zero_point, " is outside [0, 255]");
-  SOMA_CHECK(w_scale != nullptr || w.n == 0, "lowp::gemm_u8s8_f32: no weight scales");
+                   float* y, int64_t ldy, bool relu) {
+  check_f32_epilogue("lowp::gemm_u8s8_f32", m, lda, w, a_zero_point, w_scale, ldy);
   if (m == 0 || w.n == 0) return;
-  Kernel<LowpGemmU8S8F32>::get()(m, a, lda, w, a_zero_point, a_scale, w_scale, bias, y, ldy);
+  Kernel<LowpGemmU8S8F32>::get()(m, a, lda, w, a_zero_point, a_scale, w_scale, bias, y, ldy, relu);
+}
+
+void quantize_gemm_u8s8_f32(int64_t m, const float* a, int64_t lda, const PackedS8& w,
+                            int32_t a_zero_point, float a_scale, const float* w_scale,
+                            const float* bias, float* y, int64_t ldy, bool relu) {
+  check_f32_epilogue("lowp::quantize_gemm_u8s8_f32", m, lda, w, a_zero_point, w_scale, ldy);
+  SOMA_CHECK(std::isfinite(a_scale) && a_scale > 0, "lowp::quantize_gemm_u8s8_f32: scale ", a_scale,
+             " is not a positive finite number");
+  if (m == 0 || w.n == 0) return;
+  Kernel<LowpQuantizeGemmU8S8F32>::get()(m, a, lda, w, a_zero_point, a_scale, w_scale, bias, y, ldy,
+                                         relu);
 }
 
 void gemm_u8s8s32_reference(int64_t m, const uint8_t* a, int64_t lda, const PackedS8& w, int32_t* c,
@@ -179,15 +197,27 @@ void gemm_u8s8s32_reference(int64_t m, const uint8_t* a, int64_t lda, const Pack
 
 void gemm_u8s8_f32_reference(int64_t m, const uint8_t* a, int64_t lda, const PackedS8& w,
                              int32_t a_zero_point, float a_scale, const float* w_scale,
-                             const float* bias, float* y, int64_t ldy) {
+                             const float* bias, float* y, int64_t ldy, bool relu) {
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < w.n; ++j) {
       int64_t s = 0;
       for (int64_t q = 0; q < w.k; ++q) s += int64_t{a[i * lda + q]} * packed_at(w, j, q);
       s -= int64_t{a_zero_point} * w.col_sums[static_cast<size_t>(j)];
       const float scale = a_scale * w_scale[j];
-      y[i * ldy + j] = std::fma(static_cast<float>(s), scale, bias != nullptr ? bias[j] : 0.0f);
+      const float v = std::fma(static_cast<float>(s), scale, bias != nullptr ? bias[j] : 0.0f);
+      y[i * ldy + j] = relu ? std::max(v, 0.0f) : v;
     }
+}
+
+void quantize_gemm_u8s8_f32_reference(int64_t m, const float* a, int64_t lda, const PackedS8& w,
+                                      int32_t a_zero_point, float a_scale, const float* w_scale,
+                                      const float* bias, float* y, int64_t ldy, bool relu) {
+  std::vector<uint8_t> q(static_cast<size_t>(w.k));
+  for (int64_t i = 0; i < m; ++i) {
+    quantize_u8_reference(a + i * lda, w.k, a_scale, a_zero_point, q.data());
+    gemm_u8s8_f32_reference(1, q.data(), w.k, w, a_zero_point, a_scale, w_scale, bias, y + i * ldy,
+                            ldy, relu);
+  }
 }
 
 // ---- quantisation helpers --------------------------------------------------------------------

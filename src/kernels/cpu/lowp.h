@@ -52,9 +52,17 @@ void gemm_u8s8s32(int64_t m, const uint8_t* a, int64_t lda, const PackedS8& w, i
 /// y[m, n] = a_scale * w_scale[n] * (C[m, n] - a_zero_point * col_sums[n]) + (bias ? bias[n] : 0)
 /// computed in float32 as float(C - zp cs) * (a_scale * w_scale[n]) + bias (the int32
 /// difference exact, one rounding for the conversion, a fused or separate multiply-add).
+/// relu: y = std::max(y, 0.0f) in the same epilogue (bit for bit the separate pass).
 void gemm_u8s8_f32(int64_t m, const uint8_t* a, int64_t lda, const PackedS8& w,
                    int32_t a_zero_point, float a_scale, const float* w_scale, const float* bias,
-                   float* y, int64_t ldy);
+                   float* y, int64_t ldy, bool relu = false);
+/// quantize_u8(A, a_scale, a_zero_point) then gemm_u8s8_f32 in one pass, A float32 [M, K] with
+/// row stride lda: each thread quantises the rows it multiplies, a block at a time, into a
+/// buffer of its own (no uint8 copy of A, no second parallel region). The same bits as the two
+/// calls.
+void quantize_gemm_u8s8_f32(int64_t m, const float* a, int64_t lda, const PackedS8& w,
+                            int32_t a_zero_point, float a_scale, const float* w_scale,
+                            const float* bias, float* y, int64_t ldy, bool relu = false);
 /// min and max of x[0..n) (NaN: report it via has_nan so the caller can raise soma::Error).
 /// n == 0 gives mn = +inf, mx = -inf. With a NaN, mn and mx are those of the other elements.
 void min_max(const float* x, int64_t n, float* mn, float* mx, bool* has_nan);
@@ -101,18 +109,30 @@ void gemm_u8s8s32_avx512(int64_t m, const uint8_t* a, int64_t lda, const PackedS
                          int64_t ldc);
 void gemm_u8s8_f32_reference(int64_t m, const uint8_t* a, int64_t lda, const PackedS8& w,
                              int32_t a_zero_point, float a_scale, const float* w_scale,
-                             const float* bias, float* y, int64_t ldy);
+                             const float* bias, float* y, int64_t ldy, bool relu);
+void quantize_gemm_u8s8_f32_reference(int64_t m, const float* a, int64_t lda, const PackedS8& w,
+                                      int32_t a_zero_point, float a_scale, const float* w_scale,
+                                      const float* bias, float* y, int64_t ldy, bool relu);
 void gemm_u8s8_f32_vnni(int64_t m, const uint8_t* a, int64_t lda, const PackedS8& w,
                         int32_t a_zero_point, float a_scale, const float* w_scale,
-                        const float* bias, float* y, int64_t ldy);
+                        const float* bias, float* y, int64_t ldy, bool relu);
+void quantize_gemm_u8s8_f32_vnni(int64_t m, const float* a, int64_t lda, const PackedS8& w,
+                                 int32_t a_zero_point, float a_scale, const float* w_scale,
+                                 const float* bias, float* y, int64_t ldy, bool relu);
 void gemm_u8s8_f32_avx512(int64_t m, const uint8_t* a, int64_t lda, const PackedS8& w,
                           int32_t a_zero_point, float a_scale, const float* w_scale,
-                          const float* bias, float* y, int64_t ldy);
+                          const float* bias, float* y, int64_t ldy, bool relu);
+void quantize_gemm_u8s8_f32_avx512(int64_t m, const float* a, int64_t lda, const PackedS8& w,
+                                   int32_t a_zero_point, float a_scale, const float* w_scale,
+                                   const float* bias, float* y, int64_t ldy, bool relu);
 
 void min_max_reference(const float* x, int64_t n, float* mn, float* mx, bool* has_nan);
 void min_max_avx512(const float* x, int64_t n, float* mn, float* mx, bool* has_nan);
 void quantize_u8_reference(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* q);
 void quantize_u8_avx512(const float* x, int64_t n, float scale, int32_t zero_point, uint8_t* q);
+/// quantize_u8_avx512 on the calling thread only (the int8 GEMMs quantise their own rows).
+void quantize_u8_serial_avx512(const float* x, int64_t n, float scale, int32_t zero_point,
+                               uint8_t* q);
 void float_to_bf16_reference(const float* x, uint16_t* y, int64_t n);
 void float_to_bf16_avx512(const float* x, uint16_t* y, int64_t n);
 void bf16_to_float_reference(const uint16_t* x, float* y, int64_t n);

@@ -53,18 +53,27 @@ SOMA_AVX512 void min_max_range(const float* x, int64_t n, float* mn, float* mx, 
   *has_nan = nan != 0;
 }
 
+// t = x * inv clamped to [-zp, 255 - zp] before rounding (the integer bounds make the rounded
+// value + zp land in [0, 255]: the reference's clamp after rounding gives the same). vmaxps
+// returns its second operand when the first is NaN: NaN -> -zp -> 0, as the reference.
 SOMA_AVX512 void quantize_range(const float* x, int64_t n, float inv, int32_t zp, uint8_t* q) {
-  const __m512 vinv = _mm512_set1_ps(inv), lim = _mm512_set1_ps(1024.0f);
-  const __m512i vzp = _mm512_set1_epi32(zp), zero = _mm512_setzero_si512(),
-                top = _mm512_set1_epi32(255);
-  for (int64_t i = 0; i < n; i += 16) {
+  const __m512 vinv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(static_cast<float>(-zp)),
+               hi = _mm512_set1_ps(static_cast<float>(255 - zp));
+  const __m512i vzp = _mm512_set1_epi32(zp);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 t =
+        _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_loadu_ps(x + i), vinv), lo), hi);
+    const __m512i r = _mm512_add_epi32(
+        _mm512_cvt_roundps_epi32(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vzp);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(q + i), _mm512_cvtepi32_epi8(r));
+  }
+  if (i < n) {
     const __mmask16 k = tail_mask(n - i);
-    __m512 t = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vinv);
-    const __mmask16 ok = _mm512_cmp_ps_mask(t, t, _CMP_ORD_Q);
-    t = _mm512_max_ps(_mm512_min_ps(t, lim), _mm512_sub_ps(_mm512_setzero_ps(), lim));
-    __m512i r = _mm512_cvt_roundps_epi32(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    r = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, vzp), zero), top);
-    r = _mm512_maskz_mov_epi32(ok, r);  // NaN -> 0
+    const __m512 t =
+        _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), vinv), lo), hi);
+    const __m512i r = _mm512_add_epi32(
+        _mm512_cvt_roundps_epi32(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vzp);
     _mm_mask_storeu_epi8(q + i, k, _mm512_cvtepi32_epi8(r));
   }
 }
@@ -147,6 +156,11 @@ void quantize_u8_avx512(const float* x, int64_t n, float scale, int32_t zero_poi
   const float inv = 1.0f / scale;
   elementwise(n,
               [&](int64_t b, int64_t e) { quantize_range(x + b, e - b, inv, zero_point, q + b); });
+}
+
+void quantize_u8_serial_avx512(const float* x, int64_t n, float scale, int32_t zero_point,
+                               uint8_t* q) {
+  quantize_range(x, n, 1.0f / scale, zero_point, q);
 }
 
 void float_to_bf16_avx512(const float* x, uint16_t* y, int64_t n) {

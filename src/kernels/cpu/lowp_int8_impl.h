@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "kernels/cpu/lowp.h"
 #include "kernels/cpu/parallel.h"
@@ -24,7 +25,9 @@
 namespace soma::kernels::lowp {
 namespace {
 
-// Where a tile's results go: int32 C, or y through the fused dequantisation.
+// Where a tile's results go: int32 C, or y through the fused dequantisation (and ReLU). x: A
+// in float32 (row stride ldx), quantised a block of rows at a time by the thread that
+// multiplies them (with a_scale and zp), instead of a uint8 A.
 struct Out {
   int32_t* c = nullptr;
   int64_t ldc = 0;
@@ -35,6 +38,9 @@ struct Out {
   const float* w_scale = nullptr;
   const float* bias = nullptr;
   const int32_t* col_sums = nullptr;
+  bool relu = false;
+  const float* x = nullptr;
+  int64_t ldx = 0;
 };
 
 #if SOMA_LOWP_VNNI
@@ -77,13 +83,16 @@ SOMA_LOWP_TARGET __attribute__((always_inline)) inline void store(const Out& o, 
       _mm512_mul_ps(_mm512_set1_ps(o.a_scale), _mm512_maskz_loadu_ps(mask, o.w_scale + col));
   const __m512 b =
       o.bias != nullptr ? _mm512_maskz_loadu_ps(mask, o.bias + col) : _mm512_setzero_ps();
-  _mm512_mask_storeu_ps(o.y + row * o.ldy + col, mask,
-                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, b));
+  __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), s, b);
+  // max(0, v) returns v unless 0 > v: -0 and NaN stay, as std::max(v, 0.0f).
+  if (o.relu) v = _mm512_max_ps(_mm512_setzero_ps(), v);
+  _mm512_mask_storeu_ps(o.y + row * o.ldy + col, mask, v);
 }
 
 #if SOMA_LOWP_VNNI
 
-// MR rows x NV*16 columns of one panel (bp: the panel's first group), all of K.
+// MR rows x NV*16 columns of one panel (bp: the panel's first group), all of K; a: A's row
+// for output row i0.
 template <int NV, int MR>
 SOMA_LOWP_TARGET void tile(const uint8_t* a, int64_t lda, const int8_t* bp, int64_t k, int64_t i0,
                            int64_t n0, int64_t n, const Out& o) {
@@ -94,7 +103,7 @@ SOMA_LOWP_TARGET void tile(const uint8_t* a, int64_t lda, const int8_t* bp, int6
     for (int v = 0; v < NV; ++v) acc[i][v] = _mm512_setzero_si512();
   const uint8_t* ar[MR];
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) ar[i] = a + (i0 + i) * lda;
+  for (int i = 0; i < MR; ++i) ar[i] = a + i * lda;
   // One loop for the whole groups and the partial last one (a second copy of the body makes
   // GCC 12 keep the accumulators in memory).
   const int64_t groups = k / 4, rem = k % 4, all = groups + (rem != 0);
@@ -199,7 +208,7 @@ SOMA_LOWP_TARGET void tile(const uint8_t* a, int64_t lda, const int8_t* bp, int6
     for (int v = 0; v < NV; ++v) lo[i][v] = hi[i][v] = _mm512_setzero_si512();
   const uint8_t* ar[MR];
 #pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i) ar[i] = a + (i0 + i) * lda;
+  for (int i = 0; i < MR; ++i) ar[i] = a + i * lda;
   const int64_t groups = k / 4, rem = k % 4, all = groups + (rem != 0);
   const int8_t* b = bp;
   __m512i av[MR];
@@ -224,7 +233,7 @@ SOMA_LOWP_TARGET void tile_rows(int rows, const uint8_t* a, int64_t lda, const i
   switch (rows) {
     case 1:
 #if SOMA_LOWP_VNNI
-      tile_row<NV>(a + i0 * lda, bp, k, i0, n0, n, o);
+      tile_row<NV>(a, bp, k, i0, n0, n, o);
 #else
       tile<NV, 1>(a, lda, bp, k, i0, n0, n, o);
 #endif
@@ -252,26 +261,42 @@ SOMA_LOWP_TARGET void tile_rows(int rows, const uint8_t* a, int64_t lda, const i
 SOMA_LOWP_TARGET void block(const uint8_t* a, int64_t lda, const PackedS8& w, const Out& o,
                             int64_t r0, int64_t r1, int64_t p0, int64_t p1) {
   const int64_t kp = packed_k(w.k);
+  // With a float32 A (o.x): this thread's rows, quantised a chunk at a time (row stride K).
+  thread_local std::vector<uint8_t> qbuf;
+  if (o.x != nullptr && qbuf.size() < static_cast<size_t>(kMC * w.k))
+    qbuf.resize(static_cast<size_t>(kMC * w.k));
   for (int64_t mc = r0; mc < r1; mc += kMC) {
     const int64_t mend = std::min(mc + kMC, r1);
+    const uint8_t* ac = a;  // A's row mc, with row stride ldc
+    int64_t ldc = lda;
+    if (o.x != nullptr) {
+      for (int64_t i = mc; i < mend; ++i)
+        quantize_u8_serial_avx512(o.x + i * o.ldx, w.k, o.a_scale, o.zp,
+                                  qbuf.data() + (i - mc) * w.k);
+      ac = qbuf.data();
+      ldc = w.k;
+    } else {
+      ac = a + mc * lda;
+    }
     for (int64_t p = p0; p < p1; ++p) {
       const int64_t n0 = p * kPanel;
       const int64_t width = panel_width(w.n, n0);
       const int8_t* bp = w.data.data() + n0 * kp;
       for (int64_t i = mc; i < mend; i += kMR) {
         const int rows = static_cast<int>(std::min<int64_t>(kMR, mend - i));
+        const uint8_t* ai = ac + (i - mc) * ldc;
         switch (width / 16) {
           case 1:
-            tile_rows<1>(rows, a, lda, bp, w.k, i, n0, w.n, o);
+            tile_rows<1>(rows, ai, ldc, bp, w.k, i, n0, w.n, o);
             break;
           case 2:
-            tile_rows<2>(rows, a, lda, bp, w.k, i, n0, w.n, o);
+            tile_rows<2>(rows, ai, ldc, bp, w.k, i, n0, w.n, o);
             break;
           case 3:
-            tile_rows<3>(rows, a, lda, bp, w.k, i, n0, w.n, o);
+            tile_rows<3>(rows, ai, ldc, bp, w.k, i, n0, w.n, o);
             break;
           default:
-            tile_rows<4>(rows, a, lda, bp, w.k, i, n0, w.n, o);
+            tile_rows<4>(rows, ai, ldc, bp, w.k, i, n0, w.n, o);
             break;
         }
       }
@@ -317,7 +342,7 @@ void SOMA_LOWP_NS(gemm_u8s8s32)(int64_t m, const uint8_t* a, int64_t lda, const 
 
 void SOMA_LOWP_NS(gemm_u8s8_f32)(int64_t m, const uint8_t* a, int64_t lda, const PackedS8& w,
                                  int32_t a_zero_point, float a_scale, const float* w_scale,
-                                 const float* bias, float* y, int64_t ldy) {
+                                 const float* bias, float* y, int64_t ldy, bool relu) {
   Out o;
   o.y = y;
   o.ldy = ldy;
@@ -326,7 +351,25 @@ void SOMA_LOWP_NS(gemm_u8s8_f32)(int64_t m, const uint8_t* a, int64_t lda, const
   o.w_scale = w_scale;
   o.bias = bias;
   o.col_sums = w.col_sums.data();
+  o.relu = relu;
   run(m, a, lda, w, o);
+}
+
+void SOMA_LOWP_NS(quantize_gemm_u8s8_f32)(int64_t m, const float* a, int64_t lda, const PackedS8& w,
+                                          int32_t a_zero_point, float a_scale, const float* w_scale,
+                                          const float* bias, float* y, int64_t ldy, bool relu) {
+  Out o;
+  o.y = y;
+  o.ldy = ldy;
+  o.zp = a_zero_point;
+  o.a_scale = a_scale;
+  o.w_scale = w_scale;
+  o.bias = bias;
+  o.col_sums = w.col_sums.data();
+  o.relu = relu;
+  o.x = a;
+  o.ldx = lda;
+  run(m, nullptr, w.k, w, o);
 }
 
 }  // namespace soma::kernels::lowp
