@@ -53,10 +53,10 @@ SOMA_AVX512 void min_max_range(const float* x, int64_t n, float* mn, float* mx, 
   *has_nan = nan != 0;
 }
 
-// t = x * inv clamped to [-zp, 255 - zp] before rounding (the integer bounds make the rounded
-// value + zp land in [0, 255]: the reference's clamp after rounding gives the same). vmaxps
-// returns its second operand when the first is NaN: NaN -> -zp -> 0, as the reference.
-// One vector of 16: x * inv clamped, rounded, + zp (int32 in [0, 255]).
+// One vector of 16: t = x * inv clamped to [-zp, 255 - zp] before rounding, rounded, + zp. The
+// integer bounds make the result land in [0, 255] (the reference's clamp after rounding gives
+// the same). vmaxps returns its second operand when the first is NaN: NaN -> -zp -> 0, as the
+// reference. zp is in [0, 255] (the entry points check it).
 SOMA_AVX512 inline __m512i quantize16(__m512 x, __m512 vinv, __m512 lo, __m512 hi, __m512i vzp) {
   const __m512 t = _mm512_min_ps(_mm512_max_ps(_mm512_mul_ps(x, vinv), lo), hi);
   return _mm512_add_epi32(
