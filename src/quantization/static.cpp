@@ -579,14 +579,10 @@ Tensor QuantizedLinear::forward(const Tensor& input) {
   shape.back() = out_features;
   Tensor out = empty({m, out_features}, kFloat32);
   if (m > 0) {
-    std::vector<uint8_t> qx(static_cast<size_t>(x.numel()));
-    lowp::quantize_u8(x.data<float>(), x.numel(), qp.scale, qp.zero_point, qx.data());
     const Tensor ws = weight_scale.contiguous(), b = bias.contiguous();
-    float* y = out.data<float>();
-    lowp::gemm_u8s8_f32(m, qx.data(), in_features, p->w, qp.zero_point, qp.scale, ws.data<float>(),
-                        b.data<float>(), y, out_features);
-    if (relu)
-      for (int64_t i = 0; i < m * out_features; ++i) y[i] = std::max(y[i], 0.0f);
+    lowp::quantize_gemm_u8s8_f32(m, x.data<float>(), in_features, p->w, qp.zero_point, qp.scale,
+                                 ws.data<float>(), b.data<float>(), out.data<float>(), out_features,
+                                 relu);
   }
   out = out.view(shape);
   if (ts)
