@@ -156,7 +156,7 @@ void gemm_suite() {
       // >= 128 rows (columns) per thread and >= 2^20 multiply-adds: split over the threads.
       check_gemm<T>(ta, tb, 301, 70, 65, T(0.5), T(-2), 3, rng);
       check_gemm<T>(ta, tb, 70, 301, 65, T(1), T(1), 2, rng);
-      // one row and >= 2^16 multiply-adds: the GEMV split over the threads' column shares
+      // one row (the GEMV path) with a larger B
       check_gemm<T>(ta, tb, 1, 301, 300, T(1), T(0), 3, rng);
       check_gemm<T>(ta, tb, 1, 1000, 70, T(0.5), T(-2), 0, rng);
     }

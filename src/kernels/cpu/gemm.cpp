@@ -26,35 +26,18 @@ void check_blas_size(int64_t m, int64_t n, int64_t k) {
 // GEMM would pack all of B into its blocked layout first (a copy as large as the product
 // itself); GEMV reads B once in place. C is zeroed first when beta == 0, so stale NaNs in C
 // never leak in, whatever the BLAS does with beta == 0.
-//
-// With several threads and a large B (>= kMinGemvSplit multiply-adds), each thread computes its
-// own share of c's columns with a single-threaded GEMV over its share of B: a product this
-// small is bound by reading B, and each core then reads only its part, from its own cache,
-// where the same split left it on the previous call (batch-1 inference calls the same layers
-// again and again). Each c element is still one GEMV's dot product over all of k.
-constexpr int64_t kMinGemvSplit = int64_t{1} << 16;
-
 template <typename T, typename Gemv>
 void row_gemv(Gemv gemv, bool ta, bool tb, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
               const T* b, int64_t ldb, T beta, T* c) {
   if (beta == T(0)) std::fill_n(c, n, T(0));
   const int inc_a = ta ? static_cast<int>(lda) : 1;
   // op(B) = B^T: B is [n, k], c = B a.  op(B) = B: B is [k, n], c = B^T a.
-  auto columns = [&](int64_t c0, int64_t c1) {
-    if (tb)
-      gemv(CblasRowMajor, CblasNoTrans, static_cast<int>(c1 - c0), static_cast<int>(k), alpha,
-           b + c0 * ldb, static_cast<int>(ldb), a, inc_a, beta, c + c0, 1);
-    else
-      gemv(CblasRowMajor, CblasTrans, static_cast<int>(k), static_cast<int>(c1 - c0), alpha, b + c0,
-           static_cast<int>(ldb), a, inc_a, beta, c + c0, 1);
-  };
-  const int threads = num_threads();
-  if (threads < 2 || n * k < kMinGemvSplit || n < 32 * threads) return columns(0, n);
-  parallel_team(true, [&](int64_t t, int64_t nt) {
-    const int64_t c0 = (n * t / nt) & ~int64_t{15};
-    const int64_t c1 = t + 1 == nt ? n : (n * (t + 1) / nt) & ~int64_t{15};
-    if (c1 > c0) columns(c0, c1);
-  });
+  if (tb)
+    gemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(k), alpha, b,
+         static_cast<int>(ldb), a, inc_a, beta, c, 1);
+  else
+    gemv(CblasRowMajor, CblasTrans, static_cast<int>(k), static_cast<int>(n), alpha, b,
+         static_cast<int>(ldb), a, inc_a, beta, c, 1);
 }
 
 // C = alpha op(A) op(B) + beta C split over the OpenMP threads along C's longer side: thread t
