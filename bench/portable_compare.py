@@ -2,15 +2,15 @@
 """What the portable build (-DSOMA_NATIVE=OFF) costs: `soma bench --json` of a -march=native
 build and of a portable build, interleaved in one run (docs/PERFORMANCE.md, "Portable build").
 
-  bench/portable_compare.py --native build/soma --portable build-portable/soma \
-      [--reps 3] [--threads 1] [--seconds 1]
+  bench/portable_compare.py [NAME=SOMA ...] [--reps 3] [--threads 1] [--seconds 1]
+  # default: native=build/soma portable=build-portable/soma
 
-Each row runs both binaries --reps times, alternating which goes first, and compares medians:
-samples/s for throughput rows (ratio = portable / native, < 1 means portable is slower) and the
-p50 latency for the batch-1 rows (ratio = native / portable, the same sense). Models: the MLP
+Each row runs every binary --reps times, rotating which goes first, and compares medians with
+the first binary's: samples/s for throughput rows (ratio = this / first, < 1 means slower) and
+the p50 latency for the batch-1 rows (ratio = first / this, the same sense). Models: the MLP
 784-256-128-10 (trained here for one epoch on 2000 Fashion-MNIST images; its weights do not
 change the timings), the CNN preset (tests/cli/data/cnn-run) and its static int8 quantization.
-Both binaries load the same OpenBLAS and oneDNN, which pick their kernels at run time.
+All binaries load the same OpenBLAS and oneDNN, which pick their kernels at run time.
 """
 import argparse
 import json
@@ -33,13 +33,15 @@ def soma_bench(soma, model, batch, precision, threads, train, seconds):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--native", default=os.path.join(ROOT, "build/soma"))
-    ap.add_argument("--portable", default=os.path.join(ROOT, "build-portable/soma"))
+    ap.add_argument("builds", nargs="*", metavar="NAME=SOMA",
+                    default=[f"native={ROOT}/build/soma", f"portable={ROOT}/build-portable/soma"])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=1.0, help="per soma bench run")
     args = ap.parse_args()
-    native, portable = args.native, args.portable
+    builds = dict(b.split("=", 1) for b in args.builds)
+    names = list(builds)
+    native = builds[names[0]]
     work = tempfile.mkdtemp(prefix="soma-portable-")
     fm = "/usr/share/datasets/fashion-mnist"
     sub = os.path.join(work, "fm")
@@ -68,22 +70,26 @@ def main():
         ("CNN training b128, bf16", cnn, 128, "bf16", True, "sps"),
     ]
     isa = {}
-    print(f"| row | native | portable | portable / native |\n|---|---:|---:|---:|", flush=True)
+    print("| row | " + " | ".join(names) + " | " +
+          " | ".join(f"{n} / {names[0]}" for n in names[1:]) + " |")
+    print("|---|" + "---:|" * (2 * len(names) - 1), flush=True)
     for name, model, batch, prec, train, metric in rows:
-        vals = {native: [], portable: []}
+        vals = {n: [] for n in names}
         for rep in range(args.reps):
-            order = (native, portable) if rep % 2 == 0 else (portable, native)
-            for b in order:
-                j = soma_bench(b, model, batch, prec, args.threads, train, args.seconds)
-                isa[b] = j["cpu_isa"]
-                vals[b].append(j["latency_ms"]["p50"] * 1e3 if metric == "p50"
+            shift = rep % len(names)
+            for n in names[shift:] + names[:shift]:
+                j = soma_bench(builds[n], model, batch, prec, args.threads, train, args.seconds)
+                isa[n] = j["cpu_isa"]
+                vals[n].append(j["latency_ms"]["p50"] * 1e3 if metric == "p50"
                                else j["samples_per_second"])
-        n, p = statistics.median(vals[native]), statistics.median(vals[portable])
-        ratio = n / p if metric == "p50" else p / n
-        unit = "us" if metric == "p50" else "samples/s"
-        print(f"| {name} | {n:,.1f} {unit} | {p:,.1f} {unit} | {ratio:.3f} |", flush=True)
-    print(f"\ncpu_isa: native {isa[native]}, portable {isa[portable]}; {args.reps} reps, "
-          f"{args.threads} thread(s), {args.seconds} s per run")
+        med = {n: statistics.median(v) for n, v in vals.items()}
+        ratios = [med[names[0]] / med[n] if metric == "p50" else med[n] / med[names[0]]
+                  for n in names[1:]]
+        unit = " us" if metric == "p50" else ""
+        print(f"| {name} | " + " | ".join(f"{med[n]:,.1f}{unit}" for n in names) + " | " +
+              " | ".join(f"{r:.3f}" for r in ratios) + " |", flush=True)
+    print(f"\nthroughput in samples/s; cpu_isa: " + ", ".join(f"{n} {isa[n]}" for n in names) +
+          f"; {args.reps} reps, {args.threads} thread(s), {args.seconds} s per run")
     return 0
 
 
