@@ -6,6 +6,7 @@
 #include "soma/autograd/grad_mode.h"
 #include "soma/autograd/gradcheck.h"
 #include "soma/core/autocast.h"
+#include "soma/core/cpu.h"
 #include "soma/core/dtype.h"
 #include "soma/core/error.h"
 #include "soma/core/from_blob.h"

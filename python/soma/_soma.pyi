@@ -708,6 +708,8 @@ def concat(tensors: List[Tensor], dim: builtins.int = ...) -> Tensor:
     """cat(tensors, dim)"""
 def cos(input: Tensor) -> Tensor:
     """Cosine."""
+def cpu_isa() -> str:
+    """The instruction-set level soma's kernels use on this CPU, after the SOMA_MAX_CPU_ISA cap: avx512_core_bf16, avx512_core_vnni, avx512_core, avx2 or sse41."""
 def cumprod(input: Tensor, dim: builtins.int) -> Tensor:
     """Inclusive running product along dim."""
 def cumsum(input: Tensor, dim: builtins.int) -> Tensor:

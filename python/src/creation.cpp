@@ -357,6 +357,9 @@ void bind_creation(py::module_& m) {
         py::arg("state"));
   m.def("set_num_threads", &set_num_threads, "Threads for soma's kernels and BLAS.", py::arg("n"));
   m.def("get_num_threads", &get_num_threads, "Threads for soma's kernels and BLAS.");
+  m.def("cpu_isa", &cpu_isa,
+        "The instruction-set level soma's kernels use on this CPU, after the SOMA_MAX_CPU_ISA "
+        "cap: avx512_core_bf16, avx512_core_vnni, avx512_core, avx2 or sse41.");
 
   m.def(
       "cat", [](const std::vector<Tensor>& ts, int64_t dim) { return cat(ts, dim); },

@@ -1,7 +1,10 @@
 """Creation functions, metadata, conversions, Python protocols, repr, pickle and deepcopy."""
 import copy
 import math
+import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -238,3 +241,16 @@ def test_num_threads_setting():
     assert soma.get_num_threads() == n
     with pytest.raises(soma.Error):
         soma.set_num_threads(0)
+
+
+def test_cpu_isa_is_the_capped_level():
+    levels = ["sse41", "avx2", "avx512_core", "avx512_core_vnni", "avx512_core_bf16"]
+    assert soma.cpu_isa() in levels
+
+    def capped(cap):  # SOMA_MAX_CPU_ISA is read once per process: ask a fresh interpreter
+        env = dict(os.environ, SOMA_MAX_CPU_ISA=cap)
+        return subprocess.run([sys.executable, "-c", "import soma; print(soma.cpu_isa())"],
+                              env=env, check=True, capture_output=True, text=True).stdout.strip()
+    top = levels.index(capped("all"))
+    assert capped("sse41") == "sse41"
+    assert capped("avx2") == levels[min(top, 1)]

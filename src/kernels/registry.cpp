@@ -6,6 +6,7 @@
 #include <set>
 
 #include "kernels/cpu_isa.h"
+#include "soma/core/cpu.h"
 
 namespace soma::kernels {
 
@@ -167,3 +168,15 @@ std::vector<std::string> registered_backends() {
 }
 
 }  // namespace soma::kernels
+
+namespace soma {
+
+std::string cpu_isa() {
+  return kernels::cpu_isa_name();
+}
+
+std::vector<std::string> cpu_isa_levels() {
+  return kernels::cpu_isa_levels();
+}
+
+}  // namespace soma

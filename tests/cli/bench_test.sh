@@ -98,6 +98,35 @@ for word in "samples/s" "p50" "p90" "p99" "fp32" "1 threads" "CPU "; do
   grep -qF -- "$word" <<< "$out" && pass "table shows '$word'" || fail "table shows '$word': $out"
 done
 
+# ---- cpu_isa: the level soma's kernels use, after the SOMA_MAX_CPU_ISA cap ------------------
+# The expected level comes from the kernel's view of cpuid (/proc/cpuinfo's flags), capped.
+levels=(sse41 avx2 avx512_core avx512_core_vnni avx512_core_bf16)
+flags=" $(grep -m1 '^flags' /proc/cpuinfo 2> /dev/null | cut -d: -f2) "
+has() { [[ $flags == *" $1 "* ]]; }
+top=0
+if has avx512f && has avx512bw && has avx512vl; then
+  top=2
+  has avx512_vnni && top=3
+  has avx512_vnni && has avx512_bf16 && top=4
+elif has avx2 && has fma; then
+  top=1
+fi
+for cap in "${levels[@]}" all; do
+  c=${#levels[@]}
+  for i in "${!levels[@]}"; do [ "${levels[$i]}" = "$cap" ] && c=$i; done
+  expected=${levels[$((c < top ? c : top))]}
+  if SOMA_MAX_CPU_ISA=$cap "$SOMA" bench --model "$MODEL" --threads 1 --warmup 1 --iterations 3 \
+       --json > "$work/j8" 2> "$work/err"; then
+    check_json "SOMA_MAX_CPU_ISA=$cap: cpu_isa $expected" "$work/j8" "j['cpu_isa'] == '$expected'"
+  else
+    fail "SOMA_MAX_CPU_ISA=$cap exits 0 ($(cat "$work/err"))"
+  fi
+done
+out=$(SOMA_MAX_CPU_ISA=avx2 "$SOMA" bench --model "$MODEL" --threads 1 --iterations 3 2>&1)
+expected=${levels[$((top < 1 ? top : 1))]}
+grep -qF "CPU $expected," <<< "$out" && pass "table shows the capped 'CPU $expected'" ||
+  fail "table shows the capped 'CPU $expected': $out"
+
 # ---- bad input: one line on stderr, `soma: error:`, non-zero exit, nothing on stdout ---------
 bad() {  # bad NAME EXPECTED ARGS...
   local name=$1 expected=$2
@@ -121,6 +150,8 @@ bad "iterations and seconds" "excludes" --model "$MODEL" --iterations 5 --second
 bad "no --model" "--model is required" --batch-size 4
 bad "int8 training" "--precision int8 --train" --model "$MODEL" --precision int8 --train
 bad "not a model" "$work/blobs.csv" --model "$work/blobs.csv"
+SOMA_MAX_CPU_ISA=avx3 bad "unknown SOMA_MAX_CPU_ISA" "SOMA_MAX_CPU_ISA: unknown ISA 'avx3'" \
+  --model "$MODEL"
 # bf16 (autocast) and int8 (quantize_dynamic of the float model) run; bf16 trains too.
 for args in "--precision bf16" "--precision int8" "--precision bf16 --train"; do
   prec=$(set -- $args; echo "$2")

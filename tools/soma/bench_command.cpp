@@ -18,6 +18,7 @@
 #include "onnx_model.h"
 #include "precision.h"
 #include "soma/autograd/grad_mode.h"
+#include "soma/core/cpu.h"
 #include "soma/core/error.h"
 #include "soma/core/random.h"
 #include "soma/core/threading.h"
@@ -53,21 +54,6 @@ BenchModel load_bench_model(const std::string& path) {
   return {m.model, m.arch.input_shape, m.arch.classes, describe(m.arch)};
 }
 
-// The SIMD level this CPU gives soma's kernels, e.g. "avx512 (f, bw, vl, vnni, bf16)".
-std::string cpu_isa() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f")) {
-    std::string s = "avx512 (f";
-    if (__builtin_cpu_supports("avx512bw")) s += ", bw";
-    if (__builtin_cpu_supports("avx512vl")) s += ", vl";
-    if (__builtin_cpu_supports("avx512vnni")) s += ", vnni";
-    if (__builtin_cpu_supports("avx512bf16")) s += ", bf16";
-    return s + ")";
-  }
-  if (__builtin_cpu_supports("avx2")) return __builtin_cpu_supports("fma") ? "avx2+fma" : "avx2";
-  return "sse";
-}
-
 std::string blas_core() {
   return openblas_get_corename ? openblas_get_corename() : "";
 }
@@ -94,6 +80,9 @@ void check_args(const BenchArgs& a) {
 
 void bench(const BenchArgs& a) {
   check_args(a);
+  // The level the kernels dispatch on (SOMA_MAX_CPU_ISA applied); first, so that a bad cap is
+  // the error before any output.
+  const std::string isa = soma::cpu_isa();
   if (a.threads_given) set_num_threads(a.threads);
   BenchModel m = load_bench_model(a.model);
   manual_seed(0);
@@ -161,7 +150,7 @@ void bench(const BenchArgs& a) {
                               {"batch_size", a.batch_size},
                               {"precision", a.precision},
                               {"threads", get_num_threads()},
-                              {"cpu_isa", cpu_isa()},
+                              {"cpu_isa", isa},
                               {"blas_core", blas_core()},
                               {"warmup", a.warmup},
                               {"iterations", ms.size()},
@@ -180,7 +169,7 @@ void bench(const BenchArgs& a) {
   const std::string blas = blas_core();
   std::cout << std::fixed << "model       " << a.model << " (" << m.description << ")\n"
             << "mode        " << mode << ", batch " << a.batch_size << ", " << a.precision << ", "
-            << get_num_threads() << " threads, CPU " << cpu_isa()
+            << get_num_threads() << " threads, CPU " << isa
             << (blas.empty() ? "" : ", OpenBLAS " + blas) << "\n"
             << "iterations  " << ms.size() << " timed in " << std::setprecision(2) << elapsed
             << " s, after " << a.warmup << " warm-up\n"
