@@ -12,6 +12,7 @@
 //   onednn:blocked       oneDNN with its preferred formats everywhere (reorders in and out)
 //   im2col_local         a quick im2col + GEMM in this file (only while no "cpu" one is registered)
 //   selected             Kernel<Slot>::get(): what the ops call (the measured per-shape rule)
+// CONV_BENCH_BF16=1 runs every geometry with bf16 set (soma::autocast's bfloat16 products).
 // Counter GFLOP: 2 * n * c_out * oh * ow * (c_in / groups) * kh * kw per call, per second.
 // docs/PERFORMANCE.md ("Convolutions (issue 18)") has the numbers and the rule they gave.
 #include <benchmark/benchmark.h>
@@ -40,6 +41,7 @@ ConvGeometry geometry(int64_t n, int64_t c_in, int64_t hw, int64_t c_out, int64_
   g.sh = g.sw = stride, g.ph = g.pw = pad, g.groups = groups;
   g.oh = (g.h + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
   g.ow = (g.w + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+  g.bf16 = std::getenv("CONV_BENCH_BF16") != nullptr;
   return g;
 }
 

@@ -8,8 +8,9 @@
 //   optimizer.step();                       // float32 master weights, as always
 //
 // While a guard is alive on a thread, the matrix products of float32 linear, matmul/mm/bmm and
-// conv1d/conv2d (the im2col path) round both operands to bfloat16 and accumulate in float32
-// (AVX512_BF16's vdpbf16ps where the CPU has it, an exact emulation otherwise). The autograd
+// conv1d/conv2d round both operands to bfloat16 and accumulate in float32 (AVX512_BF16's
+// vdpbf16ps where the CPU has it, an exact emulation otherwise; convolutions run oneDNN's
+// bfloat16 primitives where oneDNN has them, soma's im2col + bf16 GEMM otherwise). The autograd
 // records which precision each product ran in, and its backward products use the same one,
 // whether or not a guard is alive when backward runs. Everything else stays float32: tensors,
 // reductions, softmax, losses, normalisation, the optimizer and the weights. Unlike torch,

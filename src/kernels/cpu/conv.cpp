@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/parallel.h"
@@ -100,8 +101,11 @@ void col2im_sample(const T* cols, T* gx, int64_t ld, const ConvGeometry& g) {
     }
 }
 
+// The direct depthwise loops multiply in T: a float32 convolution in bfloat16 (g.bf16) takes
+// the im2col + gemm_precision path instead.
+template <typename T>
 bool is_depthwise(const ConvGeometry& g) {
-  return g.groups == g.c_in && g.c_out % g.c_in == 0;
+  return g.groups == g.c_in && g.c_out % g.c_in == 0 && !(g.bf16 && std::is_same_v<T, float>);
 }
 bool is_pointwise(const ConvGeometry& g) {
   return g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0 &&
@@ -265,7 +269,7 @@ template <typename T>
 void conv_forward(const T* x, const T* w, const T* bias, T* y, const ConvGeometry& g) {
   const int64_t L = g.oh * g.ow;
   if (g.n == 0 || g.c_out == 0 || L == 0) return;
-  if (is_depthwise(g)) return depthwise_forward(x, w, bias, y, g);
+  if (is_depthwise<T>(g)) return depthwise_forward(x, w, bias, y, g);
   const int64_t G = g.groups, Cg = g.c_in / G, Mg = g.c_out / G, Kg = Cg * g.kh * g.kw;
   const int64_t hw = g.h * g.w;
   auto fill_bias = [&](T* yn) {
@@ -346,7 +350,7 @@ void conv_backward_input(const T* gy, const T* w, T* gx, const ConvGeometry& g) 
     std::fill(gx, gx + g.n * g.c_in * hw, T(0));
     return;
   }
-  if (is_depthwise(g)) return depthwise_backward_input(gy, w, gx, g);
+  if (is_depthwise<T>(g)) return depthwise_backward_input(gy, w, gx, g);
   const int64_t G = g.groups, Cg = g.c_in / G, Mg = g.c_out / G, Kg = Cg * g.kh * g.kw;
   if (is_pointwise(g)) {
     over_batch(g, [&](int64_t, int64_t n0, int64_t n1) {
@@ -388,7 +392,7 @@ void conv_backward_weight(const T* x, const T* gy, T* gw, T* gb, const ConvGeome
     if (gb) std::fill(gb, gb + g.c_out, T(0));
     return;
   }
-  if (is_depthwise(g)) return depthwise_backward_weight(x, gy, gw, gb, g);
+  if (is_depthwise<T>(g)) return depthwise_backward_weight(x, gy, gw, gb, g);
   const int64_t parts = batch_threads(g);
   // partial gw (and gb) per thread: part 0 is gw itself
   std::vector<T> partial(static_cast<size_t>((parts - 1) * (wsize + g.c_out)), T(0));

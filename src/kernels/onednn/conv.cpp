@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstring>
 #include <list>
 #include <memory>
@@ -42,8 +43,10 @@ tag wei_plain(const cpu::ConvGeometry& g) {
   return g.groups == 1 ? tag::oihw : tag::goihw;
 }
 
-memory::desc md(const dims& d, tag t) {
-  return memory::desc(d, memory::data_type::f32, t);
+using dt = memory::data_type;
+
+memory::desc md(const dims& d, tag t, dt type = dt::f32) {
+  return memory::desc(d, type, t);
 }
 
 // A tensor the primitive reads or writes: the caller's plain buffer, and the format the
@@ -72,7 +75,20 @@ struct Entry {
                    // backward_weight: src, diff_dst, diff_weights
   bool bias = false;
   memory::desc bias_md;
+  // A bfloat16 convolution oneDNN refuses (below AVX-512: no bf16 at all, or
+  // ONEDNN_MAX_CPU_ISA below it) or could only run on its reference loops: the callers run
+  // soma's "cpu" kernels (im2col + the bf16 GEMM, its exact emulation without AVX512_BF16).
+  bool bf16 = false, slow_bf16 = false;
 };
+
+std::atomic<int64_t> bf16_runs{0};
+
+// The entry's implementation name, and whether a bf16 one is oneDNN's reference fallback.
+void describe(Entry& e, const char* impl, const cpu::ConvGeometry& g) {
+  e.impl = impl;
+  e.bf16 = g.bf16;
+  e.slow_bf16 = g.bf16 && e.impl.rfind("ref", 0) == 0;
+}
 
 dnnl::primitive_attr attr() {
   dnnl::primitive_attr a;
@@ -94,15 +110,25 @@ dnnl::memory::dims right_padding(const cpu::ConvGeometry& g) {
 
 // What every primitive of one geometry is described by: the memory descriptors the layout
 // asks for (tag::any lets oneDNN choose) and the strides, dilations and paddings.
+//
+// With g.bf16 (soma::autocast) the two operands of the kind's product are bfloat16 and the
+// result float32 (oneDNN accumulates in float32): forward src, weights -> dst;
+// backward_input diff_dst, weights -> diff_src; backward_weight src, diff_dst ->
+// diff_weights (and the float32 bias gradient). The caller's buffers stay float32: the ports'
+// reorders convert them (round to nearest even, as soma's own float_to_bf16_bits).
 struct ConvDesc {
   memory::desc src, dst, wei;
   dims strides, dil, pad, pad_r;
 };
-ConvDesc conv_desc(const cpu::ConvGeometry& g, Layout layout) {
+ConvDesc conv_desc(const cpu::ConvGeometry& g, Layout layout, ConvKind kind) {
   const bool any_io = layout == Layout::blocked, any_w = layout != Layout::plain;
-  return {md(src_dims(g), any_io ? tag::any : tag::nchw),
-          md(dst_dims(g), any_io ? tag::any : tag::nchw),
-          md(wei_dims(g), any_w ? tag::any : wei_plain(g)),
+  const bool bf = g.bf16;
+  const dt src_t = bf && kind != ConvKind::backward_input ? dt::bf16 : dt::f32;
+  const dt dst_t = bf && kind != ConvKind::forward ? dt::bf16 : dt::f32;
+  const dt wei_t = bf && kind != ConvKind::backward_weight ? dt::bf16 : dt::f32;
+  return {md(src_dims(g), any_io ? tag::any : tag::nchw, src_t),
+          md(dst_dims(g), any_io ? tag::any : tag::nchw, dst_t),
+          md(wei_dims(g), any_w ? tag::any : wei_plain(g), wei_t),
           {g.sh, g.sw},
           {g.dh - 1, g.dw - 1},
           {g.ph, g.pw},
@@ -111,7 +137,7 @@ ConvDesc conv_desc(const cpu::ConvGeometry& g, Layout layout) {
 
 dnnl::convolution_forward::primitive_desc forward_pd(const cpu::ConvGeometry& g, Layout layout,
                                                      bool bias, dnnl::prop_kind prop) {
-  const ConvDesc d = conv_desc(g, layout);
+  const ConvDesc d = conv_desc(g, layout, ConvKind::forward);
   using fwd = dnnl::convolution_forward;
   constexpr auto direct = dnnl::algorithm::convolution_direct;
   if (bias)
@@ -134,12 +160,12 @@ std::shared_ptr<Entry> create(ConvKind kind, Layout layout, bool bias, const cpu
     e->b = make_port(wei_u, pd.weights_desc(), false);
     e->out = make_port(dst_u, pd.dst_desc(), true);
     e->scratch = pd.scratchpad_desc();
-    e->impl = pd.impl_info_str();
+    describe(*e, pd.impl_info_str(), g);
     e->prim = dnnl::convolution_forward(pd);
     return e;
   }
   const auto hint = forward_pd(g, layout, bias, dnnl::prop_kind::forward_training);
-  const ConvDesc d = conv_desc(g, layout);
+  const ConvDesc d = conv_desc(g, layout, kind);
   constexpr auto direct = dnnl::algorithm::convolution_direct;
   if (kind == ConvKind::backward_input) {
     dnnl::convolution_backward_data::primitive_desc pd(
@@ -150,7 +176,7 @@ std::shared_ptr<Entry> create(ConvKind kind, Layout layout, bool bias, const cpu
     e->b = make_port(wei_u, pd.weights_desc(), false);
     e->out = make_port(src_u, pd.diff_src_desc(), true);
     e->scratch = pd.scratchpad_desc();
-    e->impl = pd.impl_info_str();
+    describe(*e, pd.impl_info_str(), g);
     e->prim = dnnl::convolution_backward_data(pd);
     return e;
   }
@@ -165,14 +191,14 @@ std::shared_ptr<Entry> create(ConvKind kind, Layout layout, bool bias, const cpu
   e->b = make_port(dst_u, pd.diff_dst_desc(), false);
   e->out = make_port(wei_u, pd.diff_weights_desc(), true);
   e->scratch = pd.scratchpad_desc();
-  e->impl = pd.impl_info_str();
+  describe(*e, pd.impl_info_str(), g);
   e->prim = bw(pd);
   return e;
 }
 
 // ---- the cache: the last kCapacity geometries used, most recent first ---------------------
 constexpr size_t kCapacity = 64;
-using Key = std::array<int64_t, 20>;
+using Key = std::array<int64_t, 21>;
 
 Key make_key(ConvKind kind, Layout layout, bool bias, int threads, const cpu::ConvGeometry& g) {
   return {static_cast<int64_t>(kind),
@@ -194,7 +220,8 @@ Key make_key(ConvKind kind, Layout layout, bool bias, int threads, const cpu::Co
           g.dw,
           g.groups,
           g.oh,
-          g.ow};
+          g.ow,
+          g.bf16};
 }
 
 struct Cache {
@@ -222,9 +249,15 @@ std::shared_ptr<Entry> lookup(ConvKind kind, Layout layout, bool bias, int threa
   try {
     e = create(kind, layout, bias, g);  // outside the lock (milliseconds)
   } catch (const dnnl::error& err) {
-    soma::detail::fail("onednn conv: cannot create the primitive for input [", g.n, ", ", g.c_in,
-                       ", ", g.h, ", ", g.w, "], ", g.c_out, " output channels, kernel ", g.kh, "x",
-                       g.kw, ", groups ", g.groups, ": ", err.what());
+    if (g.bf16) {  // no bfloat16 on this CPU (below AVX-512, or ONEDNN_MAX_CPU_ISA): im2col
+      e = std::make_shared<Entry>();
+      e->impl = "none: no bf16 here (soma's cpu kernels)";
+      e->bf16 = e->slow_bf16 = true;
+    } else {
+      soma::detail::fail("onednn conv: cannot create the primitive for input [", g.n, ", ", g.c_in,
+                         ", ", g.h, ", ", g.w, "], ", g.c_out, " output channels, kernel ", g.kh,
+                         "x", g.kw, ", groups ", g.groups, ": ", err.what());
+    }
   }
   std::lock_guard<std::mutex> lock(c.mutex);
   c.items.emplace_front(key, e);
@@ -259,6 +292,7 @@ void execute(const Entry& e, int arg_a, const float* a, int arg_b, const float* 
   if (e.scratch.get_size() > 0)
     args.emplace(DNNL_ARG_SCRATCHPAD, memory(e.scratch, eng, scratch.get()));
   e.prim.execute(s, args);
+  if (e.bf16) ++bf16_runs;
   if (e.out.reordered()) {
     memory user_mem(e.out.user, eng, out);
     e.out.to_user->execute(s, out_mem, user_mem);
@@ -268,6 +302,14 @@ void execute(const Entry& e, int arg_a, const float* a, int arg_b, const float* 
 
 bool empty(const cpu::ConvGeometry& g) {
   return g.n == 0 || g.c_in == 0 || g.c_out == 0 || g.h == 0 || g.w == 0 || g.oh == 0 || g.ow == 0;
+}
+
+// soma's own kernel for a slot ("cpu": im2col + GEMM, the bf16 emulation where the CPU lacks
+// AVX512_BF16), the "reference" loops if no "cpu" one is registered.
+template <typename Slot>
+auto im2col() {
+  auto* f = Kernel<Slot>::get("cpu");
+  return f ? f : Kernel<Slot>::get("reference");
 }
 
 template <typename F>
@@ -314,11 +356,16 @@ void conv_forward(Layout layout, const float* x, const float* w, const float* bi
           std::fill_n(y + (i * g.c_out + c) * g.oh * g.ow, g.oh * g.ow, bias ? bias[c] : 0.0f);
     return;
   }
-  OmpThreads threads;
-  guarded([&] {
-    auto e = lookup(ConvKind::forward, layout, bias != nullptr, threads.n(), g);
-    execute(*e, DNNL_ARG_SRC, x, DNNL_ARG_WEIGHTS, w, DNNL_ARG_DST, y, bias, nullptr);
-  });
+  std::shared_ptr<Entry> e;
+  {
+    OmpThreads threads;
+    guarded([&] {
+      e = lookup(ConvKind::forward, layout, bias != nullptr, threads.n(), g);
+      if (!e->slow_bf16)
+        execute(*e, DNNL_ARG_SRC, x, DNNL_ARG_WEIGHTS, w, DNNL_ARG_DST, y, bias, nullptr);
+    });
+  }
+  if (e->slow_bf16) im2col<ConvForward<float>>()(x, w, bias, y, g);
 }
 
 void conv_backward_input(Layout layout, const float* gy, const float* w, float* gx,
@@ -327,12 +374,17 @@ void conv_backward_input(Layout layout, const float* gy, const float* w, float* 
     std::fill_n(gx, g.n * g.c_in * g.h * g.w, 0.0f);
     return;
   }
-  OmpThreads threads;
-  guarded([&] {
-    auto e = lookup(ConvKind::backward_input, layout, false, threads.n(), g);
-    execute(*e, DNNL_ARG_DIFF_DST, gy, DNNL_ARG_WEIGHTS, w, DNNL_ARG_DIFF_SRC, gx, nullptr,
-            nullptr);
-  });
+  std::shared_ptr<Entry> e;
+  {
+    OmpThreads threads;
+    guarded([&] {
+      e = lookup(ConvKind::backward_input, layout, false, threads.n(), g);
+      if (!e->slow_bf16)
+        execute(*e, DNNL_ARG_DIFF_DST, gy, DNNL_ARG_WEIGHTS, w, DNNL_ARG_DIFF_SRC, gx, nullptr,
+                nullptr);
+    });
+  }
+  if (e->slow_bf16) im2col<ConvBackwardInput<float>>()(gy, w, gx, g);
 }
 
 void conv_backward_weight(Layout layout, const float* x, const float* gy, float* gw, float* gb,
@@ -342,11 +394,16 @@ void conv_backward_weight(Layout layout, const float* x, const float* gy, float*
     if (gb) std::fill_n(gb, g.c_out, 0.0f);
     return;
   }
-  OmpThreads threads;
-  guarded([&] {
-    auto e = lookup(ConvKind::backward_weight, layout, gb != nullptr, threads.n(), g);
-    execute(*e, DNNL_ARG_SRC, x, DNNL_ARG_DIFF_DST, gy, DNNL_ARG_DIFF_WEIGHTS, gw, nullptr, gb);
-  });
+  std::shared_ptr<Entry> e;
+  {
+    OmpThreads threads;
+    guarded([&] {
+      e = lookup(ConvKind::backward_weight, layout, gb != nullptr, threads.n(), g);
+      if (!e->slow_bf16)
+        execute(*e, DNNL_ARG_SRC, x, DNNL_ARG_DIFF_DST, gy, DNNL_ARG_DIFF_WEIGHTS, gw, nullptr, gb);
+    });
+  }
+  if (e->slow_bf16) im2col<ConvBackwardWeight<float>>()(x, gy, gw, gb, g);
 }
 
 void conv_forward(const float* x, const float* w, const float* bias, float* y,
@@ -405,6 +462,19 @@ std::string implementation(ConvKind kind, Layout layout, const cpu::ConvGeometry
   std::string name;
   guarded([&] { name = lookup(kind, layout, bias, threads.n(), g)->impl; });
   return name;
+}
+
+bool bf16_native(ConvKind kind, Layout layout, const cpu::ConvGeometry& g, bool bias) {
+  cpu::ConvGeometry b = g;
+  b.bf16 = true;
+  OmpThreads threads;
+  bool slow = true;
+  guarded([&] { slow = lookup(kind, layout, bias, threads.n(), b)->slow_bf16; });
+  return !slow;
+}
+
+int64_t bf16_executions() {
+  return bf16_runs.load();
 }
 
 void clear_cache() {

@@ -1,7 +1,12 @@
 // The convolution kernels on oneDNN (internal; float32 only, built with SOMA_ONEDNN): the same
 // three slots as kernels/cpu/conv.h (NCHW contiguous buffers, zero padding), run by oneDNN's
-// primitives. Primitives are created once per geometry (and thread count) and kept in a small
-// LRU cache shared by all threads; each call wraps the caller's buffers and executes.
+// primitives. A geometry with bf16 (soma::autocast) runs oneDNN's bfloat16 primitives: the
+// float32 operands are reordered to bfloat16 (round to nearest even), the result and the bias
+// gradient are float32 (float32 accumulation). Where oneDNN has only its reference loops for
+// bfloat16 (a CPU without AVX-512, or ONEDNN_MAX_CPU_ISA below it) the "cpu" kernels (im2col
+// + soma's bf16 GEMM) run instead. Primitives are created once per geometry (and thread count) and
+// kept in a small LRU cache shared by all threads; each call wraps the caller's buffers and
+// executes.
 //
 // Layout: what oneDNN is told about the tensors' formats.
 //   plain    x / y in nchw, w in oihw (goihw): no reorder; oneDNN picks a kernel for those.
@@ -10,6 +15,7 @@
 // conv_forward etc. use layout_for(kind, g): the measured best one (docs/PERFORMANCE.md).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "kernels/cpu/conv.h"
@@ -42,6 +48,12 @@ Layout layout_for(ConvKind kind, const cpu::ConvGeometry& g);
 /// oneDNN's name for the implementation it picked (e.g. "jit:avx512_core"), for benchmarks.
 std::string implementation(ConvKind kind, Layout layout, const cpu::ConvGeometry& g,
                            bool bias = true);
+
+/// Whether oneDNN runs this geometry's bfloat16 convolution on a fast (jit or gemm) kernel,
+/// rather than its reference loops, where the "cpu" kernels take over (tests).
+bool bf16_native(ConvKind kind, Layout layout, const cpu::ConvGeometry& g, bool bias = true);
+/// How many bfloat16 convolutions oneDNN has executed in this process (tests).
+int64_t bf16_executions();
 
 /// The per-shape choice between this backend and "cpu" (registered as backend "tuned", above
 /// both): oneDNN unless the convolution is too small for its per-call overhead to pay
