@@ -44,6 +44,8 @@ bool valid_qparams(const Tensor& scale, const Tensor& zp) {
   return std::isfinite(s) && s > 0 && z >= 0 && z <= 255;
 }
 
+constexpr int64_t kMaxChainK = ((int64_t{1} << 31) - 1) / (255 * 128) / 2;  // 32896
+
 // A QuantizedConv2d whose buffers are what the chain needs (anything else runs, and reports
 // its error, the plain way).
 QuantizedConv2d* chain_conv(nn::Module& m) {
@@ -54,9 +56,13 @@ QuantizedConv2d* chain_conv(nn::Module& m) {
     return nullptr;
   for (const Tensor* t : {&c.weight_scale, &c.bias})
     if (t->dtype() != kFloat32 || t->numel() != co) return nullptr;
-  const Tensor ws = c.weight_scale.contiguous();
+  // the plain path's int32 bound on the products' length (lowp::gemm_u8s8_f32 refuses more)
+  if (c.in_channels * c.kh * c.kw > kMaxChainK) return nullptr;
+  const Tensor ws = c.weight_scale.contiguous(), b = c.bias.contiguous();
   for (int64_t o = 0; o < co; ++o)
-    if (!(std::isfinite(ws.data<float>()[o]) && ws.data<float>()[o] > 0)) return nullptr;
+    if (!(std::isfinite(ws.data<float>()[o]) && ws.data<float>()[o] > 0 &&
+          std::isfinite(b.data<float>()[o])))
+      return nullptr;
   return valid_qparams(c.input_scale, c.input_zero_point) ? &c : nullptr;
 }
 
@@ -88,9 +94,10 @@ size_t int8_run(const Children& kids, const std::vector<char>& hooked, size_t i,
                 detail::FusionCache& cache, Tensor& x) {
   const size_t n = kids.size();
   if (hooked[i] || !chain_conv(*kids[i].second) || trace::active() != nullptr) return 0;
-  // Without VNNI, oneDNN's u8 x s8 kernels add product pairs in saturating 16-bit sums
-  // (vpmaddubsw), which full-range int8 weights overflow: the module-by-module path is exact.
-  if (!kernels::lowp::vnni_available()) return 0;
+  // Without VNNI (after SOMA_MAX_CPU_ISA, or oneDNN's own ONEDNN_MAX_CPU_ISA), oneDNN's u8 x s8
+  // kernels add product pairs in saturating 16-bit sums (vpmaddubsw), which full-range int8
+  // weights overflow: the module-by-module path is exact.
+  if (!kernels::lowp::vnni_available() || !ok::int8_exact()) return 0;
   if (x.dtype() != kFloat32 || x.dim() != 4 || x.numel() == 0) return 0;
   // The longest run from i: (QuantizedConv2d [Identity]* [MaxPool2d [Identity]*])+, no hooks.
   std::vector<Stage> run;

@@ -188,7 +188,8 @@ TEST(StaticQuantization, FusedInt8ChainMatchesModuleByModule) {
 #else
   if (!soma::kernels::onednn::available()) GTEST_SKIP() << "oneDNN unavailable";
   // the chain runs only where oneDNN's int8 sums are exact (VNNI, after SOMA_MAX_CPU_ISA)
-  const int64_t expected_runs = soma::kernels::lowp::vnni_available() ? 1 : 0;
+  const int64_t expected_runs =
+      soma::kernels::lowp::vnni_available() && soma::kernels::onednn::int8_exact() ? 1 : 0;
   struct Case {
     const char* name;
     std::function<nn::Sequential()> make;
@@ -265,7 +266,8 @@ TEST(StaticQuantization, FusedInt8ChainMatchesModuleByModule) {
 // The chain's primitives are oneDNN's int8 kernels for this CPU, not its reference loops.
 TEST(StaticQuantization, Int8ChainUsesJitKernels) {
   if (!soma::kernels::onednn::available()) GTEST_SKIP() << "oneDNN unavailable";
-  if (!soma::kernels::lowp::vnni_available()) GTEST_SKIP() << "no VNNI: the chain is not used";
+  if (!soma::kernels::lowp::vnni_available() || !soma::kernels::onednn::int8_exact())
+    GTEST_SKIP() << "no VNNI: the chain is not used";
   namespace ok = soma::kernels::onednn;
   ok::QuantStage a, b;
   a.weight.assign(32 * 9, 1);
@@ -311,6 +313,11 @@ TEST(StaticQuantization, Int8ChainUsesJitKernels) {
   const std::vector<std::string> impls = chain.implementations(geo);
   ASSERT_EQ(impls.size(), 3u);
   for (const std::string& s : impls) EXPECT_EQ(s.find("ref"), std::string::npos) << s;
+  // the convolutions are VNNI kernels (exact int32 sums), not the saturating pre-VNNI ones
+  for (size_t i : {size_t{0}, size_t{2}})
+    EXPECT_TRUE(impls[i].find("vnni") != std::string::npos ||
+                impls[i].find("amx") != std::string::npos)
+        << impls[i];
 }
 #endif
 

@@ -5,6 +5,7 @@
 
 #include <omp.h>
 
+#include <cctype>
 #include <cstddef>
 #include <cstdlib>
 #include <oneapi/dnnl/dnnl.hpp>
@@ -22,7 +23,8 @@ namespace soma::kernels::onednn {
 inline void apply_isa_cap() {
   const char* cap = std::getenv("SOMA_MAX_CPU_ISA");
   if (!cap || std::getenv("ONEDNN_MAX_CPU_ISA") || std::getenv("DNNL_MAX_CPU_ISA")) return;
-  const std::string v = cap;
+  std::string v = cap;  // case-insensitive, as the kernel registry reads it
+  for (char& ch : v) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   using isa = dnnl::cpu_isa;
   const isa level = v == "sse41"              ? isa::sse41
                     : v == "avx2"             ? isa::avx2

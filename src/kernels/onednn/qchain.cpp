@@ -128,6 +128,29 @@ struct QuantChain::Impl {
                  int nthreads) const;
 };
 
+bool int8_exact() {
+  static const bool exact = [] {
+    try {
+      const dnnl::engine& eng = engine();
+      const memory::desc src({1, 16, 8, 8}, dt::u8, tag::any), dst({1, 16, 8, 8}, dt::u8, tag::any),
+          wei({16, 16, 3, 3}, dt::s8, tag::any), bias({16}, dt::f32, tag::x);
+      dnnl::primitive_attr attr;
+      attr.set_output_scales(1 << 1, std::vector<float>(16, 0.5f));
+      attr.set_zero_points(DNNL_ARG_SRC, 0, {DNNL_RUNTIME_S32_VAL});
+      using fwd = dnnl::convolution_forward;
+      const fwd::primitive_desc pd(
+          fwd::desc(dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct, src,
+                    wei, bias, dst, {1, 1}, {0, 0}, {1, 1}, {1, 1}),
+          attr, eng);
+      const std::string impl = pd.impl_info_str();
+      return impl.find("vnni") != std::string::npos || impl.find("amx") != std::string::npos;
+    } catch (const dnnl::error&) {
+      return false;
+    }
+  }();
+  return exact;
+}
+
 QuantChain::QuantChain(std::vector<QuantStage> stages, float out_scale, int32_t out_zero_point)
     : impl_(std::make_unique<Impl>()) {
   SOMA_CHECK(!stages.empty(), "onednn int8 chain: no stage");

@@ -25,6 +25,13 @@
 
 namespace soma::kernels::onednn {
 
+/// Whether oneDNN's int8 convolutions sum u8 x s8 products exactly in int32 here: true when the
+/// implementation it picks for a probe convolution is a VNNI (or AMX) one. Below VNNI its
+/// kernels add product pairs in saturating 16-bit sums (vpmaddubsw), which full-range int8
+/// weights overflow; that holds whatever capped it (the CPU, SOMA_MAX_CPU_ISA,
+/// ONEDNN_MAX_CPU_ISA). Checked once per process.
+bool int8_exact();
+
 /// One stage's fixed part: int8 weights [c_out, c_in, kh, kw] (groups 1), per-channel weight
 /// scales and float bias [c_out], the input's qparams, and whether a ReLU follows.
 struct QuantStage {
