@@ -11,6 +11,7 @@
 #include "core/tensor_impl.h"
 #include "kernels/cpu/lowp.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_isa.h"
 #include "ops/trace.h"
 #include "quantization/common.h"
 #include "soma/autograd/grad_mode.h"
@@ -464,46 +465,48 @@ Tensor QuantizedConv2d::forward(const Tensor& input) {
     std::unique_ptr<uint8_t[]> qx(new uint8_t[static_cast<size_t>(c * h * w)]);
     std::unique_ptr<uint8_t[]> cols(new uint8_t[static_cast<size_t>(pix * k)]);
     std::unique_ptr<float[]> rows(new float[static_cast<size_t>(pix * oc)]);
-    for (int64_t img = begin; img < end; ++img) {
-      lowp::quantize_u8(px + img * c * h * w, c * h * w, qp.scale, qp.zero_point, qx.get());
-      uint8_t* dst = cols.get();
-      for (int64_t oy = 0; oy < oh; ++oy)
-        for (int64_t ox = 0; ox < ow; ++ox) {
-          const int64_t x0 = ox * sw - pw;
-          const bool inside_x = x0 >= 0 && x0 + kw <= w;
-          for (int64_t ci = 0; ci < c; ++ci)
-            for (int64_t ky = 0; ky < kh; ++ky) {
-              const int64_t iy = oy * sh - ph + ky;
-              if (iy < 0 || iy >= h) {
-                std::memset(dst, zp, static_cast<size_t>(kw));
-              } else {
-                const uint8_t* row = qx.get() + (ci * h + iy) * w;
-                if (inside_x) {
-                  for (int64_t kx = 0; kx < kw; ++kx) dst[kx] = row[x0 + kx];
+    kernels::cpu::with_vector_isa([&]() SOMA_VECTOR_BODY {
+      for (int64_t img = begin; img < end; ++img) {
+        lowp::quantize_u8(px + img * c * h * w, c * h * w, qp.scale, qp.zero_point, qx.get());
+        uint8_t* dst = cols.get();
+        for (int64_t oy = 0; oy < oh; ++oy)
+          for (int64_t ox = 0; ox < ow; ++ox) {
+            const int64_t x0 = ox * sw - pw;
+            const bool inside_x = x0 >= 0 && x0 + kw <= w;
+            for (int64_t ci = 0; ci < c; ++ci)
+              for (int64_t ky = 0; ky < kh; ++ky) {
+                const int64_t iy = oy * sh - ph + ky;
+                if (iy < 0 || iy >= h) {
+                  std::memset(dst, zp, static_cast<size_t>(kw));
                 } else {
-                  for (int64_t kx = 0; kx < kw; ++kx) {
-                    const int64_t ix = x0 + kx;
-                    dst[kx] = ix >= 0 && ix < w ? row[ix] : zp;
+                  const uint8_t* row = qx.get() + (ci * h + iy) * w;
+                  if (inside_x) {
+                    for (int64_t kx = 0; kx < kw; ++kx) dst[kx] = row[x0 + kx];
+                  } else {
+                    for (int64_t kx = 0; kx < kw; ++kx) {
+                      const int64_t ix = x0 + kx;
+                      dst[kx] = ix >= 0 && ix < w ? row[ix] : zp;
+                    }
                   }
                 }
+                dst += kw;
               }
-              dst += kw;
-            }
-        }
-      lowp::gemm_u8s8_f32(pix, cols.get(), k, p->w, qp.zero_point, qp.scale, ws.data<float>(),
-                          b.data<float>(), rows.get(), oc);
-      float* yi = y + img * oc * pix;
-      for (int64_t i0 = 0; i0 < pix; i0 += 16) {  // blocked transpose
-        const int64_t i1 = std::min(pix, i0 + 16);
-        for (int64_t o = 0; o < oc; ++o) {
-          float* d = yi + o * pix;
-          if (do_relu)
-            for (int64_t i = i0; i < i1; ++i) d[i] = std::max(rows[i * oc + o], 0.0f);
-          else
-            for (int64_t i = i0; i < i1; ++i) d[i] = rows[i * oc + o];
+          }
+        lowp::gemm_u8s8_f32(pix, cols.get(), k, p->w, qp.zero_point, qp.scale, ws.data<float>(),
+                            b.data<float>(), rows.get(), oc);
+        float* yi = y + img * oc * pix;
+        for (int64_t i0 = 0; i0 < pix; i0 += 16) {  // blocked transpose
+          const int64_t i1 = std::min(pix, i0 + 16);
+          for (int64_t o = 0; o < oc; ++o) {
+            float* d = yi + o * pix;
+            if (do_relu)
+              for (int64_t i = i0; i < i1; ++i) d[i] = std::max(rows[i * oc + o], 0.0f);
+            else
+              for (int64_t i = i0; i < i1; ++i) d[i] = rows[i * oc + o];
+          }
         }
       }
-    }
+    });
   });
   if (ts)
     ts.record("quantized_conv2d",

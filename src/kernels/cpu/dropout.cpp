@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_isa.h"
 
 namespace soma::kernels::cpu {
 namespace {
@@ -16,7 +17,7 @@ constexpr int64_t kGrain = 4096;
 
 // The words of blocks first .. first + kLanes - 1, word-major: w[r * kLanes + j] is word r of
 // block first + j. One lane per block; the ten rounds vectorise across the lanes.
-void philox_chunk(uint64_t first, uint64_t key, uint32_t* __restrict w) {
+SOMA_VECTOR_INLINE void philox_chunk(uint64_t first, uint64_t key, uint32_t* __restrict w) {
   const uint32_t key0 = static_cast<uint32_t>(key), key1 = static_cast<uint32_t>(key >> 32);
 #pragma omp simd
   for (int j = 0; j < kLanes; ++j) {
@@ -45,8 +46,8 @@ void philox_chunk(uint64_t first, uint64_t key, uint32_t* __restrict w) {
 
 // Elements [begin, end) of the tensor, begin a multiple of the chunk's element count.
 template <typename T>
-void dropout_range(const T* __restrict x, T* __restrict out, T* __restrict mask, int64_t begin,
-                   int64_t end, T p, T scale, uint64_t key) {
+SOMA_VECTOR_INLINE void dropout_range(const T* __restrict x, T* __restrict out, T* __restrict mask,
+                                      int64_t begin, int64_t end, T p, T scale, uint64_t key) {
   // float32 takes one word per element, float64 two: a chunk covers kChunk or kChunk / 2.
   constexpr int64_t kPer = sizeof(T) == 4 ? 1 : 2;
   constexpr int64_t kElems = kChunk / kPer;
@@ -97,7 +98,9 @@ void dropout(const T* x, T* out, T* mask, int64_t n, double p, uint64_t key) {
   const int64_t chunks = (n + kElems - 1) / kElems;
   parallel_team(n >= kGrain, [&](int64_t t, int64_t nt) {
     const int64_t b = chunks * t / nt * kElems, e = std::min(n, chunks * (t + 1) / nt * kElems);
-    if (e > b) dropout_range<T>(x, out, mask, b, e, pt, scale, key);
+    if (e > b)
+      with_vector_isa(
+          [&]() SOMA_VECTOR_BODY { dropout_range<T>(x, out, mask, b, e, pt, scale, key); });
   });
 }
 

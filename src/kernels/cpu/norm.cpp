@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_isa.h"
 
 namespace soma::kernels::cpu {
 namespace {
@@ -17,7 +18,7 @@ int64_t channel_grain(int64_t per_channel) {
 // s += sum(f1(i)), ss += sum(f2(i)) over n contiguous elements, where (f1, f2) = pair(i):
 // 16 lanes in T over blocks of 1024 (vectorised), blocks flushed into double.
 template <typename T, typename F>
-void lane_sums(int64_t n, F pair, double& s, double& ss) {
+SOMA_VECTOR_INLINE void lane_sums(int64_t n, F pair, double& s, double& ss) {
   constexpr int kLanes = 16;
   constexpr int64_t kBlock = 1024;
   for (int64_t b = 0; b < n; b += kBlock) {
@@ -55,29 +56,31 @@ void column_sums(int64_t A, int64_t C, F pair, double* s1, double* s2) {
   constexpr int64_t kCols = 256, kRows = 64;
   const int64_t chunks = (C + kCols - 1) / kCols;
   parallel_for(chunks, channel_grain(A * kCols), [&](int64_t c0, int64_t c1) {
-    for (int64_t chunk = c0; chunk < c1; ++chunk) {
-      const int64_t i0 = chunk * kCols, w = std::min(kCols, C - i0);
-      double a1[kCols] = {}, a2[kCols] = {};
-      for (int64_t r0 = 0; r0 < A; r0 += kRows) {
-        T p1[kCols] = {}, p2[kCols] = {};
-        const int64_t r1 = std::min(A, r0 + kRows);
-        for (int64_t a = r0; a < r1; ++a)
+    with_vector_isa([&]() SOMA_VECTOR_BODY {
+      for (int64_t chunk = c0; chunk < c1; ++chunk) {
+        const int64_t i0 = chunk * kCols, w = std::min(kCols, C - i0);
+        double a1[kCols] = {}, a2[kCols] = {};
+        for (int64_t r0 = 0; r0 < A; r0 += kRows) {
+          T p1[kCols] = {}, p2[kCols] = {};
+          const int64_t r1 = std::min(A, r0 + kRows);
+          for (int64_t a = r0; a < r1; ++a)
+            for (int64_t j = 0; j < w; ++j) {
+              T u, v;
+              pair(a, i0 + j, u, v);
+              p1[j] += u;
+              p2[j] += v;
+            }
           for (int64_t j = 0; j < w; ++j) {
-            T u, v;
-            pair(a, i0 + j, u, v);
-            p1[j] += u;
-            p2[j] += v;
+            a1[j] += p1[j];
+            a2[j] += p2[j];
           }
+        }
         for (int64_t j = 0; j < w; ++j) {
-          a1[j] += p1[j];
-          a2[j] += p2[j];
+          s1[i0 + j] = a1[j];
+          s2[i0 + j] = a2[j];
         }
       }
-      for (int64_t j = 0; j < w; ++j) {
-        s1[i0 + j] = a1[j];
-        s2[i0 + j] = a2[j];
-      }
-    }
+    });
   });
 }
 
@@ -96,7 +99,7 @@ void norm_stats(const T* x, int64_t A, int64_t C, int64_t B, T* mean, T* var) {
     const T* shift = x;  // row 0
     column_sums<T>(
         A, C,
-        [&](int64_t a, int64_t c, T& u, T& v) {
+        [&](int64_t a, int64_t c, T& u, T& v) SOMA_VECTOR_BODY {
           u = x[a * C + c] - shift[c];
           v = u * u;
         },
@@ -105,21 +108,23 @@ void norm_stats(const T* x, int64_t A, int64_t C, int64_t B, T* mean, T* var) {
     return;
   }
   parallel_for(C, channel_grain(A * B), [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      const T k = x[c * B];
-      double s = 0, ss = 0;
-      for (int64_t a = 0; a < A; ++a) {
-        const T* p = x + (a * C + c) * B;
-        lane_sums<T>(
-            B,
-            [p, k](int64_t i, T& u, T& v) {
-              u = p[i] - k;
-              v = u * u;
-            },
-            s, ss);
+    with_vector_isa([&]() SOMA_VECTOR_BODY {
+      for (int64_t c = c0; c < c1; ++c) {
+        const T k = x[c * B];
+        double s = 0, ss = 0;
+        for (int64_t a = 0; a < A; ++a) {
+          const T* p = x + (a * C + c) * B;
+          lane_sums<T>(
+              B,
+              [p, k](int64_t i, T& u, T& v) SOMA_VECTOR_BODY {
+                u = p[i] - k;
+                v = u * u;
+              },
+              s, ss);
+        }
+        finish(c, k, s, ss);
       }
-      finish(c, k, s, ss);
-    }
+    });
   });
 }
 
@@ -128,21 +133,25 @@ void norm_affine(const T* x, T* y, int64_t A, int64_t C, int64_t B, const T* mea
                  const T* shift) {
   if (B == 1) {
     parallel_for(A, channel_grain(C), [&](int64_t a0, int64_t a1) {
-      for (int64_t a = a0; a < a1; ++a) {
-        const T* p = x + a * C;
-        T* q = y + a * C;
-        for (int64_t c = 0; c < C; ++c) q[c] = (p[c] - mean[c]) * scale[c] + shift[c];
-      }
+      with_vector_isa([&]() SOMA_VECTOR_BODY {
+        for (int64_t a = a0; a < a1; ++a) {
+          const T* p = x + a * C;
+          T* q = y + a * C;
+          for (int64_t c = 0; c < C; ++c) q[c] = (p[c] - mean[c]) * scale[c] + shift[c];
+        }
+      });
     });
     return;
   }
   parallel_for(A * C, channel_grain(B), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const T m = mean[r % C], s = scale[r % C], t = shift[r % C];
-      const T* p = x + r * B;
-      T* q = y + r * B;
-      for (int64_t i = 0; i < B; ++i) q[i] = (p[i] - m) * s + t;
-    }
+    with_vector_isa([&]() SOMA_VECTOR_BODY {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T m = mean[r % C], s = scale[r % C], t = shift[r % C];
+        const T* p = x + r * B;
+        T* q = y + r * B;
+        for (int64_t i = 0; i < B; ++i) q[i] = (p[i] - m) * s + t;
+      }
+    });
   });
 }
 
@@ -150,19 +159,21 @@ template <typename T>
 void layer_norm_apply(const T* x, T* y, int64_t M, int64_t K, const T* mean, const T* rstd,
                       const T* w, const T* b) {
   parallel_for(M, channel_grain(K), [&](int64_t m0, int64_t m1) {
-    for (int64_t m = m0; m < m1; ++m) {
-      const T r = rstd[m], mu = mean[m];
-      const T* p = x + m * K;
-      T* q = y + m * K;
-      if (w && b)
-        for (int64_t k = 0; k < K; ++k) q[k] = (p[k] - mu) * r * w[k] + b[k];
-      else if (w)
-        for (int64_t k = 0; k < K; ++k) q[k] = (p[k] - mu) * r * w[k];
-      else if (b)
-        for (int64_t k = 0; k < K; ++k) q[k] = (p[k] - mu) * r + b[k];
-      else
-        for (int64_t k = 0; k < K; ++k) q[k] = (p[k] - mu) * r;
-    }
+    with_vector_isa([&]() SOMA_VECTOR_BODY {
+      for (int64_t m = m0; m < m1; ++m) {
+        const T r = rstd[m], mu = mean[m];
+        const T* p = x + m * K;
+        T* q = y + m * K;
+        if (w && b)
+          for (int64_t k = 0; k < K; ++k) q[k] = (p[k] - mu) * r * w[k] + b[k];
+        else if (w)
+          for (int64_t k = 0; k < K; ++k) q[k] = (p[k] - mu) * r * w[k];
+        else if (b)
+          for (int64_t k = 0; k < K; ++k) q[k] = (p[k] - mu) * r + b[k];
+        else
+          for (int64_t k = 0; k < K; ++k) q[k] = (p[k] - mu) * r;
+      }
+    });
   });
 }
 
@@ -173,7 +184,7 @@ void norm_backward_reduce(const T* dy, const T* x, int64_t A, int64_t C, int64_t
     std::vector<double> s(C), ss(C);
     column_sums<T>(
         A, C,
-        [&](int64_t a, int64_t c, T& u, T& v) {
+        [&](int64_t a, int64_t c, T& u, T& v) SOMA_VECTOR_BODY {
           u = dy[a * C + c];
           v = u * (x[a * C + c] - mean[c]);
         },
@@ -185,23 +196,25 @@ void norm_backward_reduce(const T* dy, const T* x, int64_t A, int64_t C, int64_t
     return;
   }
   parallel_for(C, channel_grain(A * B), [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      const T mu = mean[c];
-      double s = 0, ss = 0;
-      for (int64_t a = 0; a < A; ++a) {
-        const T* g = dy + (a * C + c) * B;
-        const T* p = x + (a * C + c) * B;
-        lane_sums<T>(
-            B,
-            [g, p, mu](int64_t i, T& u, T& v) {
-              u = g[i];
-              v = g[i] * (p[i] - mu);
-            },
-            s, ss);
+    with_vector_isa([&]() SOMA_VECTOR_BODY {
+      for (int64_t c = c0; c < c1; ++c) {
+        const T mu = mean[c];
+        double s = 0, ss = 0;
+        for (int64_t a = 0; a < A; ++a) {
+          const T* g = dy + (a * C + c) * B;
+          const T* p = x + (a * C + c) * B;
+          lane_sums<T>(
+              B,
+              [g, p, mu](int64_t i, T& u, T& v) SOMA_VECTOR_BODY {
+                u = g[i];
+                v = g[i] * (p[i] - mu);
+              },
+              s, ss);
+        }
+        sum_dy[c] = static_cast<T>(s);
+        sum_dyx[c] = static_cast<T>(ss);
       }
-      sum_dy[c] = static_cast<T>(s);
-      sum_dyx[c] = static_cast<T>(ss);
-    }
+    });
   });
 }
 
@@ -210,24 +223,28 @@ void norm_backward_apply(const T* dy, const T* x, T* dx, int64_t A, int64_t C, i
                          const T* mean, const T* k1, const T* k2, const T* k3) {
   if (B == 1) {
     parallel_for(A, channel_grain(C), [&](int64_t a0, int64_t a1) {
-      for (int64_t a = a0; a < a1; ++a) {
-        const T* g = dy + a * C;
-        const T* p = x + a * C;
-        T* q = dx + a * C;
-        for (int64_t c = 0; c < C; ++c) q[c] = g[c] * k1[c] + (p[c] - mean[c]) * k2[c] + k3[c];
-      }
+      with_vector_isa([&]() SOMA_VECTOR_BODY {
+        for (int64_t a = a0; a < a1; ++a) {
+          const T* g = dy + a * C;
+          const T* p = x + a * C;
+          T* q = dx + a * C;
+          for (int64_t c = 0; c < C; ++c) q[c] = g[c] * k1[c] + (p[c] - mean[c]) * k2[c] + k3[c];
+        }
+      });
     });
     return;
   }
   parallel_for(A * C, channel_grain(B), [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t c = r % C;
-      const T m = mean[c], u = k1[c], v = k2[c], w = k3[c];
-      const T* g = dy + r * B;
-      const T* p = x + r * B;
-      T* q = dx + r * B;
-      for (int64_t i = 0; i < B; ++i) q[i] = g[i] * u + (p[i] - m) * v + w;
-    }
+    with_vector_isa([&]() SOMA_VECTOR_BODY {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t c = r % C;
+        const T m = mean[c], u = k1[c], v = k2[c], w = k3[c];
+        const T* g = dy + r * B;
+        const T* p = x + r * B;
+        T* q = dx + r * B;
+        for (int64_t i = 0; i < B; ++i) q[i] = g[i] * u + (p[i] - m) * v + w;
+      }
+    });
   });
 }
 

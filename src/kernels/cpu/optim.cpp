@@ -3,14 +3,16 @@
 #include <cmath>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_isa.h"
 
 namespace soma::kernels::cpu {
 namespace {
 
-// Element loops over [b, e): the threaded kernels run them over one share per thread, the
-// references over [0, n) on the calling thread.
+// Element loops over [b, e): the threaded kernels run them over one share per thread, compiled
+// for the CPU's vector level (vector_isa.h), the references over [0, n) on the calling thread.
 template <typename T>
-void sgd_range(int64_t b0, int64_t e, T* p, const T* g, T* b, const SgdArgs<T>& a) {
+SOMA_VECTOR_INLINE void sgd_range(int64_t b0, int64_t e, T* p, const T* g, T* b,
+                                  const SgdArgs<T>& a) {
   for (int64_t i = b0; i < e; ++i) {
     T d = g[i];
     if (a.weight_decay) d = d + a.wd * p[i];
@@ -24,8 +26,9 @@ void sgd_range(int64_t b0, int64_t e, T* p, const T* g, T* b, const SgdArgs<T>& 
 
 // Restrict pointers and compile-time modes let the Adam loop vectorise.
 template <typename T, AdamMode kMode, bool kAmsgrad>
-void adam_loop(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict m, T* __restrict v,
-               T* __restrict vmax, const AdamArgs<T> c) {
+SOMA_VECTOR_INLINE void adam_loop(int64_t n, T* __restrict p, const T* __restrict g,
+                                  T* __restrict m, T* __restrict v, T* __restrict vmax,
+                                  const AdamArgs<T> c) {
   for (int64_t i = 0; i < n; ++i) {
     T d = g[i];
     T pi = p[i];
@@ -46,9 +49,10 @@ void adam_loop(int64_t n, T* __restrict p, const T* __restrict g, T* __restrict 
 }
 
 template <typename T>
-void adam_range(int64_t b, int64_t e, T* p, const T* g, T* m, T* v, T* vmax, const AdamArgs<T>& a) {
+SOMA_VECTOR_INLINE void adam_range(int64_t b, int64_t e, T* p, const T* g, T* m, T* v, T* vmax,
+                                   const AdamArgs<T>& a) {
   // One instantiation per (weight-decay mode, amsgrad), so the loop has no branches.
-  auto run = [&]<AdamMode kMode>() {
+  auto run = [&]<AdamMode kMode>() SOMA_VECTOR_BODY {
     if (vmax)
       adam_loop<T, kMode, true>(e - b, p + b, g + b, m + b, v + b, vmax + b, a);
     else
@@ -65,8 +69,8 @@ void adam_range(int64_t b, int64_t e, T* p, const T* g, T* m, T* v, T* vmax, con
 }
 
 template <typename T>
-void rmsprop_range(int64_t b0, int64_t e, T* p, const T* g, T* v, T* b, T* gm,
-                   const RmspropArgs<T>& a) {
+SOMA_VECTOR_INLINE void rmsprop_range(int64_t b0, int64_t e, T* p, const T* g, T* v, T* b, T* gm,
+                                      const RmspropArgs<T>& a) {
   for (int64_t i = b0; i < e; ++i) {
     T d = g[i];
     if (a.weight_decay) d = d + a.wd * p[i];
@@ -89,7 +93,8 @@ void rmsprop_range(int64_t b0, int64_t e, T* p, const T* g, T* v, T* b, T* gm,
 }
 
 template <typename T>
-void adagrad_range(int64_t b, int64_t e, T* p, const T* g, T* sum, const AdagradArgs<T>& a) {
+SOMA_VECTOR_INLINE void adagrad_range(int64_t b, int64_t e, T* p, const T* g, T* sum,
+                                      const AdagradArgs<T>& a) {
   for (int64_t i = b; i < e; ++i) {
     T d = g[i];
     if (a.weight_decay) d = d + a.wd * p[i];
@@ -99,7 +104,8 @@ void adagrad_range(int64_t b, int64_t e, T* p, const T* g, T* sum, const Adagrad
 }
 
 template <typename T>
-void adadelta_range(int64_t b, int64_t e, T* p, const T* g, T* v, T* u, const AdadeltaArgs<T>& a) {
+SOMA_VECTOR_INLINE void adadelta_range(int64_t b, int64_t e, T* p, const T* g, T* v, T* u,
+                                       const AdadeltaArgs<T>& a) {
   for (int64_t i = b; i < e; ++i) {
     T d = g[i];
     if (a.weight_decay) d = d + a.wd * p[i];
@@ -115,27 +121,33 @@ void adadelta_range(int64_t b, int64_t e, T* p, const T* g, T* v, T* u, const Ad
 
 template <typename T>
 void sgd_update(int64_t n, T* p, const T* g, T* b, const SgdArgs<T>& a) {
-  parallel_for(n, kParallelGrain, [&](int64_t s, int64_t e) { sgd_range<T>(s, e, p, g, b, a); });
+  parallel_for(n, kParallelGrain, [&](int64_t s, int64_t e) {
+    with_vector_isa([&]() SOMA_VECTOR_BODY { sgd_range<T>(s, e, p, g, b, a); });
+  });
 }
 template <typename T>
 void adam_update(int64_t n, T* p, const T* g, T* m, T* v, T* vmax, const AdamArgs<T>& a) {
-  parallel_for(n, kParallelGrain,
-               [&](int64_t s, int64_t e) { adam_range<T>(s, e, p, g, m, v, vmax, a); });
+  parallel_for(n, kParallelGrain, [&](int64_t s, int64_t e) {
+    with_vector_isa([&]() SOMA_VECTOR_BODY { adam_range<T>(s, e, p, g, m, v, vmax, a); });
+  });
 }
 template <typename T>
 void rmsprop_update(int64_t n, T* p, const T* g, T* v, T* b, T* gm, const RmspropArgs<T>& a) {
-  parallel_for(n, kParallelGrain,
-               [&](int64_t s, int64_t e) { rmsprop_range<T>(s, e, p, g, v, b, gm, a); });
+  parallel_for(n, kParallelGrain, [&](int64_t s, int64_t e) {
+    with_vector_isa([&]() SOMA_VECTOR_BODY { rmsprop_range<T>(s, e, p, g, v, b, gm, a); });
+  });
 }
 template <typename T>
 void adagrad_update(int64_t n, T* p, const T* g, T* sum, const AdagradArgs<T>& a) {
-  parallel_for(n, kParallelGrain,
-               [&](int64_t s, int64_t e) { adagrad_range<T>(s, e, p, g, sum, a); });
+  parallel_for(n, kParallelGrain, [&](int64_t s, int64_t e) {
+    with_vector_isa([&]() SOMA_VECTOR_BODY { adagrad_range<T>(s, e, p, g, sum, a); });
+  });
 }
 template <typename T>
 void adadelta_update(int64_t n, T* p, const T* g, T* v, T* u, const AdadeltaArgs<T>& a) {
-  parallel_for(n, kParallelGrain,
-               [&](int64_t s, int64_t e) { adadelta_range<T>(s, e, p, g, v, u, a); });
+  parallel_for(n, kParallelGrain, [&](int64_t s, int64_t e) {
+    with_vector_isa([&]() SOMA_VECTOR_BODY { adadelta_range<T>(s, e, p, g, v, u, a); });
+  });
 }
 
 template <typename T>

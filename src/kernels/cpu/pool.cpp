@@ -6,9 +6,21 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_isa.h"
+
+#if SOMA_HAVE_TARGET_AVX512
+#include <immintrin.h>
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which the uninitialized-use
+// warnings report once they are inlined; -Wpsabi notes pick()'s __m512 arguments (always
+// inlined into AVX-512 code, so no call crosses the ABI).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
 namespace soma::kernels::cpu {
 
@@ -31,13 +43,17 @@ inline void valid_range(int64_t off, int64_t s, int64_t n, int64_t count, int64_
   if (hi < lo) hi = lo;
 }
 
-// Splits the planes over threads, at least ~kParallelGrain elements per share.
+// Splits the planes over threads, at least ~kParallelGrain elements per share; each share runs
+// f(p) for its planes compiled for the CPU's vector level (vector_isa.h: f and what it calls
+// must be inlined, SOMA_VECTOR_BODY / SOMA_VECTOR_INLINE).
 template <typename F>
 void for_planes(const PoolGeometry& g, F&& f) {
   const int64_t per_plane = std::max<int64_t>(1, g.height * g.width + g.oh * g.ow);
   const int64_t grain = std::max<int64_t>(1, kParallelGrain / per_plane);
   parallel_for(g.planes, grain, [&](int64_t p0, int64_t p1) {
-    for (int64_t p = p0; p < p1; ++p) f(p);
+    with_vector_isa([&]() SOMA_VECTOR_BODY {
+      for (int64_t p = p0; p < p1; ++p) f(p);
+    });
   });
 }
 
@@ -47,8 +63,112 @@ inline bool is_2x2(const PoolGeometry& g) {
          g.dw == 1 && 2 * g.oh <= g.height && 2 * g.ow <= g.width;
 }
 
+#if SOMA_HAVE_TARGET_AVX512
+// 2x2 stride-2 float32 max pooling with AVX-512 masks, 16 outputs per step: the CNN's rows
+// (14 and 7 outputs) are shorter than a 16-lane vector, so the compiler's loop below runs
+// them in its scalar remainder. Each step loads the two input rows' 32 floats (masked),
+// splits even and odd columns with permutes, picks the window maximum as beats() does (a
+// larger value or a NaN replaces it) and writes the index as int64. Positions are int32:
+// callers check that the plane has fewer than 2^31 elements.
+// One step of beats() over 16 windows: where v is larger than m, or a NaN, m takes v and k at.
+SOMA_TARGET_AVX512 inline void pick(__m512& m, __m512i& k, __m512 v, __m512i at) {
+  const __mmask16 s = _mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  m = _mm512_mask_mov_ps(m, s, v);
+  k = _mm512_mask_mov_epi32(k, s, at);
+}
+
+SOMA_TARGET_AVX512 void max_plane_2x2_avx512(const float* x, float* y, int64_t* idx,
+                                             const PoolGeometry& g) {
+  const int64_t W = g.width;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512i one = _mm512_set1_epi32(1), kw = _mm512_set1_epi32(static_cast<int>(W)),
+                kw1 = _mm512_set1_epi32(static_cast<int>(W + 1));
+  for (int64_t oy = 0; oy < g.oh; ++oy) {
+    const float* r0 = x + 2 * oy * W;
+    const float* r1 = r0 + W;
+    float* yr = y + oy * g.ow;
+    int64_t* ir = idx + oy * g.ow;
+    for (int64_t ox = 0; ox < g.ow; ox += 16) {
+      const int n = static_cast<int>(std::min<int64_t>(16, g.ow - ox));
+      const auto out = static_cast<__mmask16>((1u << n) - 1);
+      const auto lo = static_cast<__mmask16>(n >= 8 ? 0xFFFFu : (1u << (2 * n)) - 1);
+      const auto hi = static_cast<__mmask16>(n > 8 ? (1u << (2 * n - 16)) - 1 : 0u);
+      const __m512 a0 = _mm512_maskz_loadu_ps(lo, r0 + 2 * ox);
+      const __m512 a1 = _mm512_maskz_loadu_ps(hi, r0 + 2 * ox + 16);
+      const __m512 b0 = _mm512_maskz_loadu_ps(lo, r1 + 2 * ox);
+      const __m512 b1 = _mm512_maskz_loadu_ps(hi, r1 + 2 * ox + 16);
+      __m512 m = _mm512_permutex2var_ps(a0, even, a1);
+      __m512i k = _mm512_setzero_si512();
+      pick(m, k, _mm512_permutex2var_ps(a0, odd, a1), one);
+      pick(m, k, _mm512_permutex2var_ps(b0, even, b1), kw);
+      pick(m, k, _mm512_permutex2var_ps(b0, odd, b1), kw1);
+      _mm512_mask_storeu_ps(yr + ox, out, m);
+      const __m512i pos = _mm512_add_epi32(
+          _mm512_add_epi32(k, even), _mm512_set1_epi32(static_cast<int>(2 * oy * W + 2 * ox)));
+      _mm512_mask_storeu_epi64(ir + ox, static_cast<__mmask8>(out),
+                               _mm512_cvtepi32_epi64(_mm512_castsi512_si256(pos)));
+      _mm512_mask_storeu_epi64(ir + ox + 8, static_cast<__mmask8>(out >> 8),
+                               _mm512_cvtepi32_epi64(_mm512_extracti64x4_epi64(pos, 1)));
+    }
+  }
+}
+
+// Its backward: each gx element of the windows gets gy where the index points at it, else 0
+// (scatter_plane_2x2's contract; the caller zeroes the columns and rows past the windows).
+SOMA_TARGET_AVX512 void scatter_plane_2x2_avx512(const float* gy, const int64_t* idx, float* gx,
+                                                 const PoolGeometry& g) {
+  const int64_t W = g.width;
+  const __m512i lane2 =
+      _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i lo_mix = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi_mix = _mm512_add_epi32(lo_mix, _mm512_set1_epi32(8));
+  const __m512i one = _mm512_set1_epi32(1), kw = _mm512_set1_epi32(static_cast<int>(W)),
+                kw1 = _mm512_set1_epi32(static_cast<int>(W + 1));
+  for (int64_t oy = 0; oy < g.oh; ++oy) {
+    float* r0 = gx + 2 * oy * W;
+    float* r1 = r0 + W;
+    const float* gr = gy + oy * g.ow;
+    const int64_t* ir = idx + oy * g.ow;
+    for (int64_t ox = 0; ox < g.ow; ox += 16) {
+      const int n = static_cast<int>(std::min<int64_t>(16, g.ow - ox));
+      const auto out = static_cast<__mmask16>((1u << n) - 1);
+      const auto lo = static_cast<__mmask16>(n >= 8 ? 0xFFFFu : (1u << (2 * n)) - 1);
+      const auto hi = static_cast<__mmask16>(n > 8 ? (1u << (2 * n - 16)) - 1 : 0u);
+      const __m512i i0 = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(out), ir + ox);
+      const __m512i i1 = _mm512_maskz_loadu_epi64(static_cast<__mmask8>(out >> 8), ir + ox + 8);
+      const __m512i pos = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi64_epi32(i0)),
+                                             _mm512_cvtepi64_epi32(i1), 1);
+      const __m512i k = _mm512_sub_epi32(
+          pos, _mm512_add_epi32(lane2, _mm512_set1_epi32(static_cast<int>(2 * oy * W + 2 * ox))));
+      const __m512 v = _mm512_maskz_loadu_ps(out, gr + ox);
+      const __m512 e0 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(k, _mm512_setzero_si512()), v);
+      const __m512 e1 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(k, one), v);
+      const __m512 e2 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(k, kw), v);
+      const __m512 e3 = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(k, kw1), v);
+      _mm512_mask_storeu_ps(r0 + 2 * ox, lo, _mm512_permutex2var_ps(e0, lo_mix, e1));
+      _mm512_mask_storeu_ps(r0 + 2 * ox + 16, hi, _mm512_permutex2var_ps(e0, hi_mix, e1));
+      _mm512_mask_storeu_ps(r1 + 2 * ox, lo, _mm512_permutex2var_ps(e2, lo_mix, e3));
+      _mm512_mask_storeu_ps(r1 + 2 * ox + 16, hi, _mm512_permutex2var_ps(e2, hi_mix, e3));
+    }
+  }
+}
+#endif
+
+// The AVX-512 kernels take float32 planes of fewer than 2^31 elements where the CPU (and
+// SOMA_MAX_CPU_ISA) allow AVX-512.
 template <typename T>
-void max_plane_2x2(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
+inline bool use_avx512_rows(const PoolGeometry& g) {
+  return SOMA_HAVE_TARGET_AVX512 && std::is_same_v<T, float> && vector_level() >= 2 &&
+         g.height * g.width < (int64_t{1} << 31);
+}
+
+template <typename T>
+SOMA_VECTOR_INLINE void max_plane_2x2(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
+#if SOMA_HAVE_TARGET_AVX512
+  if constexpr (std::is_same_v<T, float>)
+    if (use_avx512_rows<T>(g)) return max_plane_2x2_avx512(x, y, idx, g);
+#endif
   const int64_t W = g.width;
   for (int64_t oy = 0; oy < g.oh; ++oy) {
     const T* r0 = x + 2 * oy * W;
@@ -71,7 +191,7 @@ void max_plane_2x2(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
 }
 
 template <typename T>
-void max_plane(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
+SOMA_VECTOR_INLINE void max_plane(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
   const int64_t H = g.height, W = g.width;
   if (is_2x2(g)) return max_plane_2x2(x, y, idx, g);
   for (int64_t oy = 0; oy < g.oh; ++oy) {
@@ -110,8 +230,19 @@ void max_plane(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
 // 2x2 stride-2 windows without padding do not overlap: each gx element is written once, gy
 // where the index points at it and 0 elsewhere (no zero fill, no scatter).
 template <typename T>
-void scatter_plane_2x2(const T* gy, const int64_t* idx, T* gx, const PoolGeometry& g) {
+SOMA_VECTOR_INLINE void scatter_plane_2x2(const T* gy, const int64_t* idx, T* gx,
+                                          const PoolGeometry& g) {
   const int64_t W = g.width;
+#if SOMA_HAVE_TARGET_AVX512
+  if constexpr (std::is_same_v<T, float>)
+    if (use_avx512_rows<T>(g)) {
+      scatter_plane_2x2_avx512(gy, idx, gx, g);
+      for (int64_t oy = 0; oy < g.oh; ++oy)
+        for (int64_t x = 2 * g.ow; x < W; ++x) gx[2 * oy * W + x] = gx[(2 * oy + 1) * W + x] = T(0);
+      std::fill(gx + 2 * g.oh * W, gx + g.height * W, T(0));
+      return;
+    }
+#endif
   for (int64_t oy = 0; oy < g.oh; ++oy) {
     T* r0 = gx + 2 * oy * W;
     T* r1 = r0 + W;
@@ -133,7 +264,8 @@ void scatter_plane_2x2(const T* gy, const int64_t* idx, T* gx, const PoolGeometr
 }
 
 template <typename T>
-void scatter_plane(const T* gy, const int64_t* idx, T* gx, const PoolGeometry& g) {
+SOMA_VECTOR_INLINE void scatter_plane(const T* gy, const int64_t* idx, T* gx,
+                                      const PoolGeometry& g) {
   if (is_2x2(g)) return scatter_plane_2x2(gy, idx, gx, g);
   const int64_t n = g.height * g.width, L = g.oh * g.ow;
   std::fill(gx, gx + n, T(0));
@@ -154,7 +286,7 @@ inline int64_t avg_divisor(const PoolGeometry& g, int64_t oy, int64_t ox) {
 }
 
 template <typename T>
-void avg_plane(const T* x, T* y, const PoolGeometry& g) {
+SOMA_VECTOR_INLINE void avg_plane(const T* x, T* y, const PoolGeometry& g) {
   const int64_t H = g.height, W = g.width;
   for (int64_t oy = 0; oy < g.oh; ++oy) {
     T* yr = y + oy * g.ow;
@@ -175,7 +307,8 @@ void avg_plane(const T* x, T* y, const PoolGeometry& g) {
 }
 
 template <typename T>
-void avg_plane_backward(const T* gy, T* gx, const PoolGeometry& g, std::vector<T>& scaled) {
+SOMA_VECTOR_INLINE void avg_plane_backward(const T* gy, T* gx, const PoolGeometry& g,
+                                           std::vector<T>& scaled) {
   const int64_t H = g.height, W = g.width;
   std::fill(gx, gx + H * W, T(0));
   scaled.resize(static_cast<size_t>(g.ow));
@@ -205,7 +338,7 @@ inline int64_t adaptive_end(int64_t i, int64_t in, int64_t out) {
 }
 
 template <typename T>
-void adaptive_max_plane(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
+SOMA_VECTOR_INLINE void adaptive_max_plane(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
   const int64_t H = g.height, W = g.width;
   for (int64_t oy = 0; oy < g.oh; ++oy) {
     const int64_t h0 = adaptive_start(oy, H, g.oh), h1 = adaptive_end(oy, H, g.oh);
@@ -230,19 +363,22 @@ void adaptive_max_plane(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
 template <typename T>
 void max_pool_forward(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
   const int64_t in = g.height * g.width, out = g.oh * g.ow;
-  for_planes(g, [&](int64_t p) { max_plane(x + p * in, y + p * out, idx + p * out, g); });
+  for_planes(
+      g, [&](int64_t p) SOMA_VECTOR_BODY { max_plane(x + p * in, y + p * out, idx + p * out, g); });
 }
 
 template <typename T>
 void max_pool_backward(const T* gy, const int64_t* idx, T* gx, const PoolGeometry& g) {
   const int64_t in = g.height * g.width, out = g.oh * g.ow;
-  for_planes(g, [&](int64_t p) { scatter_plane(gy + p * out, idx + p * out, gx + p * in, g); });
+  for_planes(g, [&](int64_t p) SOMA_VECTOR_BODY {
+    scatter_plane(gy + p * out, idx + p * out, gx + p * in, g);
+  });
 }
 
 template <typename T>
 void avg_pool_forward(const T* x, T* y, const PoolGeometry& g) {
   const int64_t in = g.height * g.width, out = g.oh * g.ow;
-  for_planes(g, [&](int64_t p) { avg_plane(x + p * in, y + p * out, g); });
+  for_planes(g, [&](int64_t p) SOMA_VECTOR_BODY { avg_plane(x + p * in, y + p * out, g); });
 }
 
 template <typename T>
@@ -258,7 +394,9 @@ void avg_pool_backward(const T* gy, T* gx, const PoolGeometry& g) {
 template <typename T>
 void adaptive_max_pool_forward(const T* x, T* y, int64_t* idx, const PoolGeometry& g) {
   const int64_t in = g.height * g.width, out = g.oh * g.ow;
-  for_planes(g, [&](int64_t p) { adaptive_max_plane(x + p * in, y + p * out, idx + p * out, g); });
+  for_planes(g, [&](int64_t p) SOMA_VECTOR_BODY {
+    adaptive_max_plane(x + p * in, y + p * out, idx + p * out, g);
+  });
 }
 
 // ---- references: one output element at a time ------------------------------------------------

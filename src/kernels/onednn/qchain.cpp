@@ -13,6 +13,7 @@
 
 #include "kernels/cpu/lowp.h"
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_isa.h"
 #include "kernels/onednn/common.h"
 #include "soma/core/error.h"
 
@@ -46,7 +47,7 @@ struct StagePlan {
 // out[k] = max(out[k], in[k]) for k < c (vectorized: the two never overlap). C > 0: c == C,
 // known at compile time (one or two vector instructions per call).
 template <int C>
-inline void max_into(uint8_t* __restrict out, const uint8_t* __restrict in, int64_t c) {
+SOMA_VECTOR_INLINE void max_into(uint8_t* __restrict out, const uint8_t* __restrict in, int64_t c) {
   const int64_t n = C > 0 ? C : c;
   for (int64_t k = 0; k < n; ++k) out[k] = in[k] > out[k] ? in[k] : out[k];
 }
@@ -61,21 +62,23 @@ void max_pool_nhwc_u8_impl(const uint8_t* x, uint8_t* y, int64_t n, int64_t c, i
   // 0 is uint8's least value, so the maximum over a window's positions inside the input is
   // the maximum of 0 and them: each output row starts at 0.
   cpu::parallel_for(n * p.oh, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const int64_t img = r / p.oh, oy = r % p.oh;
-      uint8_t* out_row = y + (img * p.oh + oy) * p.ow * c;
-      std::memset(out_row, 0, static_cast<size_t>(p.ow * c));
-      for (int64_t ky = 0; ky < p.kh; ++ky) {
-        const int64_t iy = oy * p.sh - p.ph + ky * p.dh;
-        if (iy < 0 || iy >= h) continue;
-        const uint8_t* in_row = x + (img * h + iy) * w * c;
-        for (int64_t ox = 0; ox < p.ow; ++ox)
-          for (int64_t kx = 0; kx < p.kw; ++kx) {
-            const int64_t ix = ox * p.sw - p.pw + kx * p.dw;
-            if (ix >= 0 && ix < w) max_into<C>(out_row + ox * c, in_row + ix * c, c);
-          }
+    cpu::with_vector_isa([&]() SOMA_VECTOR_BODY {
+      for (int64_t r = begin; r < end; ++r) {
+        const int64_t img = r / p.oh, oy = r % p.oh;
+        uint8_t* out_row = y + (img * p.oh + oy) * p.ow * c;
+        std::memset(out_row, 0, static_cast<size_t>(p.ow * c));
+        for (int64_t ky = 0; ky < p.kh; ++ky) {
+          const int64_t iy = oy * p.sh - p.ph + ky * p.dh;
+          if (iy < 0 || iy >= h) continue;
+          const uint8_t* in_row = x + (img * h + iy) * w * c;
+          for (int64_t ox = 0; ox < p.ow; ++ox)
+            for (int64_t kx = 0; kx < p.kw; ++kx) {
+              const int64_t ix = ox * p.sw - p.pw + kx * p.dw;
+              if (ix >= 0 && ix < w) max_into<C>(out_row + ox * c, in_row + ix * c, c);
+            }
+        }
       }
-    }
+    });
   });
 }
 
