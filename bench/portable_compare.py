@@ -3,7 +3,7 @@
 build and of a portable build, interleaved in one run (docs/PERFORMANCE.md, "Portable build").
 
   bench/portable_compare.py [NAME=SOMA ...] [--reps 3] [--threads 1] [--seconds 1]
-  # default: native=build/soma portable=build-portable/soma
+  # default: native=build-native/soma (-DSOMA_NATIVE=ON) portable=build/soma (the default build)
 
 Each row runs every binary --reps times, rotating which goes first, and compares medians with
 the first binary's: samples/s for throughput rows (ratio = this / first, < 1 means slower) and
@@ -34,7 +34,7 @@ def soma_bench(soma, model, batch, precision, threads, train, seconds):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("builds", nargs="*", metavar="NAME=SOMA",
-                    default=[f"native={ROOT}/build/soma", f"portable={ROOT}/build-portable/soma"])
+                    default=[f"native={ROOT}/build-native/soma", f"portable={ROOT}/build/soma"])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=1.0, help="per soma bench run")

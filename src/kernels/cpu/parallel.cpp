@@ -12,6 +12,7 @@
 #include <string>
 #include <thread>
 
+#include "kernels/cpu/vector_isa.h"
 #include "soma/core/error.h"
 #include "soma/core/threading.h"
 
@@ -120,6 +121,18 @@ void sync_blas_threads() {
   if (openblas_get_num_threads() != n) openblas_set_num_threads(n);
 }
 
+namespace {
+
+// A region's body may ask for the vector level (with_vector_isa), whose first call reads
+// SOMA_MAX_CPU_ISA and throws soma::Error on an unknown value. An exception leaving an OpenMP
+// region terminates the process, so the level is settled here, on the calling thread, where
+// that error reaches the caller (cheap after the first call: a static's guard).
+void settle_vector_level() {
+  (void)vector_level();
+}
+
+}  // namespace
+
 void parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> f, int64_t align) {
   if (n <= 0) return;
   const int threads = n < grain ? 1 : num_threads();
@@ -128,6 +141,7 @@ void parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> 
     f(0, n);
     return;
   }
+  settle_vector_level();
   int team = 1;
 #pragma omp parallel num_threads(threads)
   {
@@ -150,6 +164,7 @@ void parallel_team(bool parallel, FunctionRef<void(int64_t, int64_t)> f) {
     f(0, 1);
     return;
   }
+  settle_vector_level();
   int team = 1;
 #pragma omp parallel num_threads(threads)
   {

@@ -16,7 +16,8 @@
 #include <immintrin.h>
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_*(), which the uninitialized-use
 // warnings report once they are inlined; -Wpsabi notes pick()'s __m512 arguments (always
-// inlined into AVX-512 code, so no call crosses the ABI).
+// inlined into AVX-512 code, so no call crosses the ABI). Popped at the end of the file.
+#pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -488,3 +489,7 @@ SOMA_INSTANTIATE_POOL(double)
 #undef SOMA_INSTANTIATE_POOL
 
 }  // namespace soma::kernels::cpu
+
+#if SOMA_HAVE_TARGET_AVX512
+#pragma GCC diagnostic pop
+#endif

@@ -15,6 +15,10 @@
 // lambda's captures hide restrict). Keep the body to one thread's share: the dispatch belongs
 // inside parallel_for's chunk, since an OpenMP region's body is outlined into its own function.
 //
+// The files that use it are compiled with -ffp-contract=off (CMakeLists.txt,
+// SOMA_VECTOR_ISA_SOURCES): GCC would otherwise fuse a*b+c into an FMA in the AVX2/AVX-512
+// copies only, and the copies would give different last bits. Add a new such file there.
+//
 // Where the build already targets AVX-512 (-march=native on this CPU) or the compiler is not
 // GCC (the clang fuzz build), with_vector_isa calls the body directly: one copy, as before.
 #pragma once
