@@ -66,8 +66,9 @@ TEST(VectorIsa, LevelFollowsTheCap) {
               SOMA_VECTOR_ISA_CLONES ? "yes" : "no, the build's own -march");
 }
 
-// Which copy with_vector_isa ran, seen from its code: this file is compiled with GCC's default
-// floating-point contraction (CMakeLists.txt turns it off for the library only), so a*b - c
+// Which copy with_vector_isa ran, seen from its code: this file is compiled with -O2
+// -ffp-contract=fast in every build (CMakeLists.txt; the library's dispatched files have it
+// off), so a*b - c
 // becomes one fused multiply-subtract where the copy's ISA has FMA (levels 1 and 2) and two
 // rounded operations where it does not (the baseline copy). With a = b = 1 + 2^-12 and c = the
 // float product 1 + 2^-11, the fused result is the product's rounding error 2^-24, the
