@@ -387,8 +387,10 @@ void avg_pool_backward(const T* gy, T* gx, const PoolGeometry& g) {
   const int64_t in = g.height * g.width, out = g.oh * g.ow;
   const int64_t grain = std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, in + out));
   parallel_for(g.planes, grain, [&](int64_t p0, int64_t p1) {
-    std::vector<T> scaled;
-    for (int64_t p = p0; p < p1; ++p) avg_plane_backward(gy + p * out, gx + p * in, g, scaled);
+    std::vector<T> scaled(static_cast<size_t>(g.ow));
+    with_vector_isa([&]() SOMA_VECTOR_BODY {
+      for (int64_t p = p0; p < p1; ++p) avg_plane_backward(gy + p * out, gx + p * in, g, scaled);
+    });
   });
 }
 
