@@ -282,26 +282,51 @@ TEST(NormModules, Errors) {
 }
 
 // The fast kernels against the one-element-at-a-time references, on shapes with several
-// vectors and blocks per channel (1e-4 relative in float32).
+// vectors and blocks per channel (1e-4 relative in float32). The batch-norm shapes cover planes
+// shorter than a 16-lane vector (B = 4: every element in the lanes' remainder), planes with a
+// remainder (B = 49, 196), enough planes per channel that the float lanes are flushed into
+// double in the middle of a plane, data far from zero next to its spread (the statistics shift
+// by the channel's first element), and float64.
 TEST(NormKernels, FastMatchesReference) {
   soma::manual_seed(7);
   struct Case {
     std::function<Tensor(const Tensor&)> f;
     soma::Shape shape;
+    double scale = 3.0, offset = 2.0;
+    soma::DType dtype = soma::kFloat32;
+    bool first_zero = false;  // each channel's first element 0 (the statistics' shift), the rest
+                              // near the offset
   };
+  auto bn_affine = [](const Tensor& x) {
+    Tensor w = soma::full({x.size(1)}, 1.5, x.dtype()), b = soma::full({x.size(1)}, 0.25, x.dtype());
+    return F::batch_norm(x, {}, {}, w.requires_grad_(true), b.requires_grad_(true), true);
+  };
+  auto bn = [](const Tensor& x) { return F::batch_norm(x, {}, {}, {}, {}, true); };
   std::vector<Case> cases = {
-      {[](const Tensor& x) {
-         Tensor w = soma::full({x.size(1)}, 1.5), b = soma::full({x.size(1)}, 0.25);
-         return F::batch_norm(x, {}, {}, w.requires_grad_(true), b.requires_grad_(true), true);
-       },
-       {8, 5, 33, 37}},
-      {[](const Tensor& x) { return F::batch_norm(x, {}, {}, {}, {}, true); }, {300, 37}},
+      {bn_affine, {8, 5, 33, 37}},
+      {bn, {300, 37}},
+      {bn_affine, {256, 4, 2, 2}},
+      {bn_affine, {64, 3, 7, 7}},
+      {bn_affine, {130, 2, 14, 14}},
+      {bn_affine, {256, 4, 2, 2}, 1.0, 300.0},
+      {bn_affine, {256, 4, 2, 2}, 1.0, 300.0, soma::kFloat32, true},
+      {bn_affine, {64, 3, 7, 7}, 1.0, 300.0, soma::kFloat32, true},
+      {bn_affine, {130, 2, 14, 14}, 1.0, 300.0, soma::kFloat32, true},
+      {bn, {300, 37}, 1.0, 300.0, soma::kFloat32, true},
+      {bn_affine, {130, 2, 14, 14}, 3.0, 2.0, soma::kFloat64},
+      {bn_affine, {256, 3, 1, 3}, 3.0, 2.0, soma::kFloat64},
       {[](const Tensor& x) { return F::layer_norm(x, {x.size(-1)}); }, {7, 1029}},
       {[](const Tensor& x) { return F::group_norm(x, 3); }, {3, 6, 21, 19}},
   };
   for (const Case& c : cases) {
-    Tensor x = (soma::randn(c.shape) * 3.0 + 2.0).requires_grad_(true);
-    Tensor g = soma::randn(c.shape);
+    Tensor x = soma::randn(c.shape, c.dtype) * c.scale + c.offset;
+    if (c.first_zero) {
+      Tensor first = x.narrow(0, 0, 1);
+      for (int64_t d = 2; d < x.dim(); ++d) first = first.narrow(d, 0, 1);
+      first.zero_();
+    }
+    x.requires_grad_(true);
+    Tensor g = soma::randn(c.shape, c.dtype);
     Tensor y = c.f(x);
     (y * g).sum().backward();
     Tensor gx = x.grad();
@@ -313,8 +338,11 @@ TEST(NormKernels, FastMatchesReference) {
       (yr * g).sum().backward();
       gxr = x.grad();
     }
-    EXPECT_TRUE(soma::allclose(y.detach(), yr.detach(), 1e-4, 1e-4)) << soma::shape_str(c.shape);
-    EXPECT_TRUE(soma::allclose(gx, gxr, 1e-4, 1e-4)) << soma::shape_str(c.shape);
+    const double tol = c.dtype == soma::kFloat64 ? 1e-10 : 1e-4;
+    const std::string where = soma::shape_str(c.shape) + " offset " + std::to_string(c.offset) +
+                              (c.first_zero ? ", first elements 0" : "");
+    EXPECT_TRUE(soma::allclose(y.detach(), yr.detach(), tol, tol)) << where;
+    EXPECT_TRUE(soma::allclose(gx, gxr, tol, tol)) << where;
   }
 }
 

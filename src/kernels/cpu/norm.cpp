@@ -51,36 +51,39 @@ SOMA_VECTOR_INLINE U load(const T* p) {
 
 // Running sums s = sum(u), ss = sum(v) over runs of contiguous elements, (u, v) = pair(i, u, v)
 // with u, v either T or 16 lanes of T (pair is generic over the two: see norm_stats). Element i
-// of a run goes to lane i mod 16 in T; every ~1024 elements the lanes are flushed into 16 double
-// lanes, summed in lane order at the end. The lanes carry over from run to run (a channel's
-// planes), so a 196-element plane costs 13 vector steps and no horizontal sum.
+// of a run goes to lane i mod 16 in T; once a lane holds 64 terms, the lanes are flushed into 16
+// double lanes, summed in lane order at the end. The lanes carry over from run to run (a
+// channel's planes), so a 196-element plane costs 13 vector steps and no horizontal sum.
 template <typename T>
 struct LaneSums {
   using V = typename LanesOf<T>::type;
-  static constexpr int64_t kLanes = 16, kFlush = 1024;
+  static constexpr int64_t kLanes = 16, kTerms = 64;
   V l1{}, l2{};
   D16 d1{}, d2{};
-  int64_t pending = 0;
+  int64_t terms = 0;  // the most terms any lane of l1/l2 holds since the last flush (< kTerms)
 
   template <typename F>
   SOMA_VECTOR_INLINE void add(int64_t n, F pair) {
-    for (int64_t b = 0; b < n; b += kFlush) {
-      const int64_t e = std::min(n, b + kFlush);
-      int64_t k = b;
-      for (; k + kLanes <= e; k += kLanes) {
+    int64_t k = 0;
+    while (n - k >= kLanes) {
+      const int64_t steps = std::min((n - k) / kLanes, kTerms - terms);
+      for (const int64_t end = k + steps * kLanes; k < end; k += kLanes) {
         V u, v;
         pair(k, u, v);
         l1 += u;
         l2 += v;
       }
-      for (int j = 0; k < e; ++k, ++j) {
+      terms += steps;
+      if (terms == kTerms) flush();
+    }
+    if (k < n) {  // the run's last n mod 16 elements, into lanes 0, 1, ...
+      for (int j = 0; k < n; ++k, ++j) {
         T u, v;
         pair(k, u, v);
         l1[j] += u;
         l2[j] += v;
       }
-      pending += e - b;
-      if (pending >= kFlush) flush();
+      if (++terms == kTerms) flush();
     }
   }
   SOMA_VECTOR_INLINE void flush() {
@@ -88,7 +91,7 @@ struct LaneSums {
     d2 += __builtin_convertvector(l2, D16);
     l1 = V{};
     l2 = V{};
-    pending = 0;
+    terms = 0;
   }
   SOMA_VECTOR_INLINE void total(double& s, double& ss) {
     flush();
@@ -141,6 +144,14 @@ void column_sums(int64_t A, int64_t C, F pair, double* s1, double* s2) {
 template <typename T>
 void norm_stats(const T* x, int64_t A, int64_t C, int64_t B, T* mean, T* var) {
   const double n = static_cast<double>(A * B);
+  // One pass of sums shifted by a channel element k: mean = k + s/n, var = ss/n - (s/n)^2. When
+  // k lies far from the mean next to the spread (an outlier first element), that difference
+  // cancels: if (s/n)^2 is more than 15/16 of ss/n (var below 1/16 of it, 4 bits lost), the
+  // channel is summed again shifted by the first pass's mean.
+  auto cancels = [&](double s, double ss) {
+    const double m = s / n;
+    return m * m > 0.9375 * (ss / n);
+  };
   auto finish = [&](int64_t c, double shift, double s, double ss) {
     const double m = s / n;
     mean[c] = static_cast<T>(shift + m);
@@ -148,32 +159,49 @@ void norm_stats(const T* x, int64_t A, int64_t C, int64_t B, T* mean, T* var) {
   };
   if (B == 1 && A > 1) {
     std::vector<double> s(C), ss(C);
-    const T* shift = x;  // row 0
-    column_sums<T>(
-        A, C,
-        [&](int64_t a, int64_t c, T& u, T& v) SOMA_VECTOR_BODY {
-          u = x[a * C + c] - shift[c];
-          v = u * u;
-        },
-        s.data(), ss.data());
+    std::vector<T> shift(x, x + C);  // row 0
+    auto sums = [&] {
+      column_sums<T>(
+          A, C,
+          [&](int64_t a, int64_t c, T& u, T& v) SOMA_VECTOR_BODY {
+            u = x[a * C + c] - shift[c];
+            v = u * u;
+          },
+          s.data(), ss.data());
+    };
+    sums();
+    bool again = false;
+    for (int64_t c = 0; c < C; ++c)
+      if (cancels(s[c], ss[c])) {
+        shift[c] = static_cast<T>(shift[c] + s[c] / n);
+        again = true;
+      }
+    if (again) sums();  // the other channels' shifts, and so their sums, are unchanged
     for (int64_t c = 0; c < C; ++c) finish(c, shift[c], s[c], ss[c]);
     return;
   }
   parallel_for(C, channel_grain(A * B), [&](int64_t c0, int64_t c1) {
     with_vector_isa([&]() SOMA_VECTOR_BODY {
-      for (int64_t c = c0; c < c1; ++c) {
-        const T k = x[c * B];
-        LaneSums<T> sums;
+      auto sums = [&](int64_t c, T k, double& s, double& ss) SOMA_VECTOR_BODY {
+        LaneSums<T> lanes;
         for (int64_t a = 0; a < A; ++a) {
           const T* p = x + (a * C + c) * B;
-          sums.add(B, [p, k](int64_t i, auto& u, auto& v) SOMA_VECTOR_BODY {
+          lanes.add(B, [p, k](int64_t i, auto& u, auto& v) SOMA_VECTOR_BODY {
             using U = std::remove_reference_t<decltype(u)>;
             u = load<U>(p + i) - k;
             v = u * u;
           });
         }
+        lanes.total(s, ss);
+      };
+      for (int64_t c = c0; c < c1; ++c) {
+        T k = x[c * B];
         double s, ss;
-        sums.total(s, ss);
+        sums(c, k, s, ss);
+        if (cancels(s, ss)) {
+          k = static_cast<T>(k + s / n);
+          sums(c, k, s, ss);
+        }
         finish(c, k, s, ss);
       }
     });
