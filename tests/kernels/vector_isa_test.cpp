@@ -39,8 +39,8 @@ std::string isa_env() {
 // The cap's rank among the accepted SOMA_MAX_CPU_ISA values (kernels/registry.cpp), -1 when
 // unset or unknown.
 int cap_rank(const std::string& cap) {
-  static const char* const kNames[] = {"sse41", "avx2", "avx512_core", "avx512_core_vnni",
-                                       "avx512_core_bf16", "all"};
+  static const char* const kNames[] = {
+      "sse41", "avx2", "avx512_core", "avx512_core_vnni", "avx512_core_bf16", "all"};
   for (int i = 0; i < 6; ++i)
     if (cap == kNames[i]) return i;
   return -1;
@@ -130,34 +130,35 @@ void check_optimizers_match_references(int64_t n, uint32_t seed) {
     check("sgd", [&](OptimState<T>& s, bool ref) {
       cpu::SgdArgs<T> a{T(0.01), T(0.9), T(0.9), T(0.1), true, nesterov, false};
       (ref ? cpu::sgd_update_reference<T> : cpu::sgd_update<T>)(n, s.p.data(), s.g.data(),
-                                                                 s.s1.data(), a);
+                                                                s.s1.data(), a);
     });
   for (cpu::AdamMode mode : {cpu::AdamMode::Plain, cpu::AdamMode::L2, cpu::AdamMode::Decoupled})
     for (bool amsgrad : {false, true})
       check("adam", [&](OptimState<T>& s, bool ref) {
-        cpu::AdamArgs<T> a{T(0.9),  T(0.999),  T(0.1), T(0.001), T(0.999), T(0.01),
-                           T(0.31), T(1e-8), T(-0.003), mode};
-        (ref ? cpu::adam_update_reference<T> : cpu::adam_update<T>)(
-            n, s.p.data(), s.g.data(), s.s1.data(), s.s2.data(), amsgrad ? s.s3.data() : nullptr,
-            a);
+        cpu::AdamArgs<T> a{T(0.9),  T(0.999), T(0.1),  T(0.001),  T(0.999),
+                           T(0.01), T(0.31),  T(1e-8), T(-0.003), mode};
+        (ref ? cpu::adam_update_reference<T>
+             : cpu::adam_update<T>)(n, s.p.data(), s.g.data(), s.s1.data(), s.s2.data(),
+                                    amsgrad ? s.s3.data() : nullptr, a);
       });
   for (bool centered : {false, true})
     for (bool momentum : {false, true})
       check("rmsprop", [&](OptimState<T>& s, bool ref) {
         cpu::RmspropArgs<T> a{T(0.99), T(0.01), T(0.01), T(1e-8), T(0.9), T(0.01), T(-0.01), true};
-        (ref ? cpu::rmsprop_update_reference<T> : cpu::rmsprop_update<T>)(
-            n, s.p.data(), s.g.data(), s.s2.data(), momentum ? s.s3.data() : nullptr,
-            centered ? s.s1.data() : nullptr, a);
+        (ref ? cpu::rmsprop_update_reference<T>
+             : cpu::rmsprop_update<T>)(n, s.p.data(), s.g.data(), s.s2.data(),
+                                       momentum ? s.s3.data() : nullptr,
+                                       centered ? s.s1.data() : nullptr, a);
       });
   check("adagrad", [&](OptimState<T>& s, bool ref) {
     cpu::AdagradArgs<T> a{T(0.01), T(1e-10), T(-0.01), true};
     (ref ? cpu::adagrad_update_reference<T> : cpu::adagrad_update<T>)(n, s.p.data(), s.g.data(),
-                                                                       s.s2.data(), a);
+                                                                      s.s2.data(), a);
   });
   check("adadelta", [&](OptimState<T>& s, bool ref) {
     cpu::AdadeltaArgs<T> a{T(0.9), T(0.1), T(0.01), T(1e-6), T(-1.0), true};
-    (ref ? cpu::adadelta_update_reference<T> : cpu::adadelta_update<T>)(
-        n, s.p.data(), s.g.data(), s.s2.data(), s.s3.data(), a);
+    (ref ? cpu::adadelta_update_reference<T>
+         : cpu::adadelta_update<T>)(n, s.p.data(), s.g.data(), s.s2.data(), s.s3.data(), a);
   });
 }
 
@@ -203,9 +204,8 @@ TEST(VectorIsa, UnknownCapIsAnErrorInParallelLoops) {
   std::vector<float> x(64 * 28 * 28, 1.0f), y(64 * 14 * 14);
   std::vector<int64_t> idx(y.size());
   for (int attempt = 0; attempt < 2; ++attempt)
-    expect_error("max_pool_forward", [&] {
-      cpu::max_pool_forward<float>(x.data(), y.data(), idx.data(), g);
-    });
+    expect_error("max_pool_forward",
+                 [&] { cpu::max_pool_forward<float>(x.data(), y.data(), idx.data(), g); });
   const int64_t n = 1 << 18;
   std::vector<float> p(n, 1.0f), grad(n, 0.5f);
   cpu::SgdArgs<float> a{0.0f, 0.0f, 0.0f, 0.1f, false, false, true};

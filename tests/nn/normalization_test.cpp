@@ -298,7 +298,8 @@ TEST(NormKernels, FastMatchesReference) {
                               // near the offset
   };
   auto bn_affine = [](const Tensor& x) {
-    Tensor w = soma::full({x.size(1)}, 1.5, x.dtype()), b = soma::full({x.size(1)}, 0.25, x.dtype());
+    Tensor w = soma::full({x.size(1)}, 1.5, x.dtype()),
+           b = soma::full({x.size(1)}, 0.25, x.dtype());
     return F::batch_norm(x, {}, {}, w.requires_grad_(true), b.requires_grad_(true), true);
   };
   auto bn = [](const Tensor& x) { return F::batch_norm(x, {}, {}, {}, {}, true); };
