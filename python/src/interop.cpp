@@ -107,6 +107,7 @@ py::array to_numpy(const Tensor& t) {
   std::vector<py::ssize_t> strides(t.strides().begin(), t.strides().end());
   for (auto& s : strides) s *= item;
   // The array's base owns a handle on the tensor, so the storage lives as long as the array.
+  mark_shared_externally(t);  // NumPy may write it behind soma's back
   py::capsule base(new Tensor(t.detach()), [](void* p) { delete static_cast<Tensor*>(p); });
   return py::array(py::dtype(np_name), std::move(shape), std::move(strides), data_address(t), base);
 }
@@ -173,6 +174,7 @@ py::capsule to_dlpack(const Tensor& t) {
              "__dlpack__: can't export a tensor that requires grad; use "
              "tensor.detach()");
   DLDataType type = dl_dtype(t.dtype());
+  mark_shared_externally(t);  // the consumer may write it behind soma's back
   auto* ctx = new DLPackCtx{t.detach(), t.shape(), t.strides()};
   auto* m = new DLManagedTensor{};
   m->dl_tensor.data = const_cast<void*>(data_address(t));

@@ -223,7 +223,11 @@ void bind_tensor(py::module_& m) {
       .def_property_readonly(
           "is_cuda", [](const Tensor&) { return false; }, "Always False.")
       .def(
-          "data_ptr", [](const Tensor& t) { return reinterpret_cast<uintptr_t>(data_address(t)); },
+          "data_ptr",
+          [](const Tensor& t) {
+            mark_shared_externally(t);  // the address may be written through (ctypes)
+            return reinterpret_cast<uintptr_t>(data_address(t));
+          },
           "The address of the first element.");
 
   // ---- conversions --------------------------------------------------------------------------

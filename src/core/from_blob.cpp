@@ -58,6 +58,10 @@ Tensor from_blob(void* data, const Shape& shape, const Shape& strides, Deleter d
   return Tensor(std::move(impl));
 }
 
+void mark_shared_externally(const Tensor& t) {
+  if (t.defined()) t.impl()->storage->exported = true;
+}
+
 Tensor from_blob(void* data, const Shape& shape, const Shape& strides, DType dtype) {
   return from_blob(data, shape, strides, Deleter(), dtype);
 }

@@ -27,6 +27,7 @@ struct Storage {
   size_t nbytes = 0;  // bytes soma may address (for foreign memory: the extent of the view)
   uint64_t version = 0;
   bool foreign = false;
+  bool exported = false;  // handed out (numpy(), __dlpack__): writes soma cannot see may follow
   std::function<void(void*)> deleter;  // foreign memory only; empty: the caller owns it
 
   explicit Storage(size_t n) : data(detail::allocate(n)), nbytes(n) {}

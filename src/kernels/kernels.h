@@ -15,6 +15,7 @@
 #include "kernels/cpu/optim.h"
 #include "kernels/cpu/pool.h"
 #include "kernels/cpu/shape.h"
+#include "kernels/cpu/small_gemm.h"
 #include "kernels/registry.h"
 #include "soma/core/tensor.h"
 
@@ -155,6 +156,14 @@ struct PadCrop {
 struct HFlip {
   using Fn = void(const void*, void*, int64_t, int64_t, int64_t, int64_t, const uint8_t*);
   static constexpr const char* name = "hflip";
+};
+
+/// nn::Linear's float32 inference at batch 1 to cpu::kSmallGemmMaxRows against its weight packed
+/// once (kernels/cpu/small_gemm.h); returns false when declined (the caller then uses Gemm).
+struct LinearSmallF32 {
+  using Fn = bool(int64_t, const float*, int64_t, const cpu::PackedF32&, const float*, float*,
+                  int64_t);
+  static constexpr const char* name = "linear_small_f32";
 };
 
 // The low-precision slots (LowpGemmU8S8S32, LowpGemmBf16, ...) are in kernels/kernels_lowp.h.

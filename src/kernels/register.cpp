@@ -227,6 +227,13 @@ void register_kernels() {
   norm_kernels.template operator()<float>();
   norm_kernels.template operator()<double>();
 
+  // Linear's small-batch float32 inference (kernels/cpu/small_gemm.h): the packed AVX-512
+  // kernel where the CPU has it; "openblas" declines, so Linear runs its GEMM (OpenBLAS's GEMV).
+  Kernel<LinearSmallF32>::add("avx512", 150, &cpu::linear_small_f32_avx512,
+                              &cpu::small_gemm_avx512_available);
+  Kernel<LinearSmallF32>::add("openblas", 100, &cpu::linear_small_f32_decline);
+  Kernel<LinearSmallF32>::add("reference", 0, &cpu::linear_small_f32_reference);
+
   // low precision (kernels/cpu/lowp.h): the fastest available by CPU feature, else the scalar
   // reference (the int8 GEMM's AVX-512BW fallback stays exact, as the reference)
   namespace lp = lowp;

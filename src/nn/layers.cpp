@@ -3,6 +3,11 @@
 #include <cmath>
 #include <sstream>
 
+#include "autograd/node.h"
+#include "core/tensor_impl.h"
+#include "kernels/kernels.h"
+#include "ops/trace.h"
+#include "soma/core/autocast.h"
 #include "soma/core/error.h"
 #include "soma/nn/functional.h"
 #include "soma/nn/init.h"
@@ -36,11 +41,62 @@ void Linear::reset_parameters() {
   }
 }
 
+// The weight packed for kernels::LinearSmallF32, and what it was packed from: the storage (held,
+// so its address is never reused while cached), its version (in-place writes) and the view.
+struct Linear::Packed {
+  std::shared_ptr<Storage> storage;
+  uint64_t version = 0;
+  int64_t offset = 0;
+  kernels::cpu::PackedF32 w;
+};
+
+namespace {
+
+// Memory soma cannot watch for writes: foreign (from_blob, from_numpy) or handed out.
+bool watched(const Storage& s) {
+  return !s.foreign && !s.exported;
+}
+
+}  // namespace
+
 Tensor Linear::forward(const Tensor& input) {
   SOMA_CHECK(input.defined() && input.dim() >= 1 && input.size(-1) == in_features, describe(),
              ": input of shape ", input.defined() ? input.shape() : Shape{}, " has ",
              input.defined() && input.dim() >= 1 ? input.size(-1) : 0, " features, expected ",
              in_features);
+  // Batch 1-4 inference: the packed kernel (kernels/cpu/small_gemm.h), when it takes the call.
+  const int64_t rows = input.numel() / in_features;
+  if (rows >= 1 && rows <= kernels::cpu::kSmallGemmMaxRows && input.dtype() == kFloat32 &&
+      weight.defined() && weight.dtype() == kFloat32 &&
+      weight.shape() == Shape({out_features, in_features}) &&
+      (!bias.defined() || (bias.dtype() == kFloat32 && bias.shape() == Shape({out_features}))) &&
+      !autograd::needs_grad(input, weight, bias) && !is_autocast_enabled() &&
+      trace::active() == nullptr && watched(*weight.impl()->storage) &&
+      kernels::Kernel<kernels::LinearSmallF32>::get() != &kernels::cpu::linear_small_f32_decline) {
+    auto* const kernel = kernels::Kernel<kernels::LinearSmallF32>::get();
+    const TensorImpl& wi = *weight.impl();
+    auto p = std::atomic_load(&packed_);
+    if (!p || p->storage != wi.storage || p->version != wi.storage->version ||
+        p->offset != wi.offset) {
+      auto fresh = std::make_shared<Packed>();
+      fresh->storage = wi.storage;
+      fresh->version = wi.storage->version;
+      fresh->offset = wi.offset;
+      const Tensor w = weight.detach().contiguous();
+      fresh->w = kernels::cpu::pack_f32(w.data<float>(), out_features, in_features);
+      p = fresh;
+      std::atomic_store(&packed_, p);
+    }
+    const Tensor x = input.detach().contiguous();
+    const Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
+    Tensor out = empty({rows, out_features}, kFloat32);
+    if (kernel(rows, x.data<float>(), in_features, p->w, b.defined() ? b.data<float>() : nullptr,
+               out.data<float>(), out_features)) {
+      Shape shape = input.shape();
+      shape.back() = out_features;
+      return out.view(shape);
+    }
+  }
   return F::linear(input, weight, bias);
 }
 

@@ -828,3 +828,108 @@ TEST(NnDesignSnippet, RunsUnchanged) {
 }
 
 }  // namespace
+
+// ---- nn::Linear at batch 1-4 under no grad: the packed kernel (kernels/cpu/small_gemm.h) -----
+namespace {
+
+Tensor gemm_linear(const nn::Linear& lin, const Tensor& x) {
+  soma::NoGradGuard no_grad;
+  return F::linear(x, lin.weight, lin.bias);  // the GEMM path, whatever the batch
+}
+
+void expect_close(const Tensor& got, const Tensor& want, const std::string& what) {
+  ASSERT_EQ(got.shape(), want.shape()) << what;
+  const auto g = got.to_vector<float>(), w = want.to_vector<float>();
+  for (size_t i = 0; i < g.size(); ++i)
+    ASSERT_NEAR(g[i], w[i], 1e-5 * (1 + std::abs(w[i]))) << what << ", element " << i;
+}
+
+}  // namespace
+
+TEST(LinearSmallBatch, MatchesTheGemmPathForEveryShape) {
+  soma::manual_seed(11);
+  for (bool bias : {true, false}) {
+    nn::Linear lin(300, 37, {.bias = bias});
+    soma::NoGradGuard no_grad;
+    for (const Shape& s : {Shape{300}, Shape{1, 300}, Shape{2, 300}, Shape{3, 300}, Shape{4, 300},
+                           Shape{2, 2, 300}, Shape{5, 300}, Shape{1, 1, 300}}) {
+      const Tensor x = soma::randn(s);
+      expect_close(lin(x), gemm_linear(lin, x), "input " + soma::shape_str(s));
+    }
+    // A non-contiguous input.
+    const Tensor xt = soma::randn({300, 2}).t();
+    expect_close(lin(xt), gemm_linear(lin, xt), "transposed input");
+  }
+}
+
+TEST(LinearSmallBatch, FollowsEveryWeightChangeSomaSees) {
+  soma::manual_seed(12);
+  nn::Linear lin(64, 40);
+  const Tensor x = soma::randn({1, 64});
+  auto check = [&](const std::string& what) {
+    soma::NoGradGuard no_grad;
+    expect_close(lin(x), gemm_linear(lin, x), what);
+  };
+  check("fresh");
+  {
+    soma::NoGradGuard no_grad;
+    lin.weight.mul_(2.0);
+  }
+  check("after mul_");
+  soma::optim::SGD opt(lin.parameters(), {.lr = 0.5});
+  for (int step = 0; step < 2; ++step) {
+    opt.zero_grad();
+    soma::sum(lin(soma::randn({8, 64}))).backward();
+    opt.step();
+    check("after SGD step " + std::to_string(step));
+  }
+  nn::Linear other(64, 40);
+  lin.load_state_dict(other.state_dict());
+  check("after load_state_dict");
+  {
+    soma::NoGradGuard no_grad;
+    lin.weight.copy_(soma::randn({40, 64}));
+    lin.bias.fill_(0.25);
+  }
+  check("after copy_ and fill_");
+  // A clone has its own weights: changing them leaves the original's results alone.
+  auto copy = std::dynamic_pointer_cast<nn::Linear>(lin.clone());
+  ASSERT_NE(copy, nullptr);
+  {
+    soma::NoGradGuard no_grad;
+    copy->weight.zero_();
+    expect_close((*copy)(x), gemm_linear(*copy, x), "the zeroed clone");
+  }
+  check("the original after its clone changed");
+}
+
+TEST(LinearSmallBatch, MemoryHandedOutIsNeverPacked) {
+  soma::manual_seed(13);
+  nn::Linear lin(48, 24);
+  const Tensor x = soma::randn({1, 48});
+  soma::NoGradGuard no_grad;
+  (void)lin(x);  // packs the weight
+  // A write soma cannot see: through a raw pointer after the memory was handed out.
+  soma::mark_shared_externally(lin.weight);
+  lin.weight.data<float>()[5] += 1.0f;
+  expect_close(lin(x), gemm_linear(lin, x), "after a raw write to handed-out memory");
+  // from_blob weights: the caller's memory.
+  std::vector<float> mem(24 * 48, 0.01f);
+  nn::Linear blob(48, 24);
+  blob.weight = soma::from_blob(mem.data(), {24, 48});
+  (void)blob(x);
+  mem[7] = 3.0f;
+  expect_close(blob(x), gemm_linear(blob, x), "after the caller changed from_blob memory");
+}
+
+TEST(LinearSmallBatch, GradModeTakesTheDifferentiablePath) {
+  soma::manual_seed(14);
+  nn::Linear lin(32, 8);
+  const Tensor x = soma::randn({1, 32});
+  const Tensor y = lin(x);
+  EXPECT_TRUE(y.requires_grad());
+  soma::sum(y).backward();
+  ASSERT_TRUE(lin.weight.grad().defined());
+  soma::NoGradGuard no_grad;
+  EXPECT_FALSE(lin(x).requires_grad());
+}

@@ -357,6 +357,36 @@ TEST_P(NnGoldenTest, MatchesTorch) {
   }
 }
 
+// Inference: the module cases' outputs again under NoGradGuard, batch 1 to 4 (whole cases of
+// up to 4 rows, and the first 1..4 rows of the others), where nn::Linear runs its packed
+// small-batch kernel (kernels/cpu/small_gemm.h) instead of the GEMM the training forward uses.
+TEST(NnGoldenInference, SmallBatchForwardsMatchTorch) {
+  int compared = 0;
+  for (const Case& c : reference().cases) {
+    const auto m = modules().find(c.op);
+    if (!c.keys.empty() || m == modules().end() || c.inputs.empty() || c.outs.empty()) continue;
+    std::shared_ptr<nn::Module> module = m->second.make(c.dtype);
+    nn::StateDict state;
+    for (const RefTensor& p : c.params) state[p.key] = golden::make_tensor(p);
+    module->load_state_dict(state);
+    const Tensor x = golden::make_tensor(c.inputs[0]);
+    const Tensor expected = golden::make_tensor(c.outs[0]);
+    if (x.dim() != 2 || expected.dim() != 2) continue;
+    soma::NoGradGuard no_grad;
+    for (int64_t rows = 1; rows <= std::min<int64_t>(4, x.size(0)); ++rows) {
+      const Tensor got = (*module)(x.slice(0, 0, rows));
+      RefTensor want = c.outs[0];
+      want.shape[0] = rows;
+      want.values.resize(static_cast<size_t>(rows * expected.size(1)));
+      const std::string err =
+          compare(c, "no-grad output, first " + std::to_string(rows) + " rows", got, want);
+      EXPECT_TRUE(err.empty()) << err;
+      ++compared;
+    }
+  }
+  EXPECT_GE(compared, 40);  // the Linear, Seq and MLP cases, both dtypes
+}
+
 std::vector<size_t> case_indices() {
   std::vector<size_t> idx(reference().cases.size());
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;

@@ -54,4 +54,10 @@ Tensor from_blob(void* data, const Shape& shape, Deleter deleter, DType dtype = 
 /// Row-major (contiguous) strides, not owned.
 Tensor from_blob(void* data, const Shape& shape, DType dtype = kFloat32);
 
+/// The other direction: marks t's memory as handed to code outside soma (a NumPy array, a
+/// DLPack consumer, a raw pointer kept for writing), whose writes soma cannot see. Caches that
+/// soma keys by a storage's write counter (nn::Linear's packed weight) are then never built
+/// from it. Tensors from from_blob count as handed out already.
+void mark_shared_externally(const Tensor& t);
+
 }  // namespace soma

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "soma/nn/module.h"
@@ -20,6 +21,16 @@ struct LinearOptions {
 /// Dense (fully connected) layer: y = x @ weight^T + bias.
 /// weight [out, in] ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform_ with a = sqrt(5), as PyTorch);
 /// bias [out] ~ U(-1/sqrt(in), 1/sqrt(in)). Input [..., in] -> output [..., out].
+///
+/// Inference at batch 1 to 4 (grad mode off, or nothing requiring grad; float32; no autocast or
+/// ONNX trace) runs a kernel of its own on this CPU (AVX-512: the weight packed once into
+/// 16-row blocks, cached on the layer by the weight's storage and version, and split over the
+/// threads): the same values as the GEMM path to float32 rounding, several times faster at
+/// batch 1. Writes that soma sees (in-place ops, `copy_`, optimizer steps, load_state_dict)
+/// repack it; memory soma cannot watch (from_blob / from_numpy weights, or a weight whose
+/// memory was handed out with numpy() or __dlpack__) is never packed. A raw write through
+/// `weight.data<float>()` after a batch-1 forward is not seen (as with Sequential's inference
+/// fusion): write weights with soma ops. SOMA_KERNELS=openblas turns the kernel off.
 class Linear : public Cloneable<Linear> {
  public:
   Linear(int64_t in_features, int64_t out_features, LinearOptions options = {});
@@ -33,6 +44,10 @@ class Linear : public Cloneable<Linear> {
   int64_t in_features, out_features;
   LinearOptions options;
   Tensor weight, bias;  // bias is undefined when options.bias is false
+
+ private:
+  struct Packed;
+  mutable std::shared_ptr<const Packed> packed_;  // the weight packed for batch 1-4 inference
 };
 
 class ReLU : public Cloneable<ReLU> {

@@ -2,15 +2,20 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
 #include <sched.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "kernels/cpu/vector_isa.h"
 #include "soma/core/error.h"
@@ -82,6 +87,7 @@ int setting() {
 thread_local int t_cap = 0;      // ThreadLimit on this thread (0: none)
 thread_local int t_applied = 0;  // what omp_set_num_threads was last given on this thread
 thread_local int t_last_team = 1;
+thread_local bool t_in_spin_team = false;  // a spin_team thread (helper, or the caller in a run)
 
 }  // namespace
 
@@ -100,7 +106,7 @@ int get_num_threads() {
 namespace kernels::cpu {
 
 int num_threads() {
-  if (omp_in_parallel()) return 1;
+  if (omp_in_parallel() || t_in_spin_team) return 1;
   const int n = setting();
   return t_cap > 0 ? std::min(n, t_cap) : n;
 }
@@ -173,6 +179,135 @@ void parallel_team(bool parallel, FunctionRef<void(int64_t, int64_t)> f) {
     f(t, nt);
   }
   t_last_team = team;
+}
+
+// ---- spin_team ---------------------------------------------------------------------------
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+// The helpers of spin_team. One word carries a run's number and its team size (the low 8
+// bits), so a helper learns both from one load: a helper outside a run's team never reads the
+// task, and one inside it reads the task only while the caller waits for it.
+class SpinTeam {
+ public:
+  static constexpr int kMaxTeam = 64;
+  static constexpr auto kSpin = std::chrono::microseconds(100);
+  SpinTeam* forked_from = nullptr;  // the parent process's team, in a forked child
+
+  // f on `threads` threads (2..kMaxTeam); false, without running anything, when busy.
+  bool run(int threads, FunctionRef<void(int64_t, int64_t)> f) {
+    std::unique_lock<std::mutex> lock(busy_, std::try_to_lock);
+    if (!lock.owns_lock()) return false;
+    while (static_cast<int>(helpers_.size()) < threads - 1) {
+      const int index = static_cast<int>(helpers_.size()) + 1;
+      helpers_.emplace_back([this, index, seen = word_.load()] { work(index, seen); });
+    }
+    task_ = &f;
+    error_ = nullptr;
+    pending_.store(threads - 1, std::memory_order_relaxed);
+    const uint32_t next =
+        ((word_.load(std::memory_order_relaxed) >> 8) + 1) << 8 | static_cast<uint32_t>(threads);
+    word_.store(next, std::memory_order_seq_cst);
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) word_.notify_all();
+    t_in_spin_team = true;
+    try {
+      f(0, threads);
+    } catch (...) {
+      std::lock_guard<std::mutex> g(error_mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+    t_in_spin_team = false;
+    for (int spins = 0; pending_.load(std::memory_order_acquire) > 0; ++spins) {
+      cpu_relax();
+      if (spins > 4096) std::this_thread::yield();  // a helper lost its core for a while
+    }
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+    return true;
+  }
+
+ private:
+  void work(int index, uint32_t seen) {
+    t_in_spin_team = true;
+    for (;;) {
+      uint32_t w = word_.load(std::memory_order_acquire);
+      auto start = std::chrono::steady_clock::now();
+      for (int spins = 1; w == seen; ++spins) {
+        cpu_relax();
+        if (spins % 64 == 0 && std::chrono::steady_clock::now() - start > kSpin) {
+          sleepers_.fetch_add(1, std::memory_order_seq_cst);
+          if (word_.load(std::memory_order_seq_cst) == seen) word_.wait(seen);
+          sleepers_.fetch_sub(1, std::memory_order_relaxed);
+          start = std::chrono::steady_clock::now();
+        }
+        w = word_.load(std::memory_order_acquire);
+      }
+      seen = w;
+      const int team = static_cast<int>(w & 0xFF);
+      if (index >= team) continue;
+      try {
+        (*task_)(index, team);
+      } catch (...) {
+        std::lock_guard<std::mutex> g(error_mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+      pending_.fetch_sub(1, std::memory_order_acq_rel);
+    }
+  }
+
+  std::mutex busy_;                   // held by the caller of a run
+  std::vector<std::thread> helpers_;  // never joined: the team lives as long as the process
+  std::atomic<uint32_t> word_{0};     // run number << 8 | team size
+  std::atomic<int> sleepers_{0};
+  std::atomic<int> pending_{0};  // helpers of the current run not yet done
+  const FunctionRef<void(int64_t, int64_t)>* task_ = nullptr;
+  std::mutex error_mutex_;
+  std::exception_ptr error_;
+};
+
+std::atomic<SpinTeam*> g_spin_team{nullptr};
+std::atomic<SpinTeam*> g_forked_from{nullptr};  // in a forked child: the parent's team
+
+SpinTeam& spin_team_instance() {
+  if (SpinTeam* t = g_spin_team.load(std::memory_order_acquire)) return *t;
+  static std::once_flag at_fork;
+  // A forked child has none of the helpers: it starts a team of its own on first use (the
+  // parent's is leaked there, as its threads are gone).
+  std::call_once(at_fork, [] {
+    pthread_atfork(nullptr, nullptr, [] {
+      g_forked_from.store(g_spin_team.exchange(nullptr, std::memory_order_relaxed),
+                          std::memory_order_relaxed);
+    });
+  });
+  // Never deleted once published: helpers may still spin on it while the process exits. A
+  // team that loses the race has no helpers yet (they start in run()) and is deleted.
+  auto* fresh = new SpinTeam;
+  SpinTeam* expected = nullptr;
+  if (g_spin_team.compare_exchange_strong(expected, fresh, std::memory_order_acq_rel)) {
+    fresh->forked_from = g_forked_from.exchange(nullptr);  // kept reachable, never used
+    return *fresh;
+  }
+  delete fresh;
+  return *expected;
+}
+
+}  // namespace
+
+void spin_team(FunctionRef<void(int64_t, int64_t)> f) {
+  const int threads = std::min(t_in_spin_team ? 1 : num_threads(), SpinTeam::kMaxTeam);
+  if (threads > 1) {
+    settle_vector_level();
+    if (spin_team_instance().run(threads, f)) {
+      t_last_team = threads;
+      return;
+    }
+  }
+  t_last_team = 1;
+  f(0, 1);
 }
 
 int last_team_size() {
