@@ -107,8 +107,14 @@ py::array to_numpy(const Tensor& t) {
   std::vector<py::ssize_t> strides(t.strides().begin(), t.strides().end());
   for (auto& s : strides) s *= item;
   // The array's base owns a handle on the tensor, so the storage lives as long as the array.
-  mark_shared_externally(t);  // NumPy may write it behind soma's back
-  py::capsule base(new Tensor(t.detach()), [](void* p) { delete static_cast<Tensor*>(p); });
+  // NumPy may write it behind soma's back while the array lives.
+  auto* handle = new Tensor(t.detach());
+  begin_external_share(*handle);
+  py::capsule base(handle, [](void* p) {
+    auto* h = static_cast<Tensor*>(p);
+    end_external_share(*h);
+    delete h;
+  });
   return py::array(py::dtype(np_name), std::move(shape), std::move(strides), data_address(t), base);
 }
 
@@ -174,8 +180,8 @@ py::capsule to_dlpack(const Tensor& t) {
              "__dlpack__: can't export a tensor that requires grad; use "
              "tensor.detach()");
   DLDataType type = dl_dtype(t.dtype());
-  mark_shared_externally(t);  // the consumer may write it behind soma's back
   auto* ctx = new DLPackCtx{t.detach(), t.shape(), t.strides()};
+  begin_external_share(ctx->tensor);  // the consumer may write it behind soma's back
   auto* m = new DLManagedTensor{};
   m->dl_tensor.data = const_cast<void*>(data_address(t));
   m->dl_tensor.device = {kDLCPU, 0};
@@ -186,7 +192,9 @@ py::capsule to_dlpack(const Tensor& t) {
   m->dl_tensor.byte_offset = 0;
   m->manager_ctx = ctx;
   m->deleter = [](DLManagedTensor* self) {
-    delete static_cast<DLPackCtx*>(self->manager_ctx);
+    auto* c = static_cast<DLPackCtx*>(self->manager_ctx);
+    end_external_share(c->tensor);
+    delete c;
     delete self;
   };
   PyObject* c = PyCapsule_New(m, "dltensor", dlpack_capsule_destructor);

@@ -437,3 +437,28 @@ def test_state_dict_in_registration_order(torch):
     twin = torch.nn.Sequential(*[torch.nn.Linear(2, 2) for _ in range(11)],
                                torch.nn.BatchNorm1d(2))
     assert list(model.state_dict()) == list(twin.state_dict())
+
+
+@pytest.mark.parametrize("rows", [1, 2, 4])
+def test_linear_small_batch_inference_matches_torch(torch, np, rows):
+    """Batch 1-4 under no_grad runs soma's packed small-batch kernel (an AVX-512 CPU): torch's
+    values, and a later write through numpy() is seen (memory handed out is never packed)."""
+    lin = nn.Linear(300, 37)
+    twin_lin = torch.nn.Linear(300, 37)
+    with torch.no_grad():  # copied by value: no soma memory is handed out here
+        twin_lin.weight.copy_(torch.tensor(lin.weight.tolist()))
+        twin_lin.bias.copy_(torch.tensor(lin.bias.tolist()))
+    x = soma.randn(rows, 300)
+    tx = torch.tensor(x.tolist())
+    with soma.no_grad():
+        y = lin(x)
+    np.testing.assert_allclose(np.array(y.tolist()), twin_lin(tx).detach().numpy(), rtol=1e-5,
+                               atol=1e-5)
+    w = lin.weight.detach().numpy()
+    w[3, :] += 0.5
+    with torch.no_grad():
+        twin_lin.weight[3, :] += 0.5
+    with soma.no_grad():
+        y = lin(x)
+    np.testing.assert_allclose(np.array(y.tolist()), twin_lin(tx).detach().numpy(), rtol=1e-5,
+                               atol=1e-5)

@@ -58,8 +58,25 @@ Tensor from_blob(void* data, const Shape& shape, const Shape& strides, Deleter d
   return Tensor(std::move(impl));
 }
 
+void begin_external_share(const Tensor& t) {
+  if (!t.defined()) return;
+  Storage& s = *t.impl()->storage;
+  s.exports.fetch_add(1);
+  s.export_epoch.fetch_add(1);
+}
+
+void end_external_share(const Tensor& t) {
+  if (!t.defined()) return;
+  Storage& s = *t.impl()->storage;
+  s.export_epoch.fetch_add(1);  // before the count drops: a cache never sees 0 with the old epoch
+  s.exports.fetch_sub(1);
+}
+
 void mark_shared_externally(const Tensor& t) {
-  if (t.defined()) t.impl()->storage->exported = true;
+  if (!t.defined()) return;
+  Storage& s = *t.impl()->storage;
+  s.raw_exported.store(true);
+  s.export_epoch.fetch_add(1);
 }
 
 Tensor from_blob(void* data, const Shape& shape, const Shape& strides, DType dtype) {

@@ -27,7 +27,13 @@ struct Storage {
   size_t nbytes = 0;  // bytes soma may address (for foreign memory: the extent of the view)
   uint64_t version = 0;
   bool foreign = false;
-  bool exported = false;  // handed out (numpy(), __dlpack__): writes soma cannot see may follow
+  // Memory handed to code outside soma, whose writes `version` does not count: `exports` open
+  // shares (numpy(), __dlpack__), `raw_exported` for good (data_ptr()); `export_epoch` advances
+  // at each share's start and end. Caches keyed by `version` (nn::Linear's packed weight) are
+  // not used while a share is open and key on the epoch as well (from_blob.h).
+  std::atomic<int> exports{0};
+  std::atomic<uint64_t> export_epoch{0};
+  std::atomic<bool> raw_exported{false};
   std::function<void(void*)> deleter;  // foreign memory only; empty: the caller owns it
 
   explicit Storage(size_t n) : data(detail::allocate(n)), nbytes(n) {}

@@ -54,3 +54,11 @@ namespace soma::detail {
 int64_t fused_run_count();
 
 }  // namespace soma::detail
+
+namespace soma::detail {
+
+/// How many small-batch forwards nn::Linear has run through its packed kernel in this process
+/// (tests: that a call did or did not take it).
+int64_t small_linear_run_count();
+
+}  // namespace soma::detail

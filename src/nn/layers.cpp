@@ -6,6 +6,7 @@
 #include "autograd/node.h"
 #include "core/tensor_impl.h"
 #include "kernels/kernels.h"
+#include "nn/fusion_internal.h"
 #include "ops/trace.h"
 #include "soma/core/autocast.h"
 #include "soma/core/error.h"
@@ -41,21 +42,27 @@ void Linear::reset_parameters() {
   }
 }
 
-// The weight packed for kernels::LinearSmallF32, and what it was packed from: the storage (held,
-// so its address is never reused while cached), its version (in-place writes) and the view.
+// What a Linear's weight was last seen as by a small-batch forward, and its pack once it has
+// been seen unchanged twice: the storage (weakly held, so a dead one never matches), its write
+// counter and export epoch, and the view. A first sighting runs the GEMM and only records the
+// key, so a loop that changes the weight between every batch-1 forward (an optimizer step each
+// time) never pays for packing.
 struct Linear::Packed {
-  std::shared_ptr<Storage> storage;
-  uint64_t version = 0;
+  std::weak_ptr<Storage> storage;
+  uint64_t version = 0, epoch = 0;
   int64_t offset = 0;
+  Shape strides;
+  bool packed = false;
   kernels::cpu::PackedF32 w;
 };
 
 namespace {
 
-// Memory soma cannot watch for writes: foreign (from_blob, from_numpy) or handed out.
-bool watched(const Storage& s) {
-  return !s.foreign && !s.exported;
-}
+// Weights of more bytes are never packed: the pack would double them in memory, and past the
+// caches both paths stream them from DRAM alike.
+constexpr int64_t kMaxPackBytes = int64_t{16} << 20;
+
+std::atomic<int64_t> g_small_linear_runs{0};
 
 }  // namespace
 
@@ -64,40 +71,60 @@ Tensor Linear::forward(const Tensor& input) {
              ": input of shape ", input.defined() ? input.shape() : Shape{}, " has ",
              input.defined() && input.dim() >= 1 ? input.size(-1) : 0, " features, expected ",
              in_features);
-  // Batch 1-4 inference: the packed kernel (kernels/cpu/small_gemm.h), when it takes the call.
+  if (Tensor out = small_batch_forward(input); out.defined()) return out;
+  return F::linear(input, weight, bias);
+}
+
+// Batch 1-4 inference through the packed kernel (kernels/cpu/small_gemm.h), or undefined when
+// it does not apply (the caller runs F::linear).
+Tensor Linear::small_batch_forward(const Tensor& input) const {
   const int64_t rows = input.numel() / in_features;
-  if (rows >= 1 && rows <= kernels::cpu::kSmallGemmMaxRows && input.dtype() == kFloat32 &&
-      weight.defined() && weight.dtype() == kFloat32 &&
-      weight.shape() == Shape({out_features, in_features}) &&
-      (!bias.defined() || (bias.dtype() == kFloat32 && bias.shape() == Shape({out_features}))) &&
-      !autograd::needs_grad(input, weight, bias) && !is_autocast_enabled() &&
-      trace::active() == nullptr && watched(*weight.impl()->storage) &&
-      kernels::Kernel<kernels::LinearSmallF32>::get() != &kernels::cpu::linear_small_f32_decline) {
-    auto* const kernel = kernels::Kernel<kernels::LinearSmallF32>::get();
-    const TensorImpl& wi = *weight.impl();
-    auto p = std::atomic_load(&packed_);
-    if (!p || p->storage != wi.storage || p->version != wi.storage->version ||
-        p->offset != wi.offset) {
-      auto fresh = std::make_shared<Packed>();
-      fresh->storage = wi.storage;
-      fresh->version = wi.storage->version;
-      fresh->offset = wi.offset;
+  if (rows < 1 || rows > kernels::cpu::kSmallGemmMaxRows || input.dtype() != kFloat32 ||
+      !weight.defined() || weight.dtype() != kFloat32 ||
+      weight.shape() != Shape({out_features, in_features}) ||
+      (bias.defined() && (bias.dtype() != kFloat32 || bias.shape() != Shape({out_features}))) ||
+      autograd::needs_grad(input, weight, bias) || is_autocast_enabled() ||
+      trace::active() != nullptr || out_features * in_features * 4 > kMaxPackBytes) {
+    if (weight.defined() && weight.dtype() != kFloat32 && std::atomic_load(&packed_))
+      std::atomic_store(&packed_, std::shared_ptr<const Packed>());  // after to(kFloat64)
+    return {};
+  }
+  auto* const kernel = kernels::Kernel<kernels::LinearSmallF32>::get();
+  if (kernel == &kernels::cpu::linear_small_f32_decline) return {};
+  const TensorImpl& wi = *weight.impl();
+  Storage& st = *wi.storage;
+  // Memory soma cannot watch for writes: foreign (from_blob, from_numpy) or handed out now.
+  if (st.foreign || st.raw_exported.load() || st.exports.load() > 0) return {};
+  const uint64_t epoch = st.export_epoch.load(), version = st.version;
+  auto p = std::atomic_load(&packed_);
+  const bool same = p && p->version == version && p->epoch == epoch && p->offset == wi.offset &&
+                    p->strides == wi.strides && p->storage.lock() == wi.storage;
+  if (!same || !p->packed) {
+    auto fresh = std::make_shared<Packed>();
+    fresh->storage = wi.storage;
+    fresh->version = version;
+    fresh->epoch = epoch;
+    fresh->offset = wi.offset;
+    fresh->strides = wi.strides;
+    if (same) {  // seen unchanged once before: pack it now
       const Tensor w = weight.detach().contiguous();
       fresh->w = kernels::cpu::pack_f32(w.data<float>(), out_features, in_features);
-      p = fresh;
-      std::atomic_store(&packed_, p);
+      fresh->packed = true;
     }
-    const Tensor x = input.detach().contiguous();
-    const Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
-    Tensor out = empty({rows, out_features}, kFloat32);
-    if (kernel(rows, x.data<float>(), in_features, p->w, b.defined() ? b.data<float>() : nullptr,
-               out.data<float>(), out_features)) {
-      Shape shape = input.shape();
-      shape.back() = out_features;
-      return out.view(shape);
-    }
+    std::atomic_store(&packed_, std::shared_ptr<const Packed>(fresh));
+    if (!fresh->packed) return {};
+    p = fresh;
   }
-  return F::linear(input, weight, bias);
+  const Tensor x = input.detach().contiguous();
+  const Tensor b = bias.defined() ? bias.detach().contiguous() : Tensor();
+  Tensor out = empty({rows, out_features}, kFloat32);
+  if (!kernel(rows, x.data<float>(), in_features, p->w, b.defined() ? b.data<float>() : nullptr,
+              out.data<float>(), out_features))
+    return {};
+  g_small_linear_runs.fetch_add(1, std::memory_order_relaxed);
+  Shape shape = input.shape();
+  shape.back() = out_features;
+  return out.view(shape);
 }
 
 std::string Linear::describe() const {
@@ -243,3 +270,7 @@ std::string Dropout::describe() const {
 }
 
 }  // namespace soma::nn
+
+int64_t soma::detail::small_linear_run_count() {
+  return soma::nn::g_small_linear_runs.load(std::memory_order_relaxed);
+}

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <thread>
@@ -98,17 +99,20 @@ TEST(SmallGemm, SpecialValuesPropagate) {
   const int64_t n = 20, k = 9;
   auto w = random_values(n * k, 7);
   auto x = random_values(k, 8);
-  x[3] = std::numeric_limits<float>::quiet_NaN();
   w[5 * k + 2] = std::numeric_limits<float>::infinity();
   const PackedF32 p = pack_f32(w.data(), n, k);
-  std::vector<float> y(n);
-  auto* kernel = Kernel<LinearSmallF32>::get();
-  ASSERT_TRUE(kernel(1, x.data(), k, p, nullptr, y.data(), n));
-  for (int64_t j = 0; j < n; ++j) EXPECT_TRUE(std::isnan(y[j])) << j;
-  x[3] = 0.5f;
-  ASSERT_TRUE(kernel(1, x.data(), k, p, nullptr, y.data(), n));
-  EXPECT_TRUE(std::isinf(y[5]));
-  EXPECT_TRUE(std::isfinite(y[4]));
+  std::vector<decltype(&linear_small_f32_reference)> kernels = {&linear_small_f32_reference};
+  if (small_gemm_avx512_available()) kernels.push_back(&linear_small_f32_avx512);
+  for (auto* kernel : kernels) {
+    std::vector<float> y(n);
+    x[3] = std::numeric_limits<float>::quiet_NaN();
+    ASSERT_TRUE(kernel(1, x.data(), k, p, nullptr, y.data(), n));
+    for (int64_t j = 0; j < n; ++j) EXPECT_TRUE(std::isnan(y[j])) << j;
+    x[3] = 0.5f;
+    ASSERT_TRUE(kernel(1, x.data(), k, p, nullptr, y.data(), n));
+    EXPECT_TRUE(std::isinf(y[5]));
+    EXPECT_TRUE(std::isfinite(y[4]));
+  }
 }
 
 TEST(SmallGemm, DeclinesOtherRowCountsAndRejectsEmptyWeights) {
@@ -136,9 +140,15 @@ TEST(SmallGemm, RegistryPicksTheKernelForTheCpu) {
 
 // ---- spin_team ------------------------------------------------------------------------------
 
+// The team: soma's thread setting, capped by the CPUs the process may use.
+int team_for(int threads) {
+  return std::min(threads, available_cpus());
+}
+
 TEST(SpinTeam, RunsEachShareOnceOnItsOwnThread) {
-  for (int threads : {1, 2, 3, 5}) {
-    ThreadsGuard tg(threads);
+  for (int setting : {1, 2, 3, 5}) {
+    ThreadsGuard tg(setting);
+    const int threads = team_for(setting);
     for (int round = 0; round < 2000; ++round) {
       std::vector<std::atomic<int>> calls(static_cast<size_t>(threads));
       std::vector<std::thread::id> ids(static_cast<size_t>(threads));
@@ -173,19 +183,20 @@ TEST(SpinTeam, NestedCallRunsOnTheCallingThread) {
 
 TEST(SpinTeam, AnExceptionReachesTheCallerAfterEveryThreadFinished) {
   ThreadsGuard tg(3);
-  for (int thrower : {0, 1, 2}) {
+  const int threads = team_for(3);
+  for (int thrower = 0; thrower < threads; ++thrower) {
     std::atomic<int> finished{0};
     EXPECT_THROW(spin_team([&](int64_t t, int64_t) {
                    if (t == thrower) throw std::runtime_error("share failed");
                    finished++;
                  }),
                  std::runtime_error);
-    EXPECT_EQ(finished.load(), 2) << thrower;
+    EXPECT_EQ(finished.load(), threads - 1) << thrower;
   }
   // The team still works.
   std::atomic<int> ran{0};
   spin_team([&](int64_t, int64_t) { ran++; });
-  EXPECT_EQ(ran.load(), 3);
+  EXPECT_EQ(ran.load(), threads);
 }
 
 TEST(SpinTeam, ConcurrentCallersAllFinish) {
@@ -208,7 +219,21 @@ TEST(SpinTeam, HelpersSleepAndWakeUp) {
     std::this_thread::sleep_for(std::chrono::milliseconds(5));  // past the spin: helpers sleep
     std::atomic<int> ran{0};
     spin_team([&](int64_t, int64_t) { ran++; });
-    EXPECT_EQ(ran.load(), 2);
+    EXPECT_EQ(ran.load(), team_for(2));
+  }
+}
+
+TEST(SpinTeam, MaxThreadsCapsTheTeam) {
+  ThreadsGuard tg(2);
+  for (int64_t cap : {1, 2, 7}) {
+    std::atomic<int> ran{0};
+    spin_team(
+        [&](int64_t, int64_t nt) {
+          EXPECT_EQ(nt, std::min<int64_t>(cap, team_for(2)));
+          ran++;
+        },
+        cap);
+    EXPECT_EQ(ran.load(), std::min<int64_t>(cap, team_for(2)));
   }
 }
 
@@ -216,13 +241,14 @@ TEST(SpinTeam, AForkedChildStartsATeamOfItsOwn) {
   ThreadsGuard tg(2);
   std::atomic<int> ran{0};
   spin_team([&](int64_t, int64_t) { ran++; });  // the parent's team exists
-  ASSERT_EQ(ran.load(), 2);
+  ASSERT_EQ(ran.load(), team_for(2));
   const pid_t pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
+    alarm(20);  // a hang fails the test (killed by SIGALRM) instead of stalling it
     std::atomic<int> child_ran{0};
     spin_team([&](int64_t, int64_t) { child_ran++; });
-    _exit(child_ran.load() == 2 ? 0 : 1);
+    _exit(child_ran.load() == team_for(2) ? 0 : 1);
   }
   int status = 0;
   ASSERT_EQ(waitpid(pid, &status, 0), pid);

@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/kernels.h"
+#include "nn/fusion_internal.h"
 #include "soma/soma.h"
 
 namespace nn = soma::nn;
@@ -844,92 +846,128 @@ void expect_close(const Tensor& got, const Tensor& want, const std::string& what
     ASSERT_NEAR(g[i], w[i], 1e-5 * (1 + std::abs(w[i]))) << what << ", element " << i;
 }
 
+// Whether this process runs the packed kernel (an AVX-512 CPU, no cap or backend against it).
+bool packs() {
+  const std::string b = soma::kernels::Kernel<soma::kernels::LinearSmallF32>::selected_backend();
+  return b == "avx512" || b == "reference";
+}
+
+// lin(x) under no grad, twice (the first sighting of a weight runs the GEMM, the second packs),
+// each checked against the GEMM path; `packed`: whether the second must take the kernel.
+void check_twice(nn::Linear& lin, const Tensor& x, bool packed, const std::string& what) {
+  soma::NoGradGuard no_grad;
+  expect_close(lin(x), gemm_linear(lin, x), what + ", first call");
+  const int64_t before = soma::detail::small_linear_run_count();
+  expect_close(lin(x), gemm_linear(lin, x), what + ", second call");
+  EXPECT_EQ(soma::detail::small_linear_run_count() - before, packed && packs() ? 1 : 0)
+      << what << ": the second call's path";
+}
+
 }  // namespace
 
 TEST(LinearSmallBatch, MatchesTheGemmPathForEveryShape) {
   soma::manual_seed(11);
-  for (bool bias : {true, false}) {
-    nn::Linear lin(300, 37, {.bias = bias});
-    soma::NoGradGuard no_grad;
-    for (const Shape& s : {Shape{300}, Shape{1, 300}, Shape{2, 300}, Shape{3, 300}, Shape{4, 300},
-                           Shape{2, 2, 300}, Shape{5, 300}, Shape{1, 1, 300}}) {
-      const Tensor x = soma::randn(s);
-      expect_close(lin(x), gemm_linear(lin, x), "input " + soma::shape_str(s));
+  for (bool bias : {true, false})
+    for (auto [in, out] : {std::pair<int64_t, int64_t>{300, 37}, {784, 256}}) {
+      nn::Linear lin(in, out, {.bias = bias});
+      for (const Shape& s : {Shape{in}, Shape{1, in}, Shape{2, in}, Shape{3, in}, Shape{4, in},
+                             Shape{2, 2, in}, Shape{1, 1, in}})
+        check_twice(lin, soma::randn(s), true, "input " + soma::shape_str(s));
+      check_twice(lin, soma::randn({5, in}), false, "5 rows (the GEMM)");
+      check_twice(lin, soma::randn({in, 2}).t(), true, "transposed input");
     }
-    // A non-contiguous input.
-    const Tensor xt = soma::randn({300, 2}).t();
-    expect_close(lin(xt), gemm_linear(lin, xt), "transposed input");
-  }
 }
 
 TEST(LinearSmallBatch, FollowsEveryWeightChangeSomaSees) {
   soma::manual_seed(12);
   nn::Linear lin(64, 40);
   const Tensor x = soma::randn({1, 64});
-  auto check = [&](const std::string& what) {
-    soma::NoGradGuard no_grad;
-    expect_close(lin(x), gemm_linear(lin, x), what);
-  };
-  check("fresh");
+  check_twice(lin, x, true, "fresh");
   {
     soma::NoGradGuard no_grad;
     lin.weight.mul_(2.0);
   }
-  check("after mul_");
+  check_twice(lin, x, true, "after mul_");
   soma::optim::SGD opt(lin.parameters(), {.lr = 0.5});
   for (int step = 0; step < 2; ++step) {
     opt.zero_grad();
     soma::sum(lin(soma::randn({8, 64}))).backward();
     opt.step();
-    check("after SGD step " + std::to_string(step));
+    check_twice(lin, x, true, "after SGD step " + std::to_string(step));
   }
   nn::Linear other(64, 40);
   lin.load_state_dict(other.state_dict());
-  check("after load_state_dict");
+  check_twice(lin, x, true, "after load_state_dict");
   {
     soma::NoGradGuard no_grad;
     lin.weight.copy_(soma::randn({40, 64}));
     lin.bias.fill_(0.25);
   }
-  check("after copy_ and fill_");
+  check_twice(lin, x, true, "after copy_ and fill_");
   // A clone has its own weights: changing them leaves the original's results alone.
   auto copy = std::dynamic_pointer_cast<nn::Linear>(lin.clone());
   ASSERT_NE(copy, nullptr);
   {
     soma::NoGradGuard no_grad;
     copy->weight.zero_();
-    expect_close((*copy)(x), gemm_linear(*copy, x), "the zeroed clone");
   }
-  check("the original after its clone changed");
+  check_twice(*copy, x, true, "the zeroed clone");
+  check_twice(lin, x, true, "the original after its clone changed");
+  // Other views of the same memory (same storage, version and offset): a transpose, and a
+  // [16, 16] window of a [16, 64] block against one of a [64, 16] view of it.
+  nn::Linear square(16, 16);
+  const Tensor xs = soma::randn({1, 16});
+  check_twice(square, xs, true, "square");
+  square.weight = square.weight.t();
+  check_twice(square, xs, true, "the transposed weight");
+  const Tensor block = soma::randn({16, 64});
+  square.weight = block.narrow(1, 0, 16);
+  check_twice(square, xs, true, "a window of a [16, 64] block");
+  square.weight = block.view({64, 16}).narrow(0, 0, 16);
+  check_twice(square, xs, true, "the same memory as [64, 16] rows");
 }
 
-TEST(LinearSmallBatch, MemoryHandedOutIsNeverPacked) {
+TEST(LinearSmallBatch, MemoryHandedOutIsNotPacked) {
   soma::manual_seed(13);
   nn::Linear lin(48, 24);
   const Tensor x = soma::randn({1, 48});
-  soma::NoGradGuard no_grad;
-  (void)lin(x);  // packs the weight
-  // A write soma cannot see: through a raw pointer after the memory was handed out.
-  soma::mark_shared_externally(lin.weight);
+  check_twice(lin, x, true, "fresh");
+  // A share in progress (a NumPy array over the weight): written behind soma's back.
+  soma::begin_external_share(lin.weight);
   lin.weight.data<float>()[5] += 1.0f;
-  expect_close(lin(x), gemm_linear(lin, x), "after a raw write to handed-out memory");
+  check_twice(lin, x, false, "while shared");
+  lin.weight.data<float>()[6] += 1.0f;
+  soma::end_external_share(lin.weight);
+  check_twice(lin, x, true, "after the share ended");
+  // A share for good.
+  soma::mark_shared_externally(lin.weight);
+  lin.weight.data<float>()[7] += 1.0f;
+  check_twice(lin, x, false, "after mark_shared_externally");
   // from_blob weights: the caller's memory.
   std::vector<float> mem(24 * 48, 0.01f);
   nn::Linear blob(48, 24);
   blob.weight = soma::from_blob(mem.data(), {24, 48});
-  (void)blob(x);
+  check_twice(blob, x, false, "from_blob");
   mem[7] = 3.0f;
-  expect_close(blob(x), gemm_linear(blob, x), "after the caller changed from_blob memory");
+  check_twice(blob, x, false, "after the caller changed from_blob memory");
 }
 
-TEST(LinearSmallBatch, GradModeTakesTheDifferentiablePath) {
+TEST(LinearSmallBatch, GradModeAndOtherDtypesTakeTheGemm) {
   soma::manual_seed(14);
   nn::Linear lin(32, 8);
   const Tensor x = soma::randn({1, 32});
-  const Tensor y = lin(x);
-  EXPECT_TRUE(y.requires_grad());
-  soma::sum(y).backward();
+  const int64_t before = soma::detail::small_linear_run_count();
+  const Tensor y1 = lin(x), y2 = lin(x);
+  EXPECT_TRUE(y2.requires_grad());
+  soma::sum(y2).backward();
   ASSERT_TRUE(lin.weight.grad().defined());
+  EXPECT_EQ(soma::detail::small_linear_run_count(), before);
+  check_twice(lin, x, true, "no grad");
+  lin.to(soma::kFloat64);
   soma::NoGradGuard no_grad;
-  EXPECT_FALSE(lin(x).requires_grad());
+  const Tensor x64 = x.to(soma::kFloat64);
+  const int64_t before64 = soma::detail::small_linear_run_count();
+  (void)lin(x64);
+  (void)lin(x64);
+  EXPECT_EQ(soma::detail::small_linear_run_count(), before64);
 }

@@ -21,6 +21,8 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/kernels.h"
+#include "nn/fusion_internal.h"
 #include "reference/reference_file.h"
 #include "soma/soma.h"
 
@@ -362,6 +364,7 @@ TEST_P(NnGoldenTest, MatchesTorch) {
 // small-batch kernel (kernels/cpu/small_gemm.h) instead of the GEMM the training forward uses.
 TEST(NnGoldenInference, SmallBatchForwardsMatchTorch) {
   int compared = 0;
+  const int64_t runs_before = soma::detail::small_linear_run_count();
   for (const Case& c : reference().cases) {
     const auto m = modules().find(c.op);
     if (!c.keys.empty() || m == modules().end() || c.inputs.empty() || c.outs.empty()) continue;
@@ -374,6 +377,7 @@ TEST(NnGoldenInference, SmallBatchForwardsMatchTorch) {
     if (x.dim() != 2 || expected.dim() != 2) continue;
     soma::NoGradGuard no_grad;
     for (int64_t rows = 1; rows <= std::min<int64_t>(4, x.size(0)); ++rows) {
+      (void)(*module)(x.slice(0, 0, rows));  // a weight's first sighting runs the GEMM
       const Tensor got = (*module)(x.slice(0, 0, rows));
       RefTensor want = c.outs[0];
       want.shape[0] = rows;
@@ -381,10 +385,12 @@ TEST(NnGoldenInference, SmallBatchForwardsMatchTorch) {
       const std::string err =
           compare(c, "no-grad output, first " + std::to_string(rows) + " rows", got, want);
       EXPECT_TRUE(err.empty()) << err;
-      ++compared;
+      compared += c.dtype == soma::kFloat32;
     }
   }
-  EXPECT_GE(compared, 40);  // the Linear, Seq and MLP cases, both dtypes
+  EXPECT_GE(compared, 20);  // the float32 Linear, Seq and MLP cases
+  if (soma::kernels::Kernel<soma::kernels::LinearSmallF32>::selected_backend() == "avx512")
+    EXPECT_GE(soma::detail::small_linear_run_count() - runs_before, compared);
 }
 
 std::vector<size_t> case_indices() {

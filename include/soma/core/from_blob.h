@@ -54,10 +54,14 @@ Tensor from_blob(void* data, const Shape& shape, Deleter deleter, DType dtype = 
 /// Row-major (contiguous) strides, not owned.
 Tensor from_blob(void* data, const Shape& shape, DType dtype = kFloat32);
 
-/// The other direction: marks t's memory as handed to code outside soma (a NumPy array, a
-/// DLPack consumer, a raw pointer kept for writing), whose writes soma cannot see. Caches that
-/// soma keys by a storage's write counter (nn::Linear's packed weight) are then never built
-/// from it. Tensors from from_blob count as handed out already.
+/// The other direction: t's memory handed to code outside soma (a NumPy array, a DLPack
+/// consumer), whose writes soma cannot see. While a share is open (begin_external_share without
+/// its end_external_share yet) caches that soma keys by a storage's write counter (nn::Linear's
+/// packed weight) are not used, and one built before the share is rebuilt after it.
+/// mark_shared_externally opens a share that never ends (a raw address kept for writing).
+/// Tensors from from_blob count as shared already.
+void begin_external_share(const Tensor& t);
+void end_external_share(const Tensor& t);
 void mark_shared_externally(const Tensor& t);
 
 }  // namespace soma

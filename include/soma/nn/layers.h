@@ -23,14 +23,16 @@ struct LinearOptions {
 /// bias [out] ~ U(-1/sqrt(in), 1/sqrt(in)). Input [..., in] -> output [..., out].
 ///
 /// Inference at batch 1 to 4 (grad mode off, or nothing requiring grad; float32; no autocast or
-/// ONNX trace) runs a kernel of its own on this CPU (AVX-512: the weight packed once into
-/// 16-row blocks, cached on the layer by the weight's storage and version, and split over the
-/// threads): the same values as the GEMM path to float32 rounding, several times faster at
-/// batch 1. Writes that soma sees (in-place ops, `copy_`, optimizer steps, load_state_dict)
-/// repack it; memory soma cannot watch (from_blob / from_numpy weights, or a weight whose
-/// memory was handed out with numpy() or __dlpack__) is never packed. A raw write through
+/// ONNX trace; a weight of at most 16 MB) runs a kernel of its own on CPUs with AVX-512: the
+/// weight packed into 16-row blocks once a second such call finds it unchanged, cached on the
+/// layer by the weight's storage, version and view, and split over the threads. The same values
+/// as the GEMM path to float32 rounding, several times faster at batch 1. Writes that soma sees
+/// (in-place ops, `copy_`, optimizer steps, load_state_dict) repack it; memory soma cannot watch
+/// (from_blob / from_numpy weights, or while the weight's memory is handed out through numpy(),
+/// __dlpack__ or, for good, data_ptr()) is not packed. A raw write through
 /// `weight.data<float>()` after a batch-1 forward is not seen (as with Sequential's inference
-/// fusion): write weights with soma ops. SOMA_KERNELS=openblas turns the kernel off.
+/// fusion): write weights with soma ops, or call soma::mark_shared_externally first.
+/// SOMA_KERNELS=openblas turns the kernel off.
 class Linear : public Cloneable<Linear> {
  public:
   Linear(int64_t in_features, int64_t out_features, LinearOptions options = {});
@@ -47,6 +49,7 @@ class Linear : public Cloneable<Linear> {
 
  private:
   struct Packed;
+  Tensor small_batch_forward(const Tensor& input) const;
   mutable std::shared_ptr<const Packed> packed_;  // the weight packed for batch 1-4 inference
 };
 

@@ -112,7 +112,9 @@ int num_threads() {
 }
 
 void sync_blas_threads() {
-  if (omp_in_parallel()) return;  // OpenBLAS runs single-threaded inside a parallel region
+  // OpenBLAS runs single-threaded inside a parallel region; a spin_team thread leaves the
+  // process-wide count alone (as a capped thread does, below).
+  if (omp_in_parallel() || t_in_spin_team) return;
   const int n = num_threads();
   // A capped thread (a loader worker) leaves OpenBLAS's process-wide count alone: changing it
   // while another thread is inside a threaded BLAS call would resize buffers in use.
@@ -190,30 +192,53 @@ inline void cpu_relax() {
 #endif
 }
 
-// The helpers of spin_team. One word carries a run's number and its team size (the low 8
-// bits), so a helper learns both from one load: a helper outside a run's team never reads the
-// task, and one inside it reads the task only while the caller waits for it.
+// The CPUs the process may use, as the thread that loaded soma saw them: helpers run on these
+// (not on whatever a later caller pinned itself to), and a team never has more threads.
+cpu_set_t start_mask() {
+  static const cpu_set_t mask = [] {
+    cpu_set_t m;
+    CPU_ZERO(&m);
+    if (sched_getaffinity(0, sizeof(m), &m) != 0) CPU_ZERO(&m);
+    return m;
+  }();
+  return mask;
+}
+const cpu_set_t g_start_mask_at_load = start_mask();  // read while soma loads
+
+// The helpers of spin_team. One 64-bit word carries a run's number and its team size (the low
+// 8 bits), so a helper learns both from one load: a helper outside a run's team never reads the
+// task, and one inside it reads the task only while the caller waits for it. Sleeping helpers
+// wait on a separate 32-bit counter (a futex), which a run advances only when some sleep.
 class SpinTeam {
  public:
   static constexpr int kMaxTeam = 64;
   static constexpr auto kSpin = std::chrono::microseconds(100);
   SpinTeam* forked_from = nullptr;  // the parent process's team, in a forked child
 
-  // f on `threads` threads (2..kMaxTeam); false, without running anything, when busy.
+  // f on `threads` threads (2..kMaxTeam); false, without running anything, when busy or when
+  // no helper thread could be started.
   bool run(int threads, FunctionRef<void(int64_t, int64_t)> f) {
     std::unique_lock<std::mutex> lock(busy_, std::try_to_lock);
     if (!lock.owns_lock()) return false;
-    while (static_cast<int>(helpers_.size()) < threads - 1) {
-      const int index = static_cast<int>(helpers_.size()) + 1;
-      helpers_.emplace_back([this, index, seen = word_.load()] { work(index, seen); });
+    try {
+      while (static_cast<int>(helpers_.size()) < threads - 1) {
+        const int index = static_cast<int>(helpers_.size()) + 1;
+        helpers_.emplace_back([this, index, seen = word_.load()] { work(index, seen); });
+      }
+    } catch (...) {  // std::system_error: no more threads; use the ones there are
+      threads = static_cast<int>(helpers_.size()) + 1;
+      if (threads < 2) return false;
     }
     task_ = &f;
     error_ = nullptr;
     pending_.store(threads - 1, std::memory_order_relaxed);
-    const uint32_t next =
-        ((word_.load(std::memory_order_relaxed) >> 8) + 1) << 8 | static_cast<uint32_t>(threads);
+    const uint64_t next =
+        ((word_.load(std::memory_order_relaxed) >> 8) + 1) << 8 | static_cast<uint64_t>(threads);
     word_.store(next, std::memory_order_seq_cst);
-    if (sleepers_.load(std::memory_order_seq_cst) > 0) word_.notify_all();
+    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
+      wake_.fetch_add(1, std::memory_order_seq_cst);
+      wake_.notify_all();
+    }
     t_in_spin_team = true;
     try {
       f(0, threads);
@@ -231,24 +256,30 @@ class SpinTeam {
   }
 
  private:
-  void work(int index, uint32_t seen) {
+  void work(int index, uint64_t seen) {
     t_in_spin_team = true;
+    cpu_set_t mask = g_start_mask_at_load;
+    if (CPU_COUNT(&mask) > 0) pthread_setaffinity_np(pthread_self(), sizeof(mask), &mask);
+    bool spin = true;  // after a run of its own; a helper outside the last run sleeps at once
     for (;;) {
-      uint32_t w = word_.load(std::memory_order_acquire);
+      uint64_t w = word_.load(std::memory_order_acquire);
       auto start = std::chrono::steady_clock::now();
       for (int spins = 1; w == seen; ++spins) {
         cpu_relax();
-        if (spins % 64 == 0 && std::chrono::steady_clock::now() - start > kSpin) {
+        if (!spin || (spins % 64 == 0 && std::chrono::steady_clock::now() - start > kSpin)) {
           sleepers_.fetch_add(1, std::memory_order_seq_cst);
-          if (word_.load(std::memory_order_seq_cst) == seen) word_.wait(seen);
+          const uint32_t ticket = wake_.load(std::memory_order_seq_cst);
+          if (word_.load(std::memory_order_seq_cst) == seen) wake_.wait(ticket);
           sleepers_.fetch_sub(1, std::memory_order_relaxed);
           start = std::chrono::steady_clock::now();
+          spin = true;
         }
         w = word_.load(std::memory_order_acquire);
       }
       seen = w;
       const int team = static_cast<int>(w & 0xFF);
-      if (index >= team) continue;
+      spin = index < team;
+      if (!spin) continue;
       try {
         (*task_)(index, team);
       } catch (...) {
@@ -261,7 +292,8 @@ class SpinTeam {
 
   std::mutex busy_;                   // held by the caller of a run
   std::vector<std::thread> helpers_;  // never joined: the team lives as long as the process
-  std::atomic<uint32_t> word_{0};     // run number << 8 | team size
+  std::atomic<uint64_t> word_{0};     // run number << 8 | team size
+  std::atomic<uint32_t> wake_{0};     // advanced by a run that finds helpers asleep
   std::atomic<int> sleepers_{0};
   std::atomic<int> pending_{0};  // helpers of the current run not yet done
   const FunctionRef<void(int64_t, int64_t)>* task_ = nullptr;
@@ -297,8 +329,12 @@ SpinTeam& spin_team_instance() {
 
 }  // namespace
 
-void spin_team(FunctionRef<void(int64_t, int64_t)> f) {
-  const int threads = std::min(t_in_spin_team ? 1 : num_threads(), SpinTeam::kMaxTeam);
+void spin_team(FunctionRef<void(int64_t, int64_t)> f, int64_t max_threads) {
+  const cpu_set_t mask = g_start_mask_at_load;
+  const int cpus = std::max(1, CPU_COUNT(&mask));
+  const int64_t cap = std::min<int64_t>({max_threads, SpinTeam::kMaxTeam, cpus});
+  const int threads = static_cast<int>(
+      std::min<int64_t>(t_in_spin_team ? 1 : num_threads(), std::max<int64_t>(cap, 1)));
   if (threads > 1) {
     settle_vector_level();
     if (spin_team_instance().run(threads, f)) {

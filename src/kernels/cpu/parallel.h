@@ -32,16 +32,18 @@ void parallel_for(int64_t n, int64_t grain, FunctionRef<void(int64_t, int64_t)> 
 /// for kernels that split work themselves (GEMM along C's longer side, dropout by chunks).
 void parallel_team(bool parallel, FunctionRef<void(int64_t, int64_t)> f);
 
-/// Calls f(t, T) once on each of T = num_threads() threads, like parallel_team, but through
-/// soma's own small team of helper threads that spin for a while (~100 us) after each task
-/// before they sleep, instead of an OpenMP region: for work of a few microseconds (batch-1
-/// Linear layers, kernels/cpu/small_gemm.h), where starting an OpenMP region costs about as
-/// much as the work (3 us per region on this project's 2-core VM against ~0.5 us here). One
-/// caller at a time: a call made while the team is busy (another thread's, or one from inside
-/// f) runs f(0, 1) on the calling thread, as does one from inside an OpenMP region. The team
-/// starts on first use and is rebuilt in a forked child. An exception from f on any thread is
+/// Calls f(t, T) once on each of T threads, like parallel_team, but through soma's own small
+/// team of helper threads that spin for a while (~100 us) after each task before they sleep,
+/// instead of an OpenMP region: for work of a few microseconds (batch-1 Linear layers,
+/// kernels/cpu/small_gemm.h), where starting an OpenMP region costs about as much as the work
+/// (3 us per region on this project's 2-core VM against ~0.5 us here). T is num_threads(),
+/// capped by max_threads and by the CPUs the process had when soma loaded (the helpers run on
+/// those, whatever CPU a caller pinned itself to). One caller at a time: a call made while the
+/// team is busy (another thread's, or one from inside f) runs f(0, 1) on the calling thread, as
+/// does one from inside an OpenMP region. The team starts on first use and is rebuilt in a
+/// forked child (a fork from inside f is not supported). An exception from f on any thread is
 /// rethrown here after every thread has finished.
-void spin_team(FunctionRef<void(int64_t, int64_t)> f);
+void spin_team(FunctionRef<void(int64_t, int64_t)> f, int64_t max_threads = int64_t{1} << 30);
 
 /// Makes the calling thread's OpenMP setting and OpenBLAS's thread count equal num_threads()
 /// before a BLAS call (BLAS wrappers call it first; cheap when nothing changed). OpenBLAS keeps

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/allocator.h"
 #include "kernels/cpu/parallel.h"
 #include "kernels/registry.h"
 #include "soma/core/error.h"
@@ -30,11 +31,9 @@ PackedF32 pack_f32(const float* w, int64_t n, int64_t k) {
   p.n = n;
   p.k = k;
   const int64_t blocks = p.blocks();
-  const size_t count = static_cast<size_t>(blocks * k * 16);
-  p.data.reset(static_cast<float*>(std::aligned_alloc(64, count * sizeof(float))));
-  SOMA_CHECK(p.data != nullptr, "pack_f32: out of memory packing a [", n, ", ", k, "] weight (",
-             count * sizeof(float), " bytes)");
-  float* d = p.data.get();
+  const size_t bytes = static_cast<size_t>(blocks * k * 16) * sizeof(float);
+  float* d = static_cast<float*>(soma::detail::allocate(bytes));  // soma::Error when out of memory
+  p.data = std::shared_ptr<float>(d, [bytes](float* q) { soma::detail::deallocate(q, bytes); });
   for (int64_t b = 0; b < blocks; ++b)
     for (int64_t q = 0; q < k; ++q)
       for (int64_t r = 0; r < 16; ++r) {
@@ -74,9 +73,10 @@ bool linear_small_f32_reference(int64_t m, const float* x, int64_t ldx, const Pa
 
 namespace {
 
-// Products of at least this many multiply-adds (M N K) split their blocks over the threads: a
-// spin_team handoff costs ~0.5 us on this project's VM, the 784 -> 256 layer ~8 us on one core.
-constexpr int64_t kTeamWork = int64_t{1} << 16;
+// Multiply-adds (M N K) per thread when a product splits its blocks over threads: a spin_team
+// handoff costs ~0.5 us on this project's VM, the 784 -> 256 layer ~8 us on one core, and the
+// 256 -> 128 one (2^15) runs faster on one thread than split.
+constexpr int64_t kTeamWork = int64_t{1} << 15;
 
 // Rows [0, M) of Y over B consecutive blocks starting at block `first` (output j0 = 16 first).
 template <int M, int B>
@@ -147,8 +147,10 @@ bool linear_small_f32_avx512(int64_t m, const float* x, int64_t ldx, const Packe
         return rows_range<4>(x, ldx, w, b0, b1, bias, y, ldy);
     }
   };
-  if (blocks >= 2 && m * w.n * w.k >= kTeamWork)
-    spin_team(body);
+  // At most one thread per block and per kTeamWork multiply-adds: 2 from 2^16.
+  const int64_t max_threads = std::min(blocks, m * w.n * w.k / kTeamWork);
+  if (max_threads >= 2)
+    spin_team(body, max_threads);
   else
     body(0, 1);
   return true;

@@ -15,7 +15,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 
 namespace soma::kernels::cpu {
@@ -23,10 +22,10 @@ namespace soma::kernels::cpu {
 inline constexpr int64_t kSmallGemmMaxRows = 4;
 
 /// W [N, K] in blocks of 16 rows: element W[16 b + r, q] at data[(b K + q) 16 + r], zeros past
-/// N. 64-byte aligned.
+/// N. 64-byte aligned, from soma's caching allocator (a repack reuses a freed pack's block).
 struct PackedF32 {
   int64_t n = 0, k = 0;
-  std::unique_ptr<float[], decltype(&std::free)> data{nullptr, &std::free};
+  std::shared_ptr<float> data;
   int64_t blocks() const { return (n + 15) / 16; }
 };
 
