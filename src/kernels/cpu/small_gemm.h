@@ -34,8 +34,8 @@ PackedF32 pack_f32(const float* w, int64_t n, int64_t k);
 
 /// Y[i, j] = sum_q X[i, q] W[j, q] + (bias ? bias[j] : 0) for i < m <= kSmallGemmMaxRows,
 /// j < N: X [m, K] with row stride ldx, Y [m, N] with row stride ldy. Each Y[i, j] is
-/// (e + o) + bias[j], e and o fused multiply-add chains over the even and the odd q in
-/// ascending order, starting from +0. Returns false when the implementation declines.
+/// ((c0 + c1) + (c2 + c3)) + bias[j], cr a fused multiply-add chain over the q with q mod 4 = r
+/// in ascending order, starting from +0. Returns false when the implementation declines.
 bool linear_small_f32_avx512(int64_t m, const float* x, int64_t ldx, const PackedF32& w,
                              const float* bias, float* y, int64_t ldy);
 bool linear_small_f32_reference(int64_t m, const float* x, int64_t ldx, const PackedF32& w,
