@@ -441,8 +441,9 @@ def test_state_dict_in_registration_order(torch):
 
 @pytest.mark.parametrize("rows", [1, 2, 4])
 def test_linear_small_batch_inference_matches_torch(torch, np, rows):
-    """Batch 1-4 under no_grad runs soma's packed small-batch kernel (an AVX-512 CPU): torch's
-    values, and a later write through numpy() is seen (memory handed out is never packed)."""
+    """Batch 1-4 under no_grad runs soma's packed small-batch kernel (an AVX-512 CPU; from the
+    second call on an unchanged weight): torch's values, also after writes through numpy(),
+    which soma cannot see (no pack while the array lives, a fresh one after)."""
     lin = nn.Linear(300, 37)
     twin_lin = torch.nn.Linear(300, 37)
     with torch.no_grad():  # copied by value: no soma memory is handed out here
@@ -450,15 +451,22 @@ def test_linear_small_batch_inference_matches_torch(torch, np, rows):
         twin_lin.bias.copy_(torch.tensor(lin.bias.tolist()))
     x = soma.randn(rows, 300)
     tx = torch.tensor(x.tolist())
-    with soma.no_grad():
-        y = lin(x)
-    np.testing.assert_allclose(np.array(y.tolist()), twin_lin(tx).detach().numpy(), rtol=1e-5,
-                               atol=1e-5)
+
+    def check():
+        for _ in range(2):
+            with soma.no_grad():
+                y = lin(x)
+            np.testing.assert_allclose(np.array(y.tolist()), twin_lin(tx).detach().numpy(),
+                                       rtol=1e-5, atol=1e-5)
+
+    check()
     w = lin.weight.detach().numpy()
     w[3, :] += 0.5
     with torch.no_grad():
         twin_lin.weight[3, :] += 0.5
-    with soma.no_grad():
-        y = lin(x)
-    np.testing.assert_allclose(np.array(y.tolist()), twin_lin(tx).detach().numpy(), rtol=1e-5,
-                               atol=1e-5)
+    check()
+    w[4, :] -= 0.25
+    with torch.no_grad():
+        twin_lin.weight[4, :] -= 0.25
+    del w
+    check()
