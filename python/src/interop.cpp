@@ -109,12 +109,15 @@ py::array to_numpy(const Tensor& t) {
   // The array's base owns a handle on the tensor, so the storage lives as long as the array.
   // NumPy may write it behind soma's back while the array lives.
   auto* handle = new Tensor(t.detach());
-  begin_external_share(*handle);
   py::capsule base(handle, [](void* p) {
     auto* h = static_cast<Tensor*>(p);
-    end_external_share(*h);
+    try {
+      end_external_share(*h);
+    } catch (...) {  // never from a matched share; a destructor must not throw
+    }
     delete h;
   });
+  begin_external_share(*handle);  // after the capsule, which ends it
   return py::array(py::dtype(np_name), std::move(shape), std::move(strides), data_address(t), base);
 }
 
@@ -193,7 +196,10 @@ py::capsule to_dlpack(const Tensor& t) {
   m->manager_ctx = ctx;
   m->deleter = [](DLManagedTensor* self) {
     auto* c = static_cast<DLPackCtx*>(self->manager_ctx);
-    end_external_share(c->tensor);
+    try {
+      end_external_share(c->tensor);
+    } catch (...) {  // never from a matched share; a deleter must not throw
+    }
     delete c;
     delete self;
   };

@@ -69,7 +69,10 @@ void end_external_share(const Tensor& t) {
   if (!t.defined()) return;
   Storage& s = *t.impl()->storage;
   s.export_epoch.fetch_add(1);  // before the count drops: a cache never sees 0 with the old epoch
-  s.exports.fetch_sub(1);
+  int open = s.exports.load();
+  do {
+    SOMA_CHECK(open > 0, "end_external_share: no share of this tensor's memory is open");
+  } while (!s.exports.compare_exchange_weak(open, open - 1));
 }
 
 void mark_shared_externally(const Tensor& t) {

@@ -85,8 +85,12 @@ Tensor Linear::small_batch_forward(const Tensor& input) const {
       (bias.defined() && (bias.dtype() != kFloat32 || bias.shape() != Shape({out_features}))) ||
       autograd::needs_grad(input, weight, bias) || is_autocast_enabled() ||
       trace::active() != nullptr || out_features * in_features * 4 > kMaxPackBytes) {
-    if (weight.defined() && weight.dtype() != kFloat32 && std::atomic_load(&packed_))
-      std::atomic_store(&packed_, std::shared_ptr<const Packed>());  // after to(kFloat64)
+    // A pack is not kept through training (grad mode, or after to(kFloat64)): the weights
+    // change at every step, and a later batch-1 forward packs anew after two sightings.
+    if (weight.defined() &&
+        (weight.dtype() != kFloat32 || autograd::needs_grad(input, weight, bias)) &&
+        std::atomic_load(&packed_))
+      std::atomic_store(&packed_, std::shared_ptr<const Packed>());
     return {};
   }
   auto* const kernel = kernels::Kernel<kernels::LinearSmallF32>::get();
@@ -108,8 +112,12 @@ Tensor Linear::small_batch_forward(const Tensor& input) const {
     fresh->strides = wi.strides;
     if (same) {  // seen unchanged once before: pack it now
       const Tensor w = weight.detach().contiguous();
-      fresh->w = kernels::cpu::pack_f32(w.data<float>(), out_features, in_features);
-      fresh->packed = true;
+      try {
+        fresh->w = kernels::cpu::pack_f32(w.data<float>(), out_features, in_features);
+        fresh->packed = true;
+      } catch (const Error&) {  // out of memory for the copy: the GEMM needs none
+        return {};
+      }
     }
     std::atomic_store(&packed_, std::shared_ptr<const Packed>(fresh));
     if (!fresh->packed) return {};

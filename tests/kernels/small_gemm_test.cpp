@@ -208,9 +208,11 @@ TEST(SpinTeam, ConcurrentCallersAllFinish) {
   std::thread a(caller), b(caller);
   a.join();
   b.join();
-  // Each call adds 1 (one thread) or 1 + 2 (two): at least 6000, at most 18000.
+  // Each call adds 1 (one thread) or 1 + 2 (two): at least 6000, at most 18000, and 6000 plus
+  // twice the number of calls that got the team.
   EXPECT_GE(total.load(), 6000);
   EXPECT_LE(total.load(), 18000);
+  EXPECT_EQ((total.load() - 6000) % 2, 0);
 }
 
 TEST(SpinTeam, HelpersSleepAndWakeUp) {
@@ -234,6 +236,24 @@ TEST(SpinTeam, MaxThreadsCapsTheTeam) {
         },
         cap);
     EXPECT_EQ(ran.load(), std::min<int64_t>(cap, team_for(2)));
+  }
+}
+
+TEST(SpinTeam, HelpersOutsideATeamStayOut) {
+  if (available_cpus() < 3) GTEST_SKIP() << "needs 3 CPUs for a team of 3 and one of 2";
+  ThreadsGuard tg(3);
+  for (int round = 0; round < 500; ++round) {
+    const int64_t cap = round % 2 == 0 ? 3 : 2;
+    std::vector<std::atomic<int>> calls(3);
+    spin_team(
+        [&](int64_t t, int64_t nt) {
+          EXPECT_EQ(nt, cap);
+          calls[static_cast<size_t>(t)]++;
+        },
+        cap);
+    for (int64_t t = 0; t < 3; ++t)
+      ASSERT_EQ(calls[static_cast<size_t>(t)].load(), t < cap ? 1 : 0);
+    if (round % 100 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
 }
 

@@ -852,15 +852,25 @@ bool packs() {
   return b == "avx512" || b == "reference";
 }
 
-// lin(x) under no grad, twice (the first sighting of a weight runs the GEMM, the second packs),
-// each checked against the GEMM path; `packed`: whether the second must take the kernel.
-void check_twice(nn::Linear& lin, const Tensor& x, bool packed, const std::string& what) {
+// lin(x) under no grad, twice, each checked against the GEMM path. `first` / `second`: whether
+// each call must take the packed kernel (on a CPU that runs it): the first sighting of a weight
+// (a new one, or one changed since) runs the GEMM, the second packs.
+void check_calls(nn::Linear& lin, const Tensor& x, bool first, bool second,
+                 const std::string& what) {
   soma::NoGradGuard no_grad;
-  expect_close(lin(x), gemm_linear(lin, x), what + ", first call");
-  const int64_t before = soma::detail::small_linear_run_count();
-  expect_close(lin(x), gemm_linear(lin, x), what + ", second call");
-  EXPECT_EQ(soma::detail::small_linear_run_count() - before, packed && packs() ? 1 : 0)
-      << what << ": the second call's path";
+  const bool expect[2] = {first, second};
+  for (int call = 0; call < 2; ++call) {
+    const int64_t before = soma::detail::small_linear_run_count();
+    const std::string label = what + (call == 0 ? ", first call" : ", second call");
+    expect_close(lin(x), gemm_linear(lin, x), label);
+    EXPECT_EQ(soma::detail::small_linear_run_count() - before, expect[call] && packs() ? 1 : 0)
+        << label << ": the path it took";
+  }
+}
+
+// A weight soma sees for the first time (or changed): the GEMM, then the packed kernel.
+void check_twice(nn::Linear& lin, const Tensor& x, bool packed, const std::string& what) {
+  check_calls(lin, x, false, packed, what);
 }
 
 }  // namespace
@@ -870,11 +880,13 @@ TEST(LinearSmallBatch, MatchesTheGemmPathForEveryShape) {
   for (bool bias : {true, false})
     for (auto [in, out] : {std::pair<int64_t, int64_t>{300, 37}, {784, 256}}) {
       nn::Linear lin(in, out, {.bias = bias});
-      for (const Shape& s : {Shape{in}, Shape{1, in}, Shape{2, in}, Shape{3, in}, Shape{4, in},
-                             Shape{2, 2, in}, Shape{1, 1, in}})
-        check_twice(lin, soma::randn(s), true, "input " + soma::shape_str(s));
-      check_twice(lin, soma::randn({5, in}), false, "5 rows (the GEMM)");
-      check_twice(lin, soma::randn({in, 2}).t(), true, "transposed input");
+      check_twice(lin, soma::randn({1, in}), true, "a new weight");
+      // The weight is packed now: every shape of 1-4 rows takes the kernel at once.
+      for (const Shape& s :
+           {Shape{in}, Shape{2, in}, Shape{3, in}, Shape{4, in}, Shape{2, 2, in}, Shape{1, 1, in}})
+        check_calls(lin, soma::randn(s), true, true, "input " + soma::shape_str(s));
+      check_calls(lin, soma::randn({5, in}), false, false, "5 rows (the GEMM)");
+      check_calls(lin, soma::randn({in, 2}).t(), true, true, "transposed input");
     }
 }
 
@@ -912,7 +924,7 @@ TEST(LinearSmallBatch, FollowsEveryWeightChangeSomaSees) {
     copy->weight.zero_();
   }
   check_twice(*copy, x, true, "the zeroed clone");
-  check_twice(lin, x, true, "the original after its clone changed");
+  check_calls(lin, x, true, true, "the original after its clone changed (still packed)");
   // Other views of the same memory (same storage, version and offset): a transpose, and a
   // [16, 16] window of a [16, 64] block against one of a [64, 16] view of it.
   nn::Linear square(16, 16);
@@ -950,6 +962,23 @@ TEST(LinearSmallBatch, MemoryHandedOutIsNotPacked) {
   check_twice(blob, x, false, "from_blob");
   mem[7] = 3.0f;
   check_twice(blob, x, false, "after the caller changed from_blob memory");
+}
+
+TEST(LinearSmallBatch, AGradModeForwardDropsThePack) {
+  soma::manual_seed(15);
+  nn::Linear lin(32, 8);
+  const Tensor x = soma::randn({1, 32});
+  check_twice(lin, x, true, "packed");
+  (void)lin(x);  // grad mode: the GEMM, and the pack is dropped
+  check_twice(lin, x, true, "after a grad-mode forward");
+}
+
+TEST(LinearSmallBatch, AnUnmatchedShareEndIsAnError) {
+  nn::Linear lin(4, 2);
+  EXPECT_THROW(soma::end_external_share(lin.weight), soma::Error);
+  soma::begin_external_share(lin.weight);
+  soma::end_external_share(lin.weight);
+  EXPECT_THROW(soma::end_external_share(lin.weight), soma::Error);
 }
 
 TEST(LinearSmallBatch, GradModeAndOtherDtypesTakeTheGemm) {

@@ -24,15 +24,16 @@ struct LinearOptions {
 ///
 /// Inference at batch 1 to 4 (grad mode off, or nothing requiring grad; float32; no autocast or
 /// ONNX trace; a weight of at most 16 MB) runs a kernel of its own on CPUs with AVX-512: the
-/// weight packed into 16-row blocks once a second such call finds it unchanged, cached on the
-/// layer by the weight's storage, version and view, and split over the threads. The same values
-/// as the GEMM path to float32 rounding, several times faster at batch 1. Writes that soma sees
-/// (in-place ops, `copy_`, optimizer steps, load_state_dict) repack it; memory soma cannot watch
-/// (from_blob / from_numpy weights, or while the weight's memory is handed out through numpy(),
-/// __dlpack__ or, for good, data_ptr()) is not packed. A raw write through
-/// `weight.data<float>()` after a batch-1 forward is not seen (as with Sequential's inference
-/// fusion): write weights with soma ops, or call soma::mark_shared_externally first.
-/// SOMA_KERNELS=openblas turns the kernel off.
+/// weight packed into 16-row blocks once a second such call finds it unchanged (the first runs
+/// the GEMM), cached on the layer by the weight's storage, version, export epoch and view, and
+/// split over the threads. The same values as the GEMM path to float32 rounding, several times
+/// faster at batch 1. Writes that soma sees (in-place ops, `copy_`, optimizer steps,
+/// load_state_dict) change the key, so the next call runs the GEMM and the one after packs anew;
+/// a forward in grad mode drops the pack. Memory soma cannot watch (from_blob / from_numpy
+/// weights, or while the weight's memory is handed out through numpy(), __dlpack__ or, for good,
+/// data_ptr()) is not packed. A raw write through `weight.data<float>()` after a batch-1 forward
+/// is not seen (as with Sequential's inference fusion): write weights with soma ops, or open a
+/// share around it (soma::begin_external_share). SOMA_KERNELS=openblas turns the kernel off.
 class Linear : public Cloneable<Linear> {
  public:
   Linear(int64_t in_features, int64_t out_features, LinearOptions options = {});

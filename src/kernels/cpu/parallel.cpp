@@ -6,6 +6,7 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -193,8 +194,10 @@ inline void cpu_relax() {
 }
 
 // The CPUs the process may use, as the thread that loaded soma saw them: helpers run on these
-// (not on whatever a later caller pinned itself to), and a team never has more threads.
-cpu_set_t start_mask() {
+// (not on whatever a later caller pinned itself to), and a team never has more threads than
+// there are (a process under `taskset -c 0` must not spin two threads on one CPU). Empty when
+// the mask cannot be read (more CPUs than cpu_set_t holds): helpers then keep their own.
+const cpu_set_t& start_mask() {
   static const cpu_set_t mask = [] {
     cpu_set_t m;
     CPU_ZERO(&m);
@@ -203,41 +206,54 @@ cpu_set_t start_mask() {
   }();
   return mask;
 }
-const cpu_set_t g_start_mask_at_load = start_mask();  // read while soma loads
+int start_cpus() {
+  static const int n = [] {
+    const int c = CPU_COUNT(&start_mask());
+    return c > 0 ? c : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  }();
+  return n;
+}
+[[maybe_unused]] const int g_start_cpus_at_load = start_cpus();  // read while soma loads
 
 // The helpers of spin_team. One 64-bit word carries a run's number and its team size (the low
 // 8 bits), so a helper learns both from one load: a helper outside a run's team never reads the
-// task, and one inside it reads the task only while the caller waits for it. Sleeping helpers
-// wait on a separate 32-bit counter (a futex), which a run advances only when some sleep.
+// task, and one inside it reads the task only while the caller waits for it. A helper that has
+// spun kSpin since its last task of its own sleeps on its own 32-bit counter (a futex), which a
+// run advances only for the sleeping helpers in its team.
 class SpinTeam {
  public:
   static constexpr int kMaxTeam = 64;
   static constexpr auto kSpin = std::chrono::microseconds(100);
   SpinTeam* forked_from = nullptr;  // the parent process's team, in a forked child
 
-  // f on `threads` threads (2..kMaxTeam); false, without running anything, when busy or when
-  // no helper thread could be started.
-  bool run(int threads, FunctionRef<void(int64_t, int64_t)> f) {
+  // f on up to `threads` threads (2..kMaxTeam); the team size it ran with, or 0 without running
+  // anything when busy or when no helper thread could be started.
+  int run(int threads, FunctionRef<void(int64_t, int64_t)> f) {
     std::unique_lock<std::mutex> lock(busy_, std::try_to_lock);
-    if (!lock.owns_lock()) return false;
+    if (!lock.owns_lock()) return 0;
+    threads = std::min(threads, max_team_);
     try {
       while (static_cast<int>(helpers_.size()) < threads - 1) {
         const int index = static_cast<int>(helpers_.size()) + 1;
         helpers_.emplace_back([this, index, seen = word_.load()] { work(index, seen); });
       }
-    } catch (...) {  // std::system_error: no more threads; use the ones there are
-      threads = static_cast<int>(helpers_.size()) + 1;
-      if (threads < 2) return false;
+    } catch (...) {  // std::system_error: no more threads; from now on, the ones there are
+      max_team_ = static_cast<int>(helpers_.size()) + 1;
+      threads = max_team_;
     }
+    if (threads < 2) return 0;
     task_ = &f;
     error_ = nullptr;
     pending_.store(threads - 1, std::memory_order_relaxed);
     const uint64_t next =
         ((word_.load(std::memory_order_relaxed) >> 8) + 1) << 8 | static_cast<uint64_t>(threads);
     word_.store(next, std::memory_order_seq_cst);
-    if (sleepers_.load(std::memory_order_seq_cst) > 0) {
-      wake_.fetch_add(1, std::memory_order_seq_cst);
-      wake_.notify_all();
+    for (int i = 1; i < threads; ++i) {
+      Slot& slot = slots_[static_cast<size_t>(i)];
+      if (slot.asleep.load(std::memory_order_seq_cst)) {
+        slot.wake.fetch_add(1, std::memory_order_seq_cst);
+        slot.wake.notify_one();
+      }
     }
     t_in_spin_team = true;
     try {
@@ -252,49 +268,52 @@ class SpinTeam {
       if (spins > 4096) std::this_thread::yield();  // a helper lost its core for a while
     }
     if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
-    return true;
+    return threads;
   }
 
  private:
+  struct alignas(64) Slot {
+    std::atomic<uint32_t> wake{0};  // advanced by a run that needs this helper asleep
+    std::atomic<bool> asleep{false};
+  };
+
   void work(int index, uint64_t seen) {
     t_in_spin_team = true;
-    cpu_set_t mask = g_start_mask_at_load;
+    const cpu_set_t& mask = start_mask();
     if (CPU_COUNT(&mask) > 0) pthread_setaffinity_np(pthread_self(), sizeof(mask), &mask);
-    bool spin = true;  // after a run of its own; a helper outside the last run sleeps at once
+    Slot& slot = slots_[static_cast<size_t>(index)];
+    auto last_task = std::chrono::steady_clock::now();
     for (;;) {
       uint64_t w = word_.load(std::memory_order_acquire);
-      auto start = std::chrono::steady_clock::now();
       for (int spins = 1; w == seen; ++spins) {
         cpu_relax();
-        if (!spin || (spins % 64 == 0 && std::chrono::steady_clock::now() - start > kSpin)) {
-          sleepers_.fetch_add(1, std::memory_order_seq_cst);
-          const uint32_t ticket = wake_.load(std::memory_order_seq_cst);
-          if (word_.load(std::memory_order_seq_cst) == seen) wake_.wait(ticket);
-          sleepers_.fetch_sub(1, std::memory_order_relaxed);
-          start = std::chrono::steady_clock::now();
-          spin = true;
+        if (spins % 64 == 0 && std::chrono::steady_clock::now() - last_task > kSpin) {
+          slot.asleep.store(true, std::memory_order_seq_cst);
+          const uint32_t ticket = slot.wake.load(std::memory_order_seq_cst);
+          if (word_.load(std::memory_order_seq_cst) == seen) slot.wake.wait(ticket);
+          slot.asleep.store(false, std::memory_order_relaxed);
         }
         w = word_.load(std::memory_order_acquire);
       }
       seen = w;
       const int team = static_cast<int>(w & 0xFF);
-      spin = index < team;
-      if (!spin) continue;
+      if (index >= team) continue;  // not this run's: back to spinning out its time, or sleep
       try {
         (*task_)(index, team);
       } catch (...) {
         std::lock_guard<std::mutex> g(error_mutex_);
         if (!error_) error_ = std::current_exception();
       }
+      last_task = std::chrono::steady_clock::now();
       pending_.fetch_sub(1, std::memory_order_acq_rel);
     }
   }
 
   std::mutex busy_;                   // held by the caller of a run
   std::vector<std::thread> helpers_;  // never joined: the team lives as long as the process
+  int max_team_ = kMaxTeam;           // lowered when a helper thread could not be started
   std::atomic<uint64_t> word_{0};     // run number << 8 | team size
-  std::atomic<uint32_t> wake_{0};     // advanced by a run that finds helpers asleep
-  std::atomic<int> sleepers_{0};
+  std::array<Slot, kMaxTeam> slots_{};
   std::atomic<int> pending_{0};  // helpers of the current run not yet done
   const FunctionRef<void(int64_t, int64_t)>* task_ = nullptr;
   std::mutex error_mutex_;
@@ -330,15 +349,13 @@ SpinTeam& spin_team_instance() {
 }  // namespace
 
 void spin_team(FunctionRef<void(int64_t, int64_t)> f, int64_t max_threads) {
-  const cpu_set_t mask = g_start_mask_at_load;
-  const int cpus = std::max(1, CPU_COUNT(&mask));
-  const int64_t cap = std::min<int64_t>({max_threads, SpinTeam::kMaxTeam, cpus});
+  const int64_t cap = std::min<int64_t>({max_threads, SpinTeam::kMaxTeam, start_cpus()});
   const int threads = static_cast<int>(
       std::min<int64_t>(t_in_spin_team ? 1 : num_threads(), std::max<int64_t>(cap, 1)));
   if (threads > 1) {
     settle_vector_level();
-    if (spin_team_instance().run(threads, f)) {
-      t_last_team = threads;
+    if (const int team = spin_team_instance().run(threads, f); team > 0) {
+      t_last_team = team;
       return;
     }
   }
