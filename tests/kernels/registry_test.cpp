@@ -304,6 +304,24 @@ TEST(KernelRegistry, EverySlotsReferenceMatchesTheFastOne) {
   k::Kernel<k::Normalize<uint8_t>>::get("reference")(img.data(), n2.data(), 3, 2, 784, 1.0 / 255,
                                                      mean, stdv);
   EXPECT_EQ(n1, n2);
+  // Tabular uint8 [rows, features] with a statistic per feature, with enough rows for the
+  // lookup tables (300 x 5 >= 5 x 256) and with too few (2 x 5), and a batch smaller than one
+  // channel's table: all exact.
+  const double tmean[5] = {0.1, 0.2, -1.0, 3.5, 0.0}, tstd[5] = {0.3, 1e-3, 2.0, 0.77, 1.0};
+  for (const int64_t rows : {300, 2}) {
+    std::vector<float> t1(static_cast<size_t>(rows * 5)), t2(t1.size());
+    k::Kernel<k::Normalize<uint8_t>>::get("cpu")(img.data(), t1.data(), rows, 5, 1, 1.0 / 255,
+                                                 tmean, tstd);
+    k::Kernel<k::Normalize<uint8_t>>::get("reference")(img.data(), t2.data(), rows, 5, 1, 1.0 / 255,
+                                                       tmean, tstd);
+    EXPECT_EQ(t1, t2) << rows;
+  }
+  std::vector<float> s1(100), s2(100);
+  k::Kernel<k::Normalize<uint8_t>>::get("cpu")(img.data(), s1.data(), 1, 2, 50, 1.0 / 255, mean,
+                                               stdv);
+  k::Kernel<k::Normalize<uint8_t>>::get("reference")(img.data(), s2.data(), 1, 2, 50, 1.0 / 255,
+                                                     mean, stdv);
+  EXPECT_EQ(s1, s2);
   const int64_t top[3] = {0, 4, 8}, left[3] = {8, 3, 0};
   std::vector<uint8_t> p1(img.size()), p2(img.size());
   k::Kernel<k::PadCrop>::get("cpu")(img.data(), p1.data(), 1, 3, 2, 28, 28, 28, 28, 4, top, left);

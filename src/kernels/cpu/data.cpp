@@ -53,6 +53,40 @@ void normalize(const T* x, float* out, int64_t outer, int64_t channels, int64_t 
                const double* mean, const double* std) {
   if (outer <= 0 || channels <= 0 || inner <= 0) return;
   const double sc = scale;
+  if constexpr (std::is_same_v<T, uint8_t>) {
+    // uint8 (images): 256 possible inputs per channel. When the batch holds more elements than
+    // the channels' tables, the formula is evaluated once per (channel, byte value) and the
+    // batch is a table lookup: the same bits as the formula, and no double arithmetic (nor a
+    // library call for std::fma where the baseline ISA has no FMA) per element.
+    const int64_t total = outer * channels * inner;
+    if (channels * 256 <= total) {
+      std::vector<float> lut(static_cast<size_t>(channels * 256));
+      for (int64_t c = 0; c < channels; ++c)
+        for (int v = 0; v < 256; ++v)
+          lut[static_cast<size_t>(c * 256 + v)] =
+              static_cast<float>((static_cast<double>(v) * sc - mean[c]) / std[c]);
+      const float* table = lut.data();
+      if (inner == 1) {  // tabular [rows, features]: feature j's table is row j of lut
+        parallel_for(outer, row_grain(channels), [&](int64_t begin, int64_t end) {
+          for (int64_t i = begin; i < end; ++i)
+            for (int64_t j = 0; j < channels; ++j)
+              out[i * channels + j] = table[j * 256 + x[i * channels + j]];
+        });
+        return;
+      }
+      parallel_for(total, kParallelGrain, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end;) {
+          const int64_t r = i / inner, stop = std::min(end, (r + 1) * inner);
+          const float* t = table + (r % channels) * 256;
+          const uint8_t* p = x + i;
+          float* po = out + i;
+          for (int64_t j = 0, len = stop - i; j < len; ++j) po[j] = t[p[j]];
+          i = stop;
+        }
+      });
+      return;
+    }
+  }
   if (inner == 1) {
     // Tabular [rows, features]: one statistic per column.
     parallel_for(outer, row_grain(channels), [&](int64_t begin, int64_t end) {
@@ -63,38 +97,15 @@ void normalize(const T* x, float* out, int64_t outer, int64_t channels, int64_t 
     });
     return;
   }
-  // uint8 (images): 256 possible inputs per channel; use the FMA form when it rounds exactly
-  // like the formula for all of them (fails only within ~1e-16 of a rounding boundary).
-  bool fast = false;
-  std::vector<double> a, b;
-  if constexpr (std::is_same_v<T, uint8_t>) {
-    fast = true;
-    a.resize(static_cast<size_t>(channels));
-    b.resize(static_cast<size_t>(channels));
-    for (int64_t c = 0; c < channels && fast; ++c) {
-      a[c] = sc / std[c];
-      b[c] = -mean[c] / std[c];
-      for (int v = 0; fast && v < 256; ++v)
-        fast = static_cast<float>(std::fma(v, a[c], b[c])) ==
-               static_cast<float>((v * sc - mean[c]) / std[c]);
-    }
-  }
   // Split over elements (a batch of one channel is a single row), a chunk at a time per row.
   parallel_for(outer * channels * inner, kParallelGrain, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end;) {
       const int64_t r = i / inner, c = r % channels, stop = std::min(end, (r + 1) * inner);
       const T* p = x + i;
       float* po = out + i;
-      const int64_t len = stop - i;
-      if (fast) {
-        const double ac = a[c], bc = b[c];  // locals: the loop vectorises
-        for (int64_t j = 0; j < len; ++j)
-          po[j] = static_cast<float>(std::fma(static_cast<double>(p[j]), ac, bc));
-      } else {
-        const double mu = mean[c], sd = std[c];
-        for (int64_t j = 0; j < len; ++j)
-          po[j] = static_cast<float>((static_cast<double>(p[j]) * sc - mu) / sd);
-      }
+      const double mu = mean[c], sd = std[c];
+      for (int64_t j = 0, len = stop - i; j < len; ++j)
+        po[j] = static_cast<float>((static_cast<double>(p[j]) * sc - mu) / sd);
       i = stop;
     }
   });

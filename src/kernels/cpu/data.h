@@ -11,9 +11,9 @@ namespace soma::kernels::cpu {
 
 /// x viewed as [outer, channels, inner]:
 ///   out[o, c, i] = float((double(x[o, c, i]) * scale - mean[c]) / std[c])
-/// computed in double and rounded once. For uint8 input, when x * (scale / std[c]) - mean[c] /
-/// std[c] (one FMA, no division) rounds to the same float as the formula for all 256 byte
-/// values of every channel (checked on each call), that form is used instead: same result.
+/// computed in double and rounded once. For uint8 input with at least 256 elements per channel
+/// the formula is evaluated for each channel's 256 byte values and the batch is looked up in
+/// that table: the same result.
 /// T is float, double, int64_t, bool or uint8_t.
 template <typename T>
 void normalize(const T* x, float* out, int64_t outer, int64_t channels, int64_t inner, double scale,
