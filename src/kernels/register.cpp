@@ -30,6 +30,7 @@
 #include "kernels/kernels_lowp.h"
 #ifdef SOMA_ONEDNN
 #include "kernels/onednn/conv.h"
+#include "kernels/onednn/gemm.h"
 #endif
 
 namespace soma::kernels {
@@ -179,7 +180,10 @@ void register_kernels() {
   Kernel<ConvBackwardWeight<double>>::add("reference", 0,
                                           &cpu::conv_backward_weight_reference<double>);
 #ifdef SOMA_ONEDNN
-  // oneDNN (float32 only; SOMA_ONEDNN builds): "onednn" alone (below "cpu"), and "tuned", the
+  // float32 GEMM: oneDNN's sgemm where the CPU has AVX-512 (kernels/onednn/gemm.h), above
+  // OpenBLAS; SOMA_KERNELS=openblas (or SOMA_MAX_CPU_ISA below avx512_core) picks OpenBLAS.
+  Kernel<Gemm<float>>::add("onednn", 150, &onednn::gemm, &onednn::gemm_available);
+  // Convolutions (float32 only): "onednn" alone (below "cpu"), and "tuned", the
   // default: oneDNN or "cpu" per shape, by the rule measured with bench/conv_bench
   // (kernels/onednn/conv.h prefer_onednn; docs/PERFORMANCE.md, "Convolutions (issue 18)").
   Kernel<ConvForward<float>>::add("onednn", 50, &onednn::conv_forward, &onednn::available);

@@ -47,7 +47,9 @@ struct ThreadsGuard {
 
 TEST(KernelRegistry, DefaultsAreTheFastBackends) {
   k::BackendGuard guard("");  // no preference (the reference ctest sets SOMA_KERNELS)
-  EXPECT_EQ(k::Kernel<k::Gemm<float>>::selected_backend(), "openblas");
+  // float32: oneDNN's sgemm where it is built and the CPU has AVX-512, else OpenBLAS.
+  const bool onednn_gemm = k::Kernel<k::Gemm<float>>::get("onednn") != nullptr;
+  EXPECT_EQ(k::Kernel<k::Gemm<float>>::selected_backend(), onednn_gemm ? "onednn" : "openblas");
   EXPECT_EQ(k::Kernel<k::Gemm<double>>::selected_backend(), "openblas");
   EXPECT_EQ(k::Kernel<k::SumDim<float>>::selected_backend(), "cpu");
   EXPECT_EQ(k::Kernel<k::RowLoop<3>>::selected_backend(), "cpu");
@@ -113,7 +115,60 @@ TEST(KernelRegistry, ANewImplementationIsOneRegistrationLine) {
     g_calls = 0;
     const soma::Tensor again = soma::matmul(a, b);
     EXPECT_EQ(g_calls.load(), 0);
-    EXPECT_EQ(k::Kernel<k::Gemm<float>>::selected_backend(), "openblas");
+    EXPECT_EQ(k::Kernel<k::Gemm<float>>::selected_backend(),
+              k::Kernel<k::Gemm<float>>::get("onednn") != nullptr ? "onednn" : "openblas");
+  }
+}
+
+// The float32 GEMM implementations against the long-double reference: every transpose pair,
+// odd sizes and tails, padded leading dimensions, beta 0 over NaN (C not read) and beta 0.5,
+// products small enough for one thread and large enough for gemm_split's team (rows and
+// columns), at one and two threads.
+TEST(KernelRegistry, FloatGemmImplementationsAgreeWithTheReference) {
+  ThreadsGuard threads;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> nd;
+  struct Shape {
+    int64_t m, n, k;
+  };
+  for (const char* backend : {"onednn", "openblas"}) {
+    auto* gemm = k::Kernel<k::Gemm<float>>::get(backend);
+    if (gemm == nullptr) continue;  // not built, or no AVX-512 here
+    for (const int nt : {1, 2})
+      for (const Shape sh : {Shape{2, 3, 1}, Shape{37, 129, 61}, Shape{33, 300, 257},
+                             Shape{300, 33, 257}, Shape{256, 784, 32}, Shape{32, 256, 784}})
+        for (const bool ta : {false, true})
+          for (const bool tb : {false, true})
+            for (const float beta : {0.0f, 0.5f}) {
+              soma::set_num_threads(nt);
+              const int64_t lda = (ta ? sh.m : sh.k) + 3, ldb = (tb ? sh.k : sh.n) + 1,
+                            ldc = sh.n + 2;
+              std::vector<float> a((ta ? sh.k : sh.m) * lda), b((tb ? sh.n : sh.k) * ldb);
+              for (float& v : a) v = nd(rng);
+              for (float& v : b) v = nd(rng);
+              std::vector<float> c(sh.m * ldc), want;
+              for (float& v : c) v = beta == 0.0f ? NAN : nd(rng);
+              want = c;
+              gemm(ta, tb, sh.m, sh.n, sh.k, 1.5f, a.data(), lda, b.data(), ldb, beta, c.data(),
+                   ldc);
+              k::Kernel<k::Gemm<float>>::get("reference")(ta, tb, sh.m, sh.n, sh.k, 1.5f, a.data(),
+                                                          lda, b.data(), ldb, beta, want.data(),
+                                                          ldc);
+              for (int64_t i = 0; i < sh.m; ++i)
+                for (int64_t j = 0; j < sh.n; ++j)
+                  ASSERT_NEAR(c[i * ldc + j], want[i * ldc + j],
+                              1e-5f * static_cast<float>(sh.k) + 1e-5f)
+                      << backend << " t=" << nt << " " << sh.m << "x" << sh.n << "x" << sh.k
+                      << " ta=" << ta << " tb=" << tb << " beta=" << beta << " at " << i << ","
+                      << j;
+              // ldc's padding is never written
+              for (int64_t i = 0; i < sh.m; ++i)
+                for (int64_t j = sh.n; j < ldc; ++j)
+                  if (beta == 0.0f)
+                    ASSERT_TRUE(std::isnan(c[i * ldc + j]));
+                  else
+                    ASSERT_EQ(c[i * ldc + j], want[i * ldc + j]);
+            }
   }
 }
 

@@ -40,49 +40,15 @@ void row_gemv(Gemv gemv, bool ta, bool tb, int64_t n, int64_t k, T alpha, const 
          static_cast<int>(ldb), a, inc_a, beta, c, 1);
 }
 
-// C = alpha op(A) op(B) + beta C split over the OpenMP threads along C's longer side: thread t
-// makes rows (or columns) [len t / T, len (t + 1) / T) with a single-threaded BLAS call
-// (OpenBLAS's OpenMP build runs single-threaded inside a parallel region). Each thread packs
-// its own copy of the operand that is not split, so the split goes along the longer side of C:
-// rows when m >= n (every thread packs op(B), k x n), columns otherwise (op(A), m x k).
-//
-// Why: OpenBLAS's own threading synchronises its threads several times inside one product
-// (they share packed panels). When one of our threads is preempted for a moment (a VM's other
-// tenants, a kernel daemon), every such sync waits for it; independent blocks meet once, at
-// the end. On this project's 2-core machine that is 5-7 % off a training step at batch
-// 128-512, and 18 % at batch 32, when the machine is busy, and 0.3-3 % when it is quiet
-// (docs/PERFORMANCE.md). Products with under 128 rows (columns) per thread stay with OpenBLAS.
-// Like OpenBLAS's own threading, the split can change the last bit of some elements against
-// a one-thread call (the kernel's edge tiles fall elsewhere).
+// CBLAS's row-major call with soma's bool transposes, for gemm_split (kernels/cpu/gemm.h).
 template <typename T, typename Gemm>
-bool gemm_split(Gemm gemm, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-                int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-  constexpr int64_t kMinPerThread = 128;          // rows or columns
-  constexpr int64_t kMinWork = int64_t{1} << 20;  // multiply-adds; below it one call is cheaper
-  const int threads = num_threads();
-  const bool by_cols = n > m;
-  if (threads < 2 || (by_cols ? n : m) < kMinPerThread * threads || m * n * k < kMinWork)
-    return false;
-  parallel_team(true, [&](int64_t t, int64_t nt) {
-    if (!by_cols) {
-      const int64_t r0 = m * t / nt, r1 = m * (t + 1) / nt;
-      // Row r of op(A) starts at a + r * lda (A as stored) or a + r (A transposed).
-      const T* ar = ta ? a + r0 : a + r0 * lda;
-      gemm(CblasRowMajor, op(ta), op(tb), static_cast<int>(r1 - r0), static_cast<int>(n),
-           static_cast<int>(k), alpha, ar, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
-           c + r0 * ldc, static_cast<int>(ldc));
-    } else {
-      // Column edges on multiples of 16 (whole vectors); column j of op(B) starts at
-      // b + j * ldb (B transposed) or b + j.
-      const int64_t c0 = (n * t / nt) & ~int64_t{15};
-      const int64_t c1 = t + 1 == nt ? n : (n * (t + 1) / nt) & ~int64_t{15};
-      const T* bc = tb ? b + c0 * ldb : b + c0;
-      gemm(CblasRowMajor, op(ta), op(tb), static_cast<int>(m), static_cast<int>(c1 - c0),
-           static_cast<int>(k), alpha, a, static_cast<int>(lda), bc, static_cast<int>(ldb), beta,
-           c + c0, static_cast<int>(ldc));
-    }
-  });
-  return true;
+auto cblas_call(Gemm gemm) {
+  return [gemm](bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+                const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+    gemm(CblasRowMajor, op(ta), op(tb), static_cast<int>(m), static_cast<int>(n),
+         static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c,
+         static_cast<int>(ldc));
+  };
 }
 
 }  // namespace
@@ -94,7 +60,9 @@ void gemm<float>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
   sync_blas_threads();
   if (m == 1 && n > 0 && k > 0)
     return row_gemv<float>(cblas_sgemv, ta, tb, n, k, alpha, a, lda, b, ldb, beta, c);
-  if (gemm_split<float>(cblas_sgemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
+  if (gemm_split<float>(cblas_call<float>(cblas_sgemm), ta, tb, m, n, k, alpha, a, lda, b, ldb,
+                        beta, c, ldc))
+    return;
   cblas_sgemm(CblasRowMajor, op(ta), op(tb), static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
               c, static_cast<int>(ldc));
@@ -107,7 +75,9 @@ void gemm<double>(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alph
   sync_blas_threads();
   if (m == 1 && n > 0 && k > 0)
     return row_gemv<double>(cblas_dgemv, ta, tb, n, k, alpha, a, lda, b, ldb, beta, c);
-  if (gemm_split<double>(cblas_dgemm, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)) return;
+  if (gemm_split<double>(cblas_call<double>(cblas_dgemm), ta, tb, m, n, k, alpha, a, lda, b, ldb,
+                         beta, c, ldc))
+    return;
   cblas_dgemm(CblasRowMajor, op(ta), op(tb), static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), alpha, a, static_cast<int>(lda), b, static_cast<int>(ldb), beta,
               c, static_cast<int>(ldc));

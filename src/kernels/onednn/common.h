@@ -52,7 +52,9 @@ inline const dnnl::engine& engine() {
 /// soma's thread setting; the thread's own value comes back afterwards.
 class OmpThreads {
  public:
-  OmpThreads() : n_(cpu::num_threads()), previous_(omp_get_max_threads()) {
+  OmpThreads() : OmpThreads(cpu::num_threads()) {}
+  /// n threads instead of soma's setting (a product too small to share).
+  explicit OmpThreads(int n) : n_(n), previous_(omp_get_max_threads()) {
     if (previous_ != n_) omp_set_num_threads(n_);
   }
   ~OmpThreads() {
