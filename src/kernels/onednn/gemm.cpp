@@ -32,7 +32,8 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const 
           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   if (m <= 1 || n <= 0 || k <= 0)
     return cpu::gemm<float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  (void)engine();  // SOMA_MAX_CPU_ISA's cap on oneDNN, before its first kernel
+  (void)engine();            // SOMA_MAX_CPU_ISA's cap on oneDNN, before its first kernel
+  cpu::sync_blas_threads();  // OpenBLAS's count follows soma's, as after an OpenBLAS product
   // The calling thread's OpenMP setting is what oneDNN's team takes: soma's thread count, or
   // one thread below kShareWork multiply-adds, where a team's start and join cost more than
   // the second thread saves (measured: 32 x 128 x 256 takes 12.8 us on one thread, 16.2 us
