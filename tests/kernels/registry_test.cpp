@@ -371,6 +371,23 @@ TEST(KernelRegistry, EverySlotsReferenceMatchesTheFastOne) {
                                                        tmean, tstd);
     EXPECT_EQ(t1, t2) << rows;
   }
+  // Rows whose length is not a multiple of 16 (the AVX-512 lookup's tail), three channels, and
+  // enough elements (41 x 3 x 299 > the parallel grain) that two threads split mid-row: exact.
+  {
+    std::vector<uint8_t> big(41 * 3 * 299);
+    for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i < 256 ? i : rng());
+    const double cmean[3] = {0.3, 0.6, -0.2}, cstd[3] = {0.2, 0.45, 3.0};
+    const ThreadsGuard guard;
+    for (const int threads : {1, 2}) {
+      soma::set_num_threads(threads);
+      std::vector<float> b1(big.size()), b2(big.size());
+      k::Kernel<k::Normalize<uint8_t>>::get("cpu")(big.data(), b1.data(), 41, 3, 299, 1.0 / 255,
+                                                   cmean, cstd);
+      k::Kernel<k::Normalize<uint8_t>>::get("reference")(big.data(), b2.data(), 41, 3, 299,
+                                                         1.0 / 255, cmean, cstd);
+      EXPECT_EQ(b1, b2) << threads;
+    }
+  }
   std::vector<float> s1(100), s2(100);
   k::Kernel<k::Normalize<uint8_t>>::get("cpu")(img.data(), s1.data(), 1, 2, 50, 1.0 / 255, mean,
                                                stdv);

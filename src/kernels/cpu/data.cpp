@@ -1,6 +1,10 @@
 // Data-pipeline kernels: normalisation to float32, zero-padded crop, horizontal flip.
 #include "kernels/cpu/data.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -8,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cpu/parallel.h"
+#include "kernels/cpu/vector_isa.h"
 
 namespace soma::kernels::cpu {
 
@@ -48,6 +53,36 @@ void reverse_row(const unsigned char* src, unsigned char* dst, int64_t w, int64_
 
 }  // namespace
 
+#if SOMA_HAVE_TARGET_AVX512
+namespace {
+
+// out[j] = table[p[j]] for a 256-entry table held in 16 registers: each group of 16 bytes is
+// looked up in the eight 32-entry halves by two-source permutes (the index's low 5 bits) and
+// the eight results are merged by bits 5, 6 and 7. About twice the scalar loop's speed (which
+// GCC vectorises as element-by-element inserts, not gathers).
+SOMA_TARGET_AVX512 void lookup_avx512(const uint8_t* p, float* out, int64_t n, const float* table) {
+  __m512 t[16];
+  for (int q = 0; q < 16; ++q) t[q] = _mm512_loadu_ps(table + 16 * q);
+  const __m512i bit5 = _mm512_set1_epi32(32), bit6 = _mm512_set1_epi32(64),
+                bit7 = _mm512_set1_epi32(128);
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    const __m512i idx =
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + j)));
+    __m512 r[8];
+    for (int q = 0; q < 8; ++q) r[q] = _mm512_permutex2var_ps(t[2 * q], idx, t[2 * q + 1]);
+    const __mmask16 m5 = _mm512_test_epi32_mask(idx, bit5), m6 = _mm512_test_epi32_mask(idx, bit6),
+                    m7 = _mm512_test_epi32_mask(idx, bit7);
+    for (int q = 0; q < 4; ++q) r[q] = _mm512_mask_blend_ps(m5, r[2 * q], r[2 * q + 1]);
+    for (int q = 0; q < 2; ++q) r[q] = _mm512_mask_blend_ps(m6, r[2 * q], r[2 * q + 1]);
+    _mm512_storeu_ps(out + j, _mm512_mask_blend_ps(m7, r[0], r[1]));
+  }
+  for (; j < n; ++j) out[j] = table[p[j]];
+}
+
+}  // namespace
+#endif
+
 template <typename T>
 void normalize(const T* x, float* out, int64_t outer, int64_t channels, int64_t inner, double scale,
                const double* mean, const double* std) {
@@ -74,12 +109,20 @@ void normalize(const T* x, float* out, int64_t outer, int64_t channels, int64_t 
         });
         return;
       }
+      const bool avx512 = SOMA_HAVE_TARGET_AVX512 && vector_level() == 2;
       parallel_for(total, kParallelGrain, [&](int64_t begin, int64_t end) {
         for (int64_t i = begin; i < end;) {
           const int64_t r = i / inner, stop = std::min(end, (r + 1) * inner);
           const float* t = table + (r % channels) * 256;
           const uint8_t* p = x + i;
           float* po = out + i;
+#if SOMA_HAVE_TARGET_AVX512
+          if (avx512) {
+            lookup_avx512(p, po, stop - i, t);
+            i = stop;
+            continue;
+          }
+#endif
           for (int64_t j = 0, len = stop - i; j < len; ++j) po[j] = t[p[j]];
           i = stop;
         }

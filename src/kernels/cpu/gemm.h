@@ -41,17 +41,20 @@ void gemm_batched_reference(bool trans_a, bool trans_b, int64_t batch, int64_t m
 /// tenants, a kernel daemon), every such sync waits for it; independent blocks meet once, at
 /// the end. On this project's 2-core machine that is 5-7 % off a training step at batch
 /// 128-512, and 18 % at batch 32, when the machine is busy, and 0.3-3 % when it is quiet
-/// (docs/PERFORMANCE.md). Products with under 128 rows (columns) per thread stay whole.
+/// (docs/PERFORMANCE.md). Products with under min_per_thread rows (columns) per thread stay
+/// whole: 128 for OpenBLAS; oneDNN's sgemm, whose own team of two is slower than a split of
+/// 64 rows each (128 x 128 x 256: 43 us on one thread, 40 us on oneDNN's team, 32 us split),
+/// passes 32.
 /// Like a BLAS's own threading, the split can change the last bit of some elements against
 /// a one-thread call (the kernel's edge tiles fall elsewhere).
 template <typename T, typename Gemm>
 bool gemm_split(Gemm gemm, bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-                int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-  constexpr int64_t kMinPerThread = 128;          // rows or columns
+                int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc,
+                int64_t min_per_thread = 128) {
   constexpr int64_t kMinWork = int64_t{1} << 20;  // multiply-adds; below it one call is cheaper
   const int threads = num_threads();
   const bool by_cols = n > m;
-  if (threads < 2 || (by_cols ? n : m) < kMinPerThread * threads || m * n * k < kMinWork)
+  if (threads < 2 || (by_cols ? n : m) < min_per_thread * threads || m * n * k < kMinWork)
     return false;
   parallel_team(true, [&](int64_t t, int64_t nt) {
     if (!by_cols) {

@@ -45,7 +45,9 @@ void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const 
     return sgemm_once(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
   const OmpThreads threads;
-  if (cpu::gemm_split<float>(sgemm_once, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+  constexpr int64_t kMinPerThread = 32;  // rows or columns (gemm_split's note)
+  if (cpu::gemm_split<float>(sgemm_once, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
+                             kMinPerThread))
     return;
   sgemm_once(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
