@@ -136,7 +136,9 @@ TEST(KernelRegistry, FloatGemmImplementationsAgreeWithTheReference) {
     if (gemm == nullptr) continue;  // not built, or no AVX-512 here
     for (const int nt : {1, 2})
       for (const Shape sh : {Shape{2, 3, 1}, Shape{37, 129, 61}, Shape{33, 300, 257},
-                             Shape{300, 33, 257}, Shape{256, 784, 32}, Shape{32, 256, 784}})
+                             Shape{300, 33, 257}, Shape{256, 784, 32}, Shape{32, 256, 784},
+                             // split with under 128 rows (columns) per thread (oneDNN's 32)
+                             Shape{100, 96, 257}, Shape{96, 130, 257}})
         for (const bool ta : {false, true})
           for (const bool tb : {false, true})
             for (const float beta : {0.0f, 0.5f}) {
