@@ -22,6 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The attribute macros of src/kernels/cpu/lowp*.cpp / lowp_int8_impl.h and vector_isa.h.
 TARGET_MACROS = r"SOMA_LOWP_TARGET|SOMA_AVX512|SOMA_BF16|SOMA_TARGET_AVX512|SOMA_TARGET_AVX2"
 SOURCES = ["src/kernels/cpu/lowp*", "src/kernels/cpu/vector_isa.h", "src/kernels/cpu/pool.cpp",
+           "src/kernels/cpu/data.cpp", "src/kernels/cpu/exp.cpp",
            "src/kernels/cpu/small_gemm.cpp"]
 
 

@@ -30,33 +30,37 @@ namespace {
 
 // The fused backward dx = df(g, s) over the saved tensor s (x or y).
 template <typename DF>
-Tensor fused_grad(const Tensor& g, const Tensor& s, DF df, const char* op) {
+Tensor fused_grad(const Tensor& g, const Tensor& s, DF df, const char* op, int64_t grain) {
   return detail::dispatch_float(g.dtype(), op, [&]<typename T>() {
-    return map2<T>(g, s, [df](T gv, T sv) { return static_cast<T>(df(gv, sv)); });
+    return map2<T>(
+        g, s, [df](T gv, T sv) { return static_cast<T>(df(gv, sv)); }, op, grain);
   });
 }
 
 // y = f(x). Plain backward: dx = df(g, s), s = x or y (save_output). With grad mode on
 // (create_graph): dx = slow(g, s) from differentiable ops, s = x as-is or y re-attached.
+// `grain`: kCheapGrain for the piecewise-linear ones (a compare and a select per element).
 template <typename F, typename DF, typename SLOW>
-Tensor activation(const Tensor& x, const char* op, bool save_output, F f, DF df, SLOW slow) {
+Tensor activation(const Tensor& x, const char* op, bool save_output, F f, DF df, SLOW slow,
+                  int64_t grain = kernels::cpu::kParallelGrain) {
   SOMA_CHECK(x.defined(), op, ": called with an undefined tensor");
   Tensor out = detail::dispatch_float(x.dtype(), op, [&]<typename T>() {
-    return map1<T>(x, [f](T v) { return static_cast<T>(f(v)); });
+    return map1<T>(
+        x, [f](T v) { return static_cast<T>(f(v)); }, grain);
   });
   if (needs_grad(x)) {
     if (save_output) {
       record(out, op, {x},
-             [y = out.detach(), df, slow, op](const Tensor& g) -> Grads {
+             [y = out.detach(), df, slow, op, grain](const Tensor& g) -> Grads {
                if (autograd::is_grad_enabled()) return {slow(g, autograd::attach_output(y))};
-               return {fused_grad(g, y, df, op)};
+               return {fused_grad(g, y, df, op, grain)};
              },
              {out});
     } else {
       record(out, op, {x},
-             [x, df, slow, op](const Tensor& g) -> Grads {
+             [x, df, slow, op, grain](const Tensor& g) -> Grads {
                if (autograd::is_grad_enabled()) return {slow(g, x)};
-               return {fused_grad(g, x, df, op)};
+               return {fused_grad(g, x, df, op, grain)};
              },
              {x});
     }
@@ -135,7 +139,7 @@ Tensor relu(const Tensor& x) {
   auto df = [](auto g, auto y) { return y > 0 ? g : decltype(g)(0); };
   Tensor out = activation(
       x, "relu", true, [](auto v) { return v < 0 ? decltype(v)(0) : v; },  // NaN passes through
-      df, constant_slope(df, "relu"));
+      df, constant_slope(df, "relu"), kernels::cpu::kCheapGrain);
   if (ts) ts.record("relu", {x}, out);
   return out;
 }
@@ -168,7 +172,7 @@ Tensor leaky_relu(const Tensor& x, double negative_slope) {
   Tensor out = activation(
       x, "leaky_relu", false,
       [negative_slope](auto v) { return v > 0 ? v : static_cast<decltype(v)>(v * negative_slope); },
-      df, constant_slope(df, "leaky_relu"));
+      df, constant_slope(df, "leaky_relu"), kernels::cpu::kCheapGrain);
   if (ts) ts.record("leaky_relu", {x}, out, {{"negative_slope", negative_slope}});
   return out;
 }
@@ -268,7 +272,7 @@ Tensor hardtanh(const Tensor& x, double min_val, double max_val) {
         using T = decltype(v);
         return std::min(std::max(v, static_cast<T>(min_val)), static_cast<T>(max_val));
       },
-      df, constant_slope(df, "hardtanh"));
+      df, constant_slope(df, "hardtanh"), kernels::cpu::kCheapGrain);
 }
 
 Tensor hardsigmoid(const Tensor& x) {
@@ -283,7 +287,7 @@ Tensor hardsigmoid(const Tensor& x) {
         using T = decltype(v);
         return v <= T(-3) ? T(0) : v >= T(3) ? T(1) : static_cast<T>(v / T(6) + T(0.5));
       },
-      df, constant_slope(df, "hardsigmoid"));
+      df, constant_slope(df, "hardsigmoid"), kernels::cpu::kCheapGrain);
 }
 
 Tensor hardswish(const Tensor& x) {

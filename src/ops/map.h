@@ -4,6 +4,8 @@
 //   Tensor z = map2<T>(a, b, [](T x, T y) { return x * y; });           // broadcast shape
 // Inputs may have any strides (views, transposes, stride-0 broadcasts); the output is a new
 // contiguous tensor of dtype TO. apply2 writes into an existing (possibly strided) output.
+// `grain`: the loop runs on one thread below this many elements (kernels::cpu::kCheapGrain for
+// memory-bound ops such as relu and add).
 #pragma once
 
 #include "core/tensor_impl.h"
@@ -34,9 +36,10 @@ T* mutable_ptr(const Tensor& t) {
 }
 
 template <typename TO, typename T, typename F>
-void apply1(const Tensor& out, const Tensor& x, F f) {
+void apply1(const Tensor& out, const Tensor& x, F f, int64_t grain = kernels::cpu::kParallelGrain) {
   const Shape sx = broadcast_strides(x, out.shape());
   auto loop = make_loop<2>(out.shape(), {&out.strides(), &sx});
+  loop.grain = grain;
   TO* po = mutable_ptr<TO>(out);
   const T* px = ptr<T>(x);
   for_each_row<2>(loop, [&](const int64_t* off, int64_t n, const int64_t* st) {
@@ -51,9 +54,11 @@ void apply1(const Tensor& out, const Tensor& x, F f) {
 }
 
 template <typename TO, typename T, typename F>
-void apply2(const Tensor& out, const Tensor& x, const Tensor& y, F f) {
+void apply2(const Tensor& out, const Tensor& x, const Tensor& y, F f,
+            int64_t grain = kernels::cpu::kParallelGrain) {
   const Shape sx = broadcast_strides(x, out.shape()), sy = broadcast_strides(y, out.shape());
   auto loop = make_loop<3>(out.shape(), {&out.strides(), &sx, &sy});
+  loop.grain = grain;
   TO* po = mutable_ptr<TO>(out);
   const T* px = ptr<T>(x);
   const T* py = ptr<T>(y);
@@ -94,16 +99,17 @@ void apply3(const Tensor& out, const Tensor& x, const Tensor& y, const Tensor& z
 }
 
 template <typename T, typename TO = T, typename F>
-Tensor map1(const Tensor& x, F f) {
+Tensor map1(const Tensor& x, F f, int64_t grain = kernels::cpu::kParallelGrain) {
   Tensor out = detail::make_tensor(x.shape(), dtype_of<TO>());
-  apply1<TO, T>(out, x, f);
+  apply1<TO, T>(out, x, f, grain);
   return out;
 }
 
 template <typename T, typename TO = T, typename F>
-Tensor map2(const Tensor& x, const Tensor& y, F f, const char* op = "elementwise") {
+Tensor map2(const Tensor& x, const Tensor& y, F f, const char* op = "elementwise",
+            int64_t grain = kernels::cpu::kParallelGrain) {
   Tensor out = detail::make_tensor(broadcast_shapes(x.shape(), y.shape(), op), dtype_of<TO>());
-  apply2<TO, T>(out, x, y, f);
+  apply2<TO, T>(out, x, y, f, grain);
   return out;
 }
 

@@ -454,41 +454,25 @@ const TorchTable& torch_table() {
     TorchTable t;
     const std::string path =
         golden::reference_path("SOMA_LOWP_REFERENCE", "lowp_conversion_reference.txt");
-    std::ifstream in(path);
-    if (!in) {
-      t.error = "cannot open " + path;
-      return t;
-    }
-    std::string line;
-    int no = 0;
-    while (std::getline(in, line)) {
-      ++no;
-      if (line.empty() || line[0] == '#') continue;
-      std::istringstream s(line);
-      std::string kind;
-      s >> kind;
+    t.error = golden::for_each_line(path, [&](const std::string& kind, std::istringstream& s) {
       if (kind == "quant") {
         TorchTable::Quant q{};
-        if (s >> std::hex >> q.scale >> std::dec >> q.zp >> std::hex >> q.x >> std::dec >> q.q) {
-          t.quant.push_back(q);
-          continue;
-        }
-      } else {
-        uint32_t x = 0, y = 0;
-        if (s >> std::hex >> x >> y) {
-          auto& list = kind == "bf16"      ? t.bf16
-                       : kind == "f16"     ? t.f16
-                       : kind == "bf16f32" ? t.bf16f32
-                                           : t.f16f32;
-          if (kind == "bf16" || kind == "f16" || kind == "bf16f32" || kind == "f16f32") {
-            list.emplace_back(x, y);
-            continue;
-          }
-        }
+        if (!(s >> std::hex >> q.scale >> std::dec >> q.zp >> std::hex >> q.x >> std::dec >> q.q))
+          return false;
+        t.quant.push_back(q);
+        return true;
       }
-      t.error = path + ":" + std::to_string(no) + ": cannot parse '" + line + "'";
-      return t;
-    }
+      if (kind != "bf16" && kind != "f16" && kind != "bf16f32" && kind != "f16f32") return false;
+      uint32_t x = 0, y = 0;
+      if (!(s >> std::hex >> x >> y)) return false;
+      auto& list = kind == "bf16"      ? t.bf16
+                   : kind == "f16"     ? t.f16
+                   : kind == "bf16f32" ? t.bf16f32
+                                       : t.f16f32;
+      list.emplace_back(x, y);
+      return true;
+    });
+    if (!t.error.empty()) return t;
     if (t.bf16.empty() || t.f16.empty() || t.bf16f32.empty() || t.f16f32.empty() || t.quant.empty())
       t.error = path + ": a section is missing";
     return t;

@@ -103,6 +103,26 @@ inline std::string reference_path(const char* env_var, const std::string& defaul
   return std::string(SOMA_TEST_DATA_DIR) + "/reference/" + default_name;
 }
 
+// Calls `parse(kind, rest)` for each line of `path` that is neither empty nor a comment, with the
+// line's first word and a stream over the rest; `parse` returns false for a line it cannot read.
+// Returns "" or the error: the file cannot be opened, or "path:line: cannot parse '...'".
+template <typename Parse>
+std::string for_each_line(const std::string& path, Parse parse) {
+  std::ifstream in(path);
+  if (!in) return "cannot open " + path;
+  std::string line;
+  int no = 0;
+  while (std::getline(in, line)) {
+    ++no;
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream s(line);
+    std::string kind;
+    if (!(s >> kind) || !parse(kind, s))
+      return path + ":" + std::to_string(no) + ": cannot parse '" + line + "'";
+  }
+  return "";
+}
+
 inline bool parse_dtype(const std::string& s, soma::DType* dtype) {
   if (s == "float32")
     *dtype = soma::kFloat32;

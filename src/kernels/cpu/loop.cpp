@@ -37,7 +37,7 @@ void for_each_row(const StridedLoop<K>& loop, RowFn f) {
     }
   };
 
-  parallel_team(loop.numel >= kParallelGrain, [&](int64_t tid, int64_t nt) {
+  parallel_team(loop.numel >= loop.grain, [&](int64_t tid, int64_t nt) {
     if (rows >= nt) {
       run(rows * tid / nt, rows * (tid + 1) / nt, 0, n);
     } else {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kernels/cpu/function_ref.h"
+#include "kernels/cpu/parallel.h"
 #include "soma/core/tensor.h"
 
 namespace soma::kernels::cpu {
@@ -18,6 +19,7 @@ struct StridedLoop {
   std::vector<int64_t> sizes;                   // >= 1 dim, innermost last
   std::array<std::vector<int64_t>, K> strides;  // in elements, per operand
   int64_t numel = 0;
+  int64_t grain = kParallelGrain;  // for_each_row runs on one thread below this many elements
 };
 
 template <int K>

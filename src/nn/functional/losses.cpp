@@ -3,9 +3,11 @@
 // Forward and backward side by side; fused backward passes are named as such.
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "autograd/node.h"
 #include "core/dispatch.h"
+#include "kernels/cpu/exp.h"
 #include "kernels/kernels.h"
 #include "ops/map.h"
 #include "soma/core/error.h"
@@ -337,6 +339,8 @@ Tensor fused_cross_entropy(const Tensor& x, const Tensor& target, int64_t ignore
              detail::dispatch_float(g.dtype(), "cross_entropy backward", [&]<typename T>() {
                const T* lp = logp.data<T>();
                T* d = dx.data<T>();
+               if constexpr (std::is_same_v<T, float>)
+                 kernels::cpu::exp_float(lp, d, N * C);  // PyTorch's bits, 16 lanes at a time
                for (int64_t i = 0; i < N; ++i) {
                  T* row = d + i * C;
                  if (ys[i] == ignore_index) {
@@ -346,7 +350,11 @@ Tensor fused_cross_entropy(const Tensor& x, const Tensor& target, int64_t ignore
                  const T s = static_cast<T>(reduction == Reduction::None   ? gs[i]
                                             : reduction == Reduction::Mean ? gs[0] / count
                                                                            : gs[0]);
-                 for (int64_t c = 0; c < C; ++c) row[c] = std::exp(lp[i * C + c]) * s;
+                 if constexpr (std::is_same_v<T, float>) {
+                   for (int64_t c = 0; c < C; ++c) row[c] *= s;
+                 } else {
+                   for (int64_t c = 0; c < C; ++c) row[c] = std::exp(lp[i * C + c]) * s;
+                 }
                  row[ys[i]] -= s;
                }
              });
