@@ -903,11 +903,12 @@ void bind_tensor(py::module_& m) {
          [](const Tensor& x, py::args shape) {
            return x.reshape(shape_from_args(shape, "reshape"));
          },
-         "One dimension may be -1 (inferred). A view when contiguous, else a copy.")
+         "One dimension may be -1 (inferred). A view when the strides allow (as torch), else a "
+         "copy.")
       .def(
           "view",
           [](const Tensor& x, py::args shape) { return x.view(shape_from_args(shape, "view")); },
-          "Like reshape but never copies: the tensor must be contiguous.")
+          "Like reshape but never copies: an error when the strides do not allow the shape.")
       .def(
           "view_as", [](const Tensor& x, const Tensor& o) { return x.view(o.shape()); },
           py::arg("other"))
@@ -946,8 +947,8 @@ void bind_tensor(py::module_& m) {
           "The last two dims swapped (a view).");
   m.def(
       "reshape", [](const Tensor& x, const Shape& s) { return reshape(x, s); },
-      "One dimension may be -1 (inferred). A view when contiguous, else a copy.", py::arg("input"),
-      py::arg("shape"));
+      "One dimension may be -1 (inferred). A view when the strides allow (as torch), else a copy.",
+      py::arg("input"), py::arg("shape"));
   m.def(
       "permute", [](const Tensor& x, const Shape& d) { return permute(x, d); },
       "Reorders the dims (a view).", py::arg("input"), py::arg("dims"));

@@ -4,7 +4,9 @@
 // is index_select), so all of them can be differentiated twice.
 #include "soma/ops/shape.h"
 
+#include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "autograd/node.h"
 #include "core/dispatch.h"
@@ -49,6 +51,48 @@ Shape infer_shape(const Shape& shape, int64_t numel, const Shape& from, const ch
   return out;
 }
 
+// The strides under which `new_shape` views the elements of a tensor of shape `old_shape` and
+// strides `old_strides` in the same row-major order, or nullopt when no strides do (ATen's
+// computeStride, so view and reshape alias exactly when PyTorch's do). The old dims fall into
+// blocks within which they are contiguous (stride[d] == size[d+1] * stride[d+1], size-1 dims
+// join either side); the new shape must split into blocks of the same element counts.
+std::optional<Shape> view_strides(const Shape& old_shape, const Shape& old_strides,
+                                  const Shape& new_shape) {
+  const int64_t new_dims = static_cast<int64_t>(new_shape.size());
+  if (old_shape.empty()) return Shape(new_shape.size(), 1);
+  int64_t numel = 1;
+  for (const int64_t n : old_shape) numel *= n;
+  if (numel == 0 && old_shape == new_shape) return old_strides;
+  Shape strides(new_shape.size());
+  if (numel == 0) {  // as if resized: contiguous, a size-0 dim counting as 1
+    for (int64_t d = new_dims - 1; d >= 0; --d)
+      strides[d] = d == new_dims - 1 ? 1 : std::max<int64_t>(new_shape[d + 1], 1) * strides[d + 1];
+    return strides;
+  }
+  int64_t view_d = new_dims - 1;
+  int64_t base_stride = old_strides.back();  // stride of the block's innermost element
+  int64_t tensor_numel = 1, view_numel = 1;
+  for (int64_t d = static_cast<int64_t>(old_shape.size()) - 1; d >= 0; --d) {
+    tensor_numel *= old_shape[d];
+    // the block ends at d unless the dim outside it continues it
+    if (d == 0 || (old_shape[d - 1] != 1 && old_strides[d - 1] != tensor_numel * base_stride)) {
+      while (view_d >= 0 && (view_numel < tensor_numel || new_shape[view_d] == 1)) {
+        strides[view_d] = view_numel * base_stride;
+        view_numel *= new_shape[view_d];
+        --view_d;
+      }
+      if (view_numel != tensor_numel) return std::nullopt;
+      if (d > 0) {
+        base_stride = old_strides[d - 1];
+        tensor_numel = 1;
+        view_numel = 1;
+      }
+    }
+  }
+  if (view_d != -1) return std::nullopt;
+  return strides;
+}
+
 // A view of x with new geometry whose gradient is reshaped back to x's shape.
 Tensor shaped_view(const Tensor& x, const Shape& shape, const Shape& strides, int64_t offset,
                    const char* op) {
@@ -62,10 +106,13 @@ Tensor shaped_view(const Tensor& x, const Shape& shape, const Shape& strides, in
 
 static Tensor view_untraced(const Tensor& x, const Shape& shape) {
   check_defined(x, "view");
-  SOMA_CHECK(x.is_contiguous(), "view: tensor of shape ", x.shape(), " with strides ", x.strides(),
-             " is not contiguous; use reshape (which copies)");
   const Shape s = infer_shape(shape, x.numel(), x.shape(), "view");
-  return shaped_view(x, s, detail::contiguous_strides(s), x.impl()->offset, "view");
+  const std::optional<Shape> strides = view_strides(x.shape(), x.strides(), s);
+  SOMA_CHECK(strides.has_value(), "view: shape ", shape, " is not compatible with the size ",
+             x.shape(), " and strides ", x.strides(),
+             " of the input (a dimension would span two of its non-contiguous blocks); use "
+             "reshape, which copies then");
+  return shaped_view(x, s, *strides, x.impl()->offset, "view");
 }
 
 Tensor view(const Tensor& x, const Shape& shape) {
@@ -79,6 +126,8 @@ static Tensor reshape_untraced(const Tensor& x, const Shape& shape) {
   check_defined(x, "reshape");
   const Shape s = infer_shape(shape, x.numel(), x.shape(), "reshape");
   if (s == x.shape()) return x;
+  if (const std::optional<Shape> strides = view_strides(x.shape(), x.strides(), s))
+    return shaped_view(x, s, *strides, x.impl()->offset, "reshape");
   const Tensor c = x.contiguous();
   return shaped_view(c, s, detail::contiguous_strides(s), c.impl()->offset, "reshape");
 }

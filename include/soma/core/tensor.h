@@ -4,8 +4,8 @@
 // buffer (64-byte aligned when soma allocates it; soma::from_blob wraps foreign memory, aligned
 // to the element only), an element offset, a shape and strides (row-major when contiguous),
 // a dtype, and autograd metadata (requires_grad, .grad, the node that produced it). Copying a
-// Tensor copies the handle, like PyTorch; use clone() for a deep copy. Views (reshape of a
-// contiguous tensor, transpose, narrow, squeeze, detach) share storage with their base.
+// Tensor copies the handle, like PyTorch; use clone() for a deep copy. Views (view, reshape where
+// the strides allow, transpose, narrow, squeeze, detach) share storage with their base.
 //
 //   soma::Tensor x = soma::tensor(std::vector<float>{1, 2, 3, 4, 5, 6}, {2, 3});
 //   soma::Tensor w = soma::randn({3, 4}).requires_grad_(true);

@@ -136,7 +136,7 @@ class RandomHorizontalFlip : public Stage {
 };
 
 /// Views each sample with a new shape: x [N, ...] -> [N, sample_shape...] (same number of
-/// elements per sample; one entry may be -1). A view when x is contiguous.
+/// elements per sample; one entry may be -1). A view when x's strides allow (as reshape).
 class Reshape : public Stage {
  public:
   explicit Reshape(std::vector<int64_t> sample_shape);

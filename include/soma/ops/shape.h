@@ -1,4 +1,4 @@
-// Shape ops. reshape/view of a contiguous tensor, transpose, t, permute, movedim, squeeze,
+// Shape ops. view, reshape where the strides allow (as PyTorch's), transpose, t, permute, movedim, squeeze,
 // unsqueeze, narrow, slice, expand, unfold and the pieces of split/chunk/unbind return views
 // (shared storage); cat, stack, index_select, repeat, flip, roll, tril and triu copy. All are
 // differentiable twice (their backward is built from differentiable ops).
@@ -10,9 +10,12 @@
 
 namespace soma {
 
-/// One dimension may be -1 (inferred). A view when x is contiguous, else a copy.
+/// One dimension may be -1 (inferred). A view (sharing storage, possibly non-contiguous) when
+/// x's strides allow one, as for view; else a contiguous copy. Aliases exactly when torch's does.
 Tensor reshape(const Tensor& x, const Shape& shape);
-/// Like reshape but never copies: x must be contiguous.
+/// Like reshape but never copies: soma::Error when no strides give `shape` over x's elements in
+/// row-major order (a new dim would span two of x's non-contiguous blocks, e.g. a transposed
+/// matrix viewed as one dim). Works on non-contiguous x when they do (ATen's computeStride).
 Tensor view(const Tensor& x, const Shape& shape);
 Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
 Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);
