@@ -506,7 +506,7 @@ class Tensor:
     def requires_grad_(self, requires_grad: builtins.bool = ...) -> Tensor:
         """Marks a floating-point tensor as a leaf whose gradient is accumulated into .grad."""
     def reshape(self, *args) -> Tensor:
-        """One dimension may be -1 (inferred). A view when contiguous, else a copy."""
+        """One dimension may be -1 (inferred). A view when the strides allow (as torch), else a copy."""
     def reshape_as(self, other: Tensor) -> Tensor: ...
     def retain_grad(self) -> None:
         """Keeps this non-leaf tensor's gradient in .grad after backward."""
@@ -611,7 +611,7 @@ class Tensor:
     def var(self, dim: Any = ..., unbiased: Optional[builtins.bool] = ..., *, correction: Optional[builtins.int] = ..., keepdim: builtins.bool = ...) -> Tensor:
         """Variance / standard deviation over dim (default: all), divided by N - correction."""
     def view(self, *args) -> Tensor:
-        """Like reshape but never copies: the tensor must be contiguous."""
+        """Like reshape but never copies: an error when the strides do not allow the shape."""
     def view_as(self, other: Tensor) -> Tensor: ...
     def where(self, condition: Tensor, other: Tensor) -> Tensor:
         """condition ? self : other"""
@@ -1143,7 +1143,7 @@ def remainder(input: Tensor, other: Tensor) -> Tensor:
 def remainder(input: Tensor, other: Number) -> Tensor:
     """Python's %: the sign of the divisor."""
 def reshape(input: Tensor, shape: List[builtins.int]) -> Tensor:
-    """One dimension may be -1 (inferred). A view when contiguous, else a copy."""
+    """One dimension may be -1 (inferred). A view when the strides allow (as torch), else a copy."""
 def result_type(tensor1: Any, tensor2: Any) -> dtype:
     """The dtype of a binary op's result (torch.result_type)."""
 def roll(input: Tensor, shifts: Any, dims: Any = ...) -> Tensor:
