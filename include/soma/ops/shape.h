@@ -1,6 +1,6 @@
-// Shape ops. view, reshape where the strides allow (as PyTorch's), transpose, t, permute, movedim, squeeze,
-// unsqueeze, narrow, slice, expand, unfold and the pieces of split/chunk/unbind return views
-// (shared storage); cat, stack, index_select, repeat, flip, roll, tril and triu copy. All are
+// Shape ops. view, reshape where the strides allow (as PyTorch's), transpose, t, permute, movedim,
+// squeeze, unsqueeze, narrow, slice, expand, unfold and the pieces of split/chunk/unbind return
+// views (shared storage); cat, stack, index_select, repeat, flip, roll, tril and triu copy. All are
 // differentiable twice (their backward is built from differentiable ops).
 #pragma once
 
