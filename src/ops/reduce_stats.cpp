@@ -213,9 +213,29 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
   check_defined(x, "sum");
   const std::vector<int64_t> ds = wrap_dims(dims, x.dim(), "sum");
   if (ds.empty()) return keepdim ? sum(x).reshape(x.shape()) : sum(x);
-  Tensor r = x;
-  for (int64_t d : ds) r = sum(r, d, true);
-  return drop_dims(r, ds, keepdim);
+  if (ds.size() == 1 || x.dim() == 0 || !x.is_contiguous()) {
+    Tensor r = x;
+    for (int64_t d : ds) r = sum(r, d, true);
+    return drop_dims(r, ds, keepdim);
+  }
+  // A contiguous tensor: each run of adjacent reduced dims is one dim of a view, summed in one
+  // pass, innermost run first (a convolution's bias gradient, sum over {0, 2, 3} of [N, C, H,
+  // W], reads the data once as rows of H * W instead of three times).
+  Shape merged, kept = x.shape();
+  std::vector<int64_t> runs;  // the reduced dims of `merged`
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    const bool reduced = std::binary_search(ds.begin(), ds.end(), d);
+    if (reduced) kept[static_cast<size_t>(d)] = 1;
+    if (reduced && d > 0 && std::binary_search(ds.begin(), ds.end(), d - 1))
+      merged.back() *= x.size(d);
+    else {
+      if (reduced) runs.push_back(static_cast<int64_t>(merged.size()));
+      merged.push_back(x.size(d));
+    }
+  }
+  Tensor r = reshape(x, merged);
+  for (auto it = runs.rbegin(); it != runs.rend(); ++it) r = sum(r, *it, true);
+  return drop_dims(reshape(r, kept), ds, keepdim);
 }
 
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {

@@ -50,7 +50,8 @@ kernels::cpu::ConvGeometry geometry(const Params& p, int64_t n, int64_t c_in, in
 Tensor conv_op(const Tensor& x, const Tensor& w, const Tensor& b, const Params& p, int64_t oh,
                int64_t ow);
 Tensor conv_t_op(const Tensor& gy, const Tensor& w, const Params& p, int64_t h, int64_t wd);
-Tensor wgrad_op(const Tensor& x, const Tensor& gy, const Params& p, int64_t kh, int64_t kw);
+Tensor wgrad_op(const Tensor& x, const Tensor& gy, const Params& p, int64_t kh, int64_t kw,
+                Tensor* bias_grad = nullptr);
 
 // y [N, C_out, oh, ow] = conv(x [N, C_in, H, W], w [C_out, C_in / groups, kh, kw]) + b
 Tensor conv_op(const Tensor& x, const Tensor& w, const Tensor& b, const Params& p, int64_t oh,
@@ -70,8 +71,12 @@ Tensor conv_op(const Tensor& x, const Tensor& w, const Tensor& b, const Params& 
             rb = b.defined() && b.requires_grad()](const Tensor& gy) -> Grads {
              Tensor dx, dw, db;
              if (rx) dx = conv_t_op(gy, w, p, h, wd);
-             if (rw) dw = wgrad_op(x, gy, p, kh, kw);
-             if (rb) db = soma::sum(gy, std::vector<int64_t>{0, 2, 3});
+             // A first-order float32/64 backward takes the bias gradient from the weight
+             // gradient's kernel (a sum over gy as it reads it). Under create_graph it is a
+             // recorded sum, and under autocast too: the kernel would sum the bfloat16 gy.
+             const bool fused_bias = rb && rw && !p.bf16 && !autograd::is_grad_enabled();
+             if (rw) dw = wgrad_op(x, gy, p, kh, kw, fused_bias ? &db : nullptr);
+             if (rb && !fused_bias) db = soma::sum(gy, std::vector<int64_t>{0, 2, 3});
              return {dx, dw, db};
            });
   }
@@ -101,8 +106,10 @@ Tensor conv_t_op(const Tensor& gy, const Tensor& w, const Params& p, int64_t h, 
   return out;
 }
 
-// gw [C_out, C_in / groups, kh, kw] = conv's adjoint in w: correlation of x and gy
-Tensor wgrad_op(const Tensor& x, const Tensor& gy, const Params& p, int64_t kh, int64_t kw) {
+// gw [C_out, C_in / groups, kh, kw] = conv's adjoint in w: correlation of x and gy; with
+// bias_grad (outside create_graph only: it is not recorded), also the sums of gy over N, oh, ow.
+Tensor wgrad_op(const Tensor& x, const Tensor& gy, const Params& p, int64_t kh, int64_t kw,
+                Tensor* bias_grad) {
   const int64_t c_out = gy.size(1), c_in = x.size(1);
   kernels::cpu::ConvGeometry g;
   g.n = x.size(0), g.c_in = c_in, g.h = x.size(2), g.w = x.size(3);
@@ -112,9 +119,10 @@ Tensor wgrad_op(const Tensor& x, const Tensor& gy, const Params& p, int64_t kh, 
   g.bf16 = p.bf16;
   Tensor out = empty({c_out, c_in / p.groups, kh, kw}, x.dtype());
   const Tensor xc = x.detach().contiguous(), gc = gy.detach().contiguous();
+  if (bias_grad) *bias_grad = empty({c_out}, x.dtype());
   detail::dispatch_float(x.dtype(), "conv2d weight gradient", [&]<typename T>() {
     kernels::call<kernels::ConvBackwardWeight<T>>(xc.data<T>(), gc.data<T>(), out.data<T>(),
-                                                  nullptr, g);
+                                                  bias_grad ? bias_grad->data<T>() : nullptr, g);
   });
   if (needs_grad(x, gy)) {
     const int64_t h = x.size(2), wd = x.size(3), oh = gy.size(2), ow = gy.size(3);
